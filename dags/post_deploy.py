@@ -1,0 +1,23 @@
+"""
+# post_deploy
+
+Promote a release, alone: mark it promoted and keep its numbers as the baseline.
+
+Marks the **release id** promoted, frees the system's release lock, and keeps the release's latency
+numbers as the baseline the next release is compared with. Slack hears the promotion.
+
+Pick the *system* and type the *version*; the tasks are the same ones the `release` DAG runs.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import DAG
+from rollout.tasks import post_deploy_group, dag_settings
+
+with DAG(
+    dag_id="post_deploy",
+    doc_md=__doc__,
+    description="Promote a release, alone: mark it promoted and keep its numbers as the baseline.",
+    **dag_settings(tags=["phase", "post_deploy"], with_release_id=True),
+):
+    post_deploy_group()

@@ -1,0 +1,121 @@
+"""The demo service the embedded default releases: a small JSON API over a PostgreSQL database.
+
+Each version's behaviour comes from `releases/<version>.json` beside this file, standing in for the
+code of that version: the columns it reads, and how often it fails (a bad build). A version without a
+manifest exits at once, as a build that does not start would.
+
+    python server.py --version 1.1.0 --port 8765      (DATABASE_URL in the environment)
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import queue
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import psycopg
+
+RELEASES_DIR = Path(os.environ.get("DEMO_RELEASES_DIR", Path(__file__).with_name("releases")))
+
+
+class Pool:
+    """A few reused connections; a broken one (the database was restored under us) is replaced."""
+
+    def __init__(self, dsn: str, size: int = 8) -> None:
+        self._dsn = dsn
+        self._idle: queue.LifoQueue[psycopg.Connection[Any]] = queue.LifoQueue()
+        self._slots = threading.Semaphore(size)
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        with self._slots:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=5)
+            try:
+                yield conn
+            except psycopg.OperationalError:
+                conn.close()
+                raise
+            else:
+                self._idle.put(conn)
+
+
+def make_handler(version: str, manifest: dict[str, Any], pool: Pool) -> type[BaseHTTPRequestHandler]:
+    columns = ["id", "name", *manifest.get("columns", [])]
+    fail_every = int(manifest.get("fail_every", 0))
+    api_requests = itertools.count(1)
+    counter_lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # else headers and body in two writes wait ~40 ms for a delayed ACK
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+            pass  # one line per request would drown the log during a load probe
+
+        def _send(self, status: int, payload: Any) -> None:
+            body = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
+            url = urlparse(self.path)
+            try:
+                if url.path == "/health":
+                    with pool.connection() as conn:
+                        conn.execute("SELECT 1")
+                    self._send(200, {"status": "ok", "version": version})
+                elif url.path == "/api/items":
+                    with counter_lock:
+                        n = next(api_requests)
+                    if fail_every and n % fail_every == 0:
+                        self._send(500, {"error": "internal error"})
+                        return
+                    limit = min(int(parse_qs(url.query).get("limit", ["20"])[0]), 1000)
+                    select = ", ".join(f'"{c}"' for c in columns)
+                    with pool.connection() as conn:
+                        rows = conn.execute(f"SELECT {select} FROM items ORDER BY id LIMIT %s", (limit,)).fetchall()
+                    self._send(200, [dict(zip(columns, row, strict=True)) for row in rows])
+                else:
+                    self._send(404, {"error": "not found"})
+            except (psycopg.Error, ValueError) as exc:
+                self._send(500, {"error": type(exc).__name__})
+
+    return Handler
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--version", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    manifest_path = RELEASES_DIR / f"{args.version}.json"
+    if not manifest_path.is_file():
+        print(f"no build of version {args.version} ({manifest_path} missing)", file=sys.stderr)
+        return 1
+    manifest = json.loads(manifest_path.read_text())
+    pool = Pool(os.environ["DATABASE_URL"])
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(args.version, manifest, pool))
+    server.daemon_threads = True
+    print(f"demo app {args.version} serving on 127.0.0.1:{args.port}", flush=True)
+    server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

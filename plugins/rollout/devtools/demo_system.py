@@ -1,0 +1,36 @@
+"""Puts the demo system in its starting state: data of version 1.0.0, version 1.0.0 serving.
+
+Used by `make demo` and by the end-to-end tests, through the same target code the DAGs use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rollout.config import SqlFileMigrations, SystemProfile
+from rollout.targets.local_process import LocalProcessApp
+from rollout.targets.migrations import SqlFileMigrator
+from rollout.targets.postgres import PostgresDataTarget
+
+START_VERSION = "1.0.0"
+
+
+def reset(profile: SystemProfile, state_dir: Path) -> None:
+    """Empty the demo database, apply the migrations of 1.0.0 and serve 1.0.0."""
+    for config in profile.data_targets:
+        target = PostgresDataTarget(config=config)
+        with target.connect() as conn:
+            for schema in config.schemas:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+                conn.execute(f'CREATE SCHEMA "{schema}"')
+        if isinstance(config.migrations, SqlFileMigrations):
+            migrator = SqlFileMigrator(target=target, config=config.migrations)
+            for migration in migrator.pending(START_VERSION):
+                migrator.apply(migration, "demo-setup")
+    for app_config in profile.app_targets:
+        LocalProcessApp(config=app_config, system=profile.name, state_dir=state_dir).switch_to(START_VERSION)
+
+
+def stop_apps(profile: SystemProfile, state_dir: Path) -> None:
+    for app_config in profile.app_targets:
+        LocalProcessApp(config=app_config, system=profile.name, state_dir=state_dir).stop()

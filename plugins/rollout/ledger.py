@@ -1,0 +1,395 @@
+"""The release ledger: the record of every release, and the way phases hand each other state.
+
+Kept in a PostgreSQL database the profile names (`ledger_conn_id`). Everything is keyed by release id
+and written with upserts, so a retried task overwrites its own row instead of adding a second one; this is
+what lets any phase be retried or re-run alone. Together the tables are the seeds' "Deployment Log" and
+"Performance Baselines", kept by the machine.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from psycopg.types.json import Jsonb
+
+if TYPE_CHECKING:
+    import psycopg
+
+SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS rollout_release (
+    release_id text PRIMARY KEY,
+    system text NOT NULL,
+    version text NOT NULL,
+    previous_version text,
+    triggered_by text,
+    status text NOT NULL,
+    decision text,
+    decision_reasons jsonb,
+    decision_numbers jsonb,
+    decided_by text,
+    outcome_reason text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS rollout_release_system ON rollout_release (system, created_at);
+CREATE TABLE IF NOT EXISTS rollout_step (
+    release_id text NOT NULL REFERENCES rollout_release ON DELETE CASCADE,
+    phase text NOT NULL,
+    step text NOT NULL,
+    status text NOT NULL,
+    attempts integer NOT NULL DEFAULT 1,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz,
+    detail jsonb,
+    error text,
+    PRIMARY KEY (release_id, phase, step)
+);
+CREATE TABLE IF NOT EXISTS rollout_backup (
+    release_id text NOT NULL REFERENCES rollout_release ON DELETE CASCADE,
+    target text NOT NULL,
+    location text NOT NULL,
+    format text NOT NULL,
+    sha256 text NOT NULL,
+    size_bytes bigint NOT NULL,
+    toc_entries integer NOT NULL,
+    taken_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (release_id, target)
+);
+CREATE TABLE IF NOT EXISTS rollout_fingerprint (
+    release_id text NOT NULL REFERENCES rollout_release ON DELETE CASCADE,
+    target text NOT NULL,
+    stage text NOT NULL,
+    fingerprint jsonb NOT NULL,
+    taken_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (release_id, target, stage)
+);
+CREATE TABLE IF NOT EXISTS rollout_migration (
+    release_id text NOT NULL REFERENCES rollout_release ON DELETE CASCADE,
+    target text NOT NULL,
+    migration_id text NOT NULL,
+    checksum text,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (release_id, target, migration_id)
+);
+CREATE TABLE IF NOT EXISTS rollout_app_state (
+    release_id text NOT NULL REFERENCES rollout_release ON DELETE CASCADE,
+    app text NOT NULL,
+    previous_version text,
+    deployed_version text,
+    downtime_seconds double precision,
+    switched_at timestamptz,
+    PRIMARY KEY (release_id, app)
+);
+CREATE TABLE IF NOT EXISTS rollout_measurement (
+    release_id text NOT NULL REFERENCES rollout_release ON DELETE CASCADE,
+    check_name text NOT NULL,
+    kind text NOT NULL,
+    critical boolean NOT NULL,
+    passed boolean NOT NULL,
+    detail text NOT NULL,
+    metrics jsonb NOT NULL,
+    measured_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (release_id, check_name)
+);
+CREATE TABLE IF NOT EXISTS rollout_notification (
+    id bigserial PRIMARY KEY,
+    release_id text,
+    event text NOT NULL,
+    delivered boolean NOT NULL,
+    error text,
+    sent_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS rollout_lock (
+    system text PRIMARY KEY,
+    release_id text NOT NULL,
+    acquired_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+
+class ReleaseStatus(str, Enum):
+    RUNNING = "running"
+    AWAITING_DECISION = "awaiting_decision"
+    PROMOTED = "promoted"
+    ROLLING_BACK = "rolling_back"
+    ROLLED_BACK = "rolled_back"
+    ABORTED = "aborted"  # stopped before anything changed
+    FAILED = "failed"  # a rollback that could not finish: a human must act
+
+
+class FingerprintStage(str, Enum):
+    BEFORE = "before"  # taken with the backup
+    AFTER_MIGRATE = "after_migrate"
+    AFTER_VERIFY = "after_verify"
+    AFTER_RESTORE = "after_restore"
+
+
+class LedgerConflictError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Release:
+    release_id: str
+    system: str
+    version: str
+    previous_version: str | None
+    triggered_by: str | None
+    status: str
+    decision: str | None
+    decision_reasons: list[str] | None
+    decided_by: str | None
+    outcome_reason: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class Ledger:
+    def __init__(self, *, conn_id: str) -> None:
+        self.conn_id = conn_id
+
+    @contextmanager
+    def _connect(self) -> Iterator[psycopg.Connection[Any]]:
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        conn = PostgresHook(postgres_conn_id=self.conn_id).get_conn()
+        conn.autocommit = True
+        try:
+            yield conn  # type: ignore[misc]
+        finally:
+            conn.close()
+
+    def _execute(self, query: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
+        with self._connect() as conn:
+            cursor = conn.execute(query, params)  # type: ignore[arg-type]
+            return cursor.fetchall() if cursor.description else []
+
+    def ensure_schema(self) -> None:
+        with self._connect() as conn, conn.transaction():
+            # Two first releases at once must not race to create the tables.
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('rollout_ledger_schema'))")
+            conn.execute(SCHEMA_SQL)  # type: ignore[call-overload]
+
+    # --- releases -------------------------------------------------------------------------------
+
+    def open_release(self, *, release_id: str, system: str, version: str, triggered_by: str | None) -> Release:
+        """Create the release row, or return the existing one when a task is retried."""
+        self._execute(
+            "INSERT INTO rollout_release (release_id, system, version, triggered_by, status)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (release_id) DO NOTHING",
+            (release_id, system, version, triggered_by, ReleaseStatus.RUNNING.value),
+        )
+        release = self.release(release_id)
+        if (release.system, release.version) != (system, version):
+            raise LedgerConflictError(
+                f"release {release_id} is a release of {release.system} {release.version}, not {system} {version}"
+            )
+        return release
+
+    def release(self, release_id: str) -> Release:
+        rows = self._execute(
+            "SELECT release_id, system, version, previous_version, triggered_by, status, decision, decision_reasons,"
+            " decided_by, outcome_reason, created_at, finished_at FROM rollout_release WHERE release_id = %s",
+            (release_id,),
+        )
+        if not rows:
+            raise LookupError(f"no release {release_id!r} in the ledger")
+        return Release(*rows[0])
+
+    def set_previous_version(self, release_id: str, previous_version: str | None) -> None:
+        self._execute("UPDATE rollout_release SET previous_version = %s WHERE release_id = %s", (previous_version, release_id))
+
+    def set_status(self, release_id: str, status: ReleaseStatus, *, reason: str | None = None, final: bool = False) -> None:
+        self._execute(
+            "UPDATE rollout_release SET status = %s, outcome_reason = coalesce(%s, outcome_reason),"
+            " finished_at = CASE WHEN %s THEN now() ELSE finished_at END WHERE release_id = %s",
+            (status.value, reason, final, release_id),
+        )
+
+    def record_decision(self, release_id: str, outcome: str, reasons: list[str], numbers: dict[str, Any], decided_by: str) -> None:
+        self._execute(
+            "UPDATE rollout_release SET decision = %s, decision_reasons = %s, decision_numbers = %s, decided_by = %s"
+            " WHERE release_id = %s",
+            (outcome, Jsonb(reasons), Jsonb(numbers), decided_by, release_id),
+        )
+
+    def last_promoted(self, system: str) -> Release | None:
+        rows = self._execute(
+            "SELECT release_id FROM rollout_release WHERE system = %s AND status = %s ORDER BY finished_at DESC LIMIT 1",
+            (system, ReleaseStatus.PROMOTED.value),
+        )
+        return self.release(rows[0][0]) if rows else None
+
+    # --- steps: phase timings and failures -------------------------------------------------------
+
+    def step_started(self, release_id: str, phase: str, step: str) -> None:
+        self._execute(
+            "INSERT INTO rollout_step (release_id, phase, step, status) VALUES (%s, %s, %s, 'running')"
+            " ON CONFLICT (release_id, phase, step) DO UPDATE SET status = 'running', attempts = rollout_step.attempts + 1,"
+            " started_at = now(), finished_at = NULL, error = NULL",
+            (release_id, phase, step),
+        )
+
+    def step_finished(self, release_id: str, phase: str, step: str, *, status: str, detail: Any = None, error: str | None = None) -> None:
+        self._execute(
+            "UPDATE rollout_step SET status = %s, finished_at = now(), detail = %s, error = %s"
+            " WHERE release_id = %s AND phase = %s AND step = %s",
+            (status, Jsonb(detail), error, release_id, phase, step),
+        )
+
+    def steps(self, release_id: str) -> list[dict[str, Any]]:
+        rows = self._execute(
+            "SELECT phase, step, status, attempts, started_at, finished_at, detail, error FROM rollout_step"
+            " WHERE release_id = %s ORDER BY started_at",
+            (release_id,),
+        )
+        keys = ("phase", "step", "status", "attempts", "started_at", "finished_at", "detail", "error")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def step_status(self, release_id: str, phase: str, step: str) -> str | None:
+        rows = self._execute(
+            "SELECT status FROM rollout_step WHERE release_id = %s AND phase = %s AND step = %s", (release_id, phase, step)
+        )
+        return rows[0][0] if rows else None
+
+    # --- data --------------------------------------------------------------------------------------
+
+    def record_backup(self, release_id: str, target: str, record: dict[str, Any]) -> None:
+        self._execute(
+            "INSERT INTO rollout_backup (release_id, target, location, format, sha256, size_bytes, toc_entries)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (release_id, target) DO UPDATE SET"
+            " location = EXCLUDED.location, format = EXCLUDED.format, sha256 = EXCLUDED.sha256,"
+            " size_bytes = EXCLUDED.size_bytes, toc_entries = EXCLUDED.toc_entries, taken_at = now()",
+            (release_id, target, record["location"], record["format"], record["sha256"], record["size_bytes"], record["toc_entries"]),
+        )
+        self.record_fingerprint(release_id, target, FingerprintStage.BEFORE, record["fingerprint"])
+
+    def backup(self, release_id: str, target: str) -> dict[str, Any] | None:
+        rows = self._execute(
+            "SELECT location, format, sha256, size_bytes, toc_entries, taken_at FROM rollout_backup WHERE release_id = %s AND target = %s",
+            (release_id, target),
+        )
+        if not rows:
+            return None
+        keys = ("location", "format", "sha256", "size_bytes", "toc_entries", "taken_at")
+        return dict(zip(keys, rows[0], strict=True))
+
+    def record_fingerprint(self, release_id: str, target: str, stage: FingerprintStage, fingerprint: dict[str, Any]) -> None:
+        self._execute(
+            "INSERT INTO rollout_fingerprint (release_id, target, stage, fingerprint) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (release_id, target, stage) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, taken_at = now()",
+            (release_id, target, stage.value, Jsonb(fingerprint)),
+        )
+
+    def fingerprint(self, release_id: str, target: str, stage: FingerprintStage) -> dict[str, Any] | None:
+        rows = self._execute(
+            "SELECT fingerprint FROM rollout_fingerprint WHERE release_id = %s AND target = %s AND stage = %s",
+            (release_id, target, stage.value),
+        )
+        return rows[0][0] if rows else None
+
+    def record_migration(self, release_id: str, target: str, migration_id: str, checksum: str | None) -> None:
+        self._execute(
+            "INSERT INTO rollout_migration (release_id, target, migration_id, checksum) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT DO NOTHING",
+            (release_id, target, migration_id, checksum),
+        )
+
+    def migrations(self, release_id: str) -> list[str]:
+        rows = self._execute(
+            "SELECT target || ': ' || migration_id FROM rollout_migration WHERE release_id = %s ORDER BY applied_at", (release_id,)
+        )
+        return [row[0] for row in rows]
+
+    # --- apps and measurements -------------------------------------------------------------------
+
+    def record_app_state(self, release_id: str, app: str, *, previous_version: str | None, deployed_version: str | None = None, downtime_seconds: float | None = None) -> None:
+        self._execute(
+            "INSERT INTO rollout_app_state (release_id, app, previous_version, deployed_version, downtime_seconds, switched_at)"
+            " VALUES (%s, %s, %s, %s, %s, CASE WHEN %s::text IS NULL THEN NULL ELSE now() END)"
+            " ON CONFLICT (release_id, app) DO UPDATE SET"
+            " deployed_version = coalesce(EXCLUDED.deployed_version, rollout_app_state.deployed_version),"
+            " downtime_seconds = coalesce(EXCLUDED.downtime_seconds, rollout_app_state.downtime_seconds),"
+            " switched_at = coalesce(EXCLUDED.switched_at, rollout_app_state.switched_at)",
+            (release_id, app, previous_version, deployed_version, downtime_seconds, deployed_version),
+        )
+
+    def app_states(self, release_id: str) -> dict[str, dict[str, Any]]:
+        rows = self._execute(
+            "SELECT app, previous_version, deployed_version, downtime_seconds FROM rollout_app_state WHERE release_id = %s",
+            (release_id,),
+        )
+        return {app: {"previous_version": prev, "deployed_version": dep, "downtime_seconds": down} for app, prev, dep, down in rows}
+
+    def record_measurement(self, release_id: str, result: dict[str, Any]) -> None:
+        self._execute(
+            "INSERT INTO rollout_measurement (release_id, check_name, kind, critical, passed, detail, metrics)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (release_id, check_name) DO UPDATE SET"
+            " kind = EXCLUDED.kind, critical = EXCLUDED.critical, passed = EXCLUDED.passed, detail = EXCLUDED.detail,"
+            " metrics = EXCLUDED.metrics, measured_at = now()",
+            (release_id, result["name"], result["kind"], result["critical"], result["passed"], result["detail"], Jsonb(result["metrics"])),
+        )
+
+    def measurements(self, release_id: str) -> list[dict[str, Any]]:
+        rows = self._execute(
+            "SELECT check_name, kind, critical, passed, detail, metrics FROM rollout_measurement WHERE release_id = %s ORDER BY measured_at",
+            (release_id,),
+        )
+        keys = ("name", "kind", "critical", "passed", "detail", "metrics")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def baseline_p95(self, system: str, check_name: str) -> float | None:
+        """p95 of `check_name` in the last promoted release of `system`: the performance baseline."""
+        rows = self._execute(
+            "SELECT (m.metrics->>'p95_ms')::float FROM rollout_measurement m JOIN rollout_release r USING (release_id)"
+            " WHERE r.system = %s AND r.status = %s AND m.check_name = %s AND m.kind = 'latency'"
+            " ORDER BY r.finished_at DESC LIMIT 1",
+            (system, ReleaseStatus.PROMOTED.value, check_name),
+        )
+        return rows[0][0] if rows else None
+
+    # --- notifications and the per-system lock ------------------------------------------------------
+
+    def record_notification(self, release_id: str | None, event: str, *, delivered: bool, error: str | None = None) -> None:
+        self._execute(
+            "INSERT INTO rollout_notification (release_id, event, delivered, error) VALUES (%s, %s, %s, %s)",
+            (release_id, event, delivered, error),
+        )
+
+    def notifications(self, release_id: str) -> list[dict[str, Any]]:
+        rows = self._execute(
+            "SELECT event, delivered, error FROM rollout_notification WHERE release_id = %s ORDER BY id", (release_id,)
+        )
+        return [{"event": e, "delivered": d, "error": err} for e, d, err in rows]
+
+    def acquire_lock(self, system: str, release_id: str) -> str:
+        """Take the system's release lock; returns the release id holding it (ours, or the other one)."""
+        self._execute(
+            "INSERT INTO rollout_lock (system, release_id) VALUES (%s, %s) ON CONFLICT (system) DO NOTHING", (system, release_id)
+        )
+        return str(self._execute("SELECT release_id FROM rollout_lock WHERE system = %s", (system,))[0][0])
+
+    def release_lock(self, system: str, release_id: str) -> None:
+        self._execute("DELETE FROM rollout_lock WHERE system = %s AND release_id = %s", (system, release_id))
+
+    def record_as_json(self, release_id: str) -> str:
+        """The whole record of one release, as an operator would want to read or attach it."""
+        release = self.release(release_id)
+        return json.dumps(
+            {
+                "release": release.__dict__,
+                "steps": self.steps(release_id),
+                "migrations": self.migrations(release_id),
+                "apps": self.app_states(release_id),
+                "measurements": self.measurements(release_id),
+                "notifications": self.notifications(release_id),
+            },
+            default=str,
+            indent=2,
+        )

@@ -1,0 +1,456 @@
+"""What each phase of a release does, as plain functions of a ReleaseContext.
+
+No Airflow scheduling here: `rollout.tasks` wraps these functions as tasks. Every function reads the
+ledger and the target before acting, so running it again after a crash or a retry finishes the job
+instead of doing it twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from rollout.checks import CheckResult, run_http_check, run_latency_probe
+from rollout.config import CommandMigrations, HttpCheck, LatencyCheck, SqlFileMigrations, SystemProfile, load_profile, state_dir
+from rollout.decision import Decision, FailedCheck, Observations, Outcome, decide
+from rollout.ledger import FingerprintStage, Ledger, Release, ReleaseStatus
+from rollout.notify import Event, Notifier, Redactor
+from rollout.targets.local_process import LocalProcessApp
+from rollout.targets.migrations import CommandMigrator, MigrationError, SqlFileMigrator
+from rollout.targets.postgres import BackupIntegrityError, PostgresDataTarget, RestoreMismatchError
+from rollout.versions import validate_version
+
+log = logging.getLogger(__name__)
+
+
+class PreflightError(RuntimeError):
+    """The release cannot start; nothing has been changed."""
+
+
+class ChecksFailedError(RuntimeError):
+    """One or more critical checks failed; the results are in the ledger."""
+
+
+# Errors a retry cannot mend: the task fails at once instead of trying again.
+PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
+    PreflightError,
+    MigrationError,
+    BackupIntegrityError,
+    RestoreMismatchError,
+    ChecksFailedError,
+    LookupError,
+    ValueError,
+)
+
+
+@dataclass
+class ReleaseContext:
+    profile: SystemProfile
+    release_id: str
+    version: str
+    triggered_by: str | None = None
+    state: Path = field(default_factory=state_dir)
+
+    @classmethod
+    def load(cls, *, system: str, version: str, release_id: str, triggered_by: str | None = None) -> ReleaseContext:
+        return cls(load_profile(system), release_id, validate_version(version), triggered_by)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(conn_id=self.profile.ledger_conn_id)
+
+    @cached_property
+    def redact(self) -> Redactor:
+        return Redactor.for_connections(self.profile.connection_ids())
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        return Notifier(slack_conn_id=self.profile.slack_conn_id, ledger=self.ledger, redactor=self.redact, system=self.profile.name)
+
+    @cached_property
+    def data_targets(self) -> list[PostgresDataTarget]:
+        return [PostgresDataTarget(config=config) for config in self.profile.data_targets]
+
+    @cached_property
+    def apps(self) -> dict[str, LocalProcessApp]:
+        return {a.name: LocalProcessApp(config=a, system=self.profile.name, state_dir=self.state) for a in self.profile.app_targets}
+
+    def release(self) -> Release:
+        return self.ledger.release(self.release_id)
+
+    def backup_directory(self, target: PostgresDataTarget) -> Path:
+        configured = target.config.backup.directory
+        return configured if configured else self.state / "backups" / self.profile.name / target.config.name
+
+
+# --- preflight -------------------------------------------------------------------------------------
+
+
+def check_connections(profile: SystemProfile) -> None:
+    """Every connection the profile names must exist, before anything is touched."""
+    from airflow.sdk import BaseHook
+
+    missing = []
+    for conn_id in profile.connection_ids():
+        try:
+            BaseHook.get_connection(conn_id)
+        except Exception:  # noqa: BLE001 - the hook raises different types by Airflow version
+            missing.append(conn_id)
+    if missing:
+        raise PreflightError(
+            f"system {profile.name}: connection(s) {', '.join(repr(m) for m in missing)} not defined in Airflow "
+            "(Admin > Connections, an AIRFLOW_CONN_* variable or a secrets backend); nothing was changed"
+        )
+
+
+def preflight(ctx: ReleaseContext) -> dict[str, Any]:
+    check_connections(ctx.profile)
+    ctx.ledger.ensure_schema()
+    ctx.ledger.open_release(release_id=ctx.release_id, system=ctx.profile.name, version=ctx.version, triggered_by=ctx.triggered_by)
+    holder = ctx.ledger.acquire_lock(ctx.profile.name, ctx.release_id)
+    if holder != ctx.release_id:
+        other = ctx.ledger.release(holder)
+        reason = (
+            f"another release of {ctx.profile.name} is in progress: {other.version} ({holder}, {other.status}, "
+            f"started {other.created_at:%Y-%m-%d %H:%M:%S %Z}); wait for it to finish"
+        )
+        ctx.ledger.set_status(ctx.release_id, ReleaseStatus.ABORTED, reason=reason, final=True)
+        raise PreflightError(reason)
+    try:
+        for target in ctx.data_targets:
+            target.ping()
+    except Exception as exc:
+        ctx.ledger.release_lock(ctx.profile.name, ctx.release_id)
+        reason = f"data target unreachable: {ctx.redact(str(exc))}"
+        ctx.ledger.set_status(ctx.release_id, ReleaseStatus.ABORTED, reason=reason, final=True)
+        raise PreflightError(reason + "; nothing was changed") from exc
+    running = {name: (app.current().version if app.current() else None) for name, app in ctx.apps.items()}
+    previous = next((v for v in running.values() if v), None) or _last_promoted_version(ctx)
+    ctx.ledger.set_previous_version(ctx.release_id, previous)
+    ctx.notifier.send(
+        Event.STARTED,
+        ctx.release_id,
+        f"release of {ctx.version} started (running now: {previous or 'nothing'})",
+        [f"release id: {ctx.release_id}", f"triggered by: {ctx.triggered_by or 'unknown'}"],
+    )
+    return {"previous_version": previous, "running": running}
+
+
+def _last_promoted_version(ctx: ReleaseContext) -> str | None:
+    last = ctx.ledger.last_promoted(ctx.profile.name)
+    return last.version if last else None
+
+
+def open_phase_run(ctx: ReleaseContext) -> dict[str, Any]:
+    """For a phase DAG triggered alone: the release row, created if this is a new release id."""
+    check_connections(ctx.profile)
+    ctx.ledger.ensure_schema()
+    release = ctx.ledger.open_release(release_id=ctx.release_id, system=ctx.profile.name, version=ctx.version, triggered_by=ctx.triggered_by)
+    return {"release_id": release.release_id, "status": release.status, "previous_version": release.previous_version}
+
+
+# --- backup ------------------------------------------------------------------------------------------
+
+
+def backup(ctx: ReleaseContext) -> dict[str, Any]:
+    taken: dict[str, Any] = {}
+    for target in ctx.data_targets:
+        name = target.config.name
+        recorded = ctx.ledger.backup(ctx.release_id, name)
+        if recorded:
+            try:
+                PostgresDataTarget.verify_integrity(recorded["location"], recorded["sha256"])
+                taken[name] = {"location": recorded["location"], "reused": True}
+                continue
+            except BackupIntegrityError as exc:
+                log.warning("the recorded backup is unusable, taking a new one: %s", exc)
+        record = target.backup(target.backup_path(ctx.backup_directory(target), ctx.release_id))
+        ctx.ledger.record_backup(ctx.release_id, name, record.as_dict())
+        taken[name] = {"location": record.location, "sha256": record.sha256, "size_bytes": record.size_bytes, "tables": len(record.fingerprint)}
+    return taken
+
+
+def require_backups(ctx: ReleaseContext) -> None:
+    missing = [t.config.name for t in ctx.data_targets if not ctx.ledger.backup(ctx.release_id, t.config.name)]
+    if missing:
+        raise PreflightError(
+            f"release {ctx.release_id} has no verified backup of {', '.join(missing)}: run the backup phase "
+            "(or the `backup` DAG with this release_id) first"
+        )
+
+
+# --- migrate -----------------------------------------------------------------------------------------
+
+
+def migrate(ctx: ReleaseContext) -> dict[str, Any]:
+    require_backups(ctx)
+    applied: dict[str, list[str]] = {}
+    for target in ctx.data_targets:
+        name = target.config.name
+        config = target.config.migrations
+        done: list[str] = []
+        if isinstance(config, SqlFileMigrations):
+            migrator = SqlFileMigrator(target=target, config=config)
+            for migration in migrator.pending(ctx.version):
+                migrator.apply(migration, ctx.release_id)
+                ctx.ledger.record_migration(ctx.release_id, name, migration.migration_id, migration.checksum)
+                done.append(migration.migration_id)
+        elif isinstance(config, CommandMigrations):
+            output = CommandMigrator(config=config, version=ctx.version).run()
+            log.info("migration command output:\n%s", ctx.redact(output))
+            ctx.ledger.record_migration(ctx.release_id, name, "command: " + " ".join(config.command), None)
+            done.append("command")
+        ctx.ledger.record_fingerprint(ctx.release_id, name, FingerprintStage.AFTER_MIGRATE, target.fingerprint())
+        applied[name] = done
+    return applied
+
+
+# --- deploy ------------------------------------------------------------------------------------------
+
+
+def deploy(ctx: ReleaseContext) -> dict[str, Any]:
+    release = ctx.release()
+    states = ctx.ledger.app_states(ctx.release_id)
+    result: dict[str, Any] = {}
+    for name, app in ctx.apps.items():
+        if name in states:
+            previous = states[name]["previous_version"]  # recorded by an earlier attempt: keep it
+        else:
+            running = app.current()
+            previous = running.version if running else release.previous_version
+            ctx.ledger.record_app_state(ctx.release_id, name, previous_version=previous)
+        running = app.current()
+        if running and running.version == ctx.version:
+            app.wait_ready(ctx.version)
+            result[name] = {"previous_version": previous, "already_running": True}
+            continue
+        downtime = app.switch_to(ctx.version)
+        ctx.ledger.record_app_state(ctx.release_id, name, previous_version=previous, deployed_version=ctx.version, downtime_seconds=downtime)
+        result[name] = {"previous_version": previous, "downtime_seconds": round(downtime, 2)}
+    return result
+
+
+# --- verify ------------------------------------------------------------------------------------------
+
+
+def run_checks(ctx: ReleaseContext, kind: type[HttpCheck] | type[LatencyCheck], version: str | None = None) -> list[CheckResult]:
+    results: list[CheckResult] = []
+    for check in ctx.profile.checks:
+        if not isinstance(check, kind):
+            continue
+        base_url = ctx.profile.app(check.app).base_url
+        result = run_latency_probe(check, base_url) if isinstance(check, LatencyCheck) else run_http_check(check, base_url, version or ctx.version)
+        log.info("%s %s: %s", "PASS" if result.passed else "FAIL", result.name, result.detail)
+        results.append(result)
+    return results
+
+
+def verify(ctx: ReleaseContext, kind: type[HttpCheck] | type[LatencyCheck]) -> dict[str, Any]:
+    results = run_checks(ctx, kind)
+    for result in results:
+        ctx.ledger.record_measurement(ctx.release_id, result.as_dict())
+    critical = [r for r in results if r.critical and not r.passed]
+    if critical:
+        raise ChecksFailedError("; ".join(f"{r.name}: {r.detail}" for r in critical))
+    return {r.name: r.detail for r in results}
+
+
+def fingerprint_after_verify(ctx: ReleaseContext) -> dict[str, Any]:
+    tables: dict[str, int] = {}
+    for target in ctx.data_targets:
+        fingerprint = target.fingerprint()
+        ctx.ledger.record_fingerprint(ctx.release_id, target.config.name, FingerprintStage.AFTER_VERIFY, fingerprint)
+        tables[target.config.name] = len(fingerprint)
+    return tables
+
+
+# --- decide ------------------------------------------------------------------------------------------
+
+
+def corrupted_tables(before: dict[str, Any], after_migrate: dict[str, Any] | None, after_verify: dict[str, Any] | None, volatile: set[str]) -> list[str]:
+    """Tables the migration left alone (and the app does not write) that changed anyway, or vanished."""
+    if after_verify is None:
+        return []
+    reference = after_migrate if after_migrate is not None else before
+    corrupted = []
+    for table, fingerprint in sorted(before.items()):
+        if table.split(".", 1)[1] in volatile or reference.get(table) != fingerprint:
+            continue
+        if after_verify.get(table) != fingerprint:
+            corrupted.append(table)
+    return corrupted
+
+
+def observe(ctx: ReleaseContext) -> Observations:
+    steps = ctx.ledger.steps(ctx.release_id)
+    phase_failures = tuple(
+        f"{s['phase']}.{s['step']}: {s['error']}" for s in steps if s["status"] == "failed" and s["phase"] in {"migrate", "deploy", "verify"}
+    )
+    measurements = ctx.ledger.measurements(ctx.release_id)
+    failed_checks = tuple(FailedCheck(m["name"], m["critical"], m["detail"]) for m in measurements if not m["passed"])
+    latency = [m for m in measurements if m["kind"] == "latency"]
+    error_rate = max((float(m["metrics"]["error_rate"]) for m in latency), default=None)
+    p95 = float(latency[0]["metrics"]["p95_ms"]) if latency else None
+    baseline = ctx.ledger.baseline_p95(ctx.profile.name, latency[0]["name"]) if latency else None
+    downtimes = [s["downtime_seconds"] for s in ctx.ledger.app_states(ctx.release_id).values() if s["downtime_seconds"] is not None]
+    corrupted: list[str] = []
+    for target in ctx.data_targets:
+        name = target.config.name
+        before = ctx.ledger.fingerprint(ctx.release_id, name, FingerprintStage.BEFORE)
+        if before is not None:
+            corrupted += [
+                f"{name}:{t}"
+                for t in corrupted_tables(
+                    before,
+                    ctx.ledger.fingerprint(ctx.release_id, name, FingerprintStage.AFTER_MIGRATE),
+                    ctx.ledger.fingerprint(ctx.release_id, name, FingerprintStage.AFTER_VERIFY),
+                    set(target.config.volatile_tables),
+                )
+            ]
+    return Observations(
+        phase_failures=phase_failures,
+        failed_checks=failed_checks,
+        error_rate=error_rate,
+        p95_ms=p95,
+        baseline_p95_ms=baseline,
+        downtime_seconds=max(downtimes, default=None),
+        corrupted_tables=tuple(corrupted),
+    )
+
+
+def backups_complete(ctx: ReleaseContext) -> bool:
+    return all(ctx.ledger.backup(ctx.release_id, t.config.name) for t in ctx.data_targets)
+
+
+def make_decision(ctx: ReleaseContext) -> Decision:
+    decision = decide(observe(ctx), ctx.profile.rollback_criteria)
+    ctx.ledger.record_decision(ctx.release_id, decision.outcome.value, list(decision.reasons), decision.numbers, "rollout.decision")
+    if decision.outcome is Outcome.INVESTIGATE:
+        ctx.ledger.set_status(ctx.release_id, ReleaseStatus.AWAITING_DECISION)
+    lines = list(decision.reasons) or ["every check passed within the criteria"]
+    lines += [f"{key}: {value:.4g}" for key, value in decision.numbers.items() if value is not None]
+    ctx.notifier.send(Event.DECISION, ctx.release_id, f"{ctx.version}: decision *{decision.outcome.value}*", lines)
+    return decision
+
+
+def abort(ctx: ReleaseContext, reason: str) -> None:
+    """The release stopped before it changed anything: record why, free the lock, say so."""
+    ctx.ledger.set_status(ctx.release_id, ReleaseStatus.ABORTED, reason=reason, final=True)
+    ctx.ledger.release_lock(ctx.profile.name, ctx.release_id)
+    ctx.notifier.send(Event.ABORTED, ctx.release_id, f"release of {ctx.version} stopped before any change", [reason])
+
+
+def record_human_decision(ctx: ReleaseContext, choice: str, responder: str | None) -> None:
+    release = ctx.release()
+    reasons = list(release.decision_reasons or []) + [f"investigated: {responder or 'nobody answered in time'} chose {choice!r}"]
+    ctx.ledger.record_decision(ctx.release_id, "rollback" if choice == "Roll back" else "proceed", reasons, {}, responder or "timeout")
+
+
+# --- post-deploy -------------------------------------------------------------------------------------
+
+
+def promote(ctx: ReleaseContext) -> dict[str, Any]:
+    release = ctx.release()
+    ctx.ledger.set_status(ctx.release_id, ReleaseStatus.PROMOTED, reason=release.decision and f"decision: {release.decision}", final=True)
+    ctx.ledger.release_lock(ctx.profile.name, ctx.release_id)
+    measurements = ctx.ledger.measurements(ctx.release_id)
+    ctx.notifier.send(
+        Event.PROMOTED,
+        ctx.release_id,
+        f"{ctx.version} promoted (was {release.previous_version or 'nothing'})",
+        [m["detail"] for m in measurements] + [f"migrations: {', '.join(ctx.ledger.migrations(ctx.release_id)) or 'none'}"],
+    )
+    return {"status": ReleaseStatus.PROMOTED.value, "baselines": {m["name"]: m["metrics"] for m in measurements if m["kind"] == "latency"}}
+
+
+# --- rollback ----------------------------------------------------------------------------------------
+
+
+def rollback_apps(ctx: ReleaseContext) -> dict[str, Any]:
+    ctx.ledger.set_status(ctx.release_id, ReleaseStatus.ROLLING_BACK)
+    states = ctx.ledger.app_states(ctx.release_id)
+    result: dict[str, Any] = {}
+    for name, app in ctx.apps.items():
+        if name not in states:
+            result[name] = "untouched: the release never deployed it"
+            continue
+        previous = states[name]["previous_version"]
+        running = app.current()
+        if previous is None:
+            app.stop()  # first release of this system: before it, nothing ran
+            result[name] = "stopped: there was no previous version"
+        elif running and running.version == previous:
+            app.wait_ready(previous)
+            result[name] = f"already on {previous}"
+        else:
+            seconds = app.switch_to(previous)
+            result[name] = f"back on {previous} in {seconds:.1f} s"
+    return result
+
+
+def restore_data(ctx: ReleaseContext) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for target in ctx.data_targets:
+        name = target.config.name
+        backup_row = ctx.ledger.backup(ctx.release_id, name)
+        before = ctx.ledger.fingerprint(ctx.release_id, name, FingerprintStage.BEFORE)
+        if backup_row is None or before is None:
+            result[name] = "nothing to restore: no backup was taken, so nothing was changed"
+            continue
+        if target.fingerprint() == before:
+            ctx.ledger.record_fingerprint(ctx.release_id, name, FingerprintStage.AFTER_RESTORE, before)
+            result[name] = "already equal to the pre-release fingerprint"
+            continue
+        target.restore(backup_row["location"], backup_row["sha256"])
+        after = target.fingerprint()
+        ctx.ledger.record_fingerprint(ctx.release_id, name, FingerprintStage.AFTER_RESTORE, after)
+        if after != before:
+            differing = sorted(t for t in set(before) | set(after) if before.get(t) != after.get(t))
+            raise RestoreMismatchError(f"{name}: after the restore these tables differ from before the release: {', '.join(differing)}")
+        result[name] = f"restored from {backup_row['location']}; fingerprint equal ({len(after)} tables)"
+    return result
+
+
+def verify_restored(ctx: ReleaseContext) -> dict[str, Any]:
+    previous = ctx.release().previous_version
+    if previous is None:
+        return {"skipped": "no previous version to check"}
+    results = run_checks(ctx, HttpCheck, version=previous)
+    failed = [r for r in results if r.critical and not r.passed]
+    if failed:
+        raise ChecksFailedError(f"the previous version {previous} is not healthy after the rollback: " + "; ".join(r.detail for r in failed))
+    return {r.name: r.detail for r in results}
+
+
+def finish_rollback(ctx: ReleaseContext) -> dict[str, Any]:
+    release = ctx.release()
+    reasons = release.decision_reasons or []
+    reason = "; ".join(reasons) or "rolled back"
+    ctx.ledger.set_status(ctx.release_id, ReleaseStatus.ROLLED_BACK, reason=reason, final=True)
+    ctx.ledger.release_lock(ctx.profile.name, ctx.release_id)
+    equal = [
+        t.config.name
+        for t in ctx.data_targets
+        if ctx.ledger.fingerprint(ctx.release_id, t.config.name, FingerprintStage.AFTER_RESTORE)
+        == ctx.ledger.fingerprint(ctx.release_id, t.config.name, FingerprintStage.BEFORE)
+    ]
+    ctx.notifier.send(
+        Event.ROLLED_BACK,
+        ctx.release_id,
+        f"{release.version} rolled back: {release.previous_version or 'nothing'} is serving again",
+        [*reasons, f"data fingerprint equal to before the release: {', '.join(equal) or 'no data target'}"],
+    )
+    return {"status": ReleaseStatus.ROLLED_BACK.value, "reasons": reasons, "fingerprint_equal": equal}
+
+
+def rollback_failed(ctx: ReleaseContext, error: str) -> None:
+    ctx.ledger.set_status(ctx.release_id, ReleaseStatus.FAILED, reason=f"rollback failed: {error}", final=True)
+    ctx.notifier.send(
+        Event.ROLLBACK_FAILED,
+        ctx.release_id,
+        f"ROLLBACK OF {ctx.version} FAILED: a human must act now",
+        [error, f"the release lock of {ctx.profile.name} stays held so that no new release starts on top of this"],
+    )

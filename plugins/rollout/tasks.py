@@ -1,0 +1,310 @@
+"""Airflow wiring: the tasks and task groups the DAG files put together.
+
+Each phase is built by one function here, so the phase DAGs (`backup`, `migrate`, ...) and the
+`release` DAG that chains them run the very same tasks. Everything a task does lives in
+`rollout.phases`; a task only loads the release context, keeps the step's row in the ledger, and turns
+errors a retry cannot mend into an immediate failure.
+
+Importing this module is cheap (DAG parsing imports it): heavy imports happen inside the tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.providers.standard.operators.hitl import HITLBranchOperator
+from airflow.sdk import Param, TaskGroup, TriggerRule, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException
+
+from rollout.config import configured_systems
+from rollout.versions import VERSION_PATTERN
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+    from airflow.sdk.bases.operator import BaseOperator
+
+    from rollout.phases import ReleaseContext
+
+log = logging.getLogger(__name__)
+
+OWNER = "platform"
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": OWNER,
+    "retries": 1,
+    "retry_delay": timedelta(seconds=20),
+}
+PROCEED_OPTION = "Proceed"
+ROLLBACK_OPTION = "Roll back"
+RELEASE_ID_PATTERN = r"^$|^[A-Za-z0-9_.:+-]{1,250}$"
+
+
+def release_params(*, with_release_id: bool) -> dict[str, Param]:
+    """The trigger form: a dropdown of configured systems and a strictly patterned version."""
+    systems = configured_systems() or ["(no profile in include/systems)"]
+    params = {
+        "system": Param(
+            systems[0],
+            type="string",
+            enum=systems,
+            title="System",
+            description="The system to release, one of the profiles in include/systems/.",
+        ),
+        "version": Param(
+            type="string",
+            pattern=VERSION_PATTERN,
+            title="Version",
+            description="The version to release, e.g. 1.2.0 or v1.0-p2.",
+        ),
+    }
+    if with_release_id:
+        params["release_id"] = Param(
+            "",
+            type="string",
+            pattern=RELEASE_ID_PATTERN,
+            title="Release id",
+            description="Continue an existing release (its id is in the ledger and in Slack); empty: a new one.",
+        )
+    return params
+
+
+def dag_settings(*, tags: list[str], with_release_id: bool) -> dict[str, Any]:
+    """What every DAG of this package shares: manual trigger, owner, retries, the release form."""
+    import pendulum
+
+    return {
+        "schedule": None,
+        "start_date": pendulum.datetime(2026, 1, 1, tz="UTC"),
+        "catchup": False,
+        "max_active_tasks": 4,
+        "default_args": DEFAULT_ARGS,
+        "params": release_params(with_release_id=with_release_id),
+        "tags": ["rollout", *tags],
+    }
+
+
+def release_context() -> ReleaseContext:
+    """The release this task works on, from the run's params; validates everything first."""
+    from rollout.config import ProfileError
+    from rollout.phases import PreflightError, ReleaseContext, check_connections
+    from rollout.versions import InvalidVersionError
+
+    context = get_current_context()
+    params = context["params"]
+    dag_run = context["dag_run"]
+    try:
+        ctx = ReleaseContext.load(
+            system=params["system"],
+            version=params["version"],
+            release_id=params.get("release_id") or dag_run.run_id,
+            triggered_by=getattr(dag_run, "triggering_user_name", None),
+        )
+        check_connections(ctx.profile)
+    except (ProfileError, InvalidVersionError, PreflightError) as exc:
+        raise AirflowFailException(str(exc)) from None
+    ctx.ledger.ensure_schema()
+    ctx.ledger.open_release(release_id=ctx.release_id, system=ctx.profile.name, version=ctx.version, triggered_by=ctx.triggered_by)
+    return ctx
+
+
+def run_step(phase: str, step: str, action: Callable[[ReleaseContext], Any], *, on_final_failure: Callable[[ReleaseContext, str], None] | None = None) -> Any:
+    """Run `action` as one recorded step of `phase`; returns what it returns (shown as the task's XCom)."""
+    from rollout.notify import Event
+    from rollout.phases import PERMANENT_ERRORS, ChecksFailedError
+
+    ctx = release_context()
+    ctx.ledger.step_started(ctx.release_id, phase, step)
+    try:
+        result = action(ctx)
+    except Exception as exc:
+        error = ctx.redact(f"{type(exc).__name__}: {exc}")
+        status = "checks_failed" if isinstance(exc, ChecksFailedError) else "failed"
+        ctx.ledger.step_finished(ctx.release_id, phase, step, status=status, error=error)
+        ti = get_current_context()["ti"]
+        permanent = isinstance(exc, PERMANENT_ERRORS)
+        if permanent or ti.try_number > ti.max_tries:
+            if on_final_failure:
+                on_final_failure(ctx, error)
+            else:
+                ctx.notifier.send(Event.PHASE_FAILED, ctx.release_id, f"{ctx.version}: {phase}.{step} failed", [error])
+        if permanent:
+            raise AirflowFailException(error) from None
+        raise
+    ctx.ledger.step_finished(ctx.release_id, phase, step, status="succeeded", detail=result)
+    return result
+
+
+def step_task(phase: str, step: str, action_name: str, **task_kwargs: Any) -> Any:
+    """A task running `rollout.phases.<action_name>` as step `step` of `phase`."""
+
+    @task(task_id=step, **task_kwargs)
+    def _step() -> Any:
+        from rollout import phases
+
+        on_failure = phases.rollback_failed if phase == "rollback" else None
+        return run_step(phase, step, getattr(phases, action_name), on_final_failure=on_failure)
+
+    return _step()
+
+
+# --- phases ----------------------------------------------------------------------------------------------
+
+
+def preflight() -> Any:
+    return step_task("preflight", "preflight", "preflight", retries=0)
+
+
+def backup_group() -> TaskGroup:
+    with TaskGroup("backup", tooltip="pg_dump every data target, check the archive, record sha256 and fingerprint") as group:
+        step_task("backup", "backup_data", "backup")
+    return group
+
+
+def migrate_group() -> TaskGroup:
+    with TaskGroup("migrate", tooltip="apply pending migrations, each in its own transaction") as group:
+        step_task("migrate", "migrate_data", "migrate")
+    return group
+
+
+def deploy_group() -> TaskGroup:
+    with TaskGroup("deploy", tooltip="record the running version, switch to the new one, wait until ready") as group:
+        step_task("deploy", "deploy_apps", "deploy")
+    return group
+
+
+def verify_group() -> TaskGroup:
+    with TaskGroup("verify", tooltip="health and smoke checks, latency probe, data fingerprint") as group:
+
+        @task(task_id="check_endpoints")
+        def check_endpoints() -> Any:
+            from rollout import phases
+            from rollout.config import HttpCheck
+
+            return run_step("verify", "check_endpoints", lambda ctx: phases.verify(ctx, HttpCheck))
+
+        @task(task_id="probe_latency")
+        def probe_latency() -> Any:
+            from rollout import phases
+            from rollout.config import LatencyCheck
+
+            return run_step("verify", "probe_latency", lambda ctx: phases.verify(ctx, LatencyCheck))
+
+        endpoints = check_endpoints()
+        # The probe runs even when an endpoint check failed: the decision wants its numbers too.
+        probe = probe_latency.override(trigger_rule=TriggerRule.ALL_DONE)()
+        fingerprint = step_task("verify", "fingerprint_data", "fingerprint_after_verify", trigger_rule=TriggerRule.ALL_DONE)
+        endpoints >> probe >> fingerprint
+    return group
+
+
+def post_deploy_group() -> TaskGroup:
+    with TaskGroup("post_deploy", tooltip="mark the release promoted, keep its numbers as the new baseline") as group:
+        step_task("post_deploy", "promote", "promote", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    return group
+
+
+def rollback_group() -> TaskGroup:
+    with TaskGroup("rollback", tooltip="previous app version first, then the data from the backup, then check") as group:
+        apps = step_task("rollback", "rollback_apps", "rollback_apps", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+        data = step_task("rollback", "restore_data", "restore_data")
+        check = step_task("rollback", "verify_restored", "verify_restored")
+        finish = step_task("rollback", "finish_rollback", "finish_rollback")
+        apps >> data >> check >> finish
+    return group
+
+
+# --- the decision --------------------------------------------------------------------------------------------
+
+
+@task.branch(task_id="decide", trigger_rule=TriggerRule.ALL_DONE, retries=1)
+def decide() -> str:
+    """Branch on the decision; runs whatever happened upstream so that failures lead to a rollback."""
+    from rollout.decision import Outcome
+    from rollout.ledger import ReleaseStatus
+    from rollout.phases import abort, backups_complete, make_decision
+
+    ctx = release_context()
+    release = ctx.release()
+    if release.status == ReleaseStatus.ABORTED.value:
+        raise AirflowFailException(f"preflight refused the release: {release.outcome_reason}")
+    if ctx.ledger.step_status(ctx.release_id, "preflight", "preflight") != "succeeded" or not backups_complete(ctx):
+        reason = "preflight or backup did not complete"
+        abort(ctx, reason)
+        raise AirflowFailException(f"release stopped before any change: {reason}; see the red task upstream")
+    decision = make_decision(ctx)
+    log.info("decision: %s", decision.summary())
+    return {Outcome.PROCEED: "proceed", Outcome.ROLLBACK: "roll_back", Outcome.INVESTIGATE: "ask_operator"}[decision.outcome]
+
+
+class ReleaseReviewOperator(HITLBranchOperator):
+    """Asks a human to proceed or roll back a release the criteria put in *investigate*.
+
+    The timeout and the people asked come from the system's profile, read when the task runs; nobody
+    answering in time rolls back.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            subject="Release {{ params.version }} of {{ params.system }}: proceed or roll back?",
+            body="The release landed in *investigate*; the reasons follow when the task runs.",
+            options=[PROCEED_OPTION, ROLLBACK_OPTION],
+            defaults=[ROLLBACK_OPTION],
+            options_mapping={PROCEED_OPTION: "post_deploy.promote", ROLLBACK_OPTION: "rollback.rollback_apps"},
+            **kwargs,
+        )
+
+    def execute(self, context: Context) -> Any:
+        from rollout.notify import Event
+
+        ctx = release_context()
+        release = ctx.release()
+        minutes = ctx.profile.rollback_criteria.investigate_timeout_minutes
+        self.response_timeout = timedelta(minutes=minutes)
+        self.assigned_users = [{"id": a.id, "name": a.name or a.id} for a in ctx.profile.approvers] or None  # type: ignore[misc]
+        reasons = release.decision_reasons or []
+        self.body = "\n".join(
+            [f"**{release.system} {release.version}** (was {release.previous_version or 'nothing'}), release `{release.release_id}`.", ""]
+            + [f"- {reason}" for reason in reasons]
+            + ["", f"Nobody answering within {minutes:g} minutes rolls the release back."]
+        )
+        ctx.notifier.send(
+            Event.AWAITING_HUMAN,
+            ctx.release_id,
+            f"{release.version}: a human must decide within {minutes:g} min (Airflow > Browse > Required Actions)",
+            reasons,
+        )
+        return super().execute(context)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        from rollout.phases import record_human_decision
+
+        chosen = (event.get("chosen_options") or [ROLLBACK_OPTION])[0]
+        user = event.get("responded_by_user") or {}
+        responder = user.get("name") or user.get("id") if isinstance(user, dict) else None
+        record_human_decision(release_context(), chosen, responder)
+        return super().execute_complete(context=context, event=event)
+
+
+def decision_branches() -> tuple[BaseOperator, BaseOperator, BaseOperator]:
+    """decide -> proceed | roll_back | ask_operator, each leading on to post_deploy or rollback."""
+    proceed = EmptyOperator(task_id="proceed")
+    roll_back = EmptyOperator(task_id="roll_back")
+    ask = ReleaseReviewOperator(task_id="ask_operator", retries=0)
+    return proceed, roll_back, ask
+
+
+@task(task_id="report_outcome", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, retries=0)
+def report_outcome() -> dict[str, Any]:
+    """Ends the run: green when the release was promoted, red (with the reasons) when it was not."""
+    from rollout.ledger import ReleaseStatus
+
+    ctx = release_context()
+    release = ctx.release()
+    summary = {"release_id": release.release_id, "version": release.version, "status": release.status, "reason": release.outcome_reason}
+    log.info("release record:\n%s", ctx.ledger.record_as_json(ctx.release_id))
+    if release.status != ReleaseStatus.PROMOTED.value:
+        raise AirflowFailException(f"release {release.version} was not promoted ({release.status}): {release.outcome_reason}")
+    return summary

@@ -1,0 +1,83 @@
+"""Shared test set-up: a private Airflow home, a real local PostgreSQL, a Slack receiver, the demo app.
+
+Airflow reads its configuration when first imported, so the environment is set at the top of this
+file, before any test module imports it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SESSION_DIR = Path(tempfile.mkdtemp(prefix="rollout-tests-"))
+SYSTEMS_DIR = SESSION_DIR / "systems"
+MIGRATIONS_DIR = SESSION_DIR / "migrations" / "demo"
+
+os.environ.update(
+    AIRFLOW_HOME=str(SESSION_DIR / "airflow"),
+    AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{SESSION_DIR / 'airflow' / 'airflow.db'}",
+    AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
+    AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"),
+    AIRFLOW__CORE__LOAD_EXAMPLES="False",
+    ROLLOUT_SYSTEMS_DIR=str(SYSTEMS_DIR),
+    ROLLOUT_STATE_DIR=str(SESSION_DIR / "state"),
+)
+(SESSION_DIR / "airflow").mkdir(parents=True)
+
+from rollout.devtools import local_postgres, slack_receiver  # noqa: E402
+
+APP_PORT = local_postgres.free_port()
+SLACK_PORT = local_postgres.free_port()
+SLACK_OUT = SESSION_DIR / "slack.jsonl"
+
+
+def write_test_profiles() -> None:
+    """The demo profile as shipped, but on free ports and with a private copy of its migrations."""
+    SYSTEMS_DIR.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(ROOT / "include" / "migrations" / "demo", MIGRATIONS_DIR)
+    profile = yaml.safe_load((ROOT / "include" / "systems" / "demo.yaml").read_text())
+    profile["app_targets"][0]["port"] = APP_PORT
+    profile["data_targets"][0]["migrations"]["path"] = str(MIGRATIONS_DIR)
+    (SYSTEMS_DIR / "demo.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+
+
+write_test_profiles()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[local_postgres.LocalPostgres]:
+    cluster = local_postgres.start(SESSION_DIR / "postgres")
+    for database in ("rollout_ledger", "demo"):
+        cluster.create_database(database)
+    os.environ["AIRFLOW_CONN_ROLLOUT_LEDGER"] = cluster.airflow_conn_json("rollout_ledger")
+    os.environ["AIRFLOW_CONN_DEMO_DB"] = cluster.airflow_conn_json("demo")
+    yield cluster
+    local_postgres.stop(SESSION_DIR / "postgres")
+
+
+@pytest.fixture(scope="session")
+def slack() -> Iterator[Path]:
+    server = slack_receiver.make_server(SLACK_PORT, SLACK_OUT)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    os.environ["AIRFLOW_CONN_SLACK_DEMO"] = slack_receiver.webhook_conn_json(SLACK_PORT)
+    yield SLACK_OUT
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    from airflow.utils import db
+
+    db.resetdb()
+
+
+def slack_messages() -> list[str]:
+    return slack_receiver.read_messages(SLACK_OUT)

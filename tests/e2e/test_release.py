@@ -1,0 +1,167 @@
+"""End to end: the `release` DAG under dag.test() against a real PostgreSQL, a real app process and a
+Slack receiver reached through the real Slack provider hook."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import APP_PORT, MIGRATIONS_DIR, slack_messages
+
+pytestmark = pytest.mark.e2e
+
+STATE_DIR = Path(os.environ["ROLLOUT_STATE_DIR"])
+
+
+@pytest.fixture(scope="module")
+def release_dag(airflow_db, postgres, slack):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(Path(__file__).parents[2] / "dags" / "release.py"))
+    assert not bag.import_errors
+    return bag.get_dag("release")
+
+
+@pytest.fixture
+def demo(postgres, slack):
+    """The demo system at its starting point (data and app of 1.0.0), an empty ledger and Slack log."""
+    from rollout.config import load_profile
+    from rollout.devtools import demo_system
+    from rollout.ledger import Ledger
+
+    profile = load_profile("demo")
+    ledger = Ledger(conn_id=profile.ledger_conn_id)
+    ledger.ensure_schema()
+    postgres.psql("rollout_ledger", "TRUNCATE rollout_release, rollout_lock, rollout_notification CASCADE")
+    Path(slack).write_text("")
+    demo_system.reset(profile, STATE_DIR)
+    yield profile
+    demo_system.stop_apps(profile, STATE_DIR)
+
+
+def served_version() -> str:
+    return str(httpx.get(f"http://127.0.0.1:{APP_PORT}/health", timeout=5).json()["version"])
+
+
+def app_pid(profile) -> int:
+    from rollout.targets.local_process import LocalProcessApp
+
+    running = LocalProcessApp(config=profile.app_targets[0], system="demo", state_dir=STATE_DIR).current()
+    assert running is not None
+    return running.pid
+
+
+def fingerprint(profile) -> dict:
+    from rollout.targets.postgres import PostgresDataTarget
+
+    return PostgresDataTarget(config=profile.data_targets[0]).fingerprint()
+
+
+def task_states(dag_run) -> dict[str, str]:
+    return {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+
+
+def run_release(dag, version: str):
+    dag_run = dag.test(run_conf={"system": "demo", "version": version})
+    from rollout.ledger import Ledger
+
+    return dag_run, Ledger(conn_id="rollout_ledger")
+
+
+def test_good_release_migrates_and_is_promoted(release_dag, demo):
+    before = fingerprint(demo)
+
+    dag_run, ledger = run_release(release_dag, "1.1.0")
+
+    assert dag_run.state == "success"
+    release = ledger.release(dag_run.run_id)
+    assert (release.status, release.previous_version, release.decision) == ("promoted", "1.0.0", "proceed")
+    assert ledger.migrations(dag_run.run_id) == ["app_db: 1.1.0/0001_add_priority.sql"]
+    assert served_version() == "1.1.0"
+    after = fingerprint(demo)
+    assert "priority integer" in after["public.items"]["columns"]
+    assert after["public.orders"] == before["public.orders"]
+    backup = ledger.backup(dag_run.run_id, "app_db")
+    assert backup and len(backup["sha256"]) == 64 and Path(backup["location"]).exists()
+    assert {m["name"] for m in ledger.measurements(dag_run.run_id)} == {"health", "items_smoke", "items_latency"}
+    assert [s["status"] for s in ledger.steps(dag_run.run_id) if s["phase"] in {"backup", "migrate", "deploy"}] == ["succeeded"] * 3
+    messages = slack_messages()
+    assert any("release of 1.1.0 started" in m for m in messages)
+    assert any("decision *proceed*" in m for m in messages)
+    assert any("1.1.0 promoted (was 1.0.0)" in m for m in messages)
+    assert not ledger.acquire_lock("demo", "probe") != "probe"  # the lock was freed
+    ledger.release_lock("demo", "probe")
+
+
+def test_bad_release_is_rolled_back_app_and_data(release_dag, demo):
+    before = fingerprint(demo)
+
+    dag_run, ledger = run_release(release_dag, "1.2.0")
+
+    release = ledger.release(dag_run.run_id)
+    assert release.status == "rolled_back"
+    assert release.decision == "rollback"
+    assert any(reason.startswith("error rate 33") and "> 10.0%" in reason for reason in release.decision_reasons)
+    assert served_version() == "1.0.0"
+    assert fingerprint(demo) == before  # archived column, its log table and the migration row are all gone
+    states = task_states(dag_run)
+    assert states["rollback.restore_data"] == "success"
+    assert states["post_deploy.promote"] == "skipped"
+    assert states["report_outcome"] == "failed"  # the run is red: the release did not ship
+    assert dag_run.state == "failed"
+    messages = slack_messages()
+    assert any("decision *rollback*" in m and "error rate 33" in m for m in messages)
+    assert any("1.2.0 rolled back: 1.0.0 is serving again" in m and "fingerprint equal" in m for m in messages)
+
+
+@pytest.fixture
+def broken_migration():
+    """Version 1.4.0 ships two migrations: the first succeeds, the second breaks a CHECK constraint."""
+    directory = MIGRATIONS_DIR / "1.4.0"
+    directory.mkdir()
+    (directory / "0001_add_colour.sql").write_text("ALTER TABLE items ADD COLUMN colour text; UPDATE items SET colour = 'red';")
+    (directory / "0002_zero_quantities.sql").write_text("UPDATE orders SET quantity = quantity - 1;")
+    yield
+    for file in directory.iterdir():
+        file.unlink()
+    directory.rmdir()
+
+
+def test_failing_migration_restores_data_and_leaves_app_untouched(release_dag, demo, broken_migration):
+    before = fingerprint(demo)
+    pid = app_pid(demo)
+
+    dag_run, ledger = run_release(release_dag, "1.4.0")
+
+    release = ledger.release(dag_run.run_id)
+    assert release.status == "rolled_back"
+    assert any("migrate.migrate_data" in r and "0002_zero_quantities.sql" in r for r in release.decision_reasons)
+    assert fingerprint(demo) == before  # 0001 had committed: the restore took it back
+    assert app_pid(demo) == pid and served_version() == "1.0.0"  # never stopped
+    states = task_states(dag_run)
+    assert states["migrate.migrate_data"] == "failed"
+    assert states["deploy.deploy_apps"] == "upstream_failed"
+    assert states["rollback.rollback_apps"] == "success"
+    assert any(":x:" in m and "migrate.migrate_data failed" in m for m in slack_messages())
+
+
+@pytest.mark.parametrize(
+    ("conf", "complaint"),
+    [
+        ({"system": "no-such-system", "version": "1.1.0"}, "no-such-system"),
+        ({"system": "demo", "version": "1.1.0; rm -rf /"}, "does not match"),
+        ({"system": "demo", "version": "../../etc"}, "does not match"),
+        ({"system": "demo"}, "version"),
+    ],
+)
+def test_bad_input_is_refused_before_any_task_runs(release_dag, demo, conf, complaint):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    before = fingerprint(demo)
+    with pytest.raises(ParamValidationError, match=complaint.replace("(", r"\(")):
+        release_dag.test(run_conf=conf)
+    assert served_version() == "1.0.0"
+    assert fingerprint(demo) == before
+    assert slack_messages() == []
