@@ -15,6 +15,7 @@ Pick the *system* and type the *version*; the tasks are the same ones the `relea
 from __future__ import annotations
 
 from airflow.sdk import DAG
+
 from rollout.tasks import backup_group, dag_settings
 
 with DAG(

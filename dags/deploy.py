@@ -13,7 +13,8 @@ Pick the *system* and type the *version*; the tasks are the same ones the `relea
 from __future__ import annotations
 
 from airflow.sdk import DAG
-from rollout.tasks import deploy_group, dag_settings
+
+from rollout.tasks import dag_settings, deploy_group
 
 with DAG(
     dag_id="deploy",

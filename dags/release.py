@@ -24,10 +24,11 @@ the run id, and Slack hears each turn.
 from __future__ import annotations
 
 from airflow.sdk import DAG, chain
+
 from rollout.tasks import (
     backup_group,
-    decide,
     dag_settings,
+    decide,
     decision_branches,
     deploy_group,
     migrate_group,

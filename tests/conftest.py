@@ -1,55 +1,19 @@
-"""Shared test set-up: a private Airflow home, a real local PostgreSQL, a Slack receiver, the demo app.
-
-Airflow reads its configuration when first imported, so the environment is set at the top of this
-file, before any test module imports it.
-"""
+"""Shared fixtures: a real local PostgreSQL, a Slack receiver, a migrated Airflow metadata database."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import threading
-from collections.abc import Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-import yaml
+from testenv import SESSION_DIR, SLACK_OUT, SLACK_PORT  # first: it sets Airflow's environment
 
-ROOT = Path(__file__).resolve().parents[1]
-SESSION_DIR = Path(tempfile.mkdtemp(prefix="rollout-tests-"))
-SYSTEMS_DIR = SESSION_DIR / "systems"
-MIGRATIONS_DIR = SESSION_DIR / "migrations" / "demo"
+from rollout.devtools import local_postgres, slack_receiver
 
-os.environ.update(
-    AIRFLOW_HOME=str(SESSION_DIR / "airflow"),
-    AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{SESSION_DIR / 'airflow' / 'airflow.db'}",
-    AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
-    AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"),
-    AIRFLOW__CORE__LOAD_EXAMPLES="False",
-    ROLLOUT_SYSTEMS_DIR=str(SYSTEMS_DIR),
-    ROLLOUT_STATE_DIR=str(SESSION_DIR / "state"),
-)
-(SESSION_DIR / "airflow").mkdir(parents=True)
-
-from rollout.devtools import local_postgres, slack_receiver  # noqa: E402
-
-APP_PORT = local_postgres.free_port()
-SLACK_PORT = local_postgres.free_port()
-SLACK_OUT = SESSION_DIR / "slack.jsonl"
-
-
-def write_test_profiles() -> None:
-    """The demo profile as shipped, but on free ports and with a private copy of its migrations."""
-    SYSTEMS_DIR.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(ROOT / "include" / "migrations" / "demo", MIGRATIONS_DIR)
-    profile = yaml.safe_load((ROOT / "include" / "systems" / "demo.yaml").read_text())
-    profile["app_targets"][0]["port"] = APP_PORT
-    profile["data_targets"][0]["migrations"]["path"] = str(MIGRATIONS_DIR)
-    (SYSTEMS_DIR / "demo.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
-
-
-write_test_profiles()
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 
 @pytest.fixture(scope="session")
@@ -77,7 +41,3 @@ def airflow_db() -> None:
     from airflow.utils import db
 
     db.resetdb()
-
-
-def slack_messages() -> list[str]:
-    return slack_receiver.read_messages(SLACK_OUT)

@@ -16,14 +16,16 @@ import os
 import queue
 import sys
 import threading
-from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlparse
 
 import psycopg
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 RELEASES_DIR = Path(os.environ.get("DEMO_RELEASES_DIR", Path(__file__).with_name("releases")))
 
@@ -73,7 +75,7 @@ def make_handler(version: str, manifest: dict[str, Any], pool: Pool) -> type[Bas
             self.end_headers()
             self.wfile.write(body)
 
-        def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
+        def do_GET(self) -> None:
             url = urlparse(self.path)
             try:
                 if url.path == "/health":

@@ -11,11 +11,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from rollout.config import HttpCheck, JsonShape, LatencyCheck
+if TYPE_CHECKING:
+    from rollout.config import HttpCheck, JsonShape, LatencyCheck
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,12 @@ def run_http_check(check: HttpCheck, base_url: str, version: str) -> CheckResult
         return result(False, f"{check.method} {check.path}: no answer ({type(exc).__name__})")
     elapsed_ms = (time.perf_counter() - began) * 1000
     if response.status_code != check.expect_status:
-        return result(False, f"{check.method} {check.path}: HTTP {response.status_code}, expected {check.expect_status}", status=response.status_code, elapsed_ms=elapsed_ms)
+        return result(
+            False,
+            f"{check.method} {check.path}: HTTP {response.status_code}, expected {check.expect_status}",
+            status=response.status_code,
+            elapsed_ms=elapsed_ms,
+        )
     if check.expect_json or check.expect_shape:
         try:
             payload = response.json()
@@ -74,7 +80,12 @@ def run_http_check(check: HttpCheck, base_url: str, version: str) -> CheckResult
                 return result(False, f"{check.method} {check.path}: {key} is {actual!r}, expected {wanted!r}", status=response.status_code)
         if check.expect_shape and (problem := _shape_problem(payload, check.expect_shape)):
             return result(False, f"{check.method} {check.path}: {problem}", status=response.status_code)
-    return result(True, f"{check.method} {check.path}: HTTP {response.status_code} in {elapsed_ms:.0f} ms", status=response.status_code, elapsed_ms=elapsed_ms)
+    return result(
+        True,
+        f"{check.method} {check.path}: HTTP {response.status_code} in {elapsed_ms:.0f} ms",
+        status=response.status_code,
+        elapsed_ms=elapsed_ms,
+    )
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -54,7 +54,7 @@ ConnId = Annotated[str, Field(pattern=CONN_ID_PATTERN)]
 SqlIdentifier = Annotated[str, Field(pattern=SQL_IDENTIFIER_PATTERN)]
 
 
-class BackupFormat(str, Enum):
+class BackupFormat(StrEnum):
     CUSTOM = "custom"
     DIRECTORY = "directory"
 
@@ -232,20 +232,24 @@ class SystemProfile(_Strict):
     app_targets: list[AppTarget] = Field(min_length=1)
     checks: list[Check] = Field(min_length=1)
     rollback_criteria: RollbackCriteria = Field(default_factory=RollbackCriteria)
-    approvers: list[Approver] = Field(
-        default_factory=list, description="who may answer an 'investigate' decision; empty: any user"
-    )
+    approvers: list[Approver] = Field(default_factory=list, description="who may answer an 'investigate' decision; empty: any user")
 
     @model_validator(mode="after")
     def _references_resolve(self) -> SystemProfile:
-        for kind, names in (("data target", [t.name for t in self.data_targets]), ("app target", [t.name for t in self.app_targets]), ("check", [c.name for c in self.checks])):
+        for kind, names in (
+            ("data target", [t.name for t in self.data_targets]),
+            ("app target", [t.name for t in self.app_targets]),
+            ("check", [c.name for c in self.checks]),
+        ):
             duplicates = sorted({n for n in names if names.count(n) > 1})
             if duplicates:
                 raise ValueError(f"{kind} names must be unique; repeated: {', '.join(duplicates)}")
         apps = {t.name for t in self.app_targets}
         for check in self.checks:
             if check.app not in apps:
-                raise ValueError(f"check {check.name!r} names app {check.app!r}, which is not among app_targets ({', '.join(sorted(apps))})")
+                raise ValueError(
+                    f"check {check.name!r} names app {check.app!r}, which is not among app_targets ({', '.join(sorted(apps))})"
+                )
         return self
 
     def app(self, name: str) -> LocalProcessTarget:

@@ -11,12 +11,14 @@ A pure function with no I/O, so every rule is pinned by a table-driven test. The
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from rollout.config import RollbackCriteria
+if TYPE_CHECKING:
+    from rollout.config import RollbackCriteria
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     PROCEED = "proceed"
     INVESTIGATE = "investigate"
     ROLLBACK = "rollback"
@@ -60,9 +62,7 @@ def decide(observed: Observations, criteria: RollbackCriteria) -> Decision:
 
     rollback += [f"phase failed: {failure}" for failure in observed.phase_failures]
     if observed.corrupted_tables:
-        rollback.append(
-            "data corruption detected: tables the migration did not touch changed: " + ", ".join(observed.corrupted_tables)
-        )
+        rollback.append("data corruption detected: tables the migration did not touch changed: " + ", ".join(observed.corrupted_tables))
     for check in observed.failed_checks:
         (rollback if check.critical else investigate).append(
             f"{'critical' if check.critical else 'non-critical'} check {check.name} failed: {check.detail}"
@@ -72,9 +72,8 @@ def decide(observed: Observations, criteria: RollbackCriteria) -> Decision:
         if observed.error_rate > criteria.error_rate_rollback:
             rollback.append(f"error rate {_pct(observed.error_rate)} > {_pct(criteria.error_rate_rollback)}")
         elif observed.error_rate >= criteria.error_rate_investigate:
-            investigate.append(
-                f"error rate {_pct(observed.error_rate)} within {_pct(criteria.error_rate_investigate)}-{_pct(criteria.error_rate_rollback)}"
-            )
+            band = f"{_pct(criteria.error_rate_investigate)}-{_pct(criteria.error_rate_rollback)}"
+            investigate.append(f"error rate {_pct(observed.error_rate)} within {band}")
 
     if observed.downtime_seconds is not None and observed.downtime_seconds > criteria.downtime_rollback_seconds:
         rollback.append(f"downtime {observed.downtime_seconds:.0f} s > {criteria.downtime_rollback_seconds:.0f} s")

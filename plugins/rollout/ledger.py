@@ -9,16 +9,19 @@ what lets any phase be retried or re-run alone. Together the tables are the seed
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from psycopg.types.json import Jsonb
 
+from rollout.targets.postgres import autocommit_connection
+
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from datetime import datetime
+
     import psycopg
 
 SCHEMA_SQL = """
@@ -113,7 +116,7 @@ CREATE TABLE IF NOT EXISTS rollout_lock (
 """
 
 
-class ReleaseStatus(str, Enum):
+class ReleaseStatus(StrEnum):
     RUNNING = "running"
     AWAITING_DECISION = "awaiting_decision"
     PROMOTED = "promoted"
@@ -123,7 +126,7 @@ class ReleaseStatus(str, Enum):
     FAILED = "failed"  # a rollback that could not finish: a human must act
 
 
-class FingerprintStage(str, Enum):
+class FingerprintStage(StrEnum):
     BEFORE = "before"  # taken with the backup
     AFTER_MIGRATE = "after_migrate"
     AFTER_VERIFY = "after_verify"
@@ -158,10 +161,9 @@ class Ledger:
     def _connect(self) -> Iterator[psycopg.Connection[Any]]:
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-        conn = PostgresHook(postgres_conn_id=self.conn_id).get_conn()
-        conn.autocommit = True
+        conn = autocommit_connection(PostgresHook(postgres_conn_id=self.conn_id))
         try:
-            yield conn  # type: ignore[misc]
+            yield conn
         finally:
             conn.close()
 
@@ -187,9 +189,7 @@ class Ledger:
         )
         release = self.release(release_id)
         if (release.system, release.version) != (system, version):
-            raise LedgerConflictError(
-                f"release {release_id} is a release of {release.system} {release.version}, not {system} {version}"
-            )
+            raise LedgerConflictError(f"release {release_id} is a release of {release.system} {release.version}, not {system} {version}")
         return release
 
     def release(self, release_id: str) -> Release:
@@ -214,8 +214,7 @@ class Ledger:
 
     def record_decision(self, release_id: str, outcome: str, reasons: list[str], numbers: dict[str, Any], decided_by: str) -> None:
         self._execute(
-            "UPDATE rollout_release SET decision = %s, decision_reasons = %s, decision_numbers = %s, decided_by = %s"
-            " WHERE release_id = %s",
+            "UPDATE rollout_release SET decision = %s, decision_reasons = %s, decision_numbers = %s, decided_by = %s WHERE release_id = %s",
             (outcome, Jsonb(reasons), Jsonb(numbers), decided_by, release_id),
         )
 
@@ -296,8 +295,7 @@ class Ledger:
 
     def record_migration(self, release_id: str, target: str, migration_id: str, checksum: str | None) -> None:
         self._execute(
-            "INSERT INTO rollout_migration (release_id, target, migration_id, checksum) VALUES (%s, %s, %s, %s)"
-            " ON CONFLICT DO NOTHING",
+            "INSERT INTO rollout_migration (release_id, target, migration_id, checksum) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
             (release_id, target, migration_id, checksum),
         )
 
@@ -309,7 +307,15 @@ class Ledger:
 
     # --- apps and measurements -------------------------------------------------------------------
 
-    def record_app_state(self, release_id: str, app: str, *, previous_version: str | None, deployed_version: str | None = None, downtime_seconds: float | None = None) -> None:
+    def record_app_state(
+        self,
+        release_id: str,
+        app: str,
+        *,
+        previous_version: str | None,
+        deployed_version: str | None = None,
+        downtime_seconds: float | None = None,
+    ) -> None:
         self._execute(
             "INSERT INTO rollout_app_state (release_id, app, previous_version, deployed_version, downtime_seconds, switched_at)"
             " VALUES (%s, %s, %s, %s, %s, CASE WHEN %s::text IS NULL THEN NULL ELSE now() END)"
@@ -338,7 +344,8 @@ class Ledger:
 
     def measurements(self, release_id: str) -> list[dict[str, Any]]:
         rows = self._execute(
-            "SELECT check_name, kind, critical, passed, detail, metrics FROM rollout_measurement WHERE release_id = %s ORDER BY measured_at",
+            "SELECT check_name, kind, critical, passed, detail, metrics FROM rollout_measurement"
+            " WHERE release_id = %s ORDER BY measured_at",
             (release_id,),
         )
         keys = ("name", "kind", "critical", "passed", "detail", "metrics")
@@ -363,16 +370,12 @@ class Ledger:
         )
 
     def notifications(self, release_id: str) -> list[dict[str, Any]]:
-        rows = self._execute(
-            "SELECT event, delivered, error FROM rollout_notification WHERE release_id = %s ORDER BY id", (release_id,)
-        )
+        rows = self._execute("SELECT event, delivered, error FROM rollout_notification WHERE release_id = %s ORDER BY id", (release_id,))
         return [{"event": e, "delivered": d, "error": err} for e, d, err in rows]
 
     def acquire_lock(self, system: str, release_id: str) -> str:
         """Take the system's release lock; returns the release id holding it (ours, or the other one)."""
-        self._execute(
-            "INSERT INTO rollout_lock (system, release_id) VALUES (%s, %s) ON CONFLICT (system) DO NOTHING", (system, release_id)
-        )
+        self._execute("INSERT INTO rollout_lock (system, release_id) VALUES (%s, %s) ON CONFLICT (system) DO NOTHING", (system, release_id))
         return str(self._execute("SELECT release_id FROM rollout_lock WHERE system = %s", (system,))[0][0])
 
     def release_lock(self, system: str, release_id: str) -> None:

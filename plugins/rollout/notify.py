@@ -8,16 +8,19 @@ redactor first, so a password that slipped into an error message does not reach 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from enum import Enum
+from enum import StrEnum
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from rollout.ledger import Ledger
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from rollout.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
 
-class Event(str, Enum):
+class Event(StrEnum):
     STARTED = "release_started"
     PHASE_FAILED = "phase_failed"
     DECISION = "decision"
@@ -56,6 +59,7 @@ class Redactor:
             try:
                 conn = BaseHook.get_connection(conn_id)
             except Exception:  # noqa: BLE001 - a missing connection holds no secret to hide
+                log.debug("connection %s not found; nothing of it to redact", conn_id)
                 continue
             secrets += [conn.password or "", *(str(v) for k, v in conn.extra_dejson.items() if "token" in k or "secret" in k)]
         return cls(secrets)
@@ -88,6 +92,6 @@ class Notifier:
             log.warning("Slack message %s not delivered (the release carries on): %s", event.value, error)
         try:
             self.ledger.record_notification(release_id, event.value, delivered=error is None, error=error)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("could not record the notification in the ledger")
         return error is None

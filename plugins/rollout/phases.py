@@ -10,8 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rollout.checks import CheckResult, run_http_check, run_latency_probe
 from rollout.config import CommandMigrations, HttpCheck, LatencyCheck, SqlFileMigrations, SystemProfile, load_profile, state_dir
@@ -22,6 +21,9 @@ from rollout.targets.local_process import LocalProcessApp
 from rollout.targets.migrations import CommandMigrator, MigrationError, SqlFileMigrator
 from rollout.targets.postgres import BackupIntegrityError, PostgresDataTarget, RestoreMismatchError
 from rollout.versions import validate_version
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +129,7 @@ def preflight(ctx: ReleaseContext) -> dict[str, Any]:
         reason = f"data target unreachable: {ctx.redact(str(exc))}"
         ctx.ledger.set_status(ctx.release_id, ReleaseStatus.ABORTED, reason=reason, final=True)
         raise PreflightError(reason + "; nothing was changed") from exc
-    running = {name: (app.current().version if app.current() else None) for name, app in ctx.apps.items()}
+    running = {name: current.version if (current := app.current()) else None for name, app in ctx.apps.items()}
     previous = next((v for v in running.values() if v), None) or _last_promoted_version(ctx)
     ctx.ledger.set_previous_version(ctx.release_id, previous)
     ctx.notifier.send(
@@ -148,7 +150,9 @@ def open_phase_run(ctx: ReleaseContext) -> dict[str, Any]:
     """For a phase DAG triggered alone: the release row, created if this is a new release id."""
     check_connections(ctx.profile)
     ctx.ledger.ensure_schema()
-    release = ctx.ledger.open_release(release_id=ctx.release_id, system=ctx.profile.name, version=ctx.version, triggered_by=ctx.triggered_by)
+    release = ctx.ledger.open_release(
+        release_id=ctx.release_id, system=ctx.profile.name, version=ctx.version, triggered_by=ctx.triggered_by
+    )
     return {"release_id": release.release_id, "status": release.status, "previous_version": release.previous_version}
 
 
@@ -169,7 +173,12 @@ def backup(ctx: ReleaseContext) -> dict[str, Any]:
                 log.warning("the recorded backup is unusable, taking a new one: %s", exc)
         record = target.backup(target.backup_path(ctx.backup_directory(target), ctx.release_id))
         ctx.ledger.record_backup(ctx.release_id, name, record.as_dict())
-        taken[name] = {"location": record.location, "sha256": record.sha256, "size_bytes": record.size_bytes, "tables": len(record.fingerprint)}
+        taken[name] = {
+            "location": record.location,
+            "sha256": record.sha256,
+            "size_bytes": record.size_bytes,
+            "tables": len(record.fingerprint),
+        }
     return taken
 
 
@@ -228,7 +237,9 @@ def deploy(ctx: ReleaseContext) -> dict[str, Any]:
             result[name] = {"previous_version": previous, "already_running": True}
             continue
         downtime = app.switch_to(ctx.version)
-        ctx.ledger.record_app_state(ctx.release_id, name, previous_version=previous, deployed_version=ctx.version, downtime_seconds=downtime)
+        ctx.ledger.record_app_state(
+            ctx.release_id, name, previous_version=previous, deployed_version=ctx.version, downtime_seconds=downtime
+        )
         result[name] = {"previous_version": previous, "downtime_seconds": round(downtime, 2)}
     return result
 
@@ -242,7 +253,11 @@ def run_checks(ctx: ReleaseContext, kind: type[HttpCheck] | type[LatencyCheck], 
         if not isinstance(check, kind):
             continue
         base_url = ctx.profile.app(check.app).base_url
-        result = run_latency_probe(check, base_url) if isinstance(check, LatencyCheck) else run_http_check(check, base_url, version or ctx.version)
+        result = (
+            run_latency_probe(check, base_url)
+            if isinstance(check, LatencyCheck)
+            else run_http_check(check, base_url, version or ctx.version)
+        )
         log.info("%s %s: %s", "PASS" if result.passed else "FAIL", result.name, result.detail)
         results.append(result)
     return results
@@ -270,7 +285,9 @@ def fingerprint_after_verify(ctx: ReleaseContext) -> dict[str, Any]:
 # --- decide ------------------------------------------------------------------------------------------
 
 
-def corrupted_tables(before: dict[str, Any], after_migrate: dict[str, Any] | None, after_verify: dict[str, Any] | None, volatile: set[str]) -> list[str]:
+def corrupted_tables(
+    before: dict[str, Any], after_migrate: dict[str, Any] | None, after_verify: dict[str, Any] | None, volatile: set[str]
+) -> list[str]:
     """Tables the migration left alone (and the app does not write) that changed anyway, or vanished."""
     if after_verify is None:
         return []
@@ -287,7 +304,9 @@ def corrupted_tables(before: dict[str, Any], after_migrate: dict[str, Any] | Non
 def observe(ctx: ReleaseContext) -> Observations:
     steps = ctx.ledger.steps(ctx.release_id)
     phase_failures = tuple(
-        f"{s['phase']}.{s['step']}: {s['error']}" for s in steps if s["status"] == "failed" and s["phase"] in {"migrate", "deploy", "verify"}
+        f"{s['phase']}.{s['step']}: {s['error']}"
+        for s in steps
+        if s["status"] == "failed" and s["phase"] in {"migrate", "deploy", "verify"}
     )
     measurements = ctx.ledger.measurements(ctx.release_id)
     failed_checks = tuple(FailedCheck(m["name"], m["critical"], m["detail"]) for m in measurements if not m["passed"])
@@ -345,7 +364,7 @@ def abort(ctx: ReleaseContext, reason: str) -> None:
 
 def record_human_decision(ctx: ReleaseContext, choice: str, responder: str | None) -> None:
     release = ctx.release()
-    reasons = list(release.decision_reasons or []) + [f"investigated: {responder or 'nobody answered in time'} chose {choice!r}"]
+    reasons = [*list(release.decision_reasons or []), f"investigated: {responder or 'nobody answered in time'} chose {choice!r}"]
     ctx.ledger.record_decision(ctx.release_id, "rollback" if choice == "Roll back" else "proceed", reasons, {}, responder or "timeout")
 
 
@@ -421,7 +440,9 @@ def verify_restored(ctx: ReleaseContext) -> dict[str, Any]:
     results = run_checks(ctx, HttpCheck, version=previous)
     failed = [r for r in results if r.critical and not r.passed]
     if failed:
-        raise ChecksFailedError(f"the previous version {previous} is not healthy after the rollback: " + "; ".join(r.detail for r in failed))
+        raise ChecksFailedError(
+            f"the previous version {previous} is not healthy after the rollback: " + "; ".join(r.detail for r in failed)
+        )
     return {r.name: r.detail for r in results}
 
 

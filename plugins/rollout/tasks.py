@@ -11,7 +11,6 @@ Importing this module is cheap (DAG parsing imports it): heavy imports happen in
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +23,8 @@ from rollout.config import configured_systems
 from rollout.versions import VERSION_PATTERN
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow.sdk import Context
     from airflow.sdk.bases.operator import BaseOperator
 
@@ -110,7 +111,9 @@ def release_context() -> ReleaseContext:
     return ctx
 
 
-def run_step(phase: str, step: str, action: Callable[[ReleaseContext], Any], *, on_final_failure: Callable[[ReleaseContext, str], None] | None = None) -> Any:
+def run_step(
+    phase: str, step: str, action: Callable[[ReleaseContext], Any], *, on_final_failure: Callable[[ReleaseContext, str], None] | None = None
+) -> Any:
     """Run `action` as one recorded step of `phase`; returns what it returns (shown as the task's XCom)."""
     from rollout.notify import Event
     from rollout.phases import PERMANENT_ERRORS, ChecksFailedError

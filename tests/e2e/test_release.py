@@ -4,11 +4,12 @@ Slack receiver reached through the real Slack provider hook."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import APP_PORT, MIGRATIONS_DIR, slack_messages
+from testenv import APP_PORT, MIGRATIONS_DIR, slack_messages
 
 pytestmark = pytest.mark.e2e
 
@@ -91,7 +92,7 @@ def test_good_release_migrates_and_is_promoted(release_dag, demo):
     assert any("release of 1.1.0 started" in m for m in messages)
     assert any("decision *proceed*" in m for m in messages)
     assert any("1.1.0 promoted (was 1.0.0)" in m for m in messages)
-    assert not ledger.acquire_lock("demo", "probe") != "probe"  # the lock was freed
+    assert ledger.acquire_lock("demo", "probe") == "probe"  # the lock was freed
     ledger.release_lock("demo", "probe")
 
 
@@ -165,3 +166,64 @@ def test_bad_input_is_refused_before_any_task_runs(release_dag, demo, conf, comp
     assert served_version() == "1.0.0"
     assert fingerprint(demo) == before
     assert slack_messages() == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "served"),
+    [("Proceed", "promoted", "1.3.0"), ("Roll back", "rolled_back", "1.0.0")],
+)
+def test_investigate_is_answered_by_a_human(release_dag, demo, answer, status, served):
+    from hitl import answer as answer_required_action
+    from hitl import run_with_responder, wait_for_awaiting_input
+
+    before = fingerprint(demo)
+
+    def operator() -> None:
+        run_id = wait_for_awaiting_input("release", "ask_operator")
+        answer_required_action("release", run_id, "ask_operator", answer, "oncall", "On-call Olga")
+
+    dag_run, ledger = run_with_responder(lambda: run_release(release_dag, "1.3.0"), operator)
+
+    release = ledger.release(dag_run.run_id)
+    assert release.status == status
+    assert release.decided_by == "On-call Olga"
+    assert release.decision_reasons[0].startswith("error rate 3.0% within 1.0%-10.0%")
+    assert release.decision_reasons[-1] == f"investigated: On-call Olga chose {answer!r}"
+    assert served_version() == served
+    if status == "rolled_back":
+        assert fingerprint(demo) == before
+    messages = slack_messages()
+    assert any("decision *investigate*" in m for m in messages)
+    assert any("a human must decide within 30 min" in m for m in messages)
+
+
+@pytest.fixture
+def short_investigate_timeout():
+    """The demo profile with a 3-second window for the human; restored afterwards."""
+    from testenv import SYSTEMS_DIR
+
+    path = SYSTEMS_DIR / "demo.yaml"
+    original = path.read_text()
+    path.write_text(original.replace("investigate_timeout_minutes: 30", "investigate_timeout_minutes: 0.05"))
+    yield
+    path.write_text(original)
+
+
+def test_investigate_nobody_answers_rolls_back_at_the_timeout(release_dag, demo, short_investigate_timeout):
+    from hitl import expire_waiting_tasks, run_with_responder, wait_for_awaiting_input
+
+    before = fingerprint(demo)
+
+    def clock() -> None:
+        wait_for_awaiting_input("release", "ask_operator")
+        time.sleep(3.5)
+        expire_waiting_tasks()  # what the scheduler's sweep does once the deadline has passed
+
+    dag_run, ledger = run_with_responder(lambda: run_release(release_dag, "1.3.0"), clock)
+
+    release = ledger.release(dag_run.run_id)
+    assert release.status == "rolled_back"
+    assert release.decided_by == "timeout"
+    assert release.decision_reasons[-1] == "investigated: nobody answered in time chose 'Roll back'"
+    assert served_version() == "1.0.0"
+    assert fingerprint(demo) == before

@@ -14,6 +14,7 @@ Airflow is left running for you to look around; `stop` ends every process the de
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -177,7 +178,11 @@ def up() -> None:
     for database in ("rollout_ledger", "demo"):
         cluster.create_database(database)
     slack_port = local_postgres.free_port()
-    start_background("slack_receiver", [sys.executable, "-m", "rollout.devtools.slack_receiver", "--port", str(slack_port), "--out", str(SLACK_LOG)], dict(os.environ))
+    start_background(
+        "slack_receiver",
+        [sys.executable, "-m", "rollout.devtools.slack_receiver", "--port", str(slack_port), "--out", str(SLACK_LOG)],
+        dict(os.environ),
+    )
     env = demo_environment(cluster, slack_port)
     os.environ.update(env)
 
@@ -247,10 +252,8 @@ def _stop_group(name: str, first: signal.Signals, grace: float) -> None:
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.5)
     # Whatever is left of the session (an orphaned worker, say) goes too.
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     pid_file.unlink()
 
 

@@ -5,12 +5,15 @@ Used by `make demo` and by the end-to-end tests, through the same target code th
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rollout.config import SqlFileMigrations, SystemProfile
 from rollout.targets.local_process import LocalProcessApp
 from rollout.targets.migrations import SqlFileMigrator
 from rollout.targets.postgres import PostgresDataTarget
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 START_VERSION = "1.0.0"
 

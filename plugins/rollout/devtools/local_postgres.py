@@ -68,7 +68,7 @@ class LocalPostgres:
 
     def create_database(self, name: str) -> None:
         """Create database `name` unless it exists (names are the project's own, not user input)."""
-        exists = self.psql("postgres", f"SELECT 1 FROM pg_database WHERE datname = '{name}'").strip()
+        exists = self.psql("postgres", f"SELECT 1 FROM pg_database WHERE datname = '{name}'").strip()  # noqa: S608
         if not exists:
             self.psql("postgres", f'CREATE DATABASE "{name}"')
 
@@ -94,7 +94,8 @@ def _prepare_service_user(data_dir: Path) -> None:
     try:
         entry = pwd.getpwnam(SERVICE_USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", SERVICE_USER], check=True, capture_output=True)
+        useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+        subprocess.run([useradd, "--system", "--no-create-home", SERVICE_USER], check=True, capture_output=True)
         entry = pwd.getpwnam(SERVICE_USER)
     for path in (data_dir, pg_bin_dir()):
         _open_path_to_others(path)
@@ -143,8 +144,10 @@ def start(state_dir: Path, port: int | None = None) -> LocalPostgres:
             _run_as_service_user(
                 [
                     str(pg_bin_dir() / "initdb"),
-                    "-D", str(data_dir),
-                    "-U", SUPERUSER,
+                    "-D",
+                    str(data_dir),
+                    "-U",
+                    SUPERUSER,
                     "--auth-host=scram-sha-256",
                     "--auth-local=trust",
                     "--encoding=UTF8",
@@ -160,9 +163,12 @@ def start(state_dir: Path, port: int | None = None) -> LocalPostgres:
         _run_as_service_user(
             [
                 str(pg_bin_dir() / "pg_ctl"),
-                "-D", str(data_dir),
-                "-l", str(data_dir / "server.log"),
-                "-o", f"-h 127.0.0.1 -p {port} -k {data_dir}",
+                "-D",
+                str(data_dir),
+                "-l",
+                str(data_dir / "server.log"),
+                "-o",
+                f"-h 127.0.0.1 -p {port} -k {data_dir}",
                 "-w",
                 "start",
             ]

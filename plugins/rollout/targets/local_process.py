@@ -8,6 +8,7 @@ goes beside it. Secrets reach the process through its environment, built from Ai
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -16,10 +17,13 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rollout.config import INCLUDE_DIR, LocalProcessTarget
 from rollout.targets.migrations import connection_uri
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -128,18 +132,14 @@ class LocalProcessApp:
 
     @staticmethod
     def _signal(pid: int, sig: signal.Signals) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, sig)  # the whole session: a wrapper script's children go too
-        except ProcessLookupError:
-            pass
 
     @staticmethod
     def _reap(pid: int) -> None:
         # When this process started the app (the same worker), collect it so it leaves no zombie.
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
 
     def wait_ready(self, version: str) -> float:
         """Wait until the readiness path answers 2xx; returns the seconds it took."""

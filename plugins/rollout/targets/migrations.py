@@ -15,13 +15,17 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from psycopg import sql
 
-from rollout.config import CommandMigrations, SqlFileMigrations
-from rollout.targets.postgres import PostgresDataTarget
 from rollout.versions import InvalidVersionError, Version
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from rollout.config import CommandMigrations, SqlFileMigrations
+    from rollout.targets.postgres import PostgresDataTarget
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +81,7 @@ class SqlFileMigrator:
                 ).format(self._table)
             )
             rows = conn.execute(sql.SQL("SELECT migration_id, checksum FROM {}").format(self._table)).fetchall()
-        return {migration_id: checksum for migration_id, checksum in rows}
+        return dict(rows)
 
     def pending(self, version: str) -> list[Migration]:
         wanted = migrations_for(self.config.resolved_path(), version)

@@ -19,7 +19,7 @@ import subprocess
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from rollout.config import BackupFormat, PostgresTarget
 
@@ -74,6 +74,13 @@ def pg_program(name: str) -> str:
     return found
 
 
+def autocommit_connection(hook: PostgresHook) -> psycopg.Connection[Any]:
+    """A psycopg 3 connection from the provider hook, each statement committed as it runs."""
+    conn = cast("psycopg.Connection[Any]", hook.get_conn())
+    conn.autocommit = True
+    return conn
+
+
 def file_sha256(path: Path) -> str:
     """sha256 of a file, or of a directory's files in name order (pg_dump's directory format)."""
     digest = hashlib.sha256()
@@ -106,9 +113,7 @@ class PostgresDataTarget:
         return PostgresHook(postgres_conn_id=self.config.conn_id)
 
     def connect(self) -> psycopg.Connection[Any]:
-        conn = self.hook.get_conn()
-        conn.autocommit = True
-        return conn  # type: ignore[return-value]
+        return autocommit_connection(self.hook)
 
     def client_env(self) -> dict[str, str]:
         conn = self.hook.get_connection(self.config.conn_id)
@@ -145,8 +150,7 @@ class PostgresDataTarget:
         """
         # Sum of 64-bit row hashes: independent of row order and light on memory for large tables.
         content_query = sql.SQL(
-            "SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 16))::bit(64)::bigint::numeric), 0)::text"
-            " FROM {}.{} AS t"
+            "SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 16))::bit(64)::bigint::numeric), 0)::text FROM {}.{} AS t"
         )
         result: Fingerprint = {}
         with self.connect() as conn:
@@ -188,7 +192,14 @@ class PostgresDataTarget:
             fingerprint=fingerprint,
             toc_entries=self.check_readable(destination),
         )
-        log.info("backup of %s: %s, %d bytes, sha256 %s, %d TOC entries", self.config.name, destination, record.size_bytes, sha, record.toc_entries)
+        log.info(
+            "backup of %s: %s, %d bytes, sha256 %s, %d TOC entries",
+            self.config.name,
+            destination,
+            record.size_bytes,
+            sha,
+            record.toc_entries,
+        )
         return record
 
     @staticmethod

@@ -1,0 +1,116 @@
+"""DAG integrity: every DAG imports, carries what an operator needs, and parses without I/O."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
+PHASES = ["backup", "migrate", "deploy", "verify", "post_deploy", "rollback"]
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(ROOT / "dags"))
+
+
+def test_every_dag_file_imports_cleanly(dagbag):
+    assert dagbag.import_errors == {}
+    assert sorted(dagbag.dag_ids) == sorted(p.stem for p in DAG_FILES)
+
+
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.stem)
+def test_dag_carries_what_an_operator_needs(dagbag, dag_file):
+    dag = dagbag.dags[dag_file.stem]
+    assert dag.dag_id == dag_file.stem
+    assert "rollout" in dag.tags and len(dag.tags) >= 2
+    assert dag.default_args["owner"] not in {"", "airflow"}
+    assert dag.default_args["retries"] >= 1
+    assert dag.doc_md and dag.doc_md.lstrip().startswith(f"# {dag.dag_id}")
+    assert dag.schedule is None or dag.timetable.summary == "None"
+    assert dag.catchup is False
+    assert set(dag.params) >= {"system", "version"}
+    for task in dag.tasks:
+        assert task.owner == dag.default_args["owner"]
+
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_release_runs_the_same_tasks_as_each_phase_dag(dagbag, phase):
+    release_tasks = set(dagbag.dags["release"].task_ids)
+    assert set(dagbag.dags[phase].task_ids) <= release_tasks
+
+
+def test_release_graph_branches_on_the_decision(dagbag):
+    dag = dagbag.dags["release"]
+    decide = dag.get_task("decide")
+    assert decide.trigger_rule == "all_done"  # runs after a failed phase, so that it can roll back
+    assert decide.downstream_task_ids == {"proceed", "roll_back", "ask_operator"}
+    assert dag.get_task("ask_operator").downstream_task_ids == {"post_deploy.promote", "rollback.rollback_apps"}
+    assert dag.get_task("post_deploy.promote").upstream_task_ids == {"proceed", "ask_operator"}
+    assert dag.get_task("rollback.rollback_apps").upstream_task_ids == {"roll_back", "ask_operator"}
+    order = ["preflight", "backup.backup_data", "migrate.migrate_data", "deploy.deploy_apps", "verify.check_endpoints"]
+    for upstream, downstream in itertools.pairwise(order):
+        assert downstream in dag.get_task(upstream).downstream_task_ids
+    assert dag.get_task("report_outcome").upstream_task_ids == {"post_deploy.promote", "rollback.finish_rollback"}
+
+
+def test_params_refuse_unknown_systems_and_malformed_versions(dagbag):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    params = dagbag.dags["release"].params
+    assert params.get_param("system").schema["enum"] == ["demo"]
+    for conf in ({"system": "other", "version": "1.0.0"}, {"system": "demo", "version": "1.0.0 && reboot"}):
+        candidate = copy.deepcopy(params)
+        with pytest.raises(ParamValidationError):
+            candidate.update(conf)
+            candidate.validate()
+    accepted = copy.deepcopy(params)
+    accepted.update({"system": "demo", "version": "v1.0-p2"})
+    assert accepted.validate() == {"system": "demo", "version": "v1.0-p2"}
+
+
+PARSE_WITHOUT_IO = """
+import json, socket, sys, time
+
+def refuse(*args, **kwargs):
+    raise AssertionError("network I/O while parsing a DAG file")
+
+socket.socket.connect = refuse
+socket.create_connection = refuse
+from airflow.dag_processing.dagbag import DagBag
+timings = {}
+for path in sys.argv[1:]:
+    began = time.perf_counter()
+    bag = DagBag(dag_folder=path)
+    timings[path] = time.perf_counter() - began
+    assert not bag.import_errors, bag.import_errors
+heavy = sorted(m for m in ("psycopg", "rollout.phases", "rollout.targets.postgres", "kubernetes", "databricks.sql") if m in sys.modules)
+print(json.dumps({"heavy": heavy, "timings": timings}))
+"""
+
+
+def test_parsing_does_no_network_or_database_io(tmp_path):
+    env = {
+        **os.environ,
+        # A metadata database that cannot exist: any attempt to use it while parsing fails loudly.
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path}/missing-dir/never.db",
+        "AIRFLOW_HOME": str(tmp_path),
+        "PYTHONPATH": str(ROOT / "plugins"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", PARSE_WITHOUT_IO, *map(str, DAG_FILES)], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["heavy"] == [], f"DAG parsing imported heavy modules: {report['heavy']}"
+    assert not (tmp_path / "missing-dir").exists()

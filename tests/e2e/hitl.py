@@ -1,0 +1,104 @@
+"""Answering Airflow's Required Actions from a test thread while dag.test() runs the DAG.
+
+dag.test() has no API server and no scheduler, so nothing answers a HITL task or enforces its timeout.
+`answer` does to the metadata database what `PATCH .../hitlDetails` does (airflow/api_fastapi/core_api/
+routes/public/hitl.py); `expire` does what the scheduler's timeout sweep does.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+def wait_for_awaiting_input(dag_id: str, task_id: str, timeout: float = 180.0) -> str:
+    """Run id of the first run whose `task_id` waits for input."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import select
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with create_session() as session:
+            ti = session.scalars(
+                select(TaskInstance).where(
+                    TaskInstance.dag_id == dag_id,
+                    TaskInstance.task_id == task_id,
+                    TaskInstance.state == TaskInstanceState.AWAITING_INPUT,
+                )
+            ).first()
+            if ti is not None:
+                return str(ti.run_id)
+        time.sleep(0.3)
+    raise TimeoutError(f"{dag_id}.{task_id} never waited for input")
+
+
+def answer(dag_id: str, run_id: str, task_id: str, option: str, user_id: str, user_name: str) -> None:
+    from airflow._shared.timezones import timezone
+    from airflow.models.hitl import HITLDetail, HITLUser
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.trigger import handle_event_submit
+    from airflow.triggers.base import TriggerEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        ti = session.scalars(
+            select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == task_id)
+        ).one()
+        detail = session.scalar(select(HITLDetail).where(HITLDetail.ti_id == ti.id))
+        assert detail is not None and not detail.response_received
+        assert option in detail.options
+        detail.responded_by = HITLUser(id=user_id, name=user_name)
+        detail.responded_at = timezone.utcnow()
+        detail.chosen_options = [option]
+        detail.params_input = {}
+        session.add(detail)
+        handle_event_submit(TriggerEvent(detail.as_resume_event_payload()), task_instance=ti, session=session)
+
+
+def expire_waiting_tasks() -> None:
+    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
+
+    class _Sweeper:  # the sweep uses nothing of the runner but its logger
+        log = logging.getLogger("tests.hitl.sweep")
+
+    SchedulerJobRunner.check_awaiting_input_timeouts(_Sweeper())  # type: ignore[arg-type]
+
+
+def fail_waiting_tasks() -> None:
+    """Last resort when the answering thread broke: otherwise dag.test() waits for ever."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import select
+
+    with create_session() as session:
+        for ti in session.scalars(select(TaskInstance).where(TaskInstance.state == TaskInstanceState.AWAITING_INPUT)):
+            ti.state = TaskInstanceState.FAILED
+
+
+def run_with_responder(run: Callable[[], Any], responder: Callable[[], None]) -> Any:
+    """Run `run` (a dag.test call) while `responder` plays the human (or the clock) in a thread."""
+    errors: list[BaseException] = []
+
+    def guarded() -> None:
+        try:
+            responder()
+        except BaseException as exc:
+            errors.append(exc)
+            fail_waiting_tasks()
+
+    thread = threading.Thread(target=guarded, daemon=True)
+    thread.start()
+    result = run()
+    thread.join(timeout=30)
+    if errors:
+        raise errors[0]
+    return result
