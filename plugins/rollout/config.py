@@ -202,7 +202,7 @@ class RollbackCriteria(_Strict):
     """Seed 003's "Rollback Decision Criteria", each number overridable per profile."""
 
     error_rate_rollback: Annotated[float, Field(ge=0, le=1)] = 0.10
-    error_rate_investigate: Annotated[float, Field(ge=0, le=1)] = 0.01
+    error_rate_investigate: Annotated[float, Field(gt=0, le=1)] = 0.01
     latency_degradation_investigate: Annotated[float, Field(ge=0)] = 0.20
     latency_degradation_rollback: Annotated[float, Field(ge=0)] = 0.50
     latency_min_delta_ms: Annotated[float, Field(ge=0)] = 25.0
@@ -275,13 +275,22 @@ def configured_systems(directory: Path | None = None) -> list[str]:
     return sorted(p.stem for p in directory.glob("*.yaml") if re.fullmatch(NAME_PATTERN, p.stem))
 
 
+DISCRIMINATOR_TAGS = frozenset({"postgres", "local_process", "http", "latency", "sql_files", "command"})
+
+
 def _format_location(loc: tuple[int | str, ...]) -> str:
     parts: list[str] = []
+    previous: int | str | None = None
     for item in loc:
+        # pydantic inserts the discriminator's value where a tagged union sits: after a list index, or
+        # as the value of `migrations`. The operator never wrote it, so it is left out; a field that
+        # happens to share its name (a migration's `command`) is not.
+        tag_position = isinstance(previous, int) or previous == "migrations"
+        previous = item
         if isinstance(item, int):
             parts[-1:] = [f"{parts[-1]}[{item}]"] if parts else [f"[{item}]"]
-        elif item in {"postgres", "local_process", "http", "latency", "sql_files", "command"} and parts:
-            continue  # the discriminator tag pydantic inserts; the operator never wrote it
+        elif tag_position and item in DISCRIMINATOR_TAGS:
+            continue
         else:
             parts.append(str(item))
     return ".".join(parts) or "(top level)"

@@ -53,7 +53,8 @@ class Decision:
 
 
 def _pct(value: float) -> str:
-    return f"{value:.1%}"
+    """A rate as a percentage precise enough that 10.01 % never reads as the 10 % it exceeds."""
+    return f"{value * 100:.2f}".rstrip("0").rstrip(".") + "%"
 
 
 def decide(observed: Observations, criteria: RollbackCriteria) -> Decision:
@@ -76,7 +77,7 @@ def decide(observed: Observations, criteria: RollbackCriteria) -> Decision:
             investigate.append(f"error rate {_pct(observed.error_rate)} within {band}")
 
     if observed.downtime_seconds is not None and observed.downtime_seconds > criteria.downtime_rollback_seconds:
-        rollback.append(f"downtime {observed.downtime_seconds:.0f} s > {criteria.downtime_rollback_seconds:.0f} s")
+        rollback.append(f"downtime {observed.downtime_seconds:.1f} s > {criteria.downtime_rollback_seconds:g} s")
 
     degradation: float | None = None
     if observed.p95_ms is not None and observed.baseline_p95_ms:

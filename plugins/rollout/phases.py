@@ -273,6 +273,14 @@ def verify(ctx: ReleaseContext, kind: type[HttpCheck] | type[LatencyCheck]) -> d
     return {r.name: r.detail for r in results}
 
 
+def check_endpoints(ctx: ReleaseContext) -> dict[str, Any]:
+    return verify(ctx, HttpCheck)
+
+
+def probe_latency(ctx: ReleaseContext) -> dict[str, Any]:
+    return verify(ctx, LatencyCheck)
+
+
 def fingerprint_after_verify(ctx: ReleaseContext) -> dict[str, Any]:
     tables: dict[str, int] = {}
     for target in ctx.data_targets:

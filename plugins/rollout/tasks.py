@@ -40,7 +40,7 @@ DEFAULT_ARGS: dict[str, Any] = {
 }
 PROCEED_OPTION = "Proceed"
 ROLLBACK_OPTION = "Roll back"
-RELEASE_ID_PATTERN = r"^$|^[A-Za-z0-9_.:+-]{1,250}$"
+RELEASE_ID_PATTERN = r"^(?!\n)$|^[A-Za-z0-9_.:+-]{1,250}(?!\n)$"  # see VERSION_PATTERN on the look-ahead
 
 
 def release_params(*, with_release_id: bool) -> dict[str, Param]:
@@ -160,53 +160,42 @@ def preflight() -> Any:
     return step_task("preflight", "preflight", "preflight", retries=0)
 
 
-def backup_group() -> TaskGroup:
-    with TaskGroup("backup", tooltip="pg_dump every data target, check the archive, record sha256 and fingerprint") as group:
-        step_task("backup", "backup_data", "backup")
+def _one_step_group(phase: str, step: str, action_name: str, tooltip: str, **task_kwargs: Any) -> TaskGroup:
+    with TaskGroup(phase, tooltip=tooltip) as group:
+        step_task(phase, step, action_name, **task_kwargs)
     return group
+
+
+def backup_group() -> TaskGroup:
+    return _one_step_group("backup", "backup_data", "backup", "pg_dump every data target, check the archive, record sha256 and fingerprint")
 
 
 def migrate_group() -> TaskGroup:
-    with TaskGroup("migrate", tooltip="apply pending migrations, each in its own transaction") as group:
-        step_task("migrate", "migrate_data", "migrate")
-    return group
+    return _one_step_group("migrate", "migrate_data", "migrate", "apply pending migrations, each in its own transaction")
 
 
 def deploy_group() -> TaskGroup:
-    with TaskGroup("deploy", tooltip="record the running version, switch to the new one, wait until ready") as group:
-        step_task("deploy", "deploy_apps", "deploy")
-    return group
+    return _one_step_group("deploy", "deploy_apps", "deploy", "record the running version, switch to the new one, wait until ready")
 
 
 def verify_group() -> TaskGroup:
     with TaskGroup("verify", tooltip="health and smoke checks, latency probe, data fingerprint") as group:
-
-        @task(task_id="check_endpoints")
-        def check_endpoints() -> Any:
-            from rollout import phases
-            from rollout.config import HttpCheck
-
-            return run_step("verify", "check_endpoints", lambda ctx: phases.verify(ctx, HttpCheck))
-
-        @task(task_id="probe_latency")
-        def probe_latency() -> Any:
-            from rollout import phases
-            from rollout.config import LatencyCheck
-
-            return run_step("verify", "probe_latency", lambda ctx: phases.verify(ctx, LatencyCheck))
-
-        endpoints = check_endpoints()
-        # The probe runs even when an endpoint check failed: the decision wants its numbers too.
-        probe = probe_latency.override(trigger_rule=TriggerRule.ALL_DONE)()
+        endpoints = step_task("verify", "check_endpoints", "check_endpoints")
+        # The probe and the fingerprint run even when an endpoint check failed: the decision wants their numbers.
+        probe = step_task("verify", "probe_latency", "probe_latency", trigger_rule=TriggerRule.ALL_DONE)
         fingerprint = step_task("verify", "fingerprint_data", "fingerprint_after_verify", trigger_rule=TriggerRule.ALL_DONE)
         endpoints >> probe >> fingerprint
     return group
 
 
 def post_deploy_group() -> TaskGroup:
-    with TaskGroup("post_deploy", tooltip="mark the release promoted, keep its numbers as the new baseline") as group:
-        step_task("post_deploy", "promote", "promote", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
-    return group
+    return _one_step_group(
+        "post_deploy",
+        "promote",
+        "promote",
+        "mark the release promoted, keep its numbers as the new baseline",
+        trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
+    )
 
 
 def rollback_group() -> TaskGroup:

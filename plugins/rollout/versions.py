@@ -10,7 +10,9 @@ import re
 from functools import total_ordering
 
 # v1.2, 1.2.3, v1.0-p2, 2.0.0-rc.1: the forms the seeds use (their tags are v0.9, v1.0-p2, v0.1.0).
-VERSION_PATTERN = r"^v?[0-9]{1,6}(\.[0-9]{1,6}){1,3}(-[0-9A-Za-z]{1,20}(\.[0-9A-Za-z]{1,20}){0,3})?$"
+# JSON schema `pattern` is searched, not fully matched, and in Python `$` also matches before a final
+# newline: the look-ahead refuses "1.2.0\n". (Valid in ECMAScript too, where the UI form checks it.)
+VERSION_PATTERN = r"^v?[0-9]{1,6}(\.[0-9]{1,6}){1,3}(-[0-9A-Za-z]{1,20}(\.[0-9A-Za-z]{1,20}){0,3})?(?!\n)$"
 _VERSION_RE = re.compile(VERSION_PATTERN)
 
 
