@@ -3,72 +3,14 @@ Slack receiver reached through the real Slack provider hook."""
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
-import httpx
 import pytest
-from testenv import APP_PORT, MIGRATIONS_DIR, slack_messages
+from observe import app_pid, fingerprint, run_release, served_version, task_states
+from testenv import MIGRATIONS_DIR, slack_messages
 
 pytestmark = pytest.mark.e2e
-
-STATE_DIR = Path(os.environ["ROLLOUT_STATE_DIR"])
-
-
-@pytest.fixture(scope="module")
-def release_dag(airflow_db, postgres, slack):
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(Path(__file__).parents[2] / "dags" / "release.py"))
-    assert not bag.import_errors
-    return bag.get_dag("release")
-
-
-@pytest.fixture
-def demo(postgres, slack):
-    """The demo system at its starting point (data and app of 1.0.0), an empty ledger and Slack log."""
-    from rollout.config import load_profile
-    from rollout.devtools import demo_system
-    from rollout.ledger import Ledger
-
-    profile = load_profile("demo")
-    ledger = Ledger(conn_id=profile.ledger_conn_id)
-    ledger.ensure_schema()
-    postgres.psql("rollout_ledger", "TRUNCATE rollout_release, rollout_lock, rollout_notification CASCADE")
-    Path(slack).write_text("")
-    demo_system.reset(profile, STATE_DIR)
-    yield profile
-    demo_system.stop_apps(profile, STATE_DIR)
-
-
-def served_version() -> str:
-    return str(httpx.get(f"http://127.0.0.1:{APP_PORT}/health", timeout=5).json()["version"])
-
-
-def app_pid(profile) -> int:
-    from rollout.targets.local_process import LocalProcessApp
-
-    running = LocalProcessApp(config=profile.app_targets[0], system="demo", state_dir=STATE_DIR).current()
-    assert running is not None
-    return running.pid
-
-
-def fingerprint(profile) -> dict:
-    from rollout.targets.postgres import PostgresDataTarget
-
-    return PostgresDataTarget(config=profile.data_targets[0]).fingerprint()
-
-
-def task_states(dag_run) -> dict[str, str]:
-    return {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
-
-
-def run_release(dag, version: str):
-    dag_run = dag.test(run_conf={"system": "demo", "version": version})
-    from rollout.ledger import Ledger
-
-    return dag_run, Ledger(conn_id="rollout_ledger")
 
 
 def test_good_release_migrates_and_is_promoted(release_dag, demo):

@@ -1,0 +1,43 @@
+"""What the end-to-end tests look at: the version served, the app's pid, the data, the tasks, the ledger."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import httpx
+from testenv import APP_PORT
+
+STATE_DIR = Path(os.environ["ROLLOUT_STATE_DIR"])
+
+
+def served_version() -> str:
+    return str(httpx.get(f"http://127.0.0.1:{APP_PORT}/health", timeout=5).json()["version"])
+
+
+def app_pid(profile) -> int:
+    from rollout.targets.local_process import LocalProcessApp
+
+    running = LocalProcessApp(config=profile.app_targets[0], system="demo", state_dir=STATE_DIR).current()
+    assert running is not None
+    return running.pid
+
+
+def fingerprint(profile) -> dict:
+    from rollout.targets.postgres import PostgresDataTarget
+
+    return PostgresDataTarget(config=profile.data_targets[0]).fingerprint()
+
+
+def task_states(dag_run) -> dict[str, str]:
+    return {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+
+
+def ledger():
+    from rollout.ledger import Ledger
+
+    return Ledger(conn_id="rollout_ledger")
+
+
+def run_release(dag, version: str):
+    return dag.test(run_conf={"system": "demo", "version": version}), ledger()

@@ -1,0 +1,82 @@
+"""Each phase DAG alone, chained by hand through one release id, and the preflight refusals."""
+
+from __future__ import annotations
+
+import pytest
+from observe import fingerprint, ledger, served_version, task_states
+from testenv import SYSTEMS_DIR, slack_messages
+
+pytestmark = pytest.mark.e2e
+
+
+def run_phase(dags, phase: str, release_id: str, version: str = "1.2.0"):
+    return dags[phase].test(run_conf={"system": "demo", "version": version, "release_id": release_id})
+
+
+def test_migrate_alone_refuses_a_release_without_a_backup(dags, demo):
+    before = fingerprint(demo)
+
+    dag_run = run_phase(dags, "migrate", "hand-made-1")
+
+    assert task_states(dag_run) == {"migrate.migrate_data": "failed"}
+    step = next(s for s in ledger().steps("hand-made-1") if s["step"] == "migrate_data")
+    assert "has no verified backup of app_db" in step["error"]
+    assert fingerprint(demo) == before
+
+
+def test_phases_triggered_one_by_one_release_and_roll_back(dags, demo):
+    before = fingerprint(demo)
+    release_id = "hand-made-2"
+
+    for phase in ("backup", "migrate", "deploy"):
+        assert run_phase(dags, phase, release_id).state == "success", phase
+    assert served_version() == "1.2.0"
+    assert fingerprint(demo) != before
+    assert run_phase(dags, "backup", release_id).state == "success"  # again: the intact backup is kept
+    assert [s["attempts"] for s in ledger().steps(release_id) if s["step"] == "backup_data"] == [2]
+
+    dag_run = run_phase(dags, "rollback", release_id)
+
+    assert dag_run.state == "success"
+    assert served_version() == "1.0.0"
+    assert fingerprint(demo) == before
+    assert ledger().release(release_id).status == "rolled_back"
+    assert run_phase(dags, "rollback", release_id).state == "success"  # twice: nothing restored twice
+    assert fingerprint(demo) == before
+
+
+def test_a_missing_connection_stops_the_release_before_any_change(release_dag, demo, monkeypatch):
+    before = fingerprint(demo)
+    monkeypatch.delenv("AIRFLOW_CONN_SLACK_DEMO")
+
+    dag_run = release_dag.test(run_conf={"system": "demo", "version": "1.1.0"})
+
+    states = task_states(dag_run)
+    assert states["preflight"] == "failed"
+    assert states["backup.backup_data"] == "upstream_failed"
+    assert states["decide"] == "failed"
+    assert served_version() == "1.0.0" and fingerprint(demo) == before
+
+
+def test_a_broken_profile_is_reported_with_its_file_and_nothing_changes(release_dag, demo):
+    path = SYSTEMS_DIR / "demo.yaml"
+    original = path.read_text()
+    before = fingerprint(demo)
+    path.write_text(original.replace("critical: true", "critical: [true", 1))
+    try:
+        dag_run = release_dag.test(run_conf={"system": "demo", "version": "1.1.0"})
+    finally:
+        path.write_text(original)
+
+    assert task_states(dag_run)["preflight"] == "failed"
+    assert served_version() == "1.0.0" and fingerprint(demo) == before
+    assert slack_messages() == []  # no profile, so no Slack connection to speak through
+
+
+def test_the_database_password_reaches_neither_slack_nor_the_ledger(release_dag, demo, postgres):
+    dag_run = release_dag.test(run_conf={"system": "demo", "version": "1.2.0"})
+
+    record = ledger().record_as_json(dag_run.run_id)
+    assert "rolled_back" in record
+    assert postgres.password not in record
+    assert all(postgres.password not in message for message in slack_messages())
