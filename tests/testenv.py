@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SESSION_DIR = Path(tempfile.mkdtemp(prefix="rollout-tests-"))
 SYSTEMS_DIR = SESSION_DIR / "systems"
 MIGRATIONS_DIR = SESSION_DIR / "migrations" / "demo"
+RELEASES_DIR = SESSION_DIR / "demo_releases"  # tests add builds of their own here
 
 os.environ.update(
     AIRFLOW_HOME=str(SESSION_DIR / "airflow"),
@@ -26,6 +27,7 @@ os.environ.update(
     AIRFLOW__CORE__LOAD_EXAMPLES="False",
     ROLLOUT_SYSTEMS_DIR=str(SYSTEMS_DIR),
     ROLLOUT_STATE_DIR=str(SESSION_DIR / "state"),
+    DEMO_RELEASES_DIR=str(RELEASES_DIR),
 )
 (SESSION_DIR / "airflow").mkdir(parents=True)
 
@@ -40,6 +42,7 @@ def write_test_profiles() -> None:
     """The demo profile as shipped, but on free ports and with a private copy of its migrations."""
     SYSTEMS_DIR.mkdir(parents=True, exist_ok=True)
     shutil.copytree(ROOT / "include" / "migrations" / "demo", MIGRATIONS_DIR)
+    shutil.copytree(ROOT / "include" / "demo_app" / "releases", RELEASES_DIR)
     profile = yaml.safe_load((ROOT / "include" / "systems" / "demo.yaml").read_text())
     profile["app_targets"][0]["port"] = APP_PORT
     profile["data_targets"][0]["migrations"]["path"] = str(MIGRATIONS_DIR)

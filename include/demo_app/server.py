@@ -1,8 +1,15 @@
 """The demo service the embedded default releases: a small JSON API over a PostgreSQL database.
 
-Each version's behaviour comes from `releases/<version>.json` beside this file, standing in for the
-code of that version: the columns it reads, and how often it fails (a bad build). A version without a
-manifest exits at once, as a build that does not start would.
+Each version's behaviour comes from `releases/<version>.json` beside this file (or in
+$DEMO_RELEASES_DIR), standing in for the code of that version. Its keys, all optional:
+
+  columns               the item columns this version reads (it fails if the schema lacks them)
+  fail_every            every Nth /api request answers 500 (a bad build)
+  latency_ms            time each /api request takes (a slow build)
+  reports_version       the version /health claims (the wrong artifact deployed)
+  crash_after_requests  the process dies after this many /api requests
+
+A version without a manifest exits at once, as a build that does not start would.
 
     python server.py --version 1.1.0 --port 8765      (DATABASE_URL in the environment)
 """
@@ -16,6 +23,7 @@ import os
 import queue
 import sys
 import threading
+import time
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlparse
 
 import psycopg
+from psycopg import sql
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -56,7 +65,11 @@ class Pool:
 
 def make_handler(version: str, manifest: dict[str, Any], pool: Pool) -> type[BaseHTTPRequestHandler]:
     columns = ["id", "name", *manifest.get("columns", [])]
+    items_query = sql.SQL("SELECT {} FROM items ORDER BY id LIMIT %s").format(sql.SQL(", ").join(map(sql.Identifier, columns)))
     fail_every = int(manifest.get("fail_every", 0))
+    latency = float(manifest.get("latency_ms", 0)) / 1000
+    crash_after = int(manifest.get("crash_after_requests", 0))
+    reported_version = str(manifest.get("reports_version", version))
     api_requests = itertools.count(1)
     counter_lock = threading.Lock()
 
@@ -81,17 +94,19 @@ def make_handler(version: str, manifest: dict[str, Any], pool: Pool) -> type[Bas
                 if url.path == "/health":
                     with pool.connection() as conn:
                         conn.execute("SELECT 1")
-                    self._send(200, {"status": "ok", "version": version})
+                    self._send(200, {"status": "ok", "version": reported_version})
                 elif url.path == "/api/items":
                     with counter_lock:
                         n = next(api_requests)
+                    if crash_after and n > crash_after:
+                        os._exit(70)  # dies mid-request, as a segfaulting build would
+                    time.sleep(latency)
                     if fail_every and n % fail_every == 0:
                         self._send(500, {"error": "internal error"})
                         return
                     limit = min(int(parse_qs(url.query).get("limit", ["20"])[0]), 1000)
-                    select = ", ".join(f'"{c}"' for c in columns)
                     with pool.connection() as conn:
-                        rows = conn.execute(f"SELECT {select} FROM items ORDER BY id LIMIT %s", (limit,)).fetchall()
+                        rows = conn.execute(items_query, (limit,)).fetchall()
                     self._send(200, [dict(zip(columns, row, strict=True)) for row in rows])
                 else:
                     self._send(404, {"error": "not found"})

@@ -78,6 +78,13 @@ class SqlFileMigrations(_Strict):
     kind: Literal["sql_files"]
     path: str = Field(description="relative to include/, or absolute")
 
+    @field_validator("path")
+    @classmethod
+    def _no_climbing_out(cls, value: str) -> str:
+        if ".." in Path(value).parts:
+            raise ValueError(f"{value!r} climbs out with '..': give a path inside include/ or an absolute one")
+        return value
+
     def resolved_path(self) -> Path:
         path = Path(self.path)
         return path if path.is_absolute() else INCLUDE_DIR / path
@@ -313,6 +320,53 @@ def parse_profile(data: Any, source: str) -> SystemProfile:
         raise ProfileError("\n".join(lines)) from None
 
 
+MAX_PROFILE_BYTES = 256 * 1024
+MAX_PROFILE_NODES = 20_000
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
+    """How many nodes the document has once its aliases are expanded (memoised: linear in the file)."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_nodes:
+        raise ProfileError("a YAML alias refers to a node that contains it (a recursive document)")
+    open_nodes.add(key)
+    children: list[yaml.Node] = []
+    if isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    elif isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    total = 1 + sum(_expanded_size(child, sizes, open_nodes) for child in children)
+    open_nodes.discard(key)
+    sizes[key] = total
+    return total
+
+
+def read_yaml(path: Path) -> Any:
+    """yaml.safe_load, refusing files too large to be a profile and alias bombs that expand without bound."""
+    raw = path.read_bytes()
+    if len(raw) > MAX_PROFILE_BYTES:
+        raise ProfileError(f"{path}: {len(raw)} bytes; a profile is at most {MAX_PROFILE_BYTES // 1024} KiB")
+    try:
+        text = raw.decode("utf-8")
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if root is not None:
+            try:
+                size = _expanded_size(root, {}, set())
+            except ProfileError as exc:
+                raise ProfileError(f"{path}: {exc}") from None
+            if size > MAX_PROFILE_NODES:
+                raise ProfileError(
+                    f"{path}: expands to {size} YAML nodes through its aliases (at most {MAX_PROFILE_NODES}): an alias bomb?"
+                )
+        return yaml.safe_load(text)
+    except UnicodeDecodeError as exc:
+        raise ProfileError(f"{path}: not UTF-8 text: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"{path}: not valid YAML: {exc}") from None
+
+
 def load_profile(system: str, directory: Path | None = None) -> SystemProfile:
     """Load and validate the profile of `system`; raises ProfileError naming file and field."""
     directory = directory or systems_dir()
@@ -322,11 +376,7 @@ def load_profile(system: str, directory: Path | None = None) -> SystemProfile:
     if not path.is_file():
         known = ", ".join(configured_systems(directory)) or "none"
         raise ProfileError(f"unknown system {system!r}: no {path} (configured systems: {known})")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ProfileError(f"{path}: not valid YAML: {exc}") from None
-    profile = parse_profile(data, str(path))
+    profile = parse_profile(read_yaml(path), str(path))
     if profile.name != system:
         raise ProfileError(f"{path}: name: {profile.name!r} must equal the file name {system!r}")
     return profile

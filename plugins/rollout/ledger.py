@@ -9,20 +9,26 @@ what lets any phase be retried or re-run alone. Together the tables are the seed
 from __future__ import annotations
 
 import json
+import logging
+import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from psycopg.types.json import Jsonb
 
 from rollout.targets.postgres import autocommit_connection
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from datetime import datetime
 
     import psycopg
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS rollout_release (
@@ -102,6 +108,7 @@ CREATE TABLE IF NOT EXISTS rollout_measurement (
 );
 CREATE TABLE IF NOT EXISTS rollout_notification (
     id bigserial PRIMARY KEY,
+    notification_id uuid NOT NULL UNIQUE,
     release_id text,
     event text NOT NULL,
     delivered boolean NOT NULL,
@@ -154,8 +161,9 @@ class Release:
 
 
 class Ledger:
-    def __init__(self, *, conn_id: str) -> None:
+    def __init__(self, *, conn_id: str, outage_tolerance_seconds: float = 60.0) -> None:
         self.conn_id = conn_id
+        self.outage_tolerance_seconds = outage_tolerance_seconds
 
     @contextmanager
     def _connect(self) -> Iterator[psycopg.Connection[Any]]:
@@ -168,15 +176,40 @@ class Ledger:
             conn.close()
 
     def _execute(self, query: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
-        with self._connect() as conn:
-            cursor = conn.execute(query, params)  # type: ignore[arg-type]
-            return cursor.fetchall() if cursor.description else []
+        def run() -> list[tuple[Any, ...]]:
+            with self._connect() as conn:
+                cursor = conn.execute(query, params)  # type: ignore[arg-type]
+                return cursor.fetchall() if cursor.description else []
+
+        return self._through_outages(run)
+
+    def _through_outages(self, action: Callable[[], T]) -> T:
+        """Run `action`, retrying while the ledger database is unreachable (a restart, a failover).
+
+        Every write is an upsert or carries its own id, so running one again records nothing twice.
+        """
+        from psycopg import OperationalError
+
+        deadline = time.monotonic() + self.outage_tolerance_seconds
+        pause = 0.5
+        while True:
+            try:
+                return action()
+            except OperationalError as exc:
+                if time.monotonic() + pause > deadline:
+                    raise
+                log.warning("ledger database unreachable (%s); retrying in %.1f s", str(exc).splitlines()[0], pause)
+                time.sleep(pause)
+                pause = min(pause * 2, 5.0)
 
     def ensure_schema(self) -> None:
-        with self._connect() as conn, conn.transaction():
-            # Two first releases at once must not race to create the tables.
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext('rollout_ledger_schema'))")
-            conn.execute(SCHEMA_SQL)  # type: ignore[call-overload]
+        def create() -> None:
+            with self._connect() as conn, conn.transaction():
+                # Two first releases at once must not race to create the tables.
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('rollout_ledger_schema'))")
+                conn.execute(SCHEMA_SQL)  # type: ignore[call-overload]
+
+        self._through_outages(create)
 
     # --- releases -------------------------------------------------------------------------------
 
@@ -227,12 +260,13 @@ class Ledger:
 
     # --- steps: phase timings and failures -------------------------------------------------------
 
-    def step_started(self, release_id: str, phase: str, step: str) -> None:
+    def step_started(self, release_id: str, phase: str, step: str, *, attempt: int | None = None) -> None:
+        """Mark a step running; `attempt` (Airflow's try number) keeps a repeated call from counting twice."""
         self._execute(
-            "INSERT INTO rollout_step (release_id, phase, step, status) VALUES (%s, %s, %s, 'running')"
-            " ON CONFLICT (release_id, phase, step) DO UPDATE SET status = 'running', attempts = rollout_step.attempts + 1,"
-            " started_at = now(), finished_at = NULL, error = NULL",
-            (release_id, phase, step),
+            "INSERT INTO rollout_step (release_id, phase, step, status, attempts) VALUES (%s, %s, %s, 'running', coalesce(%s, 1))"
+            " ON CONFLICT (release_id, phase, step) DO UPDATE SET status = 'running',"
+            " attempts = coalesce(%s, rollout_step.attempts + 1), started_at = now(), finished_at = NULL, error = NULL",
+            (release_id, phase, step, attempt, attempt),
         )
 
     def step_finished(self, release_id: str, phase: str, step: str, *, status: str, detail: Any = None, error: str | None = None) -> None:
@@ -364,9 +398,11 @@ class Ledger:
     # --- notifications and the per-system lock ------------------------------------------------------
 
     def record_notification(self, release_id: str | None, event: str, *, delivered: bool, error: str | None = None) -> None:
+        notification_id = uuid.uuid4()  # fixed before the first try, so a retried insert is recognised
         self._execute(
-            "INSERT INTO rollout_notification (release_id, event, delivered, error) VALUES (%s, %s, %s, %s)",
-            (release_id, event, delivered, error),
+            "INSERT INTO rollout_notification (notification_id, release_id, event, delivered, error) VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT (notification_id) DO NOTHING",
+            (notification_id, release_id, event, delivered, error),
         )
 
     def notifications(self, release_id: str) -> list[dict[str, Any]]:

@@ -183,7 +183,14 @@ def backup(ctx: ReleaseContext) -> dict[str, Any]:
 
 
 def require_backups(ctx: ReleaseContext) -> None:
-    missing = [t.config.name for t in ctx.data_targets if not ctx.ledger.backup(ctx.release_id, t.config.name)]
+    """Nothing is changed without a backup that is there and intact: checked again right before the change."""
+    missing = []
+    for target in ctx.data_targets:
+        recorded = ctx.ledger.backup(ctx.release_id, target.config.name)
+        if recorded is None:
+            missing.append(target.config.name)
+        else:
+            PostgresDataTarget.verify_integrity(recorded["location"], recorded["sha256"])
     if missing:
         raise PreflightError(
             f"release {ctx.release_id} has no verified backup of {', '.join(missing)}: run the backup phase "

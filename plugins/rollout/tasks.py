@@ -119,14 +119,14 @@ def run_step(
     from rollout.phases import PERMANENT_ERRORS, ChecksFailedError
 
     ctx = release_context()
-    ctx.ledger.step_started(ctx.release_id, phase, step)
+    ti = get_current_context()["ti"]
+    ctx.ledger.step_started(ctx.release_id, phase, step, attempt=ti.try_number)
     try:
         result = action(ctx)
     except Exception as exc:
         error = ctx.redact(f"{type(exc).__name__}: {exc}")
         status = "checks_failed" if isinstance(exc, ChecksFailedError) else "failed"
         ctx.ledger.step_finished(ctx.release_id, phase, step, status=status, error=error)
-        ti = get_current_context()["ti"]
         permanent = isinstance(exc, PERMANENT_ERRORS)
         if permanent or ti.try_number > ti.max_tries:
             if on_final_failure:

@@ -32,8 +32,10 @@ def test_phases_triggered_one_by_one_release_and_roll_back(dags, demo):
         assert run_phase(dags, phase, release_id).state == "success", phase
     assert served_version() == "1.2.0"
     assert fingerprint(demo) != before
+    location = ledger().backup(release_id, "app_db")["location"]
     assert run_phase(dags, "backup", release_id).state == "success"  # again: the intact backup is kept
-    assert [s["attempts"] for s in ledger().steps(release_id) if s["step"] == "backup_data"] == [2]
+    assert ledger().backup(release_id, "app_db")["location"] == location
+    assert next(s for s in ledger().steps(release_id) if s["step"] == "backup_data")["detail"]["app_db"]["reused"] is True
 
     dag_run = run_phase(dags, "rollback", release_id)
 

@@ -80,7 +80,7 @@ def start_background(name: str, args: list[str], env: dict[str, str]) -> int:
     """Start a process in a session of its own (so `stop` can end it and its children) and keep its pid."""
     PIDS.mkdir(parents=True, exist_ok=True)
     with (DEMO_DIR / f"{name}.log").open("ab") as log:
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)  # noqa: S603 - the demo's own programs, an argument list
     (PIDS / name).write_text(str(process.pid))
     return process.pid
 

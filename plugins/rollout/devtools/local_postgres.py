@@ -73,7 +73,7 @@ class LocalPostgres:
             self.psql("postgres", f'CREATE DATABASE "{name}"')
 
     def psql(self, database: str, sql: str) -> str:
-        result = subprocess.run(
+        result = subprocess.run(  # noqa: S603 - the wheel's psql, an argument list
             [str(pg_bin_dir() / "psql"), "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", self.uri(database), "-c", sql],
             check=True,
             capture_output=True,
@@ -84,7 +84,7 @@ class LocalPostgres:
 
 def _run_as_service_user(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
     user = SERVICE_USER if os.geteuid() == 0 else None
-    return subprocess.run(args, check=True, capture_output=True, text=True, user=user, **kwargs)  # type: ignore[call-overload,no-any-return]
+    return subprocess.run(args, check=True, capture_output=True, text=True, user=user, **kwargs)  # type: ignore[call-overload,no-any-return]  # noqa: S603 - the wheel's server programs, an argument list
 
 
 def _prepare_service_user(data_dir: Path) -> None:
@@ -95,7 +95,7 @@ def _prepare_service_user(data_dir: Path) -> None:
         entry = pwd.getpwnam(SERVICE_USER)
     except KeyError:
         useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-        subprocess.run([useradd, "--system", "--no-create-home", SERVICE_USER], check=True, capture_output=True)
+        subprocess.run([useradd, "--system", "--no-create-home", SERVICE_USER], check=True, capture_output=True)  # noqa: S603 - useradd with a constant name
         entry = pwd.getpwnam(SERVICE_USER)
     for path in (data_dir, pg_bin_dir()):
         _open_path_to_others(path)
@@ -180,7 +180,7 @@ def start(state_dir: Path, port: int | None = None) -> LocalPostgres:
 def is_running(cluster: LocalPostgres) -> bool:
     if not (cluster.data_dir / "postmaster.pid").exists():
         return False
-    result = subprocess.run(
+    result = subprocess.run(  # noqa: S603 - the wheel's pg_isready, an argument list
         [str(pg_bin_dir() / "pg_isready"), "-h", cluster.host, "-p", str(cluster.port)],
         capture_output=True,
         check=False,

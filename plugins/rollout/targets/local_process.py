@@ -99,7 +99,7 @@ class LocalProcessApp:
         args = self.command(version)
         log.info("starting %s %s: %s (log: %s)", self.config.name, version, args, log_path)
         with log_path.open("ab") as log_file:
-            process = subprocess.Popen(
+            process = subprocess.Popen(  # noqa: S603 - the profile's command as an argument list; the version in it is pattern-checked
                 args,
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,

@@ -131,7 +131,7 @@ class CommandMigrator:
     def run(self) -> str:
         args = [arg.replace("{version}", self.version).replace("{python}", sys.executable) for arg in self.config.command]
         log.info("running migration command %s", args)
-        result = subprocess.run(
+        result = subprocess.run(  # noqa: S603 - the profile's command as an argument list, no shell
             args, env=self.environment(), capture_output=True, text=True, timeout=self.config.timeout_seconds, check=False
         )
         output = (result.stdout + result.stderr).strip()

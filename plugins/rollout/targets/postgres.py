@@ -166,7 +166,7 @@ class PostgresDataTarget:
     def backup(self, destination: Path) -> BackupRecord:
         """Take the fingerprint, dump, then check the dump at once; returns what the ledger records."""
         settings = self.config.backup
-        destination.parent.mkdir(parents=True, exist_ok=True)
+        destination.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         partial = destination.with_name(destination.name + ".partial")
         _remove(partial)
         fingerprint = self.fingerprint()
@@ -181,6 +181,7 @@ class PostgresDataTarget:
             args.append(f"--jobs={settings.jobs}")
         args += [f"--schema={schema}" for schema in self.config.schemas]
         _run(args, env=self.client_env(), what="pg_dump")
+        _owner_only(partial)
         _remove(destination)
         partial.rename(destination)
         sha = file_sha256(destination)
@@ -231,7 +232,7 @@ class PostgresDataTarget:
         drop_args: list[str] = []
         for schema in self.config.schemas:
             drop_args += ["-c", f'DROP SCHEMA IF EXISTS "{schema}" CASCADE']
-        extract = subprocess.Popen(
+        extract = subprocess.Popen(  # noqa: S603 - pg_restore with a path from the ledger, no shell
             [pg_program("pg_restore"), "--file=-", location], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
         )
         try:
@@ -249,6 +250,13 @@ class PostgresDataTarget:
             raise RuntimeError(f"pg_restore failed reading {location}: {extract_err.decode(errors='replace').strip()}")
 
 
+def _owner_only(path: Path) -> None:
+    """A dump holds every row of the database: readable by its owner alone."""
+    path.chmod(0o700 if path.is_dir() else 0o600)
+    for child in path.rglob("*") if path.is_dir() else []:
+        child.chmod(0o700 if child.is_dir() else 0o600)
+
+
 def _remove(path: Path) -> None:
     if path.is_dir():
         shutil.rmtree(path)
@@ -257,7 +265,7 @@ def _remove(path: Path) -> None:
 
 
 def _run(args: list[str], *, env: dict[str, str], what: str, stdin: Any = None) -> str:
-    result = subprocess.run(args, env=env, stdin=stdin, capture_output=True, text=True, check=False)
+    result = subprocess.run(args, env=env, stdin=stdin, capture_output=True, text=True, check=False)  # noqa: S603 - PostgreSQL client programs; credentials travel in the environment
     if result.returncode:
         raise RuntimeError(f"{what} exited with {result.returncode}: {result.stderr.strip()[-2000:]}")
     return result.stdout
