@@ -1,19 +1,21 @@
-"""Shared fixtures: a real local PostgreSQL, a Slack receiver, a migrated Airflow metadata database."""
+"""Shared fixtures: a real local PostgreSQL, a Slack receiver, a migrated Airflow metadata database,
+the parsed DAGs and the demo system at its starting point."""
 
 from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from observe import STATE_DIR
 from testenv import SESSION_DIR, SLACK_OUT, SLACK_PORT  # first: it sets Airflow's environment
 
 from rollout.devtools import local_postgres, slack_receiver
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +43,34 @@ def airflow_db() -> None:
     from airflow.utils import db
 
     db.resetdb()
+
+
+@pytest.fixture(scope="session")
+def dags(airflow_db, postgres, slack):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(Path(__file__).parents[2] / "dags"))
+    assert not bag.import_errors
+    return bag.dags
+
+
+@pytest.fixture
+def release_dag(dags):
+    return dags["release"]
+
+
+@pytest.fixture
+def demo(postgres, slack):
+    """The demo system at its starting point (data and app of 1.0.0), an empty ledger and Slack log."""
+    from rollout.config import load_profile
+    from rollout.devtools import demo_system
+    from rollout.ledger import Ledger
+
+    profile = load_profile("demo")
+    ledger = Ledger(conn_id=profile.ledger_conn_id)
+    ledger.ensure_schema()
+    postgres.psql("rollout_ledger", "TRUNCATE rollout_release, rollout_lock, rollout_notification CASCADE")
+    Path(slack).write_text("")
+    demo_system.reset(profile, STATE_DIR)
+    yield profile
+    demo_system.stop_apps(profile, STATE_DIR)
