@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from observe import STATE_DIR
-from testenv import SESSION_DIR, SLACK_OUT, SLACK_PORT  # first: it sets Airflow's environment
+from testenv import ROOT, SESSION_DIR, SLACK_OUT, SLACK_PORT  # first: it sets Airflow's environment
 
 from rollout.devtools import local_postgres, slack_receiver
 
@@ -49,7 +49,8 @@ def airflow_db() -> None:
 def dags(airflow_db, postgres, slack):
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(Path(__file__).parents[2] / "dags"))
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert bag.dags, "no DAG parsed"
     assert not bag.import_errors
     return bag.dags
 
