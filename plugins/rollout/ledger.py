@@ -251,6 +251,10 @@ class Ledger:
             (outcome, Jsonb(reasons), Jsonb(numbers), decided_by, release_id),
         )
 
+    def newest_release_id(self, system: str) -> str | None:
+        rows = self._execute("SELECT release_id FROM rollout_release WHERE system = %s ORDER BY created_at DESC LIMIT 1", (system,))
+        return rows[0][0] if rows else None
+
     def last_promoted(self, system: str) -> Release | None:
         rows = self._execute(
             "SELECT release_id FROM rollout_release WHERE system = %s AND status = %s ORDER BY finished_at DESC LIMIT 1",

@@ -17,7 +17,7 @@ from rollout.config import CommandMigrations, HttpCheck, LatencyCheck, SqlFileMi
 from rollout.decision import Decision, FailedCheck, Observations, Outcome, decide
 from rollout.ledger import FingerprintStage, Ledger, Release, ReleaseStatus
 from rollout.notify import Event, Notifier, Redactor
-from rollout.targets.local_process import LocalProcessApp
+from rollout.targets.local_process import AppNotReadyError, LocalProcessApp
 from rollout.targets.migrations import CommandMigrator, MigrationError, SqlFileMigrator
 from rollout.targets.postgres import BackupIntegrityError, PostgresDataTarget, RestoreMismatchError
 from rollout.versions import validate_version
@@ -43,6 +43,7 @@ PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
     BackupIntegrityError,
     RestoreMismatchError,
     ChecksFailedError,
+    AppNotReadyError,  # a build that exits or never answers does not improve on a second start
     LookupError,
     ValueError,
 )
@@ -473,10 +474,11 @@ def finish_rollback(ctx: ReleaseContext) -> dict[str, Any]:
         if ctx.ledger.fingerprint(ctx.release_id, t.config.name, FingerprintStage.AFTER_RESTORE)
         == ctx.ledger.fingerprint(ctx.release_id, t.config.name, FingerprintStage.BEFORE)
     ]
+    serving = f"{release.previous_version} is serving again" if release.previous_version else "nothing runs, as before the release"
     ctx.notifier.send(
         Event.ROLLED_BACK,
         ctx.release_id,
-        f"{release.version} rolled back: {release.previous_version or 'nothing'} is serving again",
+        f"{release.version} rolled back: {serving}",
         [*reasons, f"data fingerprint equal to before the release: {', '.join(equal) or 'no data target'}"],
     )
     return {"status": ReleaseStatus.ROLLED_BACK.value, "reasons": reasons, "fingerprint_equal": equal}

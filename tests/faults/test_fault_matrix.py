@@ -1,0 +1,364 @@
+"""The fault matrix: one fault injected at one point of a real release, and the end state asserted.
+
+Every scenario checks the four things an operator relies on: the version the app serves, the data
+fingerprint against the one taken before the release, the ledger's outcome and reasons, and Slack.
+docs/guarantees.md has one row per test here; tests/faults/test_guarantees_doc.py keeps them in step.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import httpx
+import pytest
+from hitl import answer, expire_waiting_tasks, run_with_responder, wait_for_awaiting_input
+from inject import When, add_build, pg_programs, run_detached, wait_for
+from observe import STATE_DIR, app_pid, fingerprint, ledger, run_release, served_version, task_states
+from testenv import APP_PORT, MIGRATIONS_DIR, SYSTEMS_DIR, slack_messages
+
+pytestmark = pytest.mark.e2e
+
+
+def reasons(run_id: str) -> str:
+    release = ledger().release(run_id)
+    return " | ".join([*(release.decision_reasons or []), release.outcome_reason or ""])
+
+
+def fingerprint_or_none(profile) -> dict | None:
+    """The fingerprint, or None while a restore is dropping and recreating the tables under it."""
+    import psycopg
+
+    try:
+        return fingerprint(profile)
+    except psycopg.Error:
+        return None
+
+
+def nothing_serves() -> bool:
+    try:
+        httpx.get(f"http://127.0.0.1:{APP_PORT}/health", timeout=2)
+    except httpx.ConnectError:
+        return True
+    return False
+
+
+# --- before any change ---------------------------------------------------------------------------------------
+
+
+def test_backup_fails_disk_full_stops_before_any_change(release_dag, demo, monkeypatch, tmp_path):
+    before, pid = fingerprint(demo), app_pid(demo)
+    full_disk = 'echo "pg_dump: error: could not write to output file: No space left on device" >&2; exit 1'
+    monkeypatch.setenv("ROLLOUT_PG_BIN", str(pg_programs(tmp_path / "bin", {"pg_dump": full_disk})))
+
+    dag_run, led = run_release(release_dag, "1.1.0")
+
+    states = task_states(dag_run)
+    assert states["backup.backup_data"] == "failed"
+    assert states["migrate.migrate_data"] == "upstream_failed"
+    assert led.release(dag_run.run_id).status == "aborted"
+    backup_step = next(s for s in led.steps(dag_run.run_id) if s["step"] == "backup_data")
+    assert backup_step["attempts"] == 2, backup_step  # a full disk may pass: one retry
+    assert "No space left on device" in backup_step["error"], backup_step
+    assert app_pid(demo) == pid and served_version() == "1.0.0"
+    assert fingerprint(demo) == before
+    assert any("backup.backup_data failed" in m and "No space left" in m for m in slack_messages())
+    assert any("stopped before any change" in m for m in slack_messages())
+
+
+def test_data_target_unreachable_at_preflight_aborts_before_any_change(release_dag, demo, monkeypatch):
+    before, pid = fingerprint(demo), app_pid(demo)
+    with monkeypatch.context() as patched:
+        patched.setenv("AIRFLOW_CONN_DEMO_DB", '{"conn_type": "postgres", "host": "127.0.0.1", "port": 9, "login": "x", "schema": "demo"}')
+        dag_run, led = run_release(release_dag, "1.1.0")
+
+    assert task_states(dag_run)["preflight"] == "failed"
+    assert led.release(dag_run.run_id).status == "aborted"
+    assert "data target unreachable" in reasons(dag_run.run_id)
+    assert app_pid(demo) == pid and fingerprint(demo) == before
+    assert any("preflight.preflight failed" in m and "unreachable" in m for m in slack_messages())
+    assert led.acquire_lock("demo", "next") == "next"  # the lock was given back
+
+
+def test_backup_altered_before_migrate_is_refused_before_any_change(dags, demo):
+    before = fingerprint(demo)
+    conf = {"system": "demo", "version": "1.2.0", "release_id": "altered-early"}
+    assert dags["backup"].test(run_conf=conf).state == "success"
+    dump = ledger().backup("altered-early", "app_db")["location"]
+    with open(dump, "r+b") as handle:
+        handle.seek(100)
+        handle.write(b"\0\0\0\0")
+
+    dag_run = dags["migrate"].test(run_conf=conf)
+
+    assert task_states(dag_run)["migrate.migrate_data"] == "failed"
+    assert "altered or truncated" in next(s for s in ledger().steps("altered-early") if s["step"] == "migrate_data")["error"]
+    assert fingerprint(demo) == before and served_version() == "1.0.0"
+    assert any("migrate.migrate_data failed" in m and "altered or truncated" in m for m in slack_messages())
+
+
+def test_two_releases_of_one_system_at_once_the_second_is_refused(release_dag, demo, tmp_path):
+    slow_backup = 'sleep 6; exec $REAL "$@"'
+    first = run_detached(
+        "first-release",
+        "release",
+        {"system": "demo", "version": "1.1.0"},
+        {"ROLLOUT_PG_BIN": str(pg_programs(tmp_path / "bin", {"pg_dump": slow_backup}))},
+    )
+    try:
+        wait_for(
+            lambda: ledger().newest_release_id("demo") is not None and ledger().acquire_lock("demo", "probe") != "probe",
+            "the first release's lock",
+        )
+        holder = ledger().newest_release_id("demo")
+        assert ledger().acquire_lock("another-system", "side-by-side") == "side-by-side"  # other systems are not held up
+        ledger().release_lock("another-system", "side-by-side")
+
+        second, led = run_release(release_dag, "1.3.0")
+
+        assert task_states(second)["preflight"] == "failed"
+        assert led.release(second.run_id).status == "aborted"
+        assert f"another release of demo is in progress: 1.1.0 ({holder}" in reasons(second.run_id)
+        output, _ = first.communicate(timeout=240)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+    assert "DETACHED-RUN-STATE success" in output, output[-3000:]
+    assert led.release(holder).status == "promoted"
+    assert served_version() == "1.1.0"
+    assert any("another release of demo is in progress" in m for m in slack_messages())
+
+
+# --- failures after the backup: rolled back, app and data --------------------------------------------------------
+
+
+@pytest.fixture
+def broken_migration():
+    """Version 1.4.0 ships two migrations: the first succeeds, the second breaks a CHECK constraint."""
+    directory = MIGRATIONS_DIR / "1.4.0"
+    directory.mkdir()
+    (directory / "0001_add_colour.sql").write_text("ALTER TABLE items ADD COLUMN colour text; UPDATE items SET colour = 'red';")
+    (directory / "0002_zero_quantities.sql").write_text("UPDATE orders SET quantity = quantity - 1;")
+    yield
+    for file in directory.iterdir():
+        file.unlink()
+    directory.rmdir()
+
+
+def test_migration_fails_halfway_data_restored_app_untouched(release_dag, demo, broken_migration):
+    before, pid = fingerprint(demo), app_pid(demo)
+
+    dag_run, led = run_release(release_dag, "1.4.0")
+
+    assert led.release(dag_run.run_id).status == "rolled_back"
+    assert "migrate.migrate_data" in reasons(dag_run.run_id) and "0002_zero_quantities.sql" in reasons(dag_run.run_id)
+    assert fingerprint(demo) == before  # 0001 had committed: the restore took it back
+    assert app_pid(demo) == pid and served_version() == "1.0.0"  # never stopped
+    states = task_states(dag_run)
+    assert (states["migrate.migrate_data"], states["deploy.deploy_apps"]) == ("failed", "upstream_failed")
+    assert any("migrate.migrate_data failed" in m for m in slack_messages())
+    assert any("1.4.0 rolled back: 1.0.0 is serving again" in m for m in slack_messages())
+
+
+@pytest.mark.parametrize(
+    ("version", "build", "failed_task", "reason"),
+    [
+        ("1.5.0", None, "deploy.deploy_apps", "exited before it became ready"),
+        ("1.6.0", {"reports_version": "1.0.0"}, "verify.check_endpoints", "version is '1.0.0', expected '1.6.0'"),
+        ("1.7.0", {"crash_after_requests": 20}, None, "error rate 9"),
+    ],
+    ids=["never-ready", "ready-but-fails-health", "crashes-during-verification"],
+)
+def test_new_version_that_does_not_work_is_rolled_back(release_dag, demo, version, build, failed_task, reason):
+    before = fingerprint(demo)
+    built = add_build(version, **build) if build is not None else None
+    try:
+        dag_run, led = run_release(release_dag, version)
+    finally:
+        if built:
+            built.unlink()
+
+    assert led.release(dag_run.run_id).status == "rolled_back"
+    assert reason in reasons(dag_run.run_id)
+    if failed_task:
+        assert task_states(dag_run)[failed_task] == "failed"
+    assert served_version() == "1.0.0"
+    assert fingerprint(demo) == before
+    assert any(f"{version} rolled back: 1.0.0 is serving again" in m and "fingerprint equal" in m for m in slack_messages())
+
+
+def test_error_rate_above_the_rollback_threshold_rolls_back(release_dag, demo):
+    before = fingerprint(demo)
+
+    dag_run, led = run_release(release_dag, "1.2.0")
+
+    release = led.release(dag_run.run_id)
+    assert (release.status, release.decision) == ("rolled_back", "rollback")
+    assert any(r.startswith("error rate 33") and r.endswith("> 10%") for r in release.decision_reasons)
+    assert served_version() == "1.0.0"
+    assert fingerprint(demo) == before  # the archived column, its log table and the migration row are gone
+    states = task_states(dag_run)
+    assert (states["rollback.restore_data"], states["post_deploy.promote"], states["report_outcome"]) == ("success", "skipped", "failed")
+    assert dag_run.state == "failed"  # the run is red: the version did not ship
+    assert any("decision *rollback*" in m and "error rate 33" in m for m in slack_messages())
+    assert any("1.2.0 rolled back: 1.0.0 is serving again" in m and "fingerprint equal" in m for m in slack_messages())
+
+
+def test_latency_degraded_lands_in_investigate(release_dag, demo):
+    add_build("2.0.0", columns=["priority"], latency_ms=100)
+    add_build("2.1.0", columns=["priority"], latency_ms=130)
+    baseline, _ = run_release(release_dag, "2.0.0")
+    assert ledger().release(baseline.run_id).status == "promoted"
+    before = fingerprint(demo)
+
+    def operator() -> None:
+        run_id = wait_for_awaiting_input("release", "ask_operator")
+        answer("release", run_id, "ask_operator", "Roll back", "oncall", "On-call Olga")
+
+    dag_run, led = run_with_responder(lambda: run_release(release_dag, "2.1.0"), operator)
+
+    release = led.release(dag_run.run_id)
+    assert release.decision_reasons[0].startswith("p95 latency 13")
+    assert "vs baseline 10" in release.decision_reasons[0]
+    assert release.status == "rolled_back" and release.decided_by == "On-call Olga"
+    assert served_version() == "2.0.0" and fingerprint(demo) == before
+    assert any("decision *investigate*" in m and "p95 latency" in m for m in slack_messages())
+
+
+@pytest.fixture
+def short_investigate_timeout():
+    """The demo profile with a 3-second window for the human; restored afterwards."""
+    path = SYSTEMS_DIR / "demo.yaml"
+    original = path.read_text()
+    path.write_text(original.replace("investigate_timeout_minutes: 30", "investigate_timeout_minutes: 0.05"))
+    yield
+    path.write_text(original)
+
+
+def test_investigate_nobody_answers_rolls_back_at_the_timeout(release_dag, demo, short_investigate_timeout):
+    before = fingerprint(demo)
+
+    def clock() -> None:
+        wait_for_awaiting_input("release", "ask_operator")
+        time.sleep(3.5)
+        expire_waiting_tasks()  # what the scheduler's sweep does once the deadline has passed
+
+    dag_run, led = run_with_responder(lambda: run_release(release_dag, "1.3.0"), clock)
+
+    release = led.release(dag_run.run_id)
+    assert release.status == "rolled_back"
+    assert release.decided_by == "timeout"
+    assert release.decision_reasons[-1] == "investigated: nobody answered in time chose 'Roll back'"
+    assert served_version() == "1.0.0"
+    assert fingerprint(demo) == before
+    assert any("a human must decide within 0.05 min" in m for m in slack_messages())
+
+
+def test_first_release_of_a_system_fails_and_leaves_it_as_it_was(release_dag, demo):
+    from rollout.devtools import demo_system
+
+    demo_system.stop_apps(demo, STATE_DIR)
+    before = fingerprint(demo)
+
+    dag_run, led = run_release(release_dag, "1.2.0")
+
+    release = led.release(dag_run.run_id)
+    assert (release.status, release.previous_version) == ("rolled_back", None)
+    assert nothing_serves()
+    assert fingerprint(demo) == before
+    assert task_states(dag_run)["rollback.verify_restored"] == "success"
+    assert any("1.2.0 rolled back: nothing runs, as before the release" in m for m in slack_messages())
+
+
+# --- faults in the machinery itself --------------------------------------------------------------------------
+
+
+def test_slack_unreachable_the_release_carries_on_and_records_it(release_dag, demo, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_DEMO", '{"conn_type": "slackwebhook", "password": "http://127.0.0.1:9/services/T/B/X"}')
+
+    dag_run, led = run_release(release_dag, "1.1.0")
+
+    assert led.release(dag_run.run_id).status == "promoted" and served_version() == "1.1.0"
+    notifications = led.notifications(dag_run.run_id)
+    assert [n["event"] for n in notifications] == ["release_started", "decision", "promoted"]
+    assert all(not n["delivered"] and "Connect" in n["error"] for n in notifications)
+    assert slack_messages() == []
+
+
+def test_ledger_unavailable_for_seconds_is_ridden_out_without_double_records(release_dag, demo, postgres):
+    def outage() -> None:
+        postgres.psql("postgres", "ALTER DATABASE rollout_ledger ALLOW_CONNECTIONS false")
+        postgres.psql("postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'rollout_ledger'")
+        time.sleep(4)
+        postgres.psql("postgres", "ALTER DATABASE rollout_ledger ALLOW_CONNECTIONS true")
+
+    fault = When("deploy", "deploy_apps", "running", outage)
+    dag_run, led = run_release(release_dag, "1.1.0")
+    fault.check()
+
+    release = led.release(dag_run.run_id)
+    assert release.status == "promoted" and served_version() == "1.1.0"
+    events = [n["event"] for n in led.notifications(dag_run.run_id)]
+    assert events == ["release_started", "decision", "promoted"]
+    steps = led.steps(dag_run.run_id)
+    assert all(s["status"] == "succeeded" and s["attempts"] == 1 for s in steps)
+    assert len(led.measurements(dag_run.run_id)) == 3
+    assert sum("promoted" in m for m in slack_messages()) == 1
+
+
+@pytest.mark.parametrize(
+    ("psql", "detail"),
+    [
+        ('sleep 60; exec $REAL "$@"', "restored from"),  # killed before the restore transaction began
+        ('$REAL "$@"; status=$?; sleep 60; exit $status', "already equal to the pre-release fingerprint"),  # after it committed
+    ],
+    ids=["killed-before-the-restore-committed", "killed-after-the-restore-committed"],
+)
+def test_worker_killed_in_the_middle_of_a_rollback_the_retry_finishes_it(dags, demo, tmp_path, psql, detail):
+    before = fingerprint(demo)
+    release_id = f"killed-{tmp_path.name}"
+    conf = {"system": "demo", "version": "1.2.0", "release_id": release_id}
+    for phase in ("backup", "migrate", "deploy"):
+        assert dags[phase].test(run_conf=conf).state == "success"
+    assert served_version() == "1.2.0"
+
+    worker = run_detached(release_id, "rollback", conf, {"ROLLOUT_PG_BIN": str(pg_programs(tmp_path / "bin", {"psql": psql}))})
+    try:
+        wait_for(lambda: ledger().step_status(release_id, "rollback", "restore_data") == "running", "the restore to start")
+        if detail.startswith("already"):
+            wait_for(lambda: fingerprint_or_none(demo) == before, "the restore to commit")
+        else:
+            time.sleep(1)
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker dies, with its psql
+        worker.wait()
+    assert ledger().step_status(release_id, "rollback", "restore_data") == "running"  # what a killed worker leaves
+
+    retry = dags["rollback"].test(run_conf=conf)
+
+    assert retry.state == "success"
+    restore = next(s for s in ledger().steps(release_id) if s["step"] == "restore_data")
+    assert detail in restore["detail"]["app_db"]
+    assert ledger().release(release_id).status == "rolled_back"
+    assert served_version() == "1.0.0"
+    assert fingerprint(demo) == before
+
+
+def test_backup_altered_before_the_restore_is_refused_and_alerts(release_dag, demo):
+    def truncate_backup() -> None:
+        location = ledger().backup(ledger().newest_release_id("demo"), "app_db")["location"]
+        with open(location, "r+b") as handle:
+            handle.truncate(1000)
+
+    fault = When("deploy", "deploy_apps", "succeeded", truncate_backup)  # after migrate's own check of it
+    dag_run, led = run_release(release_dag, "1.2.0")
+    fault.check()
+
+    release = led.release(dag_run.run_id)
+    assert release.status == "failed"
+    assert "altered or truncated" in release.outcome_reason
+    assert task_states(dag_run)["rollback.restore_data"] == "failed"
+    assert served_version() == "1.0.0"  # the app was rolled back first and stays on the old version
+    assert led.acquire_lock("demo", "next") == dag_run.run_id  # held: no new release on top of this
+    assert any("ROLLBACK OF 1.2.0 FAILED" in m and "altered or truncated" in m for m in slack_messages())
