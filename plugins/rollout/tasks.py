@@ -40,7 +40,8 @@ DEFAULT_ARGS: dict[str, Any] = {
 }
 PROCEED_OPTION = "Proceed"
 ROLLBACK_OPTION = "Roll back"
-RELEASE_ID_PATTERN = r"^(?!\n)$|^[A-Za-z0-9_.:+-]{1,250}(?!\n)$"  # see VERSION_PATTERN on the look-ahead
+# Empty (a new release) or an id without "..": see VERSION_PATTERN on the trailing-newline look-ahead.
+RELEASE_ID_PATTERN = r"^(?!\n)$|^(?!.*\.\.)[A-Za-z0-9_.:+-]{1,250}(?!\n)$"
 
 
 def release_params(*, with_release_id: bool) -> dict[str, Param]:

@@ -166,7 +166,7 @@ class PostgresDataTarget:
     def backup(self, destination: Path) -> BackupRecord:
         """Take the fingerprint, dump, then check the dump at once; returns what the ledger records."""
         settings = self.config.backup
-        destination.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _private_directory(destination.parent)
         partial = destination.with_name(destination.name + ".partial")
         _remove(partial)
         fingerprint = self.fingerprint()
@@ -248,6 +248,13 @@ class PostgresDataTarget:
             _, extract_err = extract.communicate()
         if extract.returncode:
             raise RuntimeError(f"pg_restore failed reading {location}: {extract_err.decode(errors='replace').strip()}")
+
+
+def _private_directory(path: Path) -> None:
+    """Create `path` and whichever of its parents are missing, each 0700 (mkdir's mode covers only the last)."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700, exist_ok=True)
 
 
 def _owner_only(path: Path) -> None:
