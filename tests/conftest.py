@@ -70,7 +70,11 @@ def demo(postgres, slack):
     profile = load_profile("demo")
     ledger = Ledger(conn_id=profile.ledger_conn_id)
     ledger.ensure_schema()
-    postgres.psql("rollout_ledger", "TRUNCATE rollout_release, rollout_lock, rollout_notification CASCADE")
+    postgres.psql(
+        "rollout_ledger",
+        "TRUNCATE rollout_release, rollout_lock, rollout_notification, rollout_scheduled_backup, rollout_drill,"
+        " rollout_maintenance_finding CASCADE",
+    )
     Path(slack).write_text("")
     demo_system.reset(profile, STATE_DIR)
     yield profile

@@ -225,6 +225,23 @@ class RollbackCriteria(_Strict):
         return self
 
 
+class VacuumSchedule(StrEnum):
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+    NEVER = "never"
+
+
+class MaintenanceSettings(_Strict):
+    """What the scheduled maintenance DAGs keep and check for this system."""
+
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    # The newest backup may be at most this old: daily backups need a day plus some slack.
+    rpo_hours: Annotated[float, Field(gt=0)] = 26
+    # A restore drill must finish within this (seed 002: RTO < 4 h).
+    rto_hours: Annotated[float, Field(gt=0)] = 4
+    vacuum: VacuumSchedule = VacuumSchedule.WEEKLY
+
+
 class Approver(_Strict):
     id: str = Field(min_length=1, max_length=250)
     name: str | None = None
@@ -239,6 +256,7 @@ class SystemProfile(_Strict):
     app_targets: list[AppTarget] = Field(min_length=1)
     checks: list[Check] = Field(min_length=1)
     rollback_criteria: RollbackCriteria = Field(default_factory=RollbackCriteria)
+    maintenance: MaintenanceSettings = Field(default_factory=MaintenanceSettings)
     approvers: list[Approver] = Field(default_factory=list, description="who may answer an 'investigate' decision; empty: any user")
 
     @model_validator(mode="after")

@@ -115,6 +115,39 @@ CREATE TABLE IF NOT EXISTS rollout_notification (
     error text,
     sent_at timestamptz NOT NULL DEFAULT now()
 );
+CREATE TABLE IF NOT EXISTS rollout_scheduled_backup (
+    backup_id bigserial PRIMARY KEY,
+    system text NOT NULL,
+    target text NOT NULL,
+    location text NOT NULL UNIQUE,
+    format text NOT NULL,
+    sha256 text NOT NULL,
+    size_bytes bigint NOT NULL,
+    fingerprint jsonb NOT NULL,
+    taken_at timestamptz NOT NULL DEFAULT now(),
+    deleted_at timestamptz
+);
+CREATE TABLE IF NOT EXISTS rollout_drill (
+    drill_id bigserial PRIMARY KEY,
+    system text NOT NULL,
+    target text NOT NULL,
+    location text NOT NULL,
+    backup_taken_at timestamptz,
+    restore_seconds double precision,
+    rpo_seconds double precision,
+    fingerprint_equal boolean NOT NULL,
+    error text,
+    drilled_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS rollout_maintenance_finding (
+    run_id text NOT NULL,
+    system text NOT NULL,
+    check_name text NOT NULL,
+    ok boolean NOT NULL,
+    detail text NOT NULL,
+    found_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (run_id, system, check_name)
+);
 CREATE TABLE IF NOT EXISTS rollout_lock (
     system text PRIMARY KEY,
     release_id text NOT NULL,
@@ -398,6 +431,78 @@ class Ledger:
             (system, ReleaseStatus.PROMOTED.value, check_name),
         )
         return rows[0][0] if rows else None
+
+    # --- maintenance: scheduled backups, restore drills, trends ---------------------------------------
+
+    def record_scheduled_backup(self, system: str, target: str, record: dict[str, Any]) -> None:
+        self._execute(
+            "INSERT INTO rollout_scheduled_backup (system, target, location, format, sha256, size_bytes, fingerprint)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (location) DO NOTHING",
+            (system, target, record["location"], record["format"], record["sha256"], record["size_bytes"], Jsonb(record["fingerprint"])),
+        )
+
+    def backups_of(self, system: str, target: str) -> list[dict[str, Any]]:
+        """Every backup on record for a target, scheduled or taken by a release, newest first."""
+        rows = self._execute(
+            "SELECT location, sha256, fingerprint, taken_at, NULL::text FROM rollout_scheduled_backup"
+            " WHERE system = %s AND target = %s AND deleted_at IS NULL"
+            " UNION ALL"
+            " SELECT b.location, b.sha256, f.fingerprint, b.taken_at, b.release_id FROM rollout_backup b"
+            " JOIN rollout_release r USING (release_id)"
+            " JOIN rollout_fingerprint f ON f.release_id = b.release_id AND f.target = b.target AND f.stage = 'before'"
+            " WHERE r.system = %s AND b.target = %s"
+            " ORDER BY taken_at DESC",
+            (system, target, system, target),
+        )
+        keys = ("location", "sha256", "fingerprint", "taken_at", "release_id")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def mark_deleted(self, location: str) -> None:
+        self._execute("UPDATE rollout_scheduled_backup SET deleted_at = now() WHERE location = %s", (location,))
+
+    def record_drill(self, system: str, target: str, result: dict[str, Any]) -> None:
+        self._execute(
+            "INSERT INTO rollout_drill (system, target, location, backup_taken_at, restore_seconds, rpo_seconds, fingerprint_equal, error)"
+            " VALUES (%(system)s, %(target)s, %(location)s, %(backup_taken_at)s, %(restore_seconds)s, %(rpo_seconds)s,"
+            " %(fingerprint_equal)s, %(error)s)",
+            {"system": system, "target": target, **result},
+        )
+
+    def drills(self, system: str) -> list[dict[str, Any]]:
+        rows = self._execute(
+            "SELECT target, location, restore_seconds, rpo_seconds, fingerprint_equal, error FROM rollout_drill"
+            " WHERE system = %s ORDER BY drill_id",
+            (system,),
+        )
+        keys = ("target", "location", "restore_seconds", "rpo_seconds", "fingerprint_equal", "error")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def record_finding(self, run_id: str, finding: dict[str, Any]) -> None:
+        self._execute(
+            "INSERT INTO rollout_maintenance_finding (run_id, system, check_name, ok, detail)"
+            " VALUES (%(run_id)s, %(system)s, %(check)s, %(ok)s, %(detail)s) ON CONFLICT (run_id, system, check_name)"
+            " DO UPDATE SET ok = EXCLUDED.ok, detail = EXCLUDED.detail, found_at = now()",
+            {"run_id": run_id, **finding},
+        )
+
+    def findings(self, run_id: str, systems: list[str]) -> list[dict[str, Any]]:
+        rows = self._execute(
+            "SELECT system, check_name, ok, detail FROM rollout_maintenance_finding WHERE run_id = %s AND system = ANY(%s)"
+            " ORDER BY found_at",
+            (run_id, systems),
+        )
+        return [{"system": s, "check": c, "ok": ok, "detail": d} for s, c, ok, d in rows]
+
+    def release_baselines(self, system: str) -> list[dict[str, Any]]:
+        """Latency and error rate measured by each finished release, oldest first: the trend."""
+        rows = self._execute(
+            "SELECT r.version, r.status, r.finished_at, (m.metrics->>'p50_ms')::float, (m.metrics->>'p95_ms')::float,"
+            " (m.metrics->>'error_rate')::float FROM rollout_measurement m JOIN rollout_release r USING (release_id)"
+            " WHERE r.system = %s AND m.kind = 'latency' AND r.finished_at IS NOT NULL ORDER BY r.finished_at",
+            (system,),
+        )
+        keys = ("version", "status", "finished_at", "p50_ms", "p95_ms", "error_rate")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
 
     # --- notifications and the per-system lock ------------------------------------------------------
 

@@ -29,6 +29,8 @@ class Event(StrEnum):
     ROLLED_BACK = "rolled_back"
     ROLLBACK_FAILED = "rollback_failed"
     ABORTED = "aborted"
+    MAINTENANCE_OK = "maintenance_ok"
+    MAINTENANCE_FAILED = "maintenance_failed"
 
 
 ICONS = {
@@ -40,6 +42,8 @@ ICONS = {
     Event.ROLLED_BACK: ":rewind:",
     Event.ROLLBACK_FAILED: ":rotating_light:",
     Event.ABORTED: ":octagonal_sign:",
+    Event.MAINTENANCE_OK: ":broom:",
+    Event.MAINTENANCE_FAILED: ":rotating_light:",
 }
 
 

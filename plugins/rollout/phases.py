@@ -49,17 +49,12 @@ PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-@dataclass
-class ReleaseContext:
-    profile: SystemProfile
-    release_id: str
-    version: str
-    triggered_by: str | None = None
-    state: Path = field(default_factory=state_dir)
+@dataclass(kw_only=True)
+class SystemContext:
+    """One system's profile and what is built from it: ledger, Slack, data targets, apps."""
 
-    @classmethod
-    def load(cls, *, system: str, version: str, release_id: str, triggered_by: str | None = None) -> ReleaseContext:
-        return cls(load_profile(system), release_id, validate_version(version), triggered_by)
+    profile: SystemProfile
+    state: Path = field(default_factory=state_dir)
 
     @cached_property
     def ledger(self) -> Ledger:
@@ -81,12 +76,23 @@ class ReleaseContext:
     def apps(self) -> dict[str, LocalProcessApp]:
         return {a.name: LocalProcessApp(config=a, system=self.profile.name, state_dir=self.state) for a in self.profile.app_targets}
 
-    def release(self) -> Release:
-        return self.ledger.release(self.release_id)
-
     def backup_directory(self, target: PostgresDataTarget) -> Path:
         configured = target.config.backup.directory
         return configured if configured else self.state / "backups" / self.profile.name / target.config.name
+
+
+@dataclass(kw_only=True)
+class ReleaseContext(SystemContext):
+    release_id: str
+    version: str
+    triggered_by: str | None = None
+
+    @classmethod
+    def load(cls, *, system: str, version: str, release_id: str, triggered_by: str | None = None) -> ReleaseContext:
+        return cls(profile=load_profile(system), release_id=release_id, version=validate_version(version), triggered_by=triggered_by)
+
+    def release(self) -> Release:
+        return self.ledger.release(self.release_id)
 
 
 # --- preflight -------------------------------------------------------------------------------------

@@ -17,18 +17,23 @@ import argparse
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from rollout.config import PROJECT_ROOT, load_profile
 from rollout.devtools import demo_system, local_postgres, slack_receiver
+
+if TYPE_CHECKING:
+    from rollout.config import SystemProfile
+    from rollout.ledger import Ledger
 
 DEMO_DIR = PROJECT_ROOT / ".state" / "demo"
 AIRFLOW_HOME = DEMO_DIR / "airflow"
@@ -51,7 +56,7 @@ def ui_url() -> str:
     return f"http://{API_HOST}:{airflow_port()}"
 
 
-def demo_environment(cluster: local_postgres.LocalPostgres, slack_port: int) -> dict[str, str]:
+def demo_environment(cluster: local_postgres.LocalPostgres, slack_port: int, admin_password: str) -> dict[str, str]:
     """Settings for Airflow and for this process: connections arrive as AIRFLOW_CONN_* variables."""
     return {
         "AIRFLOW_HOME": str(AIRFLOW_HOME),
@@ -61,7 +66,6 @@ def demo_environment(cluster: local_postgres.LocalPostgres, slack_port: int) -> 
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__API__HOST": API_HOST,
         "AIRFLOW__API__PORT": str(airflow_port()),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
@@ -69,6 +73,10 @@ def demo_environment(cluster: local_postgres.LocalPostgres, slack_port: int) -> 
         "AIRFLOW_CONN_ROLLOUT_LEDGER": cluster.airflow_conn_json("rollout_ledger"),
         "AIRFLOW_CONN_DEMO_DB": cluster.airflow_conn_json("demo"),
         "AIRFLOW_CONN_SLACK_DEMO": slack_receiver.webhook_conn_json(slack_port),
+        # maintenance_daily reads failed runs through the REST API, as the admin user
+        "AIRFLOW_CONN_AIRFLOW_API": json.dumps(
+            {"conn_type": "http", "host": API_HOST, "port": airflow_port(), "login": "admin", "password": admin_password, "schema": "http"}
+        ),
         "ROLLOUT_STATE_DIR": str(ROLLOUT_STATE),
         "PYTHONPATH": str(PROJECT_ROOT / "plugins"),
         # standalone runs its components as `airflow ...` from PATH: this venv's must come first.
@@ -133,6 +141,12 @@ class AirflowApi:
         response = self.client.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
         return response.json().get("state") if response.is_success else None
 
+    def xcom(self, dag_id: str, run_id: str, task_id: str, *, map_index: int = -1) -> str:
+        response = self.client.get(
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value", params={"map_index": map_index}
+        )
+        return str(response.json().get("value")) if response.is_success else f"(no digest: HTTP {response.status_code})"
+
     def wait(self, what: str, condition: Any, timeout: float = 300) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -140,16 +154,6 @@ class AirflowApi:
                 return
             time.sleep(2)
         raise SystemExit(f"timed out waiting for {what}; see {ui_url()} and {DEMO_DIR / 'airflow.log'}")
-
-
-def read_admin_password(timeout: float = 60) -> str:
-    path = AIRFLOW_HOME / "simple_auth_manager_passwords.json.generated"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_text().strip():
-            return str(json.loads(path.read_text())["admin"])
-        time.sleep(1)
-    raise SystemExit(f"{path} did not appear: did `airflow standalone` start? See {DEMO_DIR / 'airflow.log'}")
 
 
 def describe(ledger: Any, run_id: str) -> str:
@@ -169,7 +173,8 @@ def describe(ledger: Any, run_id: str) -> str:
     return "\n".join(lines)
 
 
-def up() -> None:
+def start_services() -> tuple[SystemProfile, AirflowApi, str]:
+    """PostgreSQL, the Slack receiver, the demo service at 1.0.0 and airflow standalone, logged in."""
     stop(quiet=True)
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
     DEMO_DIR.mkdir(parents=True)
@@ -183,7 +188,13 @@ def up() -> None:
         [sys.executable, "-m", "rollout.devtools.slack_receiver", "--port", str(slack_port), "--out", str(SLACK_LOG)],
         dict(os.environ),
     )
-    env = demo_environment(cluster, slack_port)
+    admin_password = secrets.token_urlsafe(12)
+    # SimpleAuthManager keeps the passwords it finds in this file and generates only missing ones.
+    AIRFLOW_HOME.mkdir(parents=True)
+    passwords = AIRFLOW_HOME / "simple_auth_manager_passwords.json.generated"
+    passwords.write_text(json.dumps({"admin": admin_password}))
+    passwords.chmod(0o600)
+    env = demo_environment(cluster, slack_port, admin_password)
     os.environ.update(env)
 
     say("loading the demo data (version 1.0.0) and starting the demo service 1.0.0 ...")
@@ -194,20 +205,19 @@ def up() -> None:
     airflow_pid = start_background("airflow", [str(Path(sys.executable).with_name("airflow")), "standalone"], {**os.environ, **env})
     api = AirflowApi(ui_url())
     api.wait_up(airflow_pid)
-    password = read_admin_password()
-    api.login("admin", password)
+    api.login("admin", admin_password)
     api.wait_for_dag("release")
+    return profile, api, admin_password
 
-    from rollout.ledger import Ledger
 
-    ledger = Ledger(conn_id=profile.ledger_conn_id)
+def run_releases(api: AirflowApi, ledger: Ledger) -> list[str]:
+    """(a) promoted, (b) rolled back, (c) waiting for a human; returns one line per outcome."""
     outcomes: list[str] = []
     for label, version, expected in (("a", "1.1.0", "promoted"), ("b", "1.2.0", "rolled_back")):
         say(f"({label}) triggering release of demo {version} ...")
         run_id = api.trigger("release", {"system": "demo", "version": version})
         api.wait(f"release {version}", lambda run_id=run_id: api.run_state("release", run_id) in TERMINAL)
-        text = describe(ledger, run_id)
-        say(f"({label}) {version}: {text}")
+        say(f"({label}) {version}: {describe(ledger, run_id)}")
         outcomes.append(f"({label}) {version}: {ledger.release(run_id).status} (expected {expected})")
 
     say("(c) triggering release of demo 1.3.0 ...")
@@ -219,6 +229,27 @@ def up() -> None:
     waiting = api.task_state("release", run_id, "ask_operator") == "awaiting_input"
     say(f"(c) 1.3.0: {describe(ledger, run_id)}")
     outcomes.append(f"(c) 1.3.0: {'awaiting a human in Browse > Required Actions' if waiting else ledger.release(run_id).status}")
+    return outcomes
+
+
+def run_maintenance(api: AirflowApi) -> str:
+    say("(d) one maintenance pass: triggering maintenance_daily ...")
+    api.wait_for_dag("maintenance_daily")
+    run_id = api.trigger("maintenance_daily", {})
+    api.wait("maintenance_daily", lambda: api.run_state("maintenance_daily", run_id) in TERMINAL)
+    state = api.run_state("maintenance_daily", run_id)
+    digest = api.xcom("maintenance_daily", run_id, "send_digest", map_index=0)
+    say(f"(d) maintenance_daily {state}; its Slack digest:")
+    print("    " + digest.replace("\n", "\n    "), flush=True)
+    return f"(d) maintenance_daily: {state}"
+
+
+def up() -> None:
+    from rollout.ledger import Ledger
+
+    profile, api, admin_password = start_services()
+    outcomes = run_releases(api, Ledger(conn_id=profile.ledger_conn_id))
+    outcomes.append(run_maintenance(api))
 
     served = httpx.get(profile.app_targets[0].base_url + "/health", timeout=5).json()
     print()
@@ -228,7 +259,7 @@ def up() -> None:
     say(f"the demo service serves version {served['version']} at {profile.app_targets[0].base_url}")
     say(f"Slack messages received: {len(slack_receiver.read_messages(SLACK_LOG))} (in {SLACK_LOG})")
     print()
-    say(f"Airflow UI: {ui_url()}   login: admin   password: {password}")
+    say(f"Airflow UI: {ui_url()}   login: admin   password: {admin_password}")
     say("answer (c) under Browse > Required Actions, or let it roll back when the profile's timeout passes.")
     say("`make stop` stops everything the demo started.")
 

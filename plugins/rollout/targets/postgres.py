@@ -103,14 +103,17 @@ def safe_file_name(text: str) -> str:
 
 
 class PostgresDataTarget:
-    def __init__(self, *, config: PostgresTarget) -> None:
+    """One data target; `database` points it at another database on the same server (a restore drill's scratch one)."""
+
+    def __init__(self, *, config: PostgresTarget, database: str | None = None) -> None:
         self.config = config
+        self.database = database
 
     @cached_property
     def hook(self) -> PostgresHook:
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-        return PostgresHook(postgres_conn_id=self.config.conn_id)
+        return PostgresHook(postgres_conn_id=self.config.conn_id, database=self.database)
 
     def connect(self) -> psycopg.Connection[Any]:
         return autocommit_connection(self.hook)
@@ -123,7 +126,7 @@ class PostgresDataTarget:
             PGPORT=str(conn.port or 5432),
             PGUSER=conn.login or "",
             PGPASSWORD=conn.password or "",
-            PGDATABASE=conn.schema or "",
+            PGDATABASE=self.database or conn.schema or "",
             PGCONNECT_TIMEOUT="10",
         )
         if sslmode := conn.extra_dejson.get("sslmode"):

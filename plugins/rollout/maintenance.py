@@ -1,0 +1,311 @@
+"""Scheduled maintenance: backups that are taken, pruned, and proven restorable.
+
+The seeds ask for daily backups kept 30 days (seed 003), RPO < 1 h and RTO < 4 h (seed 002), daily
+"verify backup completion", monthly `VACUUM ANALYZE` and "test backup restoration", and a quarterly
+disaster-recovery drill (seed 004). These functions do that for one system; `rollout.maintenance_tasks`
+maps them over every configured system. Each returns Findings; the digest turns them into one message.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rollout.config import HttpCheck, VacuumSchedule
+from rollout.targets.postgres import BackupIntegrityError, PostgresDataTarget, safe_file_name
+
+if TYPE_CHECKING:
+    from rollout.phases import SystemContext
+
+log = logging.getLogger(__name__)
+
+# Items of the seeds that need a person: the digest keeps them in sight.
+MANUAL_REMINDERS = {
+    "monthly": ["review and update dependencies", "review and optimise resources"],
+    "quarterly": ["security review and updates", "performance optimisation review", "architecture review"],
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    system: str
+    check: str
+    ok: bool
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --- daily ---------------------------------------------------------------------------------------------------
+
+
+def scheduled_backup(ctx: SystemContext, now: datetime) -> list[Finding]:
+    """The release's backup code, on a schedule: dump, read back, checksum, fingerprint, record."""
+    findings = []
+    for target in ctx.data_targets:
+        path = target.backup_path(ctx.backup_directory(target), f"scheduled-{now:%Y%m%dT%H%M%SZ}")
+        record = target.backup(path)
+        ctx.ledger.record_scheduled_backup(ctx.profile.name, target.config.name, record.as_dict())
+        findings.append(
+            Finding(ctx.profile.name, f"backup {target.config.name}", True, f"{record.size_bytes:,} bytes, sha256 {record.sha256[:12]}…")
+        )
+    return findings
+
+
+@dataclass(frozen=True)
+class Candidate:
+    location: str
+    taken_at: datetime
+    release_id: str | None  # set when a release's record points to it: never deleted
+
+
+def retention_plan(candidates: list[Candidate], *, keep_days: int, now: datetime, newest_verified: str | None) -> list[str]:
+    """The locations to delete: scheduled backups older than `keep_days`, except the newest verified one.
+
+    A backup a release record points to is kept whatever its age: it is what that release restores.
+    """
+    cutoff = now - timedelta(days=keep_days)
+    return [c.location for c in candidates if c.release_id is None and c.taken_at < cutoff and c.location != newest_verified]
+
+
+def newest_verified_backup(backups: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The newest backup whose file is there and still has its recorded sha256 (newest first in `backups`)."""
+    for backup in backups:
+        try:
+            PostgresDataTarget.verify_integrity(backup["location"], backup["sha256"])
+        except BackupIntegrityError as exc:
+            log.warning("not a usable backup: %s", exc)
+            continue
+        return backup
+    return None
+
+
+def apply_retention(ctx: SystemContext, now: datetime) -> list[Finding]:
+    findings = []
+    keep_days = ctx.profile.maintenance.retention_days
+    for target in ctx.data_targets:
+        backups = ctx.ledger.backups_of(ctx.profile.name, target.config.name)
+        newest = newest_verified_backup(backups)
+        candidates = [Candidate(b["location"], b["taken_at"], b["release_id"]) for b in backups]
+        doomed = retention_plan(candidates, keep_days=keep_days, now=now, newest_verified=newest["location"] if newest else None)
+        for location in doomed:
+            _delete(Path(location))
+            ctx.ledger.mark_deleted(location)
+        findings.append(
+            Finding(
+                ctx.profile.name,
+                f"retention {target.config.name}",
+                newest is not None,
+                f"{len(doomed)} deleted (older than {keep_days} days), {len(backups) - len(doomed)} kept"
+                + ("" if newest else "; NO intact backup is left"),
+            )
+        )
+    return findings
+
+
+def _delete(path: Path) -> None:
+    if path.is_dir():
+        for child in sorted(path.rglob("*"), reverse=True):
+            child.rmdir() if child.is_dir() else child.unlink()
+        path.rmdir()
+    elif path.exists():
+        path.unlink()
+
+
+def check_backup_age(ctx: SystemContext, now: datetime) -> list[Finding]:
+    findings = []
+    limit = timedelta(hours=ctx.profile.maintenance.rpo_hours)
+    for target in ctx.data_targets:
+        newest = newest_verified_backup(ctx.ledger.backups_of(ctx.profile.name, target.config.name))
+        if newest is None:
+            findings.append(Finding(ctx.profile.name, f"backup age {target.config.name}", False, "no intact backup at all"))
+            continue
+        age = now - newest["taken_at"]
+        findings.append(
+            Finding(
+                ctx.profile.name,
+                f"backup age {target.config.name}",
+                age <= limit,
+                f"newest intact backup is {_hours(age)} old (RPO {ctx.profile.maintenance.rpo_hours:g} h)",
+            )
+        )
+    return findings
+
+
+def _hours(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 3600:.1f} h"
+
+
+def check_running_version(ctx: SystemContext, now: datetime) -> list[Finding]:
+    """The critical HTTP checks against the version that should be running (`now` is unused: every check takes it)."""
+    from rollout.checks import run_http_check
+
+    findings = []
+    for name, app in ctx.apps.items():
+        version = app.recorded_version()
+        if version is None:
+            findings.append(Finding(ctx.profile.name, f"health {name}", False, "no version of it has been started here"))
+            continue
+        for check in ctx.profile.checks:
+            if isinstance(check, HttpCheck) and check.app == name and check.critical:
+                result = run_http_check(check, app.config.base_url, version)
+                findings.append(Finding(ctx.profile.name, f"health {name} {check.name}", result.passed, f"{version}: {result.detail}"))
+    return findings
+
+
+# --- weekly --------------------------------------------------------------------------------------------------
+
+
+def restore_drill(ctx: SystemContext, now: datetime) -> list[Finding]:
+    """Restore the newest backup into a scratch database and prove it: fingerprint, RTO, RPO."""
+    findings = []
+    for target in ctx.data_targets:
+        backups = ctx.ledger.backups_of(ctx.profile.name, target.config.name)
+        name = target.config.name
+        if not backups:
+            findings.append(Finding(ctx.profile.name, f"restore drill {name}", False, "no backup on record to restore"))
+            continue
+        newest = backups[0]  # the newest, intact or not: a damaged newest backup must be loud
+        scratch = safe_file_name(f"rollout_drill_{ctx.profile.name}_{name}_{now:%Y%m%d%H%M%S}").replace("-", "_").replace(".", "_")
+        result: dict[str, Any] = {
+            "location": newest["location"],
+            "backup_taken_at": newest["taken_at"],
+            "rpo_seconds": (now - newest["taken_at"]).total_seconds(),
+            "restore_seconds": None,
+            "fingerprint_equal": False,
+            "error": None,
+        }
+        try:
+            _create_database(target, scratch)
+            try:
+                drill_target = PostgresDataTarget(config=target.config, database=scratch)
+                began = time.monotonic()
+                drill_target.restore(newest["location"], newest["sha256"])
+                result["restore_seconds"] = time.monotonic() - began
+                restored = drill_target.fingerprint()
+                result["fingerprint_equal"] = restored == newest["fingerprint"]
+                if not result["fingerprint_equal"]:
+                    differing = sorted(
+                        t for t in set(restored) | set(newest["fingerprint"]) if restored.get(t) != newest["fingerprint"].get(t)
+                    )
+                    result["error"] = f"restored data differs from the recorded fingerprint in {', '.join(differing)}"
+            finally:
+                _drop_database(target, scratch)
+        except Exception as exc:  # noqa: BLE001 - a failed drill is a finding, reported with its cause
+            result["error"] = ctx.redact(f"{type(exc).__name__}: {exc}")
+        ctx.ledger.record_drill(ctx.profile.name, name, result)
+        rto_limit = ctx.profile.maintenance.rto_hours * 3600
+        ok = result["error"] is None and result["fingerprint_equal"] and (result["restore_seconds"] or 0) <= rto_limit
+        detail = (
+            f"{newest['location']}: restored in {result['restore_seconds']:.1f} s (RTO {ctx.profile.maintenance.rto_hours:g} h), "
+            f"backup {result['rpo_seconds'] / 3600:.1f} h old, fingerprint equal"
+            if ok
+            else f"{newest['location']}: {result['error'] or 'restore took longer than the RTO'}"
+        )
+        findings.append(Finding(ctx.profile.name, f"restore drill {name}", ok, detail))
+    return findings
+
+
+def _create_database(target: PostgresDataTarget, name: str) -> None:
+    from psycopg import sql
+
+    with target.connect() as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def _drop_database(target: PostgresDataTarget, name: str) -> None:
+    from psycopg import sql
+
+    with target.connect() as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def vacuum_due(schedule: VacuumSchedule, now: datetime) -> bool:
+    """Weekly: every weekly run; monthly: the first weekly run of a month."""
+    return schedule is VacuumSchedule.WEEKLY or (schedule is VacuumSchedule.MONTHLY and now.day <= 7)
+
+
+def vacuum(ctx: SystemContext, now: datetime) -> list[Finding]:
+    from psycopg import sql
+
+    if not vacuum_due(ctx.profile.maintenance.vacuum, now):
+        return [Finding(ctx.profile.name, "vacuum", True, f"not due ({ctx.profile.maintenance.vacuum.value})")]
+    findings = []
+    for target in ctx.data_targets:
+        tables = sorted(target.fingerprint())
+        began = time.monotonic()
+        with target.connect() as conn:
+            for table in tables:
+                schema, name = table.split(".", 1)
+                conn.execute(sql.SQL("VACUUM (ANALYZE) {}.{}").format(sql.Identifier(schema), sql.Identifier(name)))
+        findings.append(
+            Finding(
+                ctx.profile.name,
+                f"vacuum {target.config.name}",
+                True,
+                f"VACUUM (ANALYZE) of {len(tables)} tables in {time.monotonic() - began:.1f} s",
+            )
+        )
+    return findings
+
+
+def trend_report(ctx: SystemContext, directory: Path, now: datetime) -> tuple[Path, str]:
+    """A PNG plot and a Markdown table of each release's p50/p95 latency and error rate."""
+    rows = ctx.ledger.release_baselines(ctx.profile.name)
+    lines = ["| release | status | finished | p50 ms | p95 ms | error rate |", "|---|---|---|---|---|---|"]
+    lines += [
+        f"| {r['version']} | {r['status']} | {r['finished_at']:%Y-%m-%d %H:%M} "
+        f"| {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['error_rate']:.2%} |"
+        for r in rows
+    ]
+    directory.mkdir(parents=True, exist_ok=True)
+    png = directory / f"{ctx.profile.name}-trend-{now:%Y%m%dT%H%M%S}.png"
+    _plot(rows, png, title=f"{ctx.profile.name}: latency and errors per release")
+    return png, "\n".join(lines)
+
+
+def _plot(rows: list[dict[str, Any]], path: Path, *, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on a worker
+    from matplotlib import pyplot as plt
+
+    figure, latency = plt.subplots(figsize=(8, 4), dpi=100)
+    labels = [r["version"] for r in rows]
+    positions = range(len(rows))
+    latency.plot(positions, [r["p50_ms"] for r in rows], marker="o", label="p50 ms")
+    latency.plot(positions, [r["p95_ms"] for r in rows], marker="o", label="p95 ms")
+    latency.set_ylabel("latency (ms)")
+    latency.set_xticks(list(positions), labels, rotation=30)
+    errors = latency.twinx()
+    errors.bar(positions, [r["error_rate"] * 100 for r in rows], alpha=0.25, color="red", label="error rate %")
+    errors.set_ylabel("error rate (%)")
+    latency.set_title(title)
+    latency.legend(loc="upper left")
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    plt.close(figure)
+
+
+def trend(ctx: SystemContext, now: datetime) -> list[Finding]:
+    png, table = trend_report(ctx, ctx.state / "reports" / ctx.profile.name, now)
+    return [Finding(ctx.profile.name, "trend report", True, f"plot: {png}\n{table}")]
+
+
+# --- the digest ----------------------------------------------------------------------------------------------
+
+
+def digest(system: str, kind: str, findings: list[Finding], reminders: list[str]) -> tuple[bool, str, list[str]]:
+    """(all well, headline, lines): one short line when all is well, every problem spelled out when not."""
+    problems = [f for f in findings if not f.ok]
+    if not problems:
+        headline = f"{kind} maintenance: all {len(findings)} checks passed"
+        quiet = [f"{f.check}: {f.detail}" for f in findings if f.check.startswith(("backup ", "restore drill", "trend", "airflow"))]
+        return True, headline, quiet + reminders
+    headline = f"{kind} maintenance: {len(problems)} of {len(findings)} checks FAILED"
+    return False, headline, [f"FAILED {f.check}: {f.detail}" for f in problems] + reminders

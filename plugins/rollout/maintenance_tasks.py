@@ -1,0 +1,149 @@
+"""Airflow wiring of the maintenance DAGs: each check mapped over every configured system.
+
+A system whose check fails turns its own map index red and leaves the others alone; every finding is
+kept in the ledger under the run id, where the digest task, which runs whatever happened, reads it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import TriggerRule, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException
+
+from rollout.config import configured_systems
+
+if TYPE_CHECKING:
+    from rollout.maintenance import Finding
+    from rollout.phases import SystemContext
+
+log = logging.getLogger(__name__)
+AIRFLOW_API_CONN_ID = "airflow_api"
+AIRFLOW_SCOPE = "airflow"  # findings about Airflow itself, shown in every system's digest
+
+
+def maintenance_dag_settings(*, schedule: str, tags: list[str]) -> dict[str, Any]:
+    import pendulum
+
+    from rollout.tasks import DEFAULT_ARGS
+
+    return {
+        "schedule": schedule,
+        "start_date": pendulum.datetime(2026, 1, 1, tz="UTC"),
+        "catchup": False,
+        "max_active_runs": 1,
+        "max_active_tasks": 4,
+        "default_args": DEFAULT_ARGS,
+        "tags": ["rollout", "maintenance", *tags],
+    }
+
+
+@task
+def list_systems() -> list[str]:
+    """Every profile in include/systems/: each gets its own mapped tasks."""
+    return configured_systems()
+
+
+def system_context(system: str) -> SystemContext:
+    from rollout.config import load_profile
+    from rollout.phases import SystemContext, check_connections
+
+    ctx = SystemContext(profile=load_profile(system))
+    check_connections(ctx.profile)
+    ctx.ledger.ensure_schema()
+    return ctx
+
+
+def record(ctx: SystemContext, findings: list[Finding]) -> list[dict[str, Any]]:
+    run_id = get_current_context()["dag_run"].run_id
+    for finding in findings:
+        ctx.ledger.record_finding(run_id, finding.as_dict())
+    failed = [f for f in findings if not f.ok]
+    if failed:
+        raise AirflowFailException("; ".join(f"{f.check}: {f.detail}" for f in failed))
+    return [f.as_dict() for f in findings]
+
+
+def run_check(system: str, check: str, action_name: str) -> list[dict[str, Any]]:
+    """Run `rollout.maintenance.<action_name>` for one system; an exception becomes a failed finding."""
+    from rollout import maintenance
+
+    ctx = system_context(system)
+    action = getattr(maintenance, action_name)
+    now = datetime.now(UTC)
+    try:
+        findings = action(ctx, now)
+    except Exception as exc:  # noqa: BLE001 - recorded and re-raised below as a red task with the reason
+        findings = [maintenance.Finding(system, check, False, ctx.redact(f"{type(exc).__name__}: {exc}"))]
+    return record(ctx, findings)
+
+
+def check_task(task_id: str, check: str, action_name: str, **task_kwargs: Any) -> Any:
+    """A task mapped over the systems, labelled with the system's name in the UI."""
+
+    @task(task_id=task_id, map_index_template="{{ task.op_kwargs['system'] }}", **task_kwargs)
+    def _check(system: str) -> list[dict[str, Any]]:
+        return run_check(system, check, action_name)
+
+    return _check
+
+
+@task(retries=1)
+def review_airflow_runs() -> list[dict[str, Any]]:
+    """The seeds' "check DAG execution status / review error logs": failed runs and tasks of the last day.
+
+    Read through Airflow's REST API with the `airflow_api` connection (host, port, login, password);
+    without it the digest says the review is not configured.
+    """
+    import httpx
+    from airflow.sdk import BaseHook
+
+    from rollout.maintenance import Finding
+
+    try:
+        conn = BaseHook.get_connection(AIRFLOW_API_CONN_ID)
+    except Exception:  # noqa: BLE001 - not configured is a state to report, not an error
+        return [Finding(AIRFLOW_SCOPE, "airflow runs", True, f"not reviewed: no `{AIRFLOW_API_CONN_ID}` connection").as_dict()]
+    since = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    base = f"{conn.schema or 'http'}://{conn.host}:{conn.port or 8080}"
+    with httpx.Client(base_url=base, timeout=30) as client:
+        token = client.post("/auth/token", json={"username": conn.login, "password": conn.password})
+        token.raise_for_status()
+        client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+        runs = client.get("/api/v2/dags/~/dagRuns", params={"state": "failed", "run_after_gte": since, "limit": 100}).json()
+        tasks = client.get(
+            "/api/v2/dags/~/dagRuns/~/taskInstances", params={"state": "failed", "start_date_gte": since, "limit": 100}
+        ).json()
+    failed_runs = [f"{r['dag_id']} {r['dag_run_id']}" for r in runs.get("dag_runs", [])]
+    failed_tasks = [f"{t['dag_id']}.{t['task_id']}" for t in tasks.get("task_instances", [])]
+    detail = f"{len(failed_runs)} failed DAG runs and {len(failed_tasks)} failed tasks in the last day" + (
+        ": " + ", ".join(sorted(set(failed_tasks))[:10]) if failed_tasks else ""
+    )
+    # A rolled-back release ends red on purpose, so failures here are news to read, not a maintenance fault.
+    return [Finding(AIRFLOW_SCOPE, "airflow runs", True, detail).as_dict()]
+
+
+@task(trigger_rule=TriggerRule.ALL_DONE, map_index_template="{{ task.op_kwargs['system'] }}")
+def send_digest(system: str, kind: str, airflow_findings: list[dict[str, Any]] | None = None) -> str:
+    """One Slack message per system and run: a short one when all is well, every failure when not."""
+    from rollout.maintenance import MANUAL_REMINDERS, Finding, digest
+    from rollout.notify import Event
+
+    ctx = system_context(system)
+    run = get_current_context()["dag_run"]
+    findings = [Finding(**f) for f in ctx.ledger.findings(run.run_id, [system])]
+    findings += [Finding(**f) for f in airflow_findings or []]
+    now = datetime.now(UTC)
+    reminders = [f"reminder (monthly, a person): {item}" for item in MANUAL_REMINDERS["monthly"] if now.day <= 7 and kind == "weekly"]
+    reminders += [
+        f"reminder (quarterly, a person): {item}"
+        for item in MANUAL_REMINDERS["quarterly"]
+        if now.month % 3 == 1 and now.day <= 7 and kind == "weekly"
+    ]
+    all_well, headline, lines = digest(system, kind, findings, reminders)
+    ctx.notifier.send(Event.MAINTENANCE_OK if all_well else Event.MAINTENANCE_FAILED, None, headline, lines)
+    text = "\n".join([headline, *lines])
+    log.info("digest:\n%s", text)
+    return text

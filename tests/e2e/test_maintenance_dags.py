@@ -1,0 +1,113 @@
+"""The maintenance DAGs under dag.test() against the real PostgreSQL, the demo service and Slack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from observe import STATE_DIR, ledger, task_states
+from testenv import slack_messages
+
+from rollout.targets.postgres import PostgresDataTarget
+
+pytestmark = pytest.mark.e2e
+
+
+def scheduled_backup(profile, postgres, name: str, days_old: int) -> Path:
+    """A real backup recorded as a scheduled one, taken `days_old` days ago."""
+    target = PostgresDataTarget(config=profile.data_targets[0])
+    record = target.backup(STATE_DIR / "backups" / "demo" / "app_db" / f"app_db-{name}.dump")
+    ledger().record_scheduled_backup("demo", "app_db", record.as_dict())
+    postgres.psql(
+        "rollout_ledger",
+        f"UPDATE rollout_scheduled_backup SET taken_at = now() - interval '{days_old} days' WHERE location = '{record.location}'",
+    )
+    return Path(record.location)
+
+
+def findings(run_id: str) -> dict[str, dict]:
+    return {f["check"]: f for f in ledger().findings(run_id, ["demo"])}
+
+
+def test_daily_takes_a_backup_and_keeps_exactly_the_right_ones(dags, demo, postgres):
+    old = scheduled_backup(demo, postgres, "old", 40)
+    older = scheduled_backup(demo, postgres, "older", 35)
+    recent = scheduled_backup(demo, postgres, "recent", 5)
+    conf = {"system": "demo", "version": "1.1.0", "release_id": "long-ago-release"}
+    assert dags["backup"].test(run_conf=conf).state == "success"
+    postgres.psql("rollout_ledger", "UPDATE rollout_backup SET taken_at = now() - interval '90 days'")
+    release_backup = Path(ledger().backup("long-ago-release", "app_db")["location"])
+
+    dag_run = dags["maintenance_daily"].test()
+
+    assert dag_run.state == "success", task_states(dag_run)
+    assert not old.exists() and not older.exists()
+    assert recent.exists() and release_backup.exists()  # younger than 30 days / a release points to it
+    remaining = [b["location"] for b in ledger().backups_of("demo", "app_db")]
+    assert str(recent) in remaining and str(release_backup) in remaining and str(old) not in remaining
+    newest = Path(remaining[0])
+    assert newest.name.startswith("app_db-scheduled-") and newest.exists()
+    found = findings(dag_run.run_id)
+    assert found["retention app_db"]["detail"].startswith("2 deleted (older than 30 days)")
+    assert found["backup age app_db"]["ok"] and found["health web health"]["ok"]
+    digest = slack_messages()[-1]
+    assert "daily maintenance: all" in digest and "checks passed" in digest
+    assert "airflow runs: not reviewed: no `airflow_api` connection" in digest
+
+
+def test_daily_is_loud_and_specific_when_the_service_is_down(dags, demo):
+    from rollout.devtools import demo_system
+
+    demo_system.stop_apps(demo, STATE_DIR)
+
+    dag_run = dags["maintenance_daily"].test()
+
+    states = task_states(dag_run)
+    assert states["check_running_version"] == "failed"
+    assert states["back_up"] == "success"  # the other checks went on
+    assert states["send_digest"] == "success"
+    digest = slack_messages()[-1]
+    assert ":rotating_light:" in digest and "daily maintenance: 2 of 6 checks FAILED" in digest
+    assert "FAILED health web health: 1.0.0: GET /health: no answer" in digest
+    assert "FAILED health web items_smoke" in digest
+
+
+def test_weekly_drill_proves_the_backup_and_reports_trends(dags, release_dag, demo, postgres):
+    assert release_dag.test(run_conf={"system": "demo", "version": "1.1.0"}).state == "success"
+    scheduled_backup(demo, postgres, "for-the-drill", 0)
+
+    dag_run = dags["maintenance_weekly"].test()
+
+    assert dag_run.state == "success", task_states(dag_run)
+    [drill] = ledger().drills("demo")
+    assert drill["fingerprint_equal"] is True and drill["error"] is None
+    assert drill["restore_seconds"] > 0 and 0 <= drill["rpo_seconds"] < 60
+    scratch = postgres.psql("postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'rollout_drill_%'")
+    assert scratch.strip() == "0"  # dropped
+    report = findings(dag_run.run_id)["trend report"]["detail"]
+    png = Path(report.splitlines()[0].removeprefix("plot: "))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from PIL import Image
+
+    with Image.open(png) as image:
+        image.verify()
+    assert "| 1.1.0 | promoted |" in report
+    assert "VACUUM (ANALYZE) of 3 tables" in findings(dag_run.run_id)["vacuum app_db"]["detail"]
+    digest = slack_messages()[-1]
+    assert "weekly maintenance: all" in digest and "fingerprint equal" in digest
+
+
+def test_weekly_drill_of_a_damaged_backup_fails_loudly_and_names_the_file(dags, demo, postgres):
+    damaged = scheduled_backup(demo, postgres, "damaged", 0)
+    with damaged.open("r+b") as handle:
+        handle.truncate(500)
+
+    dag_run = dags["maintenance_weekly"].test()
+
+    states = task_states(dag_run)
+    assert states["drill_restore"] == "failed"
+    assert states["vacuum_analyze"] == "success"  # a failed drill stops no other maintenance
+    [drill] = ledger().drills("demo")
+    assert drill["fingerprint_equal"] is False and "altered or truncated" in drill["error"]
+    digest = slack_messages()[-1]
+    assert ":rotating_light:" in digest and f"FAILED restore drill app_db: {damaged}" in digest
