@@ -9,16 +9,20 @@ maps them over every configured system. Each returns Findings; the digest turns 
 from __future__ import annotations
 
 import logging
+import re
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rollout.config import HttpCheck, VacuumSchedule
-from rollout.targets.postgres import BackupIntegrityError, PostgresDataTarget, safe_file_name
+from rollout.targets.postgres import BackupIntegrityError, PostgresDataTarget
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from rollout.phases import SystemContext
 
 log = logging.getLogger(__name__)
@@ -161,6 +165,37 @@ def check_running_version(ctx: SystemContext, now: datetime) -> list[Finding]:
 # --- weekly --------------------------------------------------------------------------------------------------
 
 
+@dataclass
+class ScratchRestore:
+    """A backup restored into a scratch database; `error` says why it is not a faithful copy."""
+
+    target: PostgresDataTarget
+    restore_seconds: float | None = None
+    error: str | None = None
+
+
+@contextmanager
+def scratch_restore(target: PostgresDataTarget, backup: dict[str, Any], scratch: str) -> Iterator[ScratchRestore]:
+    """Restore `backup` into a new database `scratch` on the target's server; dropped again on exit."""
+    _create_database(target, scratch)
+    try:
+        copy = ScratchRestore(PostgresDataTarget(config=target.config, database=scratch))
+        began = time.monotonic()
+        copy.target.restore(backup["location"], backup["sha256"])
+        copy.restore_seconds = time.monotonic() - began
+        restored = copy.target.fingerprint()
+        differing = sorted(t for t in set(restored) | set(backup["fingerprint"]) if restored.get(t) != backup["fingerprint"].get(t))
+        if differing:
+            copy.error = f"restored data differs from the recorded fingerprint in {', '.join(differing)}"
+        yield copy
+    finally:
+        _drop_database(target, scratch)
+
+
+def scratch_name(ctx: SystemContext, target: PostgresDataTarget, now: datetime, purpose: str) -> str:
+    return re.sub(r"[^a-z0-9_]", "_", f"rollout_{purpose}_{ctx.profile.name}_{target.config.name}_{now:%Y%m%d%H%M%S}".lower())[:63]
+
+
 def restore_drill(ctx: SystemContext, now: datetime) -> list[Finding]:
     """Restore the newest backup into a scratch database and prove it: fingerprint, RTO, RPO."""
     findings = []
@@ -171,7 +206,6 @@ def restore_drill(ctx: SystemContext, now: datetime) -> list[Finding]:
             findings.append(Finding(ctx.profile.name, f"restore drill {name}", False, "no backup on record to restore"))
             continue
         newest = backups[0]  # the newest, intact or not: a damaged newest backup must be loud
-        scratch = safe_file_name(f"rollout_drill_{ctx.profile.name}_{name}_{now:%Y%m%d%H%M%S}").replace("-", "_").replace(".", "_")
         result: dict[str, Any] = {
             "location": newest["location"],
             "backup_taken_at": newest["taken_at"],
@@ -181,26 +215,13 @@ def restore_drill(ctx: SystemContext, now: datetime) -> list[Finding]:
             "error": None,
         }
         try:
-            _create_database(target, scratch)
-            try:
-                drill_target = PostgresDataTarget(config=target.config, database=scratch)
-                began = time.monotonic()
-                drill_target.restore(newest["location"], newest["sha256"])
-                result["restore_seconds"] = time.monotonic() - began
-                restored = drill_target.fingerprint()
-                result["fingerprint_equal"] = restored == newest["fingerprint"]
-                if not result["fingerprint_equal"]:
-                    differing = sorted(
-                        t for t in set(restored) | set(newest["fingerprint"]) if restored.get(t) != newest["fingerprint"].get(t)
-                    )
-                    result["error"] = f"restored data differs from the recorded fingerprint in {', '.join(differing)}"
-            finally:
-                _drop_database(target, scratch)
+            with scratch_restore(target, newest, scratch_name(ctx, target, now, "drill")) as copy:
+                result.update(restore_seconds=copy.restore_seconds, fingerprint_equal=copy.error is None, error=copy.error)
         except Exception as exc:  # noqa: BLE001 - a failed drill is a finding, reported with its cause
             result["error"] = ctx.redact(f"{type(exc).__name__}: {exc}")
         ctx.ledger.record_drill(ctx.profile.name, name, result)
         rto_limit = ctx.profile.maintenance.rto_hours * 3600
-        ok = result["error"] is None and result["fingerprint_equal"] and (result["restore_seconds"] or 0) <= rto_limit
+        ok = result["error"] is None and (result["restore_seconds"] or 0) <= rto_limit
         detail = (
             f"{newest['location']}: restored in {result['restore_seconds']:.1f} s (RTO {ctx.profile.maintenance.rto_hours:g} h), "
             f"backup {result['rpo_seconds'] / 3600:.1f} h old, fingerprint equal"
@@ -208,6 +229,64 @@ def restore_drill(ctx: SystemContext, now: datetime) -> list[Finding]:
             else f"{newest['location']}: {result['error'] or 'restore took longer than the RTO'}"
         )
         findings.append(Finding(ctx.profile.name, f"restore drill {name}", ok, detail))
+    return findings
+
+
+def dr_drill_due(now: datetime) -> bool:
+    """Seed 004's quarterly disaster-recovery drill: the first weekly run of January, April, July, October."""
+    return now.month % 3 == 1 and now.day <= 7
+
+
+def disaster_recovery_drill(ctx: SystemContext, now: datetime) -> list[Finding]:
+    """The quarterly drill: the newest backups restored into scratch databases, the running version
+    started against them on a spare port, and its critical checks run there. The live service is untouched."""
+    from contextlib import ExitStack
+    from urllib.parse import urlsplit, urlunsplit
+
+    from rollout.checks import run_http_check
+    from rollout.devtools.local_postgres import free_port
+    from rollout.targets.local_process import LocalProcessApp
+    from rollout.targets.migrations import connection_uri
+
+    findings: list[Finding] = []
+    with ExitStack() as stack:
+        database_urls: dict[str, str] = {}
+        for target in ctx.data_targets:
+            backup = newest_verified_backup(ctx.ledger.backups_of(ctx.profile.name, target.config.name))
+            if backup is None:
+                return [Finding(ctx.profile.name, "disaster recovery drill", False, f"no intact backup of {target.config.name}")]
+            copy = stack.enter_context(scratch_restore(target, backup, scratch_name(ctx, target, now, "dr")))
+            if copy.error:
+                return [Finding(ctx.profile.name, "disaster recovery drill", False, f"{target.config.name}: {copy.error}")]
+            live = urlsplit(connection_uri(target.hook.get_connection(target.config.conn_id)))
+            database_urls[target.config.conn_id] = urlunsplit(live._replace(path=f"/{copy.target.database}"))
+        for name, app in ctx.apps.items():
+            version = app.recorded_version()
+            if version is None:
+                findings.append(Finding(ctx.profile.name, f"disaster recovery drill {name}", False, "no version to start"))
+                continue
+            config = app.config.model_copy(update={"port": free_port()})
+            env = {
+                variable: database_urls[conn_id] for variable, conn_id in config.env_from_connections.items() if conn_id in database_urls
+            }
+            stand_in = LocalProcessApp(config=config, system=ctx.profile.name, state_dir=ctx.state / "dr-drill", env_overrides=env)
+            stack.callback(stand_in.stop)
+            seconds = stand_in.switch_to(version)
+            results = [
+                run_http_check(check, config.base_url, version)
+                for check in ctx.profile.checks
+                if isinstance(check, HttpCheck) and check.app == name and check.critical
+            ]
+            failed = [r.detail for r in results if not r.passed]
+            findings.append(
+                Finding(
+                    ctx.profile.name,
+                    f"disaster recovery drill {name}",
+                    not failed,
+                    f"{version} started on the restored data in {seconds:.1f} s; "
+                    + ("; ".join(failed) if failed else f"{len(results)} critical checks passed"),
+                )
+            )
     return findings
 
 

@@ -24,7 +24,7 @@ AIRFLOW_API_CONN_ID = "airflow_api"
 AIRFLOW_SCOPE = "airflow"  # findings about Airflow itself, shown in every system's digest
 
 
-def maintenance_dag_settings(*, schedule: str, tags: list[str]) -> dict[str, Any]:
+def maintenance_dag_settings(*, schedule: str, tags: list[str], params: dict[str, Any] | None = None) -> dict[str, Any]:
     import pendulum
 
     from rollout.tasks import DEFAULT_ARGS
@@ -37,6 +37,7 @@ def maintenance_dag_settings(*, schedule: str, tags: list[str]) -> dict[str, Any
         "max_active_tasks": 4,
         "default_args": DEFAULT_ARGS,
         "tags": ["rollout", "maintenance", *tags],
+        "params": params or {},
     }
 
 
@@ -88,6 +89,17 @@ def check_task(task_id: str, check: str, action_name: str, **task_kwargs: Any) -
         return run_check(system, check, action_name)
 
     return _check
+
+
+@task(trigger_rule=TriggerRule.ALL_DONE, map_index_template="{{ task.op_kwargs['system'] }}")
+def drill_disaster_recovery(system: str) -> list[dict[str, Any]]:
+    """Seed 004's quarterly disaster-recovery drill, or on demand with the `force_dr_drill` param."""
+    from rollout.maintenance import Finding, dr_drill_due
+
+    if get_current_context()["params"].get("force_dr_drill") or dr_drill_due(datetime.now(UTC)):
+        return run_check(system, "disaster recovery drill", "disaster_recovery_drill")
+    not_due = Finding(system, "disaster recovery drill", True, "not due (quarterly: the first week of Jan, Apr, Jul and Oct)")
+    return record(system_context(system), [not_due])
 
 
 @task(retries=1)

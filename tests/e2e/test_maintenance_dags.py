@@ -111,3 +111,18 @@ def test_weekly_drill_of_a_damaged_backup_fails_loudly_and_names_the_file(dags, 
     assert drill["fingerprint_equal"] is False and "altered or truncated" in drill["error"]
     digest = slack_messages()[-1]
     assert ":rotating_light:" in digest and f"FAILED restore drill app_db: {damaged}" in digest
+
+
+def test_disaster_recovery_drill_starts_the_running_version_on_the_restored_data(dags, demo, postgres):
+    from observe import app_pid, served_version
+
+    scheduled_backup(demo, postgres, "for-dr", 0)
+    live_pid = app_pid(demo)
+
+    dag_run = dags["maintenance_weekly"].test(run_conf={"force_dr_drill": True})
+
+    assert dag_run.state == "success", task_states(dag_run)
+    detail = findings(dag_run.run_id)["disaster recovery drill web"]["detail"]
+    assert detail.startswith("1.0.0 started on the restored data in") and detail.endswith("2 critical checks passed")
+    assert app_pid(demo) == live_pid and served_version() == "1.0.0"  # the live service was not touched
+    assert postgres.psql("postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'rollout_dr_%'").strip() == "0"

@@ -53,8 +53,9 @@ def _process_start_time(pid: int) -> float | None:
 
 
 class LocalProcessApp:
-    def __init__(self, *, config: LocalProcessTarget, system: str, state_dir: Path) -> None:
+    def __init__(self, *, config: LocalProcessTarget, system: str, state_dir: Path, env_overrides: dict[str, str] | None = None) -> None:
         self.config = config
+        self.env_overrides = env_overrides or {}
         self.directory = state_dir / "apps" / system / config.name
         self.state_file = self.directory / "current.json"
 
@@ -90,7 +91,7 @@ class LocalProcessApp:
 
         env = dict(os.environ)
         for variable, conn_id in self.config.env_from_connections.items():
-            env[variable] = connection_uri(BaseHook.get_connection(conn_id))
+            env[variable] = self.env_overrides.get(variable) or connection_uri(BaseHook.get_connection(conn_id))
         return env
 
     def start(self, version: str) -> RunningApp:
