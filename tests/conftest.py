@@ -34,6 +34,7 @@ def slack() -> Iterator[Path]:
     server = slack_receiver.make_server(SLACK_PORT, SLACK_OUT)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     os.environ["AIRFLOW_CONN_SLACK_DEMO"] = slack_receiver.webhook_conn_json(SLACK_PORT)
+    os.environ["AIRFLOW_CONN_SLACK_FILES"] = slack_receiver.api_conn_json(SLACK_PORT)
     yield SLACK_OUT
     server.shutdown()
 

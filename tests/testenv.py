@@ -45,6 +45,7 @@ def write_test_profiles() -> None:
     shutil.copytree(ROOT / "include" / "demo_app" / "releases", RELEASES_DIR)
     profile = yaml.safe_load((ROOT / "include" / "systems" / "demo.yaml").read_text())
     profile["app_targets"][0]["port"] = APP_PORT
+    profile["slack_files"] = {"conn_id": "slack_files", "channel_id": "C0TESTS1"}
     profile["data_targets"][0]["migrations"]["path"] = str(MIGRATIONS_DIR)
     (SYSTEMS_DIR / "demo.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
 

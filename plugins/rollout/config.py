@@ -242,6 +242,13 @@ class MaintenanceSettings(_Strict):
     vacuum: VacuumSchedule = VacuumSchedule.WEEKLY
 
 
+class SlackFiles(_Strict):
+    """Where files (the weekly trend plot) are uploaded: a `slack` connection holding a bot token."""
+
+    conn_id: ConnId
+    channel_id: Annotated[str, Field(pattern=r"^[A-Z0-9]{6,20}$")]
+
+
 class Approver(_Strict):
     id: str = Field(min_length=1, max_length=250)
     name: str | None = None
@@ -252,6 +259,7 @@ class SystemProfile(_Strict):
     description: str = ""
     ledger_conn_id: ConnId
     slack_conn_id: ConnId | None = None
+    slack_files: SlackFiles | None = None
     data_targets: list[DataTarget] = Field(default_factory=list)
     app_targets: list[AppTarget] = Field(min_length=1)
     checks: list[Check] = Field(min_length=1)
@@ -291,6 +299,8 @@ class SystemProfile(_Strict):
             ids.extend(app.env_from_connections.values())
         if self.slack_conn_id:
             ids.append(self.slack_conn_id)
+        if self.slack_files:
+            ids.append(self.slack_files.conn_id)
         return list(dict.fromkeys(ids))
 
 

@@ -523,6 +523,10 @@ class Ledger:
         self._execute("INSERT INTO rollout_lock (system, release_id) VALUES (%s, %s) ON CONFLICT (system) DO NOTHING", (system, release_id))
         return str(self._execute("SELECT release_id FROM rollout_lock WHERE system = %s", (system,))[0][0])
 
+    def lock_holder(self, system: str) -> str | None:
+        rows = self._execute("SELECT release_id FROM rollout_lock WHERE system = %s", (system,))
+        return rows[0][0] if rows else None
+
     def release_lock(self, system: str, release_id: str) -> None:
         self._execute("DELETE FROM rollout_lock WHERE system = %s AND release_id = %s", (system, release_id))
 

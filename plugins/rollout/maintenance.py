@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rollout.config import HttpCheck, VacuumSchedule
+from rollout.config import HttpCheck, SlackFiles, VacuumSchedule
 from rollout.targets.postgres import BackupIntegrityError, PostgresDataTarget
 
 if TYPE_CHECKING:
@@ -373,7 +373,26 @@ def _plot(rows: list[dict[str, Any]], path: Path, *, title: str) -> None:
 
 def trend(ctx: SystemContext, now: datetime) -> list[Finding]:
     png, table = trend_report(ctx, ctx.state / "reports" / ctx.profile.name, now)
-    return [Finding(ctx.profile.name, "trend report", True, f"plot: {png}\n{table}")]
+    findings = [Finding(ctx.profile.name, "trend report", True, f"plot: {png}\n{table}")]
+    if ctx.profile.slack_files:
+        comment = f"{ctx.profile.name}: latency and errors per release\n{table}"
+        findings.append(upload_to_slack(ctx, ctx.profile.slack_files, png, comment))
+    return findings
+
+
+def upload_to_slack(ctx: SystemContext, settings: SlackFiles, path: Path, comment: str) -> Finding:
+    """Through the Slack provider's Web API hook; a failure is a finding, not a crash."""
+    from airflow.providers.slack.hooks.slack import SlackHook
+
+    try:
+        SlackHook(slack_conn_id=settings.conn_id, timeout=30).send_file_v2(
+            channel_id=settings.channel_id,
+            file_uploads={"file": str(path), "filename": path.name, "title": path.stem},
+            initial_comment=comment,
+        )
+    except Exception as exc:  # noqa: BLE001 - reported in the digest with its cause
+        return Finding(ctx.profile.name, "trend upload", False, ctx.redact(f"{path.name} not uploaded: {type(exc).__name__}: {exc}"))
+    return Finding(ctx.profile.name, "trend upload", True, f"{path.name} uploaded to Slack channel {settings.channel_id}")
 
 
 # --- the digest ----------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,22 @@ def test_disaster_recovery_drill_starts_the_running_version_on_the_restored_data
     assert detail.startswith("1.0.0 started on the restored data in") and detail.endswith("2 critical checks passed")
     assert app_pid(demo) == live_pid and served_version() == "1.0.0"  # the live service was not touched
     assert postgres.psql("postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'rollout_dr_%'").strip() == "0"
+
+
+def test_weekly_trend_plot_is_uploaded_through_the_slack_web_api(dags, release_dag, demo):
+    from testenv import SLACK_OUT
+
+    from rollout.devtools.slack_receiver import files_dir, read_uploads
+
+    assert release_dag.test(run_conf={"system": "demo", "version": "1.1.0"}).state == "success"
+    uploads_before = len(read_uploads(SLACK_OUT))
+
+    dag_run = dags["maintenance_weekly"].test()
+
+    assert findings(dag_run.run_id)["trend upload"]["ok"]
+    upload = read_uploads(SLACK_OUT)[uploads_before]
+    assert upload["channel_id"] == "C0TESTS1"
+    assert "| 1.1.0 | promoted |" in upload["initial_comment"]
+    [file_id] = [f["id"] for f in json.loads(upload["files"])]
+    [stored] = files_dir(SLACK_OUT).glob(f"{file_id}-*.png")
+    assert stored.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

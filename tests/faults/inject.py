@@ -48,11 +48,11 @@ def add_build(version: str, **behaviour: Any) -> Path:
     return path
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120, give_up: Callable[[], bool] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout:.0f} s for {what}")
+        if time.monotonic() > deadline or (give_up is not None and give_up()):
+            raise TimeoutError(f"gave up waiting for {what}")
         time.sleep(0.1)
 
 

@@ -78,7 +78,7 @@ def test_data_target_unreachable_at_preflight_aborts_before_any_change(release_d
     assert "data target unreachable" in reasons(dag_run.run_id)
     assert app_pid(demo) == pid and fingerprint(demo) == before
     assert any("preflight.preflight failed" in m and "unreachable" in m for m in slack_messages())
-    assert led.acquire_lock("demo", "next") == "next"  # the lock was given back
+    assert led.lock_holder("demo") is None  # the lock was given back
 
 
 def test_backup_altered_before_migrate_is_refused_before_any_change(dags, demo):
@@ -108,10 +108,9 @@ def test_two_releases_of_one_system_at_once_the_second_is_refused(release_dag, d
     )
     try:
         wait_for(
-            lambda: ledger().newest_release_id("demo") is not None and ledger().acquire_lock("demo", "probe") != "probe",
-            "the first release's lock",
+            lambda: ledger().lock_holder("demo") is not None, "the first release to take the lock", give_up=lambda: first.poll() is not None
         )
-        holder = ledger().newest_release_id("demo")
+        holder = ledger().lock_holder("demo")
         assert ledger().acquire_lock("another-system", "side-by-side") == "side-by-side"  # other systems are not held up
         ledger().release_lock("another-system", "side-by-side")
 
@@ -360,5 +359,5 @@ def test_backup_altered_before_the_restore_is_refused_and_alerts(release_dag, de
     assert "altered or truncated" in release.outcome_reason
     assert task_states(dag_run)["rollback.restore_data"] == "failed"
     assert served_version() == "1.0.0"  # the app was rolled back first and stays on the old version
-    assert led.acquire_lock("demo", "next") == dag_run.run_id  # held: no new release on top of this
+    assert led.lock_holder("demo") == dag_run.run_id  # held: no new release on top of this
     assert any("ROLLBACK OF 1.2.0 FAILED" in m and "altered or truncated" in m for m in slack_messages())

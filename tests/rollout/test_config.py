@@ -112,7 +112,7 @@ def test_shipped_demo_profile_loads_with_seed_criteria() -> None:
     assert profile.name == "demo"
     assert [a.name for a in profile.app_targets] == ["web"]
     assert [c.name for c in profile.checks] == ["health", "items_smoke", "items_latency"]
-    assert profile.connection_ids() == ["rollout_ledger", "demo_db", "slack_demo"]
+    assert profile.connection_ids() == ["rollout_ledger", "demo_db", "slack_demo", "slack_demo_files"]
     # The demo says it shows seed 003's numbers; they must be the code's defaults too.
     assert profile.rollback_criteria == RollbackCriteria()
 

@@ -73,6 +73,7 @@ def demo_environment(cluster: local_postgres.LocalPostgres, slack_port: int, adm
         "AIRFLOW_CONN_ROLLOUT_LEDGER": cluster.airflow_conn_json("rollout_ledger"),
         "AIRFLOW_CONN_DEMO_DB": cluster.airflow_conn_json("demo"),
         "AIRFLOW_CONN_SLACK_DEMO": slack_receiver.webhook_conn_json(slack_port),
+        "AIRFLOW_CONN_SLACK_DEMO_FILES": slack_receiver.api_conn_json(slack_port),
         # maintenance_daily reads failed runs through the REST API, as the admin user
         "AIRFLOW_CONN_AIRFLOW_API": json.dumps(
             {"conn_type": "http", "host": API_HOST, "port": airflow_port(), "login": "admin", "password": admin_password, "schema": "http"}
