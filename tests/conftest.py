@@ -80,3 +80,47 @@ def demo(postgres, slack):
     demo_system.reset(profile, STATE_DIR)
     yield profile
     demo_system.stop_apps(profile, STATE_DIR)
+
+
+@pytest.fixture(scope="session")
+def airflow_api(airflow_db) -> Iterator[str]:
+    """A real `airflow api-server` on this session's metadata database; its connection as `airflow_api`."""
+    import json
+    import secrets
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    password = secrets.token_urlsafe(12)
+    passwords = Path(os.environ["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
+    passwords.write_text(json.dumps({"admin": password}))
+    port = local_postgres.free_port()
+    log = (SESSION_DIR / "api-server.log").open("wb")
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("airflow")), "api-server", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"},
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=2).is_success:
+                break
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"airflow api-server did not come up; see {SESSION_DIR / 'api-server.log'}")
+        time.sleep(1)
+    os.environ["AIRFLOW_CONN_AIRFLOW_API"] = json.dumps(
+        {"conn_type": "http", "host": "127.0.0.1", "port": port, "login": "admin", "password": password, "schema": "http"}
+    )
+    yield f"http://127.0.0.1:{port}"
+    del os.environ["AIRFLOW_CONN_AIRFLOW_API"]
+    os.killpg(server.pid, signal.SIGTERM)
+    server.wait(timeout=30)
+    log.close()

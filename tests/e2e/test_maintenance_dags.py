@@ -146,3 +146,16 @@ def test_weekly_trend_plot_is_uploaded_through_the_slack_web_api(dags, release_d
     [file_id] = [f["id"] for f in json.loads(upload["files"])]
     [stored] = files_dir(SLACK_OUT).glob(f"{file_id}-*.png")
     assert stored.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_daily_reads_failed_runs_through_the_airflow_rest_api(dags, release_dag, demo, airflow_api):
+    rolled_back = release_dag.test(run_conf={"system": "demo", "version": "1.2.0"})
+    assert rolled_back.state == "failed"  # a rolled-back release ends red on purpose
+
+    dag_run = dags["maintenance_daily"].test()
+
+    detail = findings(dag_run.run_id)  # the airflow-wide finding is not per system: read the digest
+    assert "airflow runs" not in detail
+    digest = slack_messages()[-1]
+    assert "airflow runs: " in digest and "failed DAG runs and" in digest
+    assert "release.report_outcome" in digest
