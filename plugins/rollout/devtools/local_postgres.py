@@ -115,6 +115,7 @@ def _open_path_to_others(path: Path) -> None:
 
 def start(state_dir: Path, port: int | None = None) -> LocalPostgres:
     """Start (initialising on first use) the cluster kept under `state_dir`; idempotent."""
+    state_dir = state_dir.resolve()  # the server runs as another user, from another working directory
     state_dir.mkdir(parents=True, exist_ok=True)
     data_dir = state_dir / "pgdata"
     password_file = state_dir / "pg-password"

@@ -71,12 +71,29 @@ def test_client_programs_never_get_the_password_on_their_command_line(loaded, tm
     import subprocess
 
     seen: list[list[str]] = []
-    real_run = subprocess.run
+    real_run, real_popen = subprocess.run, subprocess.Popen
 
-    def spy(args, *rest, **kwargs):
+    def spy_run(args, *rest, **kwargs):
         seen.append(list(args))
         return real_run(args, *rest, **kwargs)
 
-    monkeypatch.setattr(subprocess, "run", spy)
-    target().backup(tmp_path / "unit.dump")
-    assert seen and not any(loaded.password in " ".join(args) for args in seen)
+    def spy_popen(args, *rest, **kwargs):
+        seen.append(list(args))
+        return real_popen(args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", spy_run)
+    monkeypatch.setattr(subprocess, "Popen", spy_popen)
+    data = target()
+    record = data.backup(tmp_path / "unit.dump")
+    data.restore(record.location, record.sha256)
+    programs = {Path(args[0]).name for args in seen}
+    assert {"pg_dump", "pg_restore", "psql"} <= programs
+    assert not any(loaded.password in " ".join(args) for args in seen)
+
+
+def test_the_fingerprint_and_the_dump_describe_the_same_snapshot(loaded, tmp_path):
+    data = target()
+    record = data.backup(tmp_path / "unit.dump")
+    loaded.psql("unit", "DELETE FROM b")
+    data.restore(record.location, record.sha256)
+    assert data.fingerprint() == record.fingerprint
