@@ -153,16 +153,6 @@ def _last_promoted_version(ctx: ReleaseContext) -> str | None:
     return last.version if last else None
 
 
-def open_phase_run(ctx: ReleaseContext) -> dict[str, Any]:
-    """For a phase DAG triggered alone: the release row, created if this is a new release id."""
-    check_connections(ctx.profile)
-    ctx.ledger.ensure_schema()
-    release = ctx.ledger.open_release(
-        release_id=ctx.release_id, system=ctx.profile.name, version=ctx.version, triggered_by=ctx.triggered_by
-    )
-    return {"release_id": release.release_id, "status": release.status, "previous_version": release.previous_version}
-
-
 # --- backup ------------------------------------------------------------------------------------------
 
 
