@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rollout.config import HttpCheck, SlackFiles, VacuumSchedule
-from rollout.targets.postgres import BackupIntegrityError, PostgresDataTarget
+from rollout.targets.postgres import BackupIntegrityError, PostgresDataTarget, remove_backup
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -98,7 +98,7 @@ def apply_retention(ctx: SystemContext, now: datetime) -> list[Finding]:
         candidates = [Candidate(b["location"], b["taken_at"], b["release_id"]) for b in backups]
         doomed = retention_plan(candidates, keep_days=keep_days, now=now, newest_verified=newest["location"] if newest else None)
         for location in doomed:
-            _delete(Path(location))
+            remove_backup(Path(location))
             ctx.ledger.mark_deleted(location)
         findings.append(
             Finding(
@@ -110,15 +110,6 @@ def apply_retention(ctx: SystemContext, now: datetime) -> list[Finding]:
             )
         )
     return findings
-
-
-def _delete(path: Path) -> None:
-    if path.is_dir():
-        for child in sorted(path.rglob("*"), reverse=True):
-            child.rmdir() if child.is_dir() else child.unlink()
-        path.rmdir()
-    elif path.exists():
-        path.unlink()
 
 
 def check_backup_age(ctx: SystemContext, now: datetime) -> list[Finding]:

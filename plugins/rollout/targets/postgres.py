@@ -179,7 +179,7 @@ class PostgresDataTarget:
         settings = self.config.backup
         _private_directory(destination.parent)
         partial = destination.with_name(destination.name + ".partial")
-        _remove(partial)
+        remove_backup(partial)
         with self.connect() as conn:
             conn.autocommit = False
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -195,7 +195,7 @@ class PostgresDataTarget:
         if dump.returncode:
             raise RuntimeError(f"pg_dump exited with {dump.returncode}: {errors.decode(errors='replace').strip()[-2000:]}")
         _owner_only(partial)
-        _remove(destination)
+        remove_backup(destination)
         partial.rename(destination)
         sha = file_sha256(destination)
         record = BackupRecord(
@@ -291,7 +291,8 @@ def _owner_only(path: Path) -> None:
         child.chmod(0o700 if child.is_dir() else 0o600)
 
 
-def _remove(path: Path) -> None:
+def remove_backup(path: Path) -> None:
+    """Delete a backup: a custom-format file or a directory-format tree."""
     if path.is_dir():
         shutil.rmtree(path)
     elif path.exists():
