@@ -235,6 +235,9 @@ def deploy(ctx: ReleaseContext) -> dict[str, Any]:
             running = app.current()
             previous = running.version if running else release.previous_version
             ctx.ledger.record_app_state(ctx.release_id, name, previous_version=previous)
+            if previous and release.previous_version is None:
+                # A deploy run alone had no preflight to record it; the rollback's check and message need it.
+                ctx.ledger.set_previous_version(ctx.release_id, previous)
         running = app.current()
         if running and running.version == ctx.version:
             app.wait_ready(ctx.version)

@@ -18,6 +18,8 @@ from inject import When, add_build, pg_programs, run_detached, wait_for
 from observe import STATE_DIR, app_pid, fingerprint, ledger, run_release, served_version, task_states
 from testenv import APP_PORT, MIGRATIONS_DIR, SYSTEMS_DIR, slack_messages
 
+from rollout.ledger import FingerprintStage
+
 pytestmark = pytest.mark.e2e
 
 
@@ -34,6 +36,12 @@ def fingerprint_or_none(profile) -> dict | None:
         return fingerprint(profile)
     except psycopg.Error:
         return None
+
+
+def migrated_and_otherwise_unchanged(profile, before: dict) -> bool:
+    """After a promoted 1.1.0: its migration added items.priority, and no other table changed."""
+    after = fingerprint(profile)
+    return "priority integer" in after["public.items"]["columns"] and after["public.orders"] == before["public.orders"]
 
 
 def nothing_serves() -> bool:
@@ -99,6 +107,7 @@ def test_backup_altered_before_migrate_is_refused_before_any_change(dags, demo):
 
 
 def test_two_releases_of_one_system_at_once_the_second_is_refused(release_dag, demo, tmp_path):
+    before = fingerprint(demo)
     slow_backup = 'sleep 6; exec $REAL "$@"'
     first = run_detached(
         "first-release",
@@ -126,6 +135,7 @@ def test_two_releases_of_one_system_at_once_the_second_is_refused(release_dag, d
     assert "DETACHED-RUN-STATE success" in output, output[-3000:]
     assert led.release(holder).status == "promoted"
     assert served_version() == "1.1.0"
+    assert migrated_and_otherwise_unchanged(demo, before)  # the refused release changed nothing
     assert any("another release of demo is in progress" in m for m in slack_messages())
 
 
@@ -275,10 +285,12 @@ def test_first_release_of_a_system_fails_and_leaves_it_as_it_was(release_dag, de
 
 def test_slack_unreachable_the_release_carries_on_and_records_it(release_dag, demo, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_SLACK_DEMO", '{"conn_type": "slackwebhook", "password": "http://127.0.0.1:9/services/T/B/X"}')
+    before = fingerprint(demo)
 
     dag_run, led = run_release(release_dag, "1.1.0")
 
     assert led.release(dag_run.run_id).status == "promoted" and served_version() == "1.1.0"
+    assert migrated_and_otherwise_unchanged(demo, before)
     notifications = led.notifications(dag_run.run_id)
     assert [n["event"] for n in notifications] == ["release_started", "decision", "promoted"]
     assert all(not n["delivered"] and "Connect" in n["error"] for n in notifications)
@@ -286,6 +298,8 @@ def test_slack_unreachable_the_release_carries_on_and_records_it(release_dag, de
 
 
 def test_ledger_unavailable_for_seconds_is_ridden_out_without_double_records(release_dag, demo, postgres):
+    before = fingerprint(demo)
+
     def outage() -> None:
         postgres.psql("postgres", "ALTER DATABASE rollout_ledger ALLOW_CONNECTIONS false")
         postgres.psql("postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'rollout_ledger'")
@@ -298,6 +312,7 @@ def test_ledger_unavailable_for_seconds_is_ridden_out_without_double_records(rel
 
     release = led.release(dag_run.run_id)
     assert release.status == "promoted" and served_version() == "1.1.0"
+    assert migrated_and_otherwise_unchanged(demo, before)
     events = [n["event"] for n in led.notifications(dag_run.run_id)]
     assert events == ["release_started", "decision", "promoted"]
     steps = led.steps(dag_run.run_id)
@@ -342,6 +357,7 @@ def test_worker_killed_in_the_middle_of_a_rollback_the_retry_finishes_it(dags, d
     assert ledger().release(release_id).status == "rolled_back"
     assert served_version() == "1.0.0"
     assert fingerprint(demo) == before
+    assert any("1.2.0 rolled back: 1.0.0 is serving again" in m and "fingerprint equal" in m for m in slack_messages())
 
 
 def test_backup_altered_before_the_restore_is_refused_and_alerts(release_dag, demo):
@@ -359,5 +375,7 @@ def test_backup_altered_before_the_restore_is_refused_and_alerts(release_dag, de
     assert "altered or truncated" in release.outcome_reason
     assert task_states(dag_run)["rollback.restore_data"] == "failed"
     assert served_version() == "1.0.0"  # the app was rolled back first and stays on the old version
+    # The refused restore touched nothing: the data is as verify left it, for a human to restore.
+    assert fingerprint(demo) == led.fingerprint(dag_run.run_id, "app_db", FingerprintStage.AFTER_VERIFY)
     assert led.lock_holder("demo") == dag_run.run_id  # held: no new release on top of this
     assert any("ROLLBACK OF 1.2.0 FAILED" in m and "altered or truncated" in m for m in slack_messages())
