@@ -53,9 +53,18 @@ def _process_start_time(pid: int) -> float | None:
 
 
 class LocalProcessApp:
-    def __init__(self, *, config: LocalProcessTarget, system: str, state_dir: Path, env_overrides: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        config: LocalProcessTarget,
+        system: str,
+        state_dir: Path,
+        env_overrides: dict[str, str] | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.config = config
         self.env_overrides = env_overrides or {}
+        self.extra_env = extra_env or {}
         self.directory = state_dir / "apps" / system / config.name
         self.state_file = self.directory / "current.json"
 
@@ -89,7 +98,7 @@ class LocalProcessApp:
     def environment(self) -> dict[str, str]:
         from airflow.sdk import BaseHook
 
-        env = dict(os.environ)
+        env = dict(os.environ) | self.extra_env
         for variable, conn_id in self.config.env_from_connections.items():
             env[variable] = self.env_overrides.get(variable) or connection_uri(BaseHook.get_connection(conn_id))
         return env
