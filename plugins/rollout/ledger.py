@@ -470,11 +470,11 @@ class Ledger:
 
     def drills(self, system: str) -> list[dict[str, Any]]:
         rows = self._execute(
-            "SELECT target, location, restore_seconds, rpo_seconds, fingerprint_equal, error FROM rollout_drill"
+            "SELECT target, location, restore_seconds, rpo_seconds, fingerprint_equal, error, drilled_at FROM rollout_drill"
             " WHERE system = %s ORDER BY drill_id",
             (system,),
         )
-        keys = ("target", "location", "restore_seconds", "rpo_seconds", "fingerprint_equal", "error")
+        keys = ("target", "location", "restore_seconds", "rpo_seconds", "fingerprint_equal", "error", "drilled_at")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def record_finding(self, run_id: str, finding: dict[str, Any]) -> None:
