@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PYTHONPATH := $(CURDIR)/plugins
 
-.PHONY: install demo stop test lint bench
+.PHONY: install demo stop test lint bench checklists
 
 install: $(VENV)/.installed
 
@@ -31,3 +31,6 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/run.py
+
+checklists: install
+	$(BIN)/python -m rollout.devtools.checklist_summary

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 
-def wait_for_awaiting_input(dag_id: str, task_id: str, timeout: float = 180.0) -> str:
+def wait_for_awaiting_input(dag_id: str, task_id: str, timeout: float = 180.0, map_index: int = -1) -> str:
     """Run id of the first run whose `task_id` waits for input."""
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
@@ -30,6 +30,7 @@ def wait_for_awaiting_input(dag_id: str, task_id: str, timeout: float = 180.0) -
                 select(TaskInstance).where(
                     TaskInstance.dag_id == dag_id,
                     TaskInstance.task_id == task_id,
+                    TaskInstance.map_index == map_index,
                     TaskInstance.state == TaskInstanceState.AWAITING_INPUT,
                 )
             ).first()
@@ -39,7 +40,7 @@ def wait_for_awaiting_input(dag_id: str, task_id: str, timeout: float = 180.0) -
     raise TimeoutError(f"{dag_id}.{task_id} never waited for input")
 
 
-def answer(dag_id: str, run_id: str, task_id: str, option: str, user_id: str, user_name: str) -> None:
+def answer(dag_id: str, run_id: str, task_id: str, option: str, user_id: str, user_name: str, map_index: int = -1) -> None:
     from airflow._shared.timezones import timezone
     from airflow.models.hitl import HITLDetail, HITLUser
     from airflow.models.taskinstance import TaskInstance
@@ -50,7 +51,12 @@ def answer(dag_id: str, run_id: str, task_id: str, option: str, user_id: str, us
 
     with create_session() as session:
         ti = session.scalars(
-            select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == task_id)
+            select(TaskInstance).where(
+                TaskInstance.dag_id == dag_id,
+                TaskInstance.run_id == run_id,
+                TaskInstance.task_id == task_id,
+                TaskInstance.map_index == map_index,
+            )
         ).one()
         detail = session.scalar(select(HITLDetail).where(HITLDetail.ti_id == ti.id))
         assert detail is not None and not detail.response_received

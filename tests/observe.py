@@ -41,3 +41,10 @@ def ledger():
 
 def run_release(dag, version: str):
     return dag.test(run_conf={"system": "demo", "version": version}), ledger()
+
+
+def completed_checklist(dag_run) -> str:
+    """The completed checklist the run wrote; also what `complete_checklist` returned."""
+    from rollout.targets.postgres import safe_file_name
+
+    return (STATE_DIR / "checklists" / "demo" / f"{safe_file_name(dag_run.run_id)}.md").read_text()

@@ -254,6 +254,13 @@ class Approver(_Strict):
     name: str | None = None
 
 
+class SignOff(_Strict):
+    """Who signs off the checklist's required manual items, per role, and how long the release waits."""
+
+    roles: dict[Annotated[str, Field(min_length=1, max_length=80)], list[Approver]] = Field(default_factory=dict)
+    timeout_minutes: Annotated[float, Field(gt=0, le=7 * 24 * 60)] = 240
+
+
 class SystemProfile(_Strict):
     name: Name
     description: str = ""
@@ -266,6 +273,7 @@ class SystemProfile(_Strict):
     rollback_criteria: RollbackCriteria = Field(default_factory=RollbackCriteria)
     maintenance: MaintenanceSettings = Field(default_factory=MaintenanceSettings)
     approvers: list[Approver] = Field(default_factory=list, description="who may answer an 'investigate' decision; empty: any user")
+    sign_off: SignOff = Field(default_factory=SignOff)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> SystemProfile:

@@ -148,6 +148,24 @@ CREATE TABLE IF NOT EXISTS rollout_maintenance_finding (
     found_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (run_id, system, check_name)
 );
+CREATE TABLE IF NOT EXISTS rollout_checklist_item (
+    release_id text NOT NULL REFERENCES rollout_release ON DELETE CASCADE,
+    item_id text NOT NULL,
+    phase text NOT NULL,
+    passed boolean NOT NULL,
+    detail text NOT NULL,
+    numbers jsonb NOT NULL DEFAULT '{}',
+    checked_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (release_id, item_id)
+);
+CREATE TABLE IF NOT EXISTS rollout_signoff (
+    release_id text NOT NULL REFERENCES rollout_release ON DELETE CASCADE,
+    role text NOT NULL,
+    approved boolean NOT NULL,
+    responder text,
+    answered_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (release_id, role)
+);
 CREATE TABLE IF NOT EXISTS rollout_lock (
     system text PRIMARY KEY,
     release_id text NOT NULL,
@@ -294,6 +312,10 @@ class Ledger:
             (system, ReleaseStatus.PROMOTED.value),
         )
         return self.release(rows[0][0]) if rows else None
+
+    def recent_releases(self, system: str, limit: int = 10) -> list[Release]:
+        rows = self._execute("SELECT release_id FROM rollout_release WHERE system = %s ORDER BY created_at DESC LIMIT %s", (system, limit))
+        return [self.release(row[0]) for row in rows]
 
     # --- steps: phase timings and failures -------------------------------------------------------
 
@@ -530,6 +552,36 @@ class Ledger:
     def release_lock(self, system: str, release_id: str) -> None:
         self._execute("DELETE FROM rollout_lock WHERE system = %s AND release_id = %s", (system, release_id))
 
+    # --- checklist evidence and sign-offs ------------------------------------------------------------
+
+    def record_checklist_item(
+        self, release_id: str, item_id: str, phase: str, *, passed: bool, detail: str, numbers: dict[str, Any]
+    ) -> None:
+        self._execute(
+            "INSERT INTO rollout_checklist_item (release_id, item_id, phase, passed, detail, numbers) VALUES (%s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (release_id, item_id) DO UPDATE SET passed = EXCLUDED.passed, detail = EXCLUDED.detail,"
+            " numbers = EXCLUDED.numbers, checked_at = now()",
+            (release_id, item_id, phase, passed, detail, Jsonb(numbers)),
+        )
+
+    def checklist_items(self, release_id: str) -> dict[str, dict[str, Any]]:
+        rows = self._execute(
+            "SELECT item_id, phase, passed, detail, numbers, checked_at FROM rollout_checklist_item WHERE release_id = %s", (release_id,)
+        )
+        return {row[0]: dict(zip(("phase", "passed", "detail", "numbers", "checked_at"), row[1:], strict=True)) for row in rows}
+
+    def record_signoff(self, release_id: str, role: str, *, approved: bool, responder: str | None) -> None:
+        self._execute(
+            "INSERT INTO rollout_signoff (release_id, role, approved, responder) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (release_id, role) DO UPDATE SET"
+            " approved = EXCLUDED.approved, responder = EXCLUDED.responder, answered_at = now()",
+            (release_id, role, approved, responder),
+        )
+
+    def signoffs(self, release_id: str) -> dict[str, dict[str, Any]]:
+        rows = self._execute("SELECT role, approved, responder, answered_at FROM rollout_signoff WHERE release_id = %s", (release_id,))
+        return {row[0]: {"approved": row[1], "responder": row[2], "answered_at": row[3]} for row in rows}
+
     def record_as_json(self, release_id: str) -> str:
         """The whole record of one release, as an operator would want to read or attach it."""
         release = self.release(release_id)
@@ -541,6 +593,8 @@ class Ledger:
                 "apps": self.app_states(release_id),
                 "measurements": self.measurements(release_id),
                 "notifications": self.notifications(release_id),
+                "checklist": self.checklist_items(release_id),
+                "signoffs": self.signoffs(release_id),
             },
             default=str,
             indent=2,

@@ -76,6 +76,9 @@ class SystemContext:
     def apps(self) -> dict[str, LocalProcessApp]:
         return {a.name: LocalProcessApp(config=a, system=self.profile.name, state_dir=self.state) for a in self.profile.app_targets}
 
+    def app_base_url(self, name: str) -> str:
+        return self.profile.app(name).base_url
+
     def backup_directory(self, target: PostgresDataTarget) -> Path:
         configured = target.config.backup.directory
         return configured if configured else self.state / "backups" / self.profile.name / target.config.name

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.providers.standard.operators.hitl import HITLBranchOperator
+from airflow.providers.standard.operators.hitl import HITLBranchOperator, HITLOperator
 from airflow.sdk import Param, TaskGroup, TriggerRule, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -38,6 +38,8 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retries": 1,
     "retry_delay": timedelta(seconds=20),
 }
+APPROVE_OPTION = "Approve"
+REJECT_OPTION = "Reject"
 PROCEED_OPTION = "Proceed"
 ROLLBACK_OPTION = "Roll back"
 # Empty (a new release) or an id without "..": see VERSION_PATTERN on the trailing-newline look-ahead.
@@ -168,7 +170,14 @@ def _one_step_group(phase: str, step: str, action_name: str, tooltip: str, **tas
 
 
 def backup_group() -> TaskGroup:
-    return _one_step_group("backup", "backup_data", "backup", "pg_dump every data target, check the archive, record sha256 and fingerprint")
+    # NONE_FAILED: in a release the pre-deploy checklist and the sign-off come first and may have nothing to do (skipped).
+    return _one_step_group(
+        "backup",
+        "backup_data",
+        "backup",
+        "pg_dump every data target, check the archive, record sha256 and fingerprint",
+        trigger_rule=TriggerRule.NONE_FAILED,
+    )
 
 
 def migrate_group() -> TaskGroup:
@@ -209,6 +218,108 @@ def rollback_group() -> TaskGroup:
     return group
 
 
+# --- the checklist ---------------------------------------------------------------------------------------------
+
+
+def check_items(phase: str, *, after: Any) -> Any:
+    """The phase's automated checklist items, once `after` is done: listed, then one mapped task each, labelled in the UI."""
+    name = phase.replace("-", "_")
+
+    # After preflight, only when it succeeded (it may have found another release running). Later phases: the
+    # evidence is wanted whatever the phase did (a failed migration is evidence too).
+    rule = TriggerRule.ALL_SUCCESS if phase == "pre-deploy" else TriggerRule.ALL_DONE
+
+    @task(task_id=f"list_{name}_items", trigger_rule=rule, retries=0)
+    def _list() -> Any:
+        from rollout.checklist_run import plan
+
+        return run_step(phase, "list checklist items", lambda ctx: plan(ctx)[phase])
+
+    @task(task_id=f"check_{name}_items", map_index_template="{{ checklist_item }}", retries=0)
+    def _check(item_id: str, label: str) -> Any:
+        from rollout.checklist_run import run_item
+
+        get_current_context()["checklist_item"] = label  # type: ignore[typeddict-unknown-key]
+        return run_step(phase, f"checklist {item_id}", lambda ctx: run_item(ctx, item_id))
+
+    listed = _list()
+    after >> listed
+    return _check.expand_kwargs(listed)
+
+
+class SignOffOperator(HITLOperator):
+    """Asks one role to approve the checklist's required manual items; *Reject* or no answer stops the release.
+
+    Mapped over the roles the checklist requires; the users asked and the timeout come from the profile.
+    """
+
+    def __init__(self, *, role: str, **kwargs: Any) -> None:
+        super().__init__(
+            subject="Sign off {{ params.system }} {{ params.version }} as " + role,
+            options=[APPROVE_OPTION, REJECT_OPTION],
+            defaults=[REJECT_OPTION],
+            **kwargs,
+        )
+        self.role = role
+
+    def execute(self, context: Context) -> Any:
+        from rollout.checklist_run import sign_off_request
+        from rollout.notify import Event
+
+        ctx = release_context()
+        self.body, users = sign_off_request(ctx, self.role)
+        self.assigned_users = users  # type: ignore[assignment]
+        minutes = ctx.profile.sign_off.timeout_minutes
+        self.response_timeout = timedelta(minutes=minutes)
+        ctx.notifier.send(
+            Event.AWAITING_HUMAN,
+            ctx.release_id,
+            f"{ctx.version}: {self.role} must sign off within {minutes:g} min (Airflow > Browse > Required Actions)",
+            [f"asked: {', '.join(u['name'] for u in users)}"],
+        )
+        return super().execute(context)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        from rollout.phases import abort
+
+        chosen = (event.get("chosen_options") or [REJECT_OPTION])[0]
+        user = event.get("responded_by_user") or {}
+        responder = (user.get("name") or user.get("id")) if isinstance(user, dict) else None
+        ctx = release_context()
+        approved = chosen == APPROVE_OPTION
+        ctx.ledger.record_signoff(ctx.release_id, self.role, approved=approved, responder=responder)
+        if not approved:
+            reason = f"{self.role} sign-off {'rejected by ' + responder if responder else 'not given in time'}"
+            abort(ctx, reason)
+            raise AirflowFailException(f"release stopped before any change: {reason}")
+        return super().execute_complete(context=context, event=event)
+
+
+@task(task_id="list_sign_off_roles", trigger_rule=TriggerRule.NONE_FAILED, retries=0)
+def list_sign_off_roles() -> Any:
+    from rollout.checklist_run import plan
+
+    return run_step("pre-deploy", "list sign-off roles", lambda ctx: plan(ctx)["roles"])
+
+
+def sign_off(*, after: Any) -> Any:
+    """One Required Action per role that must sign off; none when the checklist requires no sign-off."""
+    roles = list_sign_off_roles()
+    after >> roles
+    return SignOffOperator.partial(task_id="sign_off", map_index_template="{{ task.role }}", retries=0).expand_kwargs(roles)
+
+
+@task(task_id="complete_checklist", trigger_rule=TriggerRule.ALL_DONE, retries=1)
+def complete_checklist() -> str:
+    """The checklist as the seed writes it, ticked with this release's evidence and sign-offs (this task's XCom and log)."""
+    from rollout.checklist_run import write_completed
+
+    ctx = release_context()
+    path, markdown = write_completed(ctx)
+    log.info("completed checklist, also written to %s:\n%s", path, markdown)
+    return markdown
+
+
 # --- the decision --------------------------------------------------------------------------------------------
 
 
@@ -222,7 +333,7 @@ def decide() -> str:
     ctx = release_context()
     release = ctx.release()
     if release.status == ReleaseStatus.ABORTED.value:
-        raise AirflowFailException(f"preflight refused the release: {release.outcome_reason}")
+        raise AirflowFailException(f"release stopped before any change: {release.outcome_reason}")
     if ctx.ledger.step_status(ctx.release_id, "preflight", "preflight") != "succeeded" or not backups_complete(ctx):
         reason = "preflight or backup did not complete"
         abort(ctx, reason)

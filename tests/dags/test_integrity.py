@@ -62,10 +62,24 @@ def test_release_graph_branches_on_the_decision(dagbag):
     assert dag.get_task("ask_operator").downstream_task_ids == {"post_deploy.promote", "rollback.rollback_apps"}
     assert dag.get_task("post_deploy.promote").upstream_task_ids == {"proceed", "ask_operator"}
     assert dag.get_task("rollback.rollback_apps").upstream_task_ids == {"roll_back", "ask_operator"}
-    order = ["preflight", "backup.backup_data", "migrate.migrate_data", "deploy.deploy_apps", "verify.check_endpoints"]
+    order = [
+        "preflight",
+        "list_pre_deploy_items",
+        "check_pre_deploy_items",
+        "list_sign_off_roles",
+        "sign_off",
+        "backup.backup_data",
+        "migrate.migrate_data",
+        "deploy.deploy_apps",
+        "verify.check_endpoints",
+    ]
     for upstream, downstream in itertools.pairwise(order):
         assert downstream in dag.get_task(upstream).downstream_task_ids
-    assert dag.get_task("report_outcome").upstream_task_ids == {"post_deploy.promote", "rollback.finish_rollback"}
+    # The checklist of every other phase runs beside the chain and feeds the decision; it never gates a phase.
+    for phase in ("backup", "migrate", "deploy", "verify"):
+        assert dag.get_task(f"check_{phase}_items").downstream_task_ids == {"decide"}
+    assert dag.get_task("complete_checklist").upstream_task_ids == {"check_post_deploy_items", "rollback.finish_rollback"}
+    assert dag.get_task("report_outcome").upstream_task_ids == {"complete_checklist"}
 
 
 def test_params_refuse_unknown_systems_and_malformed_versions(dagbag):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from observe import fingerprint, run_release, served_version
+from observe import completed_checklist, fingerprint, run_release, served_version
 from testenv import slack_messages
 
 pytestmark = pytest.mark.e2e
@@ -28,12 +28,32 @@ def test_good_release_migrates_and_is_promoted(release_dag, demo):
     backup = ledger.backup(dag_run.run_id, "app_db")
     assert backup and len(backup["sha256"]) == 64 and Path(backup["location"]).exists()
     assert {m["name"] for m in ledger.measurements(dag_run.run_id)} == {"health", "items_smoke", "items_latency"}
-    assert [s["status"] for s in ledger.steps(dag_run.run_id) if s["phase"] in {"backup", "migrate", "deploy"}] == ["succeeded"] * 3
+    phase_steps = [
+        s for s in ledger.steps(dag_run.run_id) if s["phase"] in {"backup", "migrate", "deploy"} and "checklist" not in s["step"]
+    ]
+    assert [s["status"] for s in phase_steps] == ["succeeded"] * 3
     messages = slack_messages()
     assert any("release of 1.1.0 started" in m for m in messages)
     assert any("decision *proceed*" in m for m in messages)
     assert any("1.1.0 promoted (was 1.0.0)" in m for m in messages)
     assert ledger.lock_holder("demo") is None  # the lock was freed
+    assert_checklist_completed(dag_run, ledger)
+
+
+def assert_checklist_completed(dag_run, ledger) -> None:
+    """Every automated release item of the demo checklist ran and passed; the completed checklist shows it."""
+    from rollout.checklists import RELEASE_PHASES, load_checklist
+
+    checklist = load_checklist("demo")
+    expected = {e.item_id for e in checklist.entries() if e.item.check and e.phase in RELEASE_PHASES}
+    results = ledger.checklist_items(dag_run.run_id)
+    assert set(results) == expected
+    assert [i for i, r in results.items() if not r["passed"]] == []
+    document = completed_checklist(dag_run)
+    assert "- [x] Database backup taken, checksummed and read back — app_db: " in document
+    assert "- [ ] Release notes reviewed — *manual: Tech Lead confirms*" in document
+    assert "## Deployment Log" in document and "| 1.1.0 |" in document
+    assert "## Performance Baselines" in document and "| items_latency |" in document
 
 
 @pytest.mark.parametrize(

@@ -137,6 +137,13 @@ class PostgresDataTarget:
         with self.connect() as conn:
             conn.execute("SELECT 1")
 
+    def query_value(self, query: str) -> Any:
+        """The first value of a checklist's read-only query, in a transaction the server keeps read-only."""
+        with self.connect() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION READ ONLY")
+            row = conn.execute(query).fetchone()  # type: ignore[call-overload]
+            return row[0] if row else None
+
     def fingerprint(self) -> Fingerprint:
         """Per table: row count, an order-independent checksum of the rows, and the column list."""
         with self.connect() as conn:
