@@ -168,6 +168,12 @@ def tracked_files() -> list[str]:
     return sorted(name for name in listed.split("\0") if name)
 
 
+# The seeds are vendored verbatim (tests/fixtures/seeds) as the requirements the checklists are checked
+# against. Seed 001 shows what never to do with the dummy token below; that exact text, in that file, is not
+# a leak. Anything else in the seeds is scanned like every other file.
+SEED_DUMMIES = {("tests/fixtures/seeds/001_8b12d28cd9350f1d.txt", "dapi" + "1234567890abcdef")}
+
+
 def test_no_tracked_file_holds_a_secret() -> None:
     files = tracked_files()
     assert "include/systems/demo.yaml" in files
@@ -185,6 +191,9 @@ def test_no_tracked_file_holds_a_secret() -> None:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             continue
+        for dummy_path, dummy in SEED_DUMMIES:
+            if name == dummy_path:
+                text = text.replace(dummy, "(the seed's dummy token)")
         scanned += 1
         if found := secrets_in(name, text):
             leaks[name] = found
