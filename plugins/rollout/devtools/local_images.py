@@ -17,11 +17,16 @@ import json
 import os
 import re
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from rollout.config import LocalProcessTarget, Readiness
 from rollout.targets.local_process import LocalProcessApp
+
+# Given to commands run "inside" an image (a Job, `docker compose run` or `exec`): a real image carries its
+# version in its code; the stand-ins' tools (an image's `alembic`) learn it from here.
+IMAGE_TAG_ENV = "STANDIN_IMAGE_TAG"
 
 
 @dataclass(frozen=True)
@@ -70,17 +75,20 @@ def image_process(
 
 
 def image_env(image: LocalImage, env: dict[str, str]) -> dict[str, str]:
-    path = os.environ.get("PATH", "")
-    if image.bin_dir:
-        path = f"{image.bin_dir}{os.pathsep}{path}"
+    # The image's tools first, then this interpreter's directory: an image's `python3` is the one running
+    # the stand-in, with the same libraries (a tool's `#!/usr/bin/env python3` finds it).
+    path = os.pathsep.join(filter(None, [str(image.bin_dir or ""), str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     return {**env, "PATH": path}
 
 
-def run_in_image(image: LocalImage, args: list[str], *, env: dict[str, str], timeout: float = 900) -> subprocess.CompletedProcess[str]:
+def run_in_image(
+    image: LocalImage, args: list[str], *, env: dict[str, str], timeout: float = 900, tag: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run `args` as the image would (its tools first on PATH); output and exit code as a container's."""
+    tagged = {IMAGE_TAG_ENV: tag} if tag else {}
     return subprocess.run(  # noqa: S603 - an argument list from the pod or service spec, never a shell string
         args,
-        env={**os.environ, **image_env(image, env)},
+        env={**os.environ, **image_env(image, env), **tagged},
         capture_output=True,
         text=True,
         timeout=timeout,
