@@ -165,7 +165,7 @@ def rollback(results: dict[str, Any]) -> None:
     ctx.ledger.set_previous_version(ctx.release_id, "1.0.0")
     say("rollback: backup, a data-changing 'migration', deploy 1.2.0 ...")
     phases.backup(ctx)
-    target = ctx.data_targets[0]
+    target = ctx.postgres_targets[0]
     with target.connect() as conn:
         conn.execute("ALTER TABLE pgbench_branches ADD COLUMN note text")
         conn.execute("UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid % 100 = 0")
@@ -253,8 +253,8 @@ def release_overhead(results: dict[str, Any]) -> None:
             phases.backup(ctx)
             phases.migrate(ctx)
             phases.deploy(ctx)
-            phases.verify(ctx, HttpCheck)
-            phases.verify(ctx, LatencyCheck)
+            phases.verify(ctx, (HttpCheck,))
+            phases.verify(ctx, (LatencyCheck,))
             phases.fingerprint_after_verify(ctx)
             phases.make_decision(ctx)
             phases.promote(ctx)

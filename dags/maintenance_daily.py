@@ -10,6 +10,7 @@ mapped task so that one system's trouble does not stop the others:
 | `apply_retention` | deletes scheduled backups older than the profile's `retention_days` (default 30); never the newest intact one, never one a release record points to | no intact backup is left |
 | `check_backup_age` | the newest intact backup against the profile's RPO (`rpo_hours`) | it is older than the RPO |
 | `check_running_version` | the critical health checks against the version that should be running | a check fails |
+| `check_daily_items` | the automated daily items of the system's checklist (`include/checklists/<system>.yaml`) | an item fails |
 | `review_airflow_runs` | failed DAG runs and tasks of the last day, through Airflow's REST API (`airflow_api` connection) | the API cannot be read |
 | `send_digest` | one Slack message per system: one line when all is well, every failure spelled out when not | — |
 
@@ -34,7 +35,8 @@ with DAG(
     retention = check_task("apply_retention", "retention", "apply_retention", trigger_rule=TriggerRule.ALL_DONE).expand(system=systems)
     age = check_task("check_backup_age", "backup age", "check_backup_age", trigger_rule=TriggerRule.ALL_DONE).expand(system=systems)
     health = check_task("check_running_version", "health", "check_running_version").expand(system=systems)
+    items = check_task("check_daily_items", "checklist", "checklist_daily_items", trigger_rule=TriggerRule.ALL_DONE).expand(system=systems)
     airflow_runs = review_airflow_runs()
-    backups >> retention >> age
+    backups >> retention >> age >> items
     digest = send_digest.partial(kind="daily", airflow_findings=airflow_runs).expand(system=systems)
-    [age, health] >> digest
+    [items, health] >> digest

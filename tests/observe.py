@@ -48,3 +48,19 @@ def completed_checklist(dag_run) -> str:
     from rollout.targets.postgres import safe_file_name
 
     return (STATE_DIR / "checklists" / "demo" / f"{safe_file_name(dag_run.run_id)}.md").read_text()
+
+
+SIGN_OFF_ROLES = ["Operations Lead", "Product Owner", "Security Lead", "Tech Lead"]
+
+
+def run_signed_release(dag, system: str, version: str, roles: list[str] = SIGN_OFF_ROLES):
+    """Run a release of `system`, each role the checklist requires approving in Required Actions (in map order)."""
+    from hitl import answer, run_with_responder, wait_for_awaiting_input
+
+    def sign_off() -> None:
+        for index, role in enumerate(roles):
+            run_id = wait_for_awaiting_input("release", "sign_off", map_index=index)
+            answer("release", run_id, "sign_off", "Approve", role.lower().replace(" ", "-"), role, map_index=index)
+
+    dag_run = run_with_responder(lambda: dag.test(run_conf={"system": system, "version": version}), sign_off)
+    return dag_run, ledger().release(dag_run.run_id)

@@ -37,6 +37,15 @@ APP_PORT = local_postgres.free_port()
 SLACK_PORT = local_postgres.free_port()
 SLACK_OUT = SESSION_DIR / "slack.jsonl"
 
+# The servers of seeds 003 (/opt/routing-ml) and 004 (/opt/mlops), played in the session directory, their
+# services on free ports.
+SERVERS = {
+    "routing-ml-platform": ("/opt/routing-ml", SESSION_DIR / "opt-routing-ml", ("8000", "3000", "3001")),
+    "mlops-system": ("/opt/mlops", SESSION_DIR / "opt-mlops", ("8000",)),
+    "ai-etl-assistant": ("/opt/ai-etl", SESSION_DIR / "opt-ai-etl", ("8000", "3000", "8080")),  # a cluster: ports only
+}
+SERVER_PORTS = {system: {port: local_postgres.free_port() for port in ports} for system, (_, _, ports) in SERVERS.items()}
+
 
 def write_test_profiles() -> None:
     """The demo profile as shipped, but on free ports and with a private copy of its migrations."""
@@ -48,6 +57,19 @@ def write_test_profiles() -> None:
     profile["slack_files"] = {"conn_id": "slack_files", "channel_id": "C0TESTS1"}
     profile["data_targets"][0]["migrations"]["path"] = str(MIGRATIONS_DIR)
     (SYSTEMS_DIR / "demo.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+    for shipped in (ROOT / "include" / "systems").glob("*.yaml"):
+        if shipped.stem != "demo":  # the seed systems' profiles as shipped, their servers moved into the session
+            text = shipped.read_text()
+            (SYSTEMS_DIR / shipped.name).write_text(on_session_server(shipped.stem, text) if shipped.stem in SERVERS else text)
+
+
+def on_session_server(system: str, text: str) -> str:
+    """A file of a seed system's server (profile, compose file) with its directory and ports moved to this session's."""
+    seed_dir, session_dir, _ = SERVERS[system]
+    text = text.replace(seed_dir, str(session_dir))
+    for seed_port, port in SERVER_PORTS[system].items():
+        text = text.replace(f"127.0.0.1:{seed_port}", f"127.0.0.1:{port}").replace(f'"{seed_port}:', f'"{port}:')
+    return text
 
 
 write_test_profiles()

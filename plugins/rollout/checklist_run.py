@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import operator
 import os
-import socket
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rollout.checklists import RELEASE_PHASES, Checklist, ChecklistError, Entry, PythonItemCheck, load_checklist
-from rollout.config import INCLUDE_DIR, HttpCheck, LatencyCheck
+from rollout.checklists import RELEASE_PHASES, Checklist, ChecklistError, Entry, Phase, PythonItemCheck, load_checklist
+from rollout.config import HttpCheck, LatencyCheck, resolve_path
 from rollout.evidence import EVIDENCE, Evidence
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from rollout.checklists import ItemCheck
-    from rollout.phases import ReleaseContext
+    from rollout.phases import ReleaseContext, SystemContext
 
 
 class ChecklistItemFailedError(RuntimeError):
@@ -35,14 +34,14 @@ def checklists_directory() -> Path | None:
     return Path(configured) if configured else None
 
 
-def system_checklist(ctx: ReleaseContext) -> Checklist | None:
+def system_checklist(ctx: SystemContext) -> Checklist | None:
     checklist = load_checklist(ctx.profile.name, checklists_directory())
     if checklist is not None:
         check_references(ctx, checklist)
     return checklist
 
 
-def check_references(ctx: ReleaseContext, checklist: Checklist) -> None:
+def check_references(ctx: SystemContext, checklist: Checklist) -> None:
     """Every app, data target, check and role an item names exists in the profile: found before anything changes."""
     profile = ctx.profile
     known = {
@@ -100,7 +99,7 @@ def run_item(ctx: ReleaseContext, item_id: str) -> dict[str, Any]:
     return {"item": entry.label, "passed": evidence.passed, "evidence": detail}
 
 
-def evaluate(ctx: ReleaseContext, check: ItemCheck) -> Evidence:
+def evaluate(ctx: ReleaseContext | SystemContext, check: ItemCheck) -> Evidence:
     if isinstance(check, PythonItemCheck):
         return EVIDENCE[check.function](ctx, **check.args)
     return RUNNERS[check.kind](ctx, check)
@@ -119,7 +118,8 @@ def _http(ctx: ReleaseContext, check: Any) -> Evidence:
         expect_json=check.expect_json,
         critical=False,
     )
-    result = run_http_check(request, ctx.app_base_url(check.app), ctx.version)
+    version = getattr(ctx, "version", None) or ctx.apps[check.app].recorded_version() or ""
+    result = run_http_check(request, ctx.app_base_url(check.app), version)
     return Evidence(result.passed, result.detail, result.metrics)
 
 
@@ -152,17 +152,10 @@ def _same(value: Any, expected: str | float | bool) -> bool:
 
 
 def _connection(check: Any) -> Evidence:
-    from airflow.sdk import BaseHook
+    from rollout.checks import tcp_reachable
 
-    conn = BaseHook.get_connection(check.conn_id)
-    port = conn.port or check.default_port
-    if not conn.host or not port:
-        return Evidence(False, f"connection {check.conn_id} names no host and port to reach")
-    began = datetime.now(UTC)
-    with socket.create_connection((conn.host, int(port)), timeout=5):
-        pass
-    millis = (datetime.now(UTC) - began).total_seconds() * 1000
-    return Evidence(True, f"{check.conn_id}: {conn.host}:{port} answered in {millis:.0f} ms", {"connect_ms": round(millis, 1)})
+    result = tcp_reachable(check.conn_id, check.default_port)
+    return Evidence(result.passed, result.detail, result.metrics)
 
 
 def _backup_fresh(ctx: ReleaseContext, check: Any) -> Evidence:
@@ -196,8 +189,11 @@ def _latency(ctx: ReleaseContext, check: Any) -> Evidence:
 
 
 def _file_present(ctx: ReleaseContext, check: Any) -> Evidence:
-    path = Path(check.path.replace("{state_dir}", str(ctx.state)))
-    path = path if path.is_absolute() else INCLUDE_DIR / path
+    if check.target:
+        target = next(t for t in ctx.profile.data_targets if t.name == check.target)
+        path = target.resolved_root() / check.path  # type: ignore[union-attr]
+    else:
+        path = resolve_path(check.path)
     if not path.exists():
         return Evidence(False, f"{path} does not exist")
     mode = f"0{path.stat().st_mode & 0o777:o}"
@@ -217,7 +213,7 @@ def _command(check: Any) -> Evidence:
     )
 
 
-RUNNERS: dict[str, Callable[[ReleaseContext, Any], Evidence]] = {
+RUNNERS: dict[str, Callable[[Any, Any], Evidence]] = {
     "http": _http,
     "sql": _sql,
     "connection": lambda _ctx, check: _connection(check),
@@ -226,6 +222,28 @@ RUNNERS: dict[str, Callable[[ReleaseContext, Any], Evidence]] = {
     "file_present": _file_present,
     "command": lambda _ctx, check: _command(check),
 }
+
+
+# Evidence functions that read the system's record rather than one release's: maintenance can run them.
+SYSTEM_EVIDENCE = frozenset({"restore_drill_recent", "slack_configured"})
+
+
+def run_maintenance_items(ctx: SystemContext, phase: Phase) -> list[tuple[Entry, Evidence]]:
+    """The checklist's automated items of a maintenance phase (daily, weekly, ...), run for the system as it is."""
+    checklist = system_checklist(ctx)
+    results = []
+    for entry in checklist.entries() if checklist else []:
+        check = entry.item.check
+        if entry.phase is not phase or check is None:
+            continue
+        if isinstance(check, PythonItemCheck) and check.function not in SYSTEM_EVIDENCE:
+            continue  # evidence of a release: each release checks it
+        try:
+            evidence = evaluate(ctx, check)
+        except Exception as exc:  # noqa: BLE001 - a check that cannot run is a failed check, with the reason
+            evidence = Evidence(False, ctx.redact(f"could not run: {type(exc).__name__}: {exc}"))
+        results.append((entry, evidence))
+    return results
 
 
 # --- sign-off ------------------------------------------------------------------------------------------

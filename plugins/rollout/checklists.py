@@ -115,7 +115,10 @@ class FilePresentItemCheck(_Strict):
     """A file exists (and, if given, has exactly this mode, e.g. "0600" for a .env)."""
 
     kind: Literal["file_present"]
-    path: str = Field(min_length=1, description="absolute, or relative to include/; {state_dir} allowed")
+    target: Name | None = Field(default=None, description="a files data target: the path is relative to its root")
+    path: str = Field(
+        min_length=1, description="relative to the target's root; without a target absolute, {state_dir}/... or under include/"
+    )
     mode: Annotated[str, Field(pattern=r"^0[0-7]{3}$")] | None = None
 
 

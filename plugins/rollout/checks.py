@@ -6,6 +6,7 @@ numbers measured and a one-line reason an operator can act on.
 
 from __future__ import annotations
 
+import json
 import statistics
 import threading
 import time
@@ -51,6 +52,22 @@ def _shape_problem(payload: Any, shape: JsonShape) -> str | None:
     return None
 
 
+def _json_problem(check: HttpCheck, payload: Any, version: str) -> str | None:
+    """What in the JSON answer is not as the check expects, or None."""
+    fields = payload if isinstance(payload, dict) else {}
+    for key, expected in check.expect_json.items():
+        wanted = expected.replace("{version}", version) if isinstance(expected, str) else expected
+        if fields.get(key) != wanted:
+            return f"{key} is {fields.get(key)!r}, expected {wanted!r}"
+    for key, floor in check.expect_at_least.items():
+        actual = fields.get(key)
+        if not isinstance(actual, int | float) or isinstance(actual, bool) or actual < floor:
+            return f"{key} is {actual!r}, expected at least {floor:g}"
+    if check.expect_shape:
+        return _shape_problem(payload, check.expect_shape)
+    return None
+
+
 def run_http_check(check: HttpCheck, base_url: str, version: str) -> CheckResult:
     def result(passed: bool, detail: str, **metrics: Any) -> CheckResult:
         return CheckResult(check.name, check.kind, check.critical, passed, detail, metrics)
@@ -68,17 +85,12 @@ def run_http_check(check: HttpCheck, base_url: str, version: str) -> CheckResult
             status=response.status_code,
             elapsed_ms=elapsed_ms,
         )
-    if check.expect_json or check.expect_shape:
+    if check.expect_json or check.expect_shape or check.expect_at_least:
         try:
             payload = response.json()
         except ValueError:
             return result(False, f"{check.method} {check.path}: the body is not JSON", status=response.status_code)
-        for key, expected in check.expect_json.items():
-            wanted = expected.replace("{version}", version) if isinstance(expected, str) else expected
-            actual = payload.get(key) if isinstance(payload, dict) else None
-            if actual != wanted:
-                return result(False, f"{check.method} {check.path}: {key} is {actual!r}, expected {wanted!r}", status=response.status_code)
-        if check.expect_shape and (problem := _shape_problem(payload, check.expect_shape)):
+        if problem := _json_problem(check, payload, version):
             return result(False, f"{check.method} {check.path}: {problem}", status=response.status_code)
     return result(
         True,
@@ -144,6 +156,8 @@ def run_latency_probe(check: LatencyCheck, base_url: str) -> CheckResult:
         breaches.append(f"mean {metrics['mean_ms']} ms > {check.max_mean_ms} ms")
     if check.min_rps is not None and metrics["rps"] < check.min_rps:
         breaches.append(f"{metrics['rps']} requests/s < {check.min_rps}")
+    if check.max_error_rate is not None and metrics["error_rate"] > check.max_error_rate:
+        breaches.append(f"error rate {metrics['error_rate']:.2%} > {check.max_error_rate:.2%}")
     summary = (
         f"{metrics['requests']} × {check.method} {check.path} at concurrency {check.concurrency}: "
         f"p50 {metrics['p50_ms']} ms, p95 {metrics['p95_ms']} ms, p99 {metrics['p99_ms']} ms, "
@@ -152,3 +166,44 @@ def run_latency_probe(check: LatencyCheck, base_url: str) -> CheckResult:
     detail = summary + ("; " + "; ".join(breaches) if breaches else "")
     # Error rate is judged by the decision against the rollback criteria, not here.
     return CheckResult(check.name, check.kind, check.critical, not breaches, detail, metrics)
+
+
+DEFAULT_PORTS = {"postgres": 5432, "redis": 6379, "http": 80, "https": 443}
+
+
+def connection_endpoint(conn: Any, default_port: int | None = None) -> tuple[str, int] | None:
+    """Host and port an Airflow connection points at; a `kubernetes` one, its kube_config's API server."""
+    from urllib.parse import urlsplit
+
+    if conn.conn_type == "kubernetes":
+        config = conn.extra_dejson.get("kube_config")
+        config = json.loads(config) if isinstance(config, str) else config or {}
+        clusters = config.get("clusters") or []
+        if not clusters:
+            return None
+        server = urlsplit(clusters[0]["cluster"]["server"])
+        return (server.hostname or "", server.port or DEFAULT_PORTS.get(server.scheme, 443))
+    port = conn.port or default_port or DEFAULT_PORTS.get(conn.conn_type)
+    return (conn.host, int(port)) if conn.host and port else None
+
+
+def tcp_reachable(conn_id: str, default_port: int | None = None) -> CheckResult:
+    """Whether the service behind the connection accepts a TCP connection (Redis, ClickHouse, an API server)."""
+    import socket
+
+    from airflow.sdk import BaseHook
+
+    def result(passed: bool, detail: str, **metrics: Any) -> CheckResult:
+        return CheckResult(conn_id, "connection", True, passed, detail, metrics)
+
+    endpoint = connection_endpoint(BaseHook.get_connection(conn_id), default_port)
+    if endpoint is None:
+        return result(False, f"connection {conn_id} names no host and port to reach")
+    began = time.perf_counter()
+    try:
+        with socket.create_connection(endpoint, timeout=5):
+            pass
+    except OSError as exc:
+        return result(False, f"{conn_id}: {endpoint[0]}:{endpoint[1]} unreachable ({exc.strerror or type(exc).__name__})")
+    millis = (time.perf_counter() - began) * 1000
+    return result(True, f"{conn_id}: {endpoint[0]}:{endpoint[1]} answered in {millis:.0f} ms", connect_ms=round(millis, 1))

@@ -49,6 +49,25 @@ def _url_path(value: str) -> str:
 
 
 UrlPath = Annotated[str, AfterValidator(_url_path)]
+
+
+def _inside_include(value: str) -> str:
+    if ".." in Path(value).parts:
+        raise ValueError(f"{value!r} climbs out with '..': give a path inside include/ or an absolute one")
+    return value
+
+
+IncludePath = Annotated[str, AfterValidator(_inside_include)]
+
+
+def resolve_path(value: str) -> Path:
+    """A profile path: absolute, `{state_dir}/...` (this machine's state directory), or relative to include/."""
+    if value.startswith("{state_dir}"):
+        return state_dir() / value.removeprefix("{state_dir}").lstrip("/")
+    path = Path(value)
+    return path if path.is_absolute() else INCLUDE_DIR / path
+
+
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 ConnId = Annotated[str, Field(pattern=CONN_ID_PATTERN)]
 SqlIdentifier = Annotated[str, Field(pattern=SQL_IDENTIFIER_PATTERN)]
@@ -76,30 +95,42 @@ class SqlFileMigrations(_Strict):
     """Ordered `*.sql` files; a sub-directory named after a version holds what that version needs."""
 
     kind: Literal["sql_files"]
-    path: str = Field(description="relative to include/, or absolute")
-
-    @field_validator("path")
-    @classmethod
-    def _no_climbing_out(cls, value: str) -> str:
-        if ".." in Path(value).parts:
-            raise ValueError(f"{value!r} climbs out with '..': give a path inside include/ or an absolute one")
-        return value
+    path: IncludePath = Field(description="relative to include/, or absolute")
 
     def resolved_path(self) -> Path:
-        path = Path(self.path)
-        return path if path.is_absolute() else INCLUDE_DIR / path
+        return resolve_path(self.path)
 
 
 class CommandMigrations(_Strict):
     """A migration tool of the system's own, such as `alembic upgrade head`, run with an argument list."""
 
     kind: Literal["command"]
-    command: list[str] = Field(min_length=1)
+    command: list[str] = Field(min_length=1, description="{version}, {python} and {include} are replaced")
+    env: dict[Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]{0,62}$")], str] = Field(
+        default_factory=dict, description="extra environment, e.g. the compose file's tag variable: {BACKEND_TAG: '{version}'}"
+    )
     env_from_connections: dict[str, ConnId] = Field(default_factory=dict)
     timeout_seconds: Annotated[int, Field(ge=1)] = 900
 
 
-Migrations = Annotated[SqlFileMigrations | CommandMigrations, Field(discriminator="kind")]
+K8S_NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+K8sName = Annotated[str, Field(pattern=K8S_NAME_PATTERN)]
+ImageRepository = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._/-]*(:[0-9]+)?(/[a-z0-9._-]+)*$", max_length=255)]
+
+
+class KubernetesJobMigrations(_Strict):
+    """The system's migration tool (seed 002's `alembic upgrade head`) as a Job of the new version's image."""
+
+    kind: Literal["kubernetes_job"]
+    conn_id: ConnId
+    namespace: K8sName
+    image: ImageRepository = Field(description="the repository; the tag is the version")
+    command: list[str] = Field(min_length=1)
+    env_from_secret: K8sName | None = Field(default=None, description="a Secret in the namespace holding DATABASE_URL and the like")
+    timeout_seconds: Annotated[int, Field(ge=1)] = 900
+
+
+Migrations = Annotated[SqlFileMigrations | CommandMigrations | KubernetesJobMigrations, Field(discriminator="kind")]
 
 
 class PostgresTarget(_Strict):
@@ -115,7 +146,57 @@ class PostgresTarget(_Strict):
     migrations: Migrations | None = None
 
 
-DataTarget = Annotated[PostgresTarget, Field(discriminator="kind")]
+class FilesTarget(_Strict):
+    """Files backed up and restored with the data: seed 003's `models/` directory and `.env` file."""
+
+    kind: Literal["files"]
+    name: Name
+    root: IncludePath = Field(description="the directory holding the paths; absolute, {state_dir}/..., or relative to include/")
+    paths: list[IncludePath] = Field(min_length=1, description="files or directories under root, e.g. [models, .env]")
+
+    def resolved_root(self) -> Path:
+        return resolve_path(self.root)
+
+
+PRINCIPAL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 @._-]{0,127}$"
+
+
+class Grant(_Strict):
+    """A Unity Catalog GRANT applied after the migrations (seed 000: permissions of the app's service principal)."""
+
+    privileges: list[
+        Literal["USE_CATALOG", "USE_SCHEMA", "SELECT", "MODIFY", "CREATE_TABLE", "READ_VOLUME", "WRITE_VOLUME", "ALL_PRIVILEGES"]
+    ] = Field(min_length=1)
+    securable: Literal["CATALOG", "SCHEMA"] = Field(description="what the grant is on (not `on`: YAML reads that as true)")
+    to: Annotated[str, Field(pattern=PRINCIPAL_PATTERN)]
+
+
+class UnityCatalogTarget(_Strict):
+    """Delta tables of one Unity Catalog schema, changed through a SQL warehouse (seeds 000 and 001).
+
+    Backup: each table's Delta version (DESCRIBE HISTORY) plus a copy, `CREATE TABLE <backup_catalog>.<schema>.
+    <table>_backup_<date>_<release> AS SELECT *` (seed 000). Restore: RESTORE TABLE ... TO VERSION AS OF the
+    recorded version, or the copy when Delta no longer keeps that version.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    kind: Literal["unity_catalog"]
+    name: Name
+    conn_id: ConnId
+    warehouse_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,64}$")]
+    catalog: SqlIdentifier
+    schema_name: SqlIdentifier = Field(alias="schema")
+    tables: list[SqlIdentifier] = Field(min_length=1, description="the tables a release backs up and restores")
+    backup_catalog: SqlIdentifier
+    grants: list[Grant] = Field(default_factory=list)
+    delta_retention_days: Annotated[float, Field(gt=0)] = Field(
+        7, description="how long VACUUM keeps old versions (Delta's default: 7 days)"
+    )
+    migrations: SqlFileMigrations | None = None
+
+
+DataTarget = Annotated[PostgresTarget | FilesTarget | UnityCatalogTarget, Field(discriminator="kind")]
 
 
 class Readiness(_Strict):
@@ -152,7 +233,80 @@ class LocalProcessTarget(_Strict):
         return f"http://{self.host}:{self.port}"
 
 
-AppTarget = Annotated[LocalProcessTarget, Field(discriminator="kind")]
+class ComposeServiceTarget(_Strict):
+    """A service of a docker compose project, deployed with `docker compose up -d --no-deps SERVICE`.
+
+    The compose file names the image with a variable for the tag (`image: repo/backend:${BACKEND_TAG:-latest}`);
+    a release sets that variable to the version. Readiness: the service's own healthcheck as docker reports
+    it, then the readiness path over HTTP.
+    """
+
+    kind: Literal["compose"]
+    name: Name
+    compose_file: IncludePath = Field(description="absolute, {state_dir}/..., or relative to include/")
+    project: Name
+    service: Annotated[str, Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")]
+    tag_variable: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]{0,62}$")]
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+$")] = Field(description="where the service answers, e.g. http://127.0.0.1:8000")
+    readiness: Readiness = Field(default_factory=Readiness)
+    docker: list[str] = Field(default_factory=lambda: ["docker"], min_length=1, description="the docker CLI, as an argument list")
+
+    @property
+    def base_url(self) -> str:
+        return self.url
+
+
+class KubernetesTarget(_Strict):
+    """One Deployment, deployed by setting its container's image tag to the version (seed 002)."""
+
+    kind: Literal["kubernetes"]
+    name: Name
+    conn_id: ConnId
+    namespace: K8sName
+    deployment: K8sName
+    container: K8sName | None = Field(default=None, description="the container whose image is set; default: the first")
+    image: ImageRepository = Field(description="the repository; the tag is the version")
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+$")] = Field(description="where the service answers (ingress or service URL)")
+    readiness: Readiness = Field(default_factory=Readiness)
+
+    @property
+    def base_url(self) -> str:
+        return self.url
+
+
+class DatabricksAppTarget(_Strict):
+    """A Databricks App (seed 000), deployed from a workspace source path per version; rolled back by redeploying the recorded one."""
+
+    kind: Literal["databricks_app"]
+    name: Name
+    conn_id: ConnId
+    app_name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,29}$")]
+    source_code_path: Annotated[str, Field(pattern=r"^/Workspace/[A-Za-z0-9 @._/{}-]+$")] = Field(
+        description="the workspace path of a version's source; {version} stands for the version"
+    )
+    readiness: Readiness = Field(default_factory=Readiness)
+
+    @field_validator("source_code_path")
+    @classmethod
+    def _names_the_version(cls, value: str) -> str:
+        if "{version}" not in value or ".." in value.split("/"):
+            raise ValueError("must contain {version} (each version's source has its own path) and no '..'")
+        return value
+
+
+class MlflowAliasTarget(_Strict):
+    """A registered model's alias (seed 001's `champion`), moved to the newest registered version on deploy and back on rollback."""
+
+    kind: Literal["mlflow_alias"]
+    name: Name
+    conn_id: ConnId
+    model: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+){0,2}$")]
+    alias: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
+
+
+AppTarget = Annotated[
+    LocalProcessTarget | ComposeServiceTarget | KubernetesTarget | DatabricksAppTarget | MlflowAliasTarget, Field(discriminator="kind")
+]
 
 
 class JsonShape(_Strict):
@@ -174,6 +328,7 @@ class HttpCheck(_Strict):
         default_factory=dict, description="field: value; '{version}' stands for the version being checked"
     )
     expect_shape: JsonShape | None = None
+    expect_at_least: dict[str, float] = Field(default_factory=dict, description="field: lowest acceptable number (seed 004's F1 >= 0.8)")
     timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10
     critical: bool = True
 
@@ -193,6 +348,7 @@ class LatencyCheck(_Strict):
     max_p95_ms: Annotated[float, Field(gt=0)] | None = None
     max_mean_ms: Annotated[float, Field(gt=0)] | None = None
     min_rps: Annotated[float, Field(gt=0)] | None = None
+    max_error_rate: Annotated[float, Field(ge=0, le=1)] | None = Field(default=None, description="seed 003's 'Failed requests: 0' is 0")
     critical: bool = False
 
     @model_validator(mode="after")
@@ -202,7 +358,28 @@ class LatencyCheck(_Strict):
         return self
 
 
-Check = Annotated[HttpCheck | LatencyCheck, Field(discriminator="kind")]
+class ServingEndpointCheck(_Strict):
+    """A model serving endpoint is READY and not stuck in a failed config update (seed 001)."""
+
+    kind: Literal["serving_endpoint"]
+    name: Name
+    conn_id: ConnId
+    endpoint: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")]
+    critical: bool = True
+
+
+class DatabricksJobCheck(_Strict):
+    """A Databricks job run to its end as a check (seed 001's batch inference); passes on SUCCESS."""
+
+    kind: Literal["databricks_job"]
+    name: Name
+    conn_id: ConnId
+    job_id: Annotated[int, Field(ge=1)]
+    timeout_seconds: Annotated[float, Field(gt=0, le=24 * 3600)] = 3600
+    critical: bool = True
+
+
+Check = Annotated[HttpCheck | LatencyCheck | ServingEndpointCheck | DatabricksJobCheck, Field(discriminator="kind")]
 
 
 class RollbackCriteria(_Strict):
@@ -274,6 +451,10 @@ class SystemProfile(_Strict):
     maintenance: MaintenanceSettings = Field(default_factory=MaintenanceSettings)
     approvers: list[Approver] = Field(default_factory=list, description="who may answer an 'investigate' decision; empty: any user")
     sign_off: SignOff = Field(default_factory=SignOff)
+    reachable: list[ConnId] = Field(
+        default_factory=list,
+        description="services the release needs up but does not change (seed 002's Redis, ClickHouse): preflight connects",
+    )
 
     @model_validator(mode="after")
     def _references_resolve(self) -> SystemProfile:
@@ -287,24 +468,35 @@ class SystemProfile(_Strict):
                 raise ValueError(f"{kind} names must be unique; repeated: {', '.join(duplicates)}")
         apps = {t.name for t in self.app_targets}
         for check in self.checks:
-            if check.app not in apps:
+            if isinstance(check, HttpCheck | LatencyCheck) and check.app not in apps:
                 raise ValueError(
                     f"check {check.name!r} names app {check.app!r}, which is not among app_targets ({', '.join(sorted(apps))})"
                 )
         return self
 
-    def app(self, name: str) -> LocalProcessTarget:
+    def app(self, name: str) -> LocalProcessTarget | ComposeServiceTarget | KubernetesTarget | DatabricksAppTarget | MlflowAliasTarget:
         return next(t for t in self.app_targets if t.name == name)
 
     def connection_ids(self) -> list[str]:
         """Every connection the release will use, in the order preflight should check them."""
         ids = [self.ledger_conn_id]
         for data in self.data_targets:
+            if isinstance(data, FilesTarget):
+                continue
             ids.append(data.conn_id)
+            if isinstance(data, UnityCatalogTarget):
+                continue
             if isinstance(data.migrations, CommandMigrations):
                 ids.extend(data.migrations.env_from_connections.values())
+            elif isinstance(data.migrations, KubernetesJobMigrations):
+                ids.append(data.migrations.conn_id)
         for app in self.app_targets:
-            ids.extend(app.env_from_connections.values())
+            if isinstance(app, LocalProcessTarget):
+                ids.extend(app.env_from_connections.values())
+            elif not isinstance(app, ComposeServiceTarget):
+                ids.append(app.conn_id)
+        ids.extend(c.conn_id for c in self.checks if isinstance(c, ServingEndpointCheck | DatabricksJobCheck))
+        ids.extend(self.reachable)
         if self.slack_conn_id:
             ids.append(self.slack_conn_id)
         if self.slack_files:
@@ -318,7 +510,12 @@ def configured_systems(directory: Path | None = None) -> list[str]:
     return sorted(p.stem for p in directory.glob("*.yaml") if re.fullmatch(NAME_PATTERN, p.stem))
 
 
-DISCRIMINATOR_TAGS = frozenset({"postgres", "local_process", "http", "latency", "sql_files", "command"})
+DISCRIMINATOR_TAGS = frozenset(
+    {
+        *("postgres", "files", "unity_catalog", "local_process", "compose", "kubernetes", "databricks_app", "mlflow_alias"),
+        *("http", "latency", "serving_endpoint", "databricks_job", "sql_files", "command", "kubernetes_job"),
+    }
+)
 
 
 def _format_location(loc: tuple[int | str, ...]) -> str:

@@ -95,6 +95,8 @@ CREATE TABLE IF NOT EXISTS rollout_app_state (
     switched_at timestamptz,
     PRIMARY KEY (release_id, app)
 );
+-- What a rollback puts back, recorded before the app was touched (a Kubernetes Deployment's pod template).
+ALTER TABLE rollout_app_state ADD COLUMN IF NOT EXISTS snapshot jsonb;
 CREATE TABLE IF NOT EXISTS rollout_measurement (
     release_id text NOT NULL REFERENCES rollout_release ON DELETE CASCADE,
     check_name text NOT NULL,
@@ -408,23 +410,34 @@ class Ledger:
         previous_version: str | None,
         deployed_version: str | None = None,
         downtime_seconds: float | None = None,
+        snapshot: dict[str, Any] | None = None,
     ) -> None:
         self._execute(
-            "INSERT INTO rollout_app_state (release_id, app, previous_version, deployed_version, downtime_seconds, switched_at)"
-            " VALUES (%s, %s, %s, %s, %s, CASE WHEN %s::text IS NULL THEN NULL ELSE now() END)"
+            "INSERT INTO rollout_app_state (release_id, app, previous_version, deployed_version, downtime_seconds, switched_at, snapshot)"
+            " VALUES (%s, %s, %s, %s, %s, CASE WHEN %s::text IS NULL THEN NULL ELSE now() END, %s)"
             " ON CONFLICT (release_id, app) DO UPDATE SET"
             " deployed_version = coalesce(EXCLUDED.deployed_version, rollout_app_state.deployed_version),"
             " downtime_seconds = coalesce(EXCLUDED.downtime_seconds, rollout_app_state.downtime_seconds),"
-            " switched_at = coalesce(EXCLUDED.switched_at, rollout_app_state.switched_at)",
-            (release_id, app, previous_version, deployed_version, downtime_seconds, deployed_version),
+            " switched_at = coalesce(EXCLUDED.switched_at, rollout_app_state.switched_at),"
+            " snapshot = coalesce(rollout_app_state.snapshot, EXCLUDED.snapshot)",
+            (
+                release_id,
+                app,
+                previous_version,
+                deployed_version,
+                downtime_seconds,
+                deployed_version,
+                Jsonb(snapshot) if snapshot else None,
+            ),
         )
 
     def app_states(self, release_id: str) -> dict[str, dict[str, Any]]:
         rows = self._execute(
-            "SELECT app, previous_version, deployed_version, downtime_seconds FROM rollout_app_state WHERE release_id = %s",
+            "SELECT app, previous_version, deployed_version, downtime_seconds, snapshot FROM rollout_app_state WHERE release_id = %s",
             (release_id,),
         )
-        return {app: {"previous_version": prev, "deployed_version": dep, "downtime_seconds": down} for app, prev, dep, down in rows}
+        keys = ("previous_version", "deployed_version", "downtime_seconds", "snapshot")
+        return {row[0]: dict(zip(keys, row[1:], strict=True)) for row in rows}
 
     def record_measurement(self, release_id: str, result: dict[str, Any]) -> None:
         self._execute(

@@ -23,7 +23,7 @@ from rollout.targets.postgres import BackupIntegrityError, PostgresDataTarget, r
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from rollout.phases import SystemContext
+    from rollout.phases import DataRuntime, SystemContext
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +77,11 @@ def retention_plan(candidates: list[Candidate], *, keep_days: int, now: datetime
     return [c.location for c in candidates if c.release_id is None and c.taken_at < cutoff and c.location != newest_verified]
 
 
-def newest_verified_backup(backups: list[dict[str, Any]]) -> dict[str, Any] | None:
+def newest_verified_backup(target: DataRuntime, backups: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The newest backup whose file is there and still has its recorded sha256 (newest first in `backups`)."""
     for backup in backups:
         try:
-            PostgresDataTarget.verify_integrity(backup["location"], backup["sha256"])
+            target.verify_integrity(backup["location"], backup["sha256"])
         except BackupIntegrityError as exc:
             log.warning("not a usable backup: %s", exc)
             continue
@@ -94,7 +94,7 @@ def apply_retention(ctx: SystemContext, now: datetime) -> list[Finding]:
     keep_days = ctx.profile.maintenance.retention_days
     for target in ctx.data_targets:
         backups = ctx.ledger.backups_of(ctx.profile.name, target.config.name)
-        newest = newest_verified_backup(backups)
+        newest = newest_verified_backup(target, backups)
         candidates = [Candidate(b["location"], b["taken_at"], b["release_id"]) for b in backups]
         doomed = retention_plan(candidates, keep_days=keep_days, now=now, newest_verified=newest["location"] if newest else None)
         for location in doomed:
@@ -116,7 +116,7 @@ def check_backup_age(ctx: SystemContext, now: datetime) -> list[Finding]:
     findings = []
     limit = timedelta(hours=ctx.profile.maintenance.rpo_hours)
     for target in ctx.data_targets:
-        newest = newest_verified_backup(ctx.ledger.backups_of(ctx.profile.name, target.config.name))
+        newest = newest_verified_backup(target, ctx.ledger.backups_of(ctx.profile.name, target.config.name))
         if newest is None:
             findings.append(Finding(ctx.profile.name, f"backup age {target.config.name}", False, "no intact backup at all"))
             continue
@@ -142,13 +142,15 @@ def check_running_version(ctx: SystemContext, now: datetime) -> list[Finding]:
 
     findings = []
     for name, app in ctx.apps.items():
+        if not any(isinstance(c, HttpCheck) and c.app == name and c.critical for c in ctx.profile.checks):
+            continue  # nothing to check over HTTP (a model alias)
         version = app.recorded_version()
         if version is None:
             findings.append(Finding(ctx.profile.name, f"health {name}", False, "no version of it has been started here"))
             continue
         for check in ctx.profile.checks:
             if isinstance(check, HttpCheck) and check.app == name and check.critical:
-                result = run_http_check(check, app.config.base_url, version)
+                result = run_http_check(check, ctx.app_base_url(name), version)
                 findings.append(Finding(ctx.profile.name, f"health {name} {check.name}", result.passed, f"{version}: {result.detail}"))
     return findings
 
@@ -190,7 +192,7 @@ def scratch_name(ctx: SystemContext, target: PostgresDataTarget, now: datetime, 
 def restore_drill(ctx: SystemContext, now: datetime) -> list[Finding]:
     """Restore the newest backup into a scratch database and prove it: fingerprint, RTO, RPO."""
     findings = []
-    for target in ctx.data_targets:
+    for target in ctx.postgres_targets:
         backups = ctx.ledger.backups_of(ctx.profile.name, target.config.name)
         name = target.config.name
         if not backups:
@@ -242,8 +244,8 @@ def disaster_recovery_drill(ctx: SystemContext, now: datetime) -> list[Finding]:
     findings: list[Finding] = []
     with ExitStack() as stack:
         database_urls: dict[str, str] = {}
-        for target in ctx.data_targets:
-            backup = newest_verified_backup(ctx.ledger.backups_of(ctx.profile.name, target.config.name))
+        for target in ctx.postgres_targets:
+            backup = newest_verified_backup(target, ctx.ledger.backups_of(ctx.profile.name, target.config.name))
             if backup is None:
                 return [Finding(ctx.profile.name, "disaster recovery drill", False, f"no intact backup of {target.config.name}")]
             copy = stack.enter_context(scratch_restore(target, backup, scratch_name(ctx, target, now, "dr")))
@@ -252,6 +254,16 @@ def disaster_recovery_drill(ctx: SystemContext, now: datetime) -> list[Finding]:
             live = urlsplit(connection_uri(target.hook.get_connection(target.config.conn_id)))
             database_urls[target.config.conn_id] = urlunsplit(live._replace(path=f"/{copy.target.database}"))
         for name, app in ctx.apps.items():
+            if not isinstance(app, LocalProcessApp):
+                findings.append(
+                    Finding(
+                        ctx.profile.name,
+                        f"disaster recovery drill {name}",
+                        True,
+                        "skipped: only local processes are started on a spare port",
+                    )
+                )
+                continue
             version = app.recorded_version()
             if version is None:
                 findings.append(Finding(ctx.profile.name, f"disaster recovery drill {name}", False, "no version to start"))
@@ -306,7 +318,7 @@ def vacuum(ctx: SystemContext, now: datetime) -> list[Finding]:
     if not vacuum_due(ctx.profile.maintenance.vacuum, now):
         return [Finding(ctx.profile.name, "vacuum", True, f"not due ({ctx.profile.maintenance.vacuum.value})")]
     findings = []
-    for target in ctx.data_targets:
+    for target in ctx.postgres_targets:
         tables = sorted(target.fingerprint())
         began = time.monotonic()
         with target.connect() as conn:
@@ -398,3 +410,25 @@ def digest(system: str, kind: str, findings: list[Finding], reminders: list[str]
         return True, headline, quiet + reminders
     headline = f"{kind} maintenance: {len(problems)} of {len(findings)} checks FAILED"
     return False, headline, [f"FAILED {f.check}: {f.detail}" for f in problems] + reminders
+
+
+def _checklist_items(ctx: SystemContext, phase: str) -> list[Finding]:
+    from rollout.checklist_run import run_maintenance_items
+    from rollout.checklists import Phase
+
+    return [
+        Finding(ctx.profile.name, f"checklist {entry.label}", evidence.passed, evidence.detail)
+        for entry, evidence in run_maintenance_items(ctx, Phase(phase))
+    ]
+
+
+def checklist_daily_items(ctx: SystemContext, now: datetime) -> list[Finding]:
+    """The daily items of the system's checklist (`now` unused: each check reads the system as it is)."""
+    del now
+    return _checklist_items(ctx, "daily")
+
+
+def checklist_weekly_items(ctx: SystemContext, now: datetime) -> list[Finding]:
+    """The weekly items of the system's checklist, e.g. seed 001's feature completeness, drift and job success SQL."""
+    del now
+    return _checklist_items(ctx, "weekly")

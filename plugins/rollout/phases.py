@@ -7,16 +7,45 @@ instead of doing it twice.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from rollout.checks import CheckResult, run_http_check, run_latency_probe
-from rollout.config import CommandMigrations, HttpCheck, LatencyCheck, SqlFileMigrations, SystemProfile, load_profile, state_dir
+from rollout.checks import CheckResult, run_http_check, run_latency_probe, tcp_reachable
+from rollout.config import (
+    CommandMigrations,
+    ComposeServiceTarget,
+    DatabricksAppTarget,
+    DatabricksJobCheck,
+    HttpCheck,
+    KubernetesJobMigrations,
+    KubernetesTarget,
+    LatencyCheck,
+    MlflowAliasTarget,
+    PostgresTarget,
+    ServingEndpointCheck,
+    SqlFileMigrations,
+    SystemProfile,
+    UnityCatalogTarget,
+    load_profile,
+    state_dir,
+)
 from rollout.decision import Decision, FailedCheck, Observations, Outcome, decide
 from rollout.ledger import FingerprintStage, Ledger, Release, ReleaseStatus
 from rollout.notify import Event, Notifier, Redactor
+from rollout.targets.compose import ComposeError, ComposeServiceApp
+from rollout.targets.databricks import (
+    DatabricksApp,
+    MlflowAlias,
+    UnityCatalogDataTarget,
+    UnityCatalogMigrator,
+    run_job,
+    serving_endpoint_ready,
+)
+from rollout.targets.files import FilesDataTarget
+from rollout.targets.kubernetes import KubernetesApp, KubernetesJobMigrator
 from rollout.targets.local_process import AppNotReadyError, LocalProcessApp
 from rollout.targets.migrations import CommandMigrator, MigrationError, SqlFileMigrator
 from rollout.targets.postgres import BackupIntegrityError, PostgresDataTarget, RestoreMismatchError
@@ -25,7 +54,16 @@ from rollout.versions import validate_version
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from rollout.config import FilesTarget, LocalProcessTarget
+
+    AppConfig = LocalProcessTarget | ComposeServiceTarget | KubernetesTarget | DatabricksAppTarget | MlflowAliasTarget
+
 log = logging.getLogger(__name__)
+
+DataRuntime = PostgresDataTarget | FilesDataTarget | UnityCatalogDataTarget
+AppRuntime = LocalProcessApp | ComposeServiceApp | KubernetesApp | DatabricksApp | MlflowAlias
+# Apps rolled back by putting back what was recorded before the release touched them (not by a version number).
+RESTORED_FROM_SNAPSHOT = (KubernetesApp, DatabricksApp, MlflowAlias)
 
 
 class PreflightError(RuntimeError):
@@ -44,6 +82,7 @@ PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
     RestoreMismatchError,
     ChecksFailedError,
     AppNotReadyError,  # a build that exits or never answers does not improve on a second start
+    ComposeError,
     LookupError,
     ValueError,
 )
@@ -69,18 +108,48 @@ class SystemContext:
         return Notifier(slack_conn_id=self.profile.slack_conn_id, ledger=self.ledger, redactor=self.redact, system=self.profile.name)
 
     @cached_property
-    def data_targets(self) -> list[PostgresDataTarget]:
-        return [PostgresDataTarget(config=config) for config in self.profile.data_targets]
+    def data_targets(self) -> list[DataRuntime]:
+        return [self._data_target(config) for config in self.profile.data_targets]
+
+    @staticmethod
+    def _data_target(config: PostgresTarget | FilesTarget | UnityCatalogTarget) -> DataRuntime:
+        if isinstance(config, PostgresTarget):
+            return PostgresDataTarget(config=config)
+        if isinstance(config, UnityCatalogTarget):
+            return UnityCatalogDataTarget(config=config)
+        return FilesDataTarget(config=config)
+
+    @property
+    def postgres_targets(self) -> list[PostgresDataTarget]:
+        """The data targets that are databases: restore drills, VACUUM and the corruption check apply to them."""
+        return [t for t in self.data_targets if isinstance(t, PostgresDataTarget)]
 
     @cached_property
-    def apps(self) -> dict[str, LocalProcessApp]:
-        return {a.name: LocalProcessApp(config=a, system=self.profile.name, state_dir=self.state) for a in self.profile.app_targets}
+    def apps(self) -> dict[str, AppRuntime]:
+        return {a.name: self._app(a) for a in self.profile.app_targets}
+
+    def _app(self, config: AppConfig) -> AppRuntime:
+        if isinstance(config, ComposeServiceTarget):
+            return ComposeServiceApp(config=config)
+        if isinstance(config, KubernetesTarget):
+            return KubernetesApp(config=config)
+        if isinstance(config, DatabricksAppTarget):
+            return DatabricksApp(config=config)
+        if isinstance(config, MlflowAliasTarget):
+            return MlflowAlias(config=config)
+        return LocalProcessApp(config=config, system=self.profile.name, state_dir=self.state)
 
     def app_base_url(self, name: str) -> str:
-        return self.profile.app(name).base_url
+        """Where an app answers: from the profile, or from the platform for a Databricks App (its URL is assigned)."""
+        app = self.apps[name]
+        if isinstance(app, DatabricksApp):
+            return app.base_url
+        if isinstance(app, MlflowAlias):
+            raise LookupError(f"{name} is a model alias: it answers no HTTP")
+        return app.config.base_url
 
-    def backup_directory(self, target: PostgresDataTarget) -> Path:
-        configured = target.config.backup.directory
+    def backup_directory(self, target: DataRuntime) -> Path:
+        configured = target.config.backup.directory if isinstance(target, PostgresDataTarget) else None
         return configured if configured else self.state / "backups" / self.profile.name / target.config.name
 
 
@@ -134,11 +203,11 @@ def preflight(ctx: ReleaseContext) -> dict[str, Any]:
     try:
         for target in ctx.data_targets:
             target.ping()
-    except Exception as exc:
-        ctx.ledger.release_lock(ctx.profile.name, ctx.release_id)
-        reason = f"data target unreachable: {ctx.redact(str(exc))}"
-        ctx.ledger.set_status(ctx.release_id, ReleaseStatus.ABORTED, reason=reason, final=True)
-        raise PreflightError(reason + "; nothing was changed") from exc
+    except Exception as exc:  # noqa: BLE001 - whatever the driver raises, the release stops here with the reason
+        _refuse(ctx, f"data target unreachable: {ctx.redact(str(exc))}", exc)
+    for conn_id in ctx.profile.reachable:
+        if not (reached := tcp_reachable(conn_id)).passed:
+            _refuse(ctx, f"service unreachable: {reached.detail}", None)
     running = {name: current.version if (current := app.current()) else None for name, app in ctx.apps.items()}
     previous = next((v for v in running.values() if v), None) or _last_promoted_version(ctx)
     ctx.ledger.set_previous_version(ctx.release_id, previous)
@@ -149,6 +218,13 @@ def preflight(ctx: ReleaseContext) -> dict[str, Any]:
         [f"release id: {ctx.release_id}", f"triggered by: {ctx.triggered_by or 'unknown'}"],
     )
     return {"previous_version": previous, "running": running}
+
+
+def _refuse(ctx: ReleaseContext, reason: str, cause: Exception | None) -> NoReturn:
+    """Preflight found something down: free the lock, record why, stop before any change."""
+    ctx.ledger.release_lock(ctx.profile.name, ctx.release_id)
+    ctx.ledger.set_status(ctx.release_id, ReleaseStatus.ABORTED, reason=reason, final=True)
+    raise PreflightError(reason + "; nothing was changed") from cause
 
 
 def _last_promoted_version(ctx: ReleaseContext) -> str | None:
@@ -166,7 +242,7 @@ def backup(ctx: ReleaseContext) -> dict[str, Any]:
         recorded = ctx.ledger.backup(ctx.release_id, name)
         if recorded:
             try:
-                PostgresDataTarget.verify_integrity(recorded["location"], recorded["sha256"])
+                target.verify_integrity(recorded["location"], recorded["sha256"])
                 taken[name] = {"location": recorded["location"], "reused": True}
                 continue
             except BackupIntegrityError as exc:
@@ -190,7 +266,7 @@ def require_backups(ctx: ReleaseContext) -> None:
         if recorded is None:
             missing.append(target.config.name)
         else:
-            PostgresDataTarget.verify_integrity(recorded["location"], recorded["sha256"])
+            target.verify_integrity(recorded["location"], recorded["sha256"])
     if missing:
         raise PreflightError(
             f"release {ctx.release_id} has no verified backup of {', '.join(missing)}: run the backup phase "
@@ -206,14 +282,24 @@ def migrate(ctx: ReleaseContext) -> dict[str, Any]:
     applied: dict[str, list[str]] = {}
     for target in ctx.data_targets:
         name = target.config.name
-        config = target.config.migrations
+        config = target.config.migrations if isinstance(target, PostgresDataTarget) else None
         done: list[str] = []
-        if isinstance(config, SqlFileMigrations):
+        if isinstance(target, UnityCatalogDataTarget) and target.config.migrations is not None:
+            for migration_id in UnityCatalogMigrator(target=target).run(ctx.version, ctx.release_id):
+                ctx.ledger.record_migration(ctx.release_id, name, migration_id, None)
+                done.append(migration_id)
+        if isinstance(config, SqlFileMigrations) and isinstance(target, PostgresDataTarget):
             migrator = SqlFileMigrator(target=target, config=config)
             for migration in migrator.pending(ctx.version):
                 migrator.apply(migration, ctx.release_id)
                 ctx.ledger.record_migration(ctx.release_id, name, migration.migration_id, migration.checksum)
                 done.append(migration.migration_id)
+        elif isinstance(config, KubernetesJobMigrations):
+            job = f"{ctx.profile.name}-migrate-{hashlib.sha256(ctx.release_id.encode()).hexdigest()[:10]}"[:63]
+            output = KubernetesJobMigrator(config=config, version=ctx.version, job_name=job).run()
+            log.info("migration job output:\n%s", ctx.redact(output))
+            ctx.ledger.record_migration(ctx.release_id, name, f"job {job}: " + " ".join(config.command), None)
+            done.append(job)
         elif isinstance(config, CommandMigrations):
             output = CommandMigrator(config=config, version=ctx.version).run()
             log.info("migration command output:\n%s", ctx.redact(output))
@@ -237,7 +323,8 @@ def deploy(ctx: ReleaseContext) -> dict[str, Any]:
         else:
             running = app.current()
             previous = running.version if running else release.previous_version
-            ctx.ledger.record_app_state(ctx.release_id, name, previous_version=previous)
+            snapshot = app.snapshot() if isinstance(app, RESTORED_FROM_SNAPSHOT) else None
+            ctx.ledger.record_app_state(ctx.release_id, name, previous_version=previous, snapshot=snapshot)
             if previous and release.previous_version is None:
                 # A deploy run alone had no preflight to record it; the rollback's check and message need it.
                 ctx.ledger.set_previous_version(ctx.release_id, previous)
@@ -257,24 +344,29 @@ def deploy(ctx: ReleaseContext) -> dict[str, Any]:
 # --- verify ------------------------------------------------------------------------------------------
 
 
-def run_checks(ctx: ReleaseContext, kind: type[HttpCheck] | type[LatencyCheck], version: str | None = None) -> list[CheckResult]:
+CheckKinds = tuple[type[HttpCheck | LatencyCheck | ServingEndpointCheck | DatabricksJobCheck], ...]
+
+
+def run_checks(ctx: ReleaseContext, kinds: CheckKinds, version: str | None = None) -> list[CheckResult]:
     results: list[CheckResult] = []
     for check in ctx.profile.checks:
-        if not isinstance(check, kind):
+        if not isinstance(check, kinds):
             continue
-        base_url = ctx.profile.app(check.app).base_url
-        result = (
-            run_latency_probe(check, base_url)
-            if isinstance(check, LatencyCheck)
-            else run_http_check(check, base_url, version or ctx.version)
-        )
+        if isinstance(check, ServingEndpointCheck):
+            result = serving_endpoint_ready(check)
+        elif isinstance(check, DatabricksJobCheck):
+            result = run_job(check)
+        elif isinstance(check, LatencyCheck):
+            result = run_latency_probe(check, ctx.app_base_url(check.app))
+        else:
+            result = run_http_check(check, ctx.app_base_url(check.app), version or ctx.version)
         log.info("%s %s: %s", "PASS" if result.passed else "FAIL", result.name, result.detail)
         results.append(result)
     return results
 
 
-def verify(ctx: ReleaseContext, kind: type[HttpCheck] | type[LatencyCheck]) -> dict[str, Any]:
-    results = run_checks(ctx, kind)
+def verify(ctx: ReleaseContext, kinds: CheckKinds) -> dict[str, Any]:
+    results = run_checks(ctx, kinds)
     for result in results:
         ctx.ledger.record_measurement(ctx.release_id, result.as_dict())
     critical = [r for r in results if r.critical and not r.passed]
@@ -284,11 +376,11 @@ def verify(ctx: ReleaseContext, kind: type[HttpCheck] | type[LatencyCheck]) -> d
 
 
 def check_endpoints(ctx: ReleaseContext) -> dict[str, Any]:
-    return verify(ctx, HttpCheck)
+    return verify(ctx, (HttpCheck, ServingEndpointCheck, DatabricksJobCheck))
 
 
 def probe_latency(ctx: ReleaseContext) -> dict[str, Any]:
-    return verify(ctx, LatencyCheck)
+    return verify(ctx, (LatencyCheck,))
 
 
 def fingerprint_after_verify(ctx: ReleaseContext) -> dict[str, Any]:
@@ -334,7 +426,7 @@ def observe(ctx: ReleaseContext) -> Observations:
     baseline = ctx.ledger.baseline_p95(ctx.profile.name, latency[0]["name"]) if latency else None
     downtimes = [s["downtime_seconds"] for s in ctx.ledger.app_states(ctx.release_id).values() if s["downtime_seconds"] is not None]
     corrupted: list[str] = []
-    for target in ctx.data_targets:
+    for target in ctx.postgres_targets:
         name = target.config.name
         before = ctx.ledger.fingerprint(ctx.release_id, name, FingerprintStage.BEFORE)
         if before is not None:
@@ -415,6 +507,9 @@ def rollback_apps(ctx: ReleaseContext) -> dict[str, Any]:
             result[name] = "untouched: the release never deployed it"
             continue
         previous = states[name]["previous_version"]
+        if isinstance(app, RESTORED_FROM_SNAPSHOT) and states[name]["snapshot"]:
+            result[name] = _put_back(app, states[name]["snapshot"], previous)
+            continue
         running = app.current()
         if previous is None:
             app.stop()  # first release of this system: before it, nothing ran
@@ -426,6 +521,18 @@ def rollback_apps(ctx: ReleaseContext) -> dict[str, Any]:
             seconds = app.switch_to(previous)
             result[name] = f"back on {previous} in {seconds:.1f} s"
     return result
+
+
+def _put_back(app: KubernetesApp | DatabricksApp | MlflowAlias, recorded: dict[str, Any], previous: str | None) -> str:
+    """What the app was before the release, recorded then; left alone if it is already there and serving."""
+    if app.snapshot() == recorded:
+        try:
+            app.wait_ready(previous or "")
+            return "as recorded before the release, and serving"
+        except AppNotReadyError as exc:  # recorded, but not serving (a failed deployment stopped it): deploy it again
+            log.info("the recorded state is in place but not serving (%s): putting it back", exc)
+    seconds = app.restore(recorded)
+    return f"put back as recorded before the release ({previous}) in {seconds:.1f} s"
 
 
 def restore_data(ctx: ReleaseContext) -> dict[str, Any]:
@@ -455,7 +562,7 @@ def verify_restored(ctx: ReleaseContext) -> dict[str, Any]:
     previous = ctx.release().previous_version
     if previous is None:
         return {"skipped": "no previous version to check"}
-    results = run_checks(ctx, HttpCheck, version=previous)
+    results = run_checks(ctx, (HttpCheck,), version=previous)
     failed = [r for r in results if r.critical and not r.passed]
     if failed:
         raise ChecksFailedError(

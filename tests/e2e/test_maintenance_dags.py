@@ -14,6 +14,15 @@ from rollout.targets.postgres import PostgresDataTarget
 pytestmark = pytest.mark.e2e
 
 
+@pytest.fixture(autouse=True)
+def demo_only(tmp_path, monkeypatch):
+    """Maintenance runs for every configured system; these tests look at the demo's alone."""
+    from testenv import SYSTEMS_DIR
+
+    (tmp_path / "demo.yaml").write_text((SYSTEMS_DIR / "demo.yaml").read_text())
+    monkeypatch.setenv("ROLLOUT_SYSTEMS_DIR", str(tmp_path))
+
+
 def scheduled_backup(profile, postgres, name: str, days_old: int) -> Path:
     """A real backup recorded as a scheduled one, taken `days_old` days ago."""
     target = PostgresDataTarget(config=profile.data_targets[0])
@@ -51,6 +60,7 @@ def test_daily_takes_a_backup_and_keeps_exactly_the_right_ones(dags, demo, postg
     found = findings(dag_run.run_id)
     assert found["retention app_db"]["detail"].startswith("2 deleted (older than 30 days)")
     assert found["backup age app_db"]["ok"] and found["health web health"]["ok"]
+    assert found["checklist s8.1 Daily backup not older than a day"]["ok"]  # the checklist's daily item
     digest = slack_messages()[-1]
     assert "daily maintenance: all" in digest and "checks passed" in digest
     assert "airflow runs: not reviewed: no `airflow_api` connection" in digest
@@ -68,7 +78,7 @@ def test_daily_is_loud_and_specific_when_the_service_is_down(dags, demo):
     assert states["back_up"] == "success"  # the other checks went on
     assert states["send_digest"] == "success"
     digest = slack_messages()[-1]
-    assert ":rotating_light:" in digest and "daily maintenance: 2 of 6 checks FAILED" in digest
+    assert ":rotating_light:" in digest and "daily maintenance: 2 of 7 checks FAILED" in digest
     assert "FAILED health web health: 1.0.0: GET /health: no answer" in digest
     assert "FAILED health web items_smoke" in digest
 
@@ -94,6 +104,7 @@ def test_weekly_drill_proves_the_backup_and_reports_trends(dags, release_dag, de
         image.verify()
     assert "| 1.1.0 | promoted |" in report
     assert "VACUUM (ANALYZE) of 3 tables" in findings(dag_run.run_id)["vacuum app_db"]["detail"]
+    assert findings(dag_run.run_id)["checklist s8.2 Restore drill passed within the last week"]["ok"]  # after the drill
     digest = slack_messages()[-1]
     assert "weekly maintenance: all" in digest and "fingerprint equal" in digest
 

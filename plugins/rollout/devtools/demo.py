@@ -252,12 +252,13 @@ def up() -> None:
     outcomes = run_releases(api, Ledger(conn_id=profile.ledger_conn_id))
     outcomes.append(run_maintenance(api))
 
-    served = httpx.get(profile.app_targets[0].base_url + "/health", timeout=5).json()
+    [web] = demo_system.local_processes(profile)
+    served = httpx.get(web.base_url + "/health", timeout=5).json()
     print()
     say("outcomes:")
     for line in outcomes:
         say("  " + line)
-    say(f"the demo service serves version {served['version']} at {profile.app_targets[0].base_url}")
+    say(f"the demo service serves version {served['version']} at {web.base_url}")
     say(f"Slack messages received: {len(slack_receiver.read_messages(SLACK_LOG))} (in {SLACK_LOG})")
     print()
     say(f"Airflow UI: {ui_url()}   login: admin   password: {admin_password}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rollout.config import SqlFileMigrations, SystemProfile
+from rollout.config import LocalProcessTarget, PostgresTarget, SqlFileMigrations, SystemProfile
 from rollout.targets.local_process import LocalProcessApp
 from rollout.targets.migrations import SqlFileMigrator
 from rollout.targets.postgres import PostgresDataTarget
@@ -21,6 +21,8 @@ START_VERSION = "1.0.0"
 def reset(profile: SystemProfile, state_dir: Path) -> None:
     """Empty the demo database, apply the migrations of 1.0.0 and serve 1.0.0."""
     for config in profile.data_targets:
+        if not isinstance(config, PostgresTarget):
+            continue
         target = PostgresDataTarget(config=config)
         with target.connect() as conn:
             for schema in config.schemas:
@@ -30,10 +32,14 @@ def reset(profile: SystemProfile, state_dir: Path) -> None:
             migrator = SqlFileMigrator(target=target, config=config.migrations)
             for migration in migrator.pending(START_VERSION):
                 migrator.apply(migration, "demo-setup")
-    for app_config in profile.app_targets:
+    for app_config in local_processes(profile):
         LocalProcessApp(config=app_config, system=profile.name, state_dir=state_dir).switch_to(START_VERSION)
 
 
 def stop_apps(profile: SystemProfile, state_dir: Path) -> None:
-    for app_config in profile.app_targets:
+    for app_config in local_processes(profile):
         LocalProcessApp(config=app_config, system=profile.name, state_dir=state_dir).stop()
+
+
+def local_processes(profile: SystemProfile) -> list[LocalProcessTarget]:
+    return [a for a in profile.app_targets if isinstance(a, LocalProcessTarget)]

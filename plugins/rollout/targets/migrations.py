@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from psycopg import sql
 
+from rollout.config import INCLUDE_DIR
 from rollout.versions import InvalidVersionError, Version
 
 if TYPE_CHECKING:
@@ -74,6 +75,8 @@ class SqlFileMigrator:
 
     def applied(self) -> dict[str, str]:
         with self.target.connect() as conn:
+            # A system whose first migration creates its schema (seed 004's loan_data) has none yet to keep the record in.
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.target.config.schemas[0])))
             conn.execute(
                 sql.SQL(
                     "CREATE TABLE IF NOT EXISTS {} (migration_id text PRIMARY KEY, checksum text NOT NULL,"
@@ -123,13 +126,16 @@ class CommandMigrator:
     def environment(self) -> dict[str, str]:
         from airflow.sdk import BaseHook
 
-        env = dict(os.environ)
+        env = dict(os.environ) | {variable: self.expand(value) for variable, value in self.config.env.items()}
         for variable, conn_id in self.config.env_from_connections.items():
             env[variable] = connection_uri(BaseHook.get_connection(conn_id))
         return env
 
+    def expand(self, text: str) -> str:
+        return text.replace("{version}", self.version).replace("{python}", sys.executable).replace("{include}", str(INCLUDE_DIR))
+
     def run(self) -> str:
-        args = [arg.replace("{version}", self.version).replace("{python}", sys.executable) for arg in self.config.command]
+        args = [self.expand(arg) for arg in self.config.command]
         log.info("running migration command %s", args)
         result = subprocess.run(  # noqa: S603 - the profile's command as an argument list, no shell
             args, env=self.environment(), capture_output=True, text=True, timeout=self.config.timeout_seconds, check=False

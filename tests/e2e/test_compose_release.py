@@ -1,0 +1,230 @@
+"""End to end: seeds 003 (Routing ML) and 004 (MLOps), released with their shipped profiles through the docker
+compose target, against the `docker` stand-in (services are local processes) and a real PostgreSQL. A
+rollback puts back the previous image tag, the database, `models/` and `.env`, byte for byte."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from observe import SIGN_OFF_ROLES, ledger, run_signed_release
+from testenv import ROOT, SERVERS, SESSION_DIR, on_session_server, slack_messages
+
+pytestmark = pytest.mark.e2e
+
+IMAGES = ROOT / "tests" / "fixtures" / "images"
+
+
+@dataclass(frozen=True)
+class Server:
+    """One seed system's server as the tests play it: its directory, compose project and tag variables."""
+
+    system: str
+    compose_name: str
+    project: str
+    tags: tuple[str, ...]
+    database: str
+
+    @property
+    def root(self) -> Path:
+        return SERVERS[self.system][1]
+
+    @property
+    def compose_file(self) -> Path:
+        return self.root / "docker" / self.compose_name
+
+    def compose(self, *args: str, tag: str = "1.0.0") -> str:
+        env = {**os.environ, **dict.fromkeys(self.tags, tag)}
+        command = ["docker", "compose", "-f", str(self.compose_file), "-p", self.project, *args]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def running_tags(self) -> dict[str, str]:
+        rows = [json.loads(line) for line in self.compose("ps", "--format", "json").splitlines() if line.strip()]
+        return {row["Service"]: row["Image"].rsplit(":", 1)[1] for row in rows}
+
+    def files(self) -> dict[str, tuple[bytes, int]]:
+        return {
+            str(p.relative_to(self.root)): (p.read_bytes(), p.stat().st_mode & 0o777)
+            for p in [self.root / ".env", *sorted((self.root / "models").rglob("*"))]
+            if p.is_file()
+        }
+
+
+ROUTING = Server(
+    "routing-ml-platform",
+    "docker-compose.prod.yml",
+    "routing-ml",
+    ("BACKEND_TAG", "FRONTEND_TRAINING_TAG", "FRONTEND_PREDICTION_TAG"),
+    "routing",
+)
+MLOPS = Server("mlops-system", "docker-compose.yml", "mlops", ("API_TAG",), "mlops")
+
+
+@pytest.fixture
+def docker_standin(tmp_path, monkeypatch):
+    """`docker` on PATH is the stand-in; the seed systems' images are the seed service (and the routing image's alembic)."""
+    service = ["{python}", str(IMAGES / "seed_service.py"), "--version", "{version}", "--port", "{port}", "--system"]
+    image_map = {
+        "routing-ml-backend": {"command": [*service, "routing-backend"], "bin_dir": str(IMAGES / "alembic-app" / "bin")},
+        "routing-ml-frontend-training": {"command": [*service, "routing-frontend"], "readiness_path": "/"},
+        "routing-ml-frontend-prediction": {"command": [*service, "routing-frontend"], "readiness_path": "/"},
+        "mlops-api": {"command": [*service, "mlops-api"]},
+    }
+    (tmp_path / "images.json").write_text(json.dumps(image_map))
+    monkeypatch.setenv("PATH", f"{ROOT / 'plugins' / 'rollout' / 'devtools' / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("ROLLOUT_DOCKER_STANDIN_IMAGES", str(tmp_path / "images.json"))
+    monkeypatch.setenv("ROLLOUT_DOCKER_STANDIN_STATE", str(SESSION_DIR / "docker"))
+    monkeypatch.setenv("ROLLOUT_DOCKER_STANDIN_LOG", str(tmp_path / "docker.jsonl"))
+    return tmp_path / "docker.jsonl"
+
+
+def set_up_server(server: Server, postgres, slack) -> None:
+    """The server with its compose file, .env (0600) and models; an empty database; Slack and the ledger emptied."""
+    subprocess.run(["docker", "compose", "-f", str(server.compose_file), "-p", server.project, "down"], capture_output=True, check=False)
+    shutil.rmtree(server.root, ignore_errors=True)
+    (server.root / "docker").mkdir(parents=True)
+    shipped = (ROOT / "include" / "compose" / server.system / server.compose_name).read_text()
+    # The seeds' health timings, shortened: a broken build is found unhealthy in seconds instead of a minute.
+    server.compose_file.write_text(
+        on_session_server(server.system, shipped).replace("interval: 10s", "interval: 1s").replace("start_period: 20s", "start_period: 2s")
+    )
+    (server.root / "models" / "default").mkdir(parents=True)
+    (server.root / "models" / "default" / "manifest.json").write_text('{"model": "similarity", "features": 42}\n')
+    (server.root / "models" / "default" / "encoder.joblib").write_bytes(bytes(range(256)) * 40)
+    (server.root / "models" / "registry.db").write_text("model registry written by 1.0.0\n")
+    env_file = server.root / ".env"
+    settings = {"ENVIRONMENT": "production", "APP_VERSION": "1.0.0", "DATABASE_URL": postgres.uri(server.database)}
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in {**settings, "MODEL_DIRECTORY": server.root / "models"}.items()))
+    env_file.chmod(0o600)
+    postgres.psql("postgres", f"DROP DATABASE IF EXISTS {server.database} WITH (FORCE)")
+    postgres.create_database(server.database)
+    conn_id = {"routing-ml-platform": "ROUTING_DB", "mlops-system": "MLOPS_DB"}[server.system]
+    os.environ[f"AIRFLOW_CONN_{conn_id}"] = postgres.airflow_conn_json(server.database)
+    os.environ[f"AIRFLOW_CONN_SLACK_{conn_id.removesuffix('_DB')}"] = os.environ["AIRFLOW_CONN_SLACK_DEMO"]
+    ledger().ensure_schema()
+    postgres.psql("rollout_ledger", "TRUNCATE rollout_release, rollout_lock CASCADE")
+    Path(slack).write_text("")
+
+
+def data_target(system: str):
+    from rollout.config import load_profile
+    from rollout.targets.postgres import PostgresDataTarget
+
+    return PostgresDataTarget(config=load_profile(system).data_targets[0])
+
+
+@pytest.fixture
+def routing(postgres, slack, docker_standin):
+    """Seed 003's server with 1.0.0: the database migrated by the image's own alembic, the three services up."""
+    set_up_server(ROUTING, postgres, slack)
+    ROUTING.compose("run", "--rm", "--no-deps", "-T", "backend", "alembic", "upgrade", "head")
+    ROUTING.compose("up", "-d", "--wait")
+    yield data_target(ROUTING.system)
+    ROUTING.compose("down")
+
+
+@pytest.fixture
+def mlops(postgres, slack, docker_standin):
+    """Seed 004's server with 1.0.0: the loan_data schema (the profile's own migrations), an active model, the API up."""
+    from rollout.config import SqlFileMigrations
+    from rollout.targets.migrations import SqlFileMigrator
+
+    set_up_server(MLOPS, postgres, slack)
+    target = data_target(MLOPS.system)
+    assert isinstance(target.config.migrations, SqlFileMigrations)
+    migrator = SqlFileMigrator(target=target, config=target.config.migrations)
+    for migration in migrator.pending("1.0.0"):
+        migrator.apply(migration, "test-setup")
+    with target.connect() as conn:
+        conn.execute("INSERT INTO loan_data.model_metadata VALUES ('1.0.0', 'models/default', 0.86, true)")
+    MLOPS.compose("up", "-d", "--wait")
+    yield target
+    MLOPS.compose("down")
+
+
+def release(release_dag, system: str, version: str):
+    return run_signed_release(release_dag, system, version)
+
+
+# --- seed 003 -------------------------------------------------------------------------------------------
+
+
+def test_routing_good_release_is_promoted_with_every_service_on_the_new_tag(release_dag, routing, docker_standin):
+    dag_run, record = release(release_dag, ROUTING.system, "1.1.0")
+
+    assert (dag_run.state, record.status, record.previous_version) == ("success", "promoted", "1.0.0")
+    assert ROUTING.running_tags() == {"backend": "1.1.0", "frontend-training": "1.1.0", "frontend-prediction": "1.1.0"}
+    assert "priority integer" in routing.fingerprint()["public.routing_items"]["columns"]  # the 1.1.0 image's alembic ran
+    calls = [json.loads(line) for line in docker_standin.read_text().splitlines()]
+    up = [c for c in calls if c["argv"][-4:] == ["up", "-d", "--no-deps", "backend"]]
+    assert up[-1]["env_subset"]["BACKEND_TAG"] == "1.1.0"
+    migration = [c for c in calls if c["argv"][-3:] == ["alembic", "upgrade", "head"]]
+    assert migration[-1]["argv"][-8:] == ["run", "--rm", "--no-deps", "-T", "backend", "alembic", "upgrade", "head"]
+    assert migration[-1]["env_subset"]["BACKEND_TAG"] == "1.1.0"
+    measured = {m["name"]: m for m in ledger().measurements(dag_run.run_id)}
+    assert set(measured) == {"health", "frontend_home", "login", "predict", "trainer_dry_run", "load_test"}
+    assert measured["load_test"]["passed"], measured["load_test"]["detail"]
+    assert sorted(ledger().signoffs(dag_run.run_id)) == SIGN_OFF_ROLES
+
+
+def test_routing_broken_build_rolls_back_tag_database_models_and_env_byte_for_byte(release_dag, routing):
+    before_data, before_files = routing.fingerprint(), ROUTING.files()
+
+    dag_run, record = release(release_dag, ROUTING.system, "1.2.0-broken")
+
+    assert (dag_run.state, record.status) == ("failed", "rolled_back")
+    assert ROUTING.running_tags() == {"backend": "1.0.0", "frontend-training": "1.0.0", "frontend-prediction": "1.0.0"}
+    assert routing.fingerprint() == before_data  # the broken build's alembic had added a column and a table
+    assert ROUTING.files() == before_files  # registry.db and .env, rewritten by the broken build, are back
+    assert (ROUTING.root / ".env").stat().st_mode & 0o777 == 0o600
+    assert any("rolled back" in m for m in slack_messages())
+
+
+def test_routing_failing_migration_restores_the_database_and_leaves_the_services_alone(release_dag, routing):
+    before = routing.fingerprint()
+
+    _dag_run, record = release(release_dag, ROUTING.system, "1.3.0")
+
+    assert record.status == "rolled_back"
+    assert any("migrate" in reason for reason in record.decision_reasons or [])
+    assert routing.fingerprint() == before
+    assert ROUTING.running_tags() == {"backend": "1.0.0", "frontend-training": "1.0.0", "frontend-prediction": "1.0.0"}
+
+
+# --- seed 004 -------------------------------------------------------------------------------------------
+
+
+def test_mlops_release_is_promoted_when_the_model_passes_the_f1_gate(release_dag, mlops):
+    dag_run, record = release(release_dag, MLOPS.system, "1.1.0")
+
+    assert (dag_run.state, record.status) == ("success", "promoted")
+    assert MLOPS.running_tags() == {"api": "1.1.0"}
+    measured = {m["name"]: m for m in ledger().measurements(dag_run.run_id)}
+    assert measured["model_f1"]["passed"] and measured["predict_latency"]["passed"], measured
+
+
+def test_mlops_model_below_the_f1_gate_is_rolled_back(release_dag, mlops):
+    from rollout.ledger import FingerprintStage
+
+    before = mlops.fingerprint()
+
+    dag_run, record = release(release_dag, MLOPS.system, "1.1.0-weak")
+
+    assert record.status == "rolled_back"
+    assert any("model_f1" in reason and "expected at least 0.8" in reason for reason in record.decision_reasons or [])
+    assert MLOPS.running_tags() == {"api": "1.0.0"}
+    after = mlops.fingerprint()
+    # predictions is volatile (the API logs every call): after the restore, the old version's checks logged theirs
+    assert {t: f for t, f in after.items() if t != "loan_data.predictions"} == {
+        t: f for t, f in before.items() if t != "loan_data.predictions"
+    }
+    assert ledger().fingerprint(dag_run.run_id, "app_db", FingerprintStage.AFTER_RESTORE) == ledger().fingerprint(
+        dag_run.run_id, "app_db", FingerprintStage.BEFORE
+    )

@@ -1,0 +1,182 @@
+"""End to end: seeds 000 (Ontos ML Workbench) and 001 (Databricks ML platform), released with their shipped
+profiles through the databricks provider's DatabricksHook against the local Databricks stand-in (SQL
+statements on a warehouse with Delta versions, Apps played by local processes, serving endpoints, jobs,
+the MLflow registry). The SQL the warehouse received is asserted as sent."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+from observe import ledger, run_signed_release
+from testenv import ROOT
+
+pytestmark = pytest.mark.e2e
+
+IMAGES = ROOT / "tests" / "fixtures" / "images"
+ONTOS_TABLES = ["sheets", "templates", "training_sheets", "qa_pairs", "canonical_labels"]
+
+
+@pytest.fixture
+def workspace(postgres, slack, tmp_path):
+    """The stand-in workspace: two warehouses, the workbench app (a source path per version), a model, an endpoint, a job."""
+    from rollout.devtools.databricks_server import DatabricksServer
+
+    for version in ("1.0.0", "1.1.0", "1.2.0-broken"):
+        source = tmp_path / "root" / "Workspace" / "Users" / "deploy" / "Apps" / f"ontos-ml-workbench-{version}"
+        source.mkdir(parents=True)
+        command = ["{python}", str(IMAGES / "seed_service.py"), "--system", "ontos", "--version", version, "--port", "{port}"]
+        (source / "app.yaml").write_text(f"command: {command!r}\n")
+    ledger().ensure_schema()
+    postgres.psql("rollout_ledger", "TRUNCATE rollout_release, rollout_lock CASCADE")
+    with DatabricksServer(
+        workspace_root=tmp_path / "root",
+        state_dir=tmp_path / "state",
+        apps={"ontos-ml-workbench": free_port()},
+        warehouses=("ontos-prod-warehouse", "ml-prod-warehouse"),
+        app_readiness_path="/api/health",
+        app_ready_timeout=5,
+    ) as server:
+        for conn_id in ("ONTOS_DATABRICKS", "DATABRICKS_ML"):
+            os.environ[f"AIRFLOW_CONN_{conn_id}"] = server.airflow_connection()
+        for slack_conn in ("SLACK_ONTOS", "SLACK_ML"):
+            os.environ[f"AIRFLOW_CONN_{slack_conn}"] = os.environ["AIRFLOW_CONN_SLACK_DEMO"]
+        yield server
+
+
+def free_port() -> int:
+    from rollout.devtools.local_postgres import free_port as port
+
+    return port()
+
+
+def context(system: str):
+    from rollout.config import load_profile
+    from rollout.phases import SystemContext
+
+    return SystemContext(profile=load_profile(system))
+
+
+def migrate_to(system: str, version: str) -> None:
+    from rollout.targets.databricks import UnityCatalogMigrator
+
+    for target in context(system).data_targets:
+        UnityCatalogMigrator(target=target).run(version, "test-setup")
+
+
+@pytest.fixture
+def ontos(workspace):
+    """Seed 000 at 1.0.0: the schema files run, two sheets and QA pairs written, the app from its 1.0.0 path."""
+    migrate_to("ontos-ml-workbench", "1.0.0")
+    [target] = context("ontos-ml-workbench").data_targets
+    target.warehouse.execute("INSERT INTO `ontos_ml`.`workbench`.`sheets` VALUES (1, 'intake', 1, NULL), (2, 'labels', 2, NULL)")
+    target.warehouse.execute("INSERT INTO `ontos_ml`.`workbench`.`qa_pairs` VALUES (1, 1, 'why?', 'because'), (2, 1, 'how?', 'so')")
+    app = context("ontos-ml-workbench").apps["workbench"]
+    app.switch_to("1.0.0")
+    workspace.clear_statements = len(workspace.statements())
+    return target
+
+
+def sent_sql(workspace, since: int = 0) -> list[str]:
+    return [s["statement"] for s in workspace.statements()[since:]]
+
+
+def test_ontos_good_release_migrates_the_tables_and_deploys_the_new_source_path(release_dag, workspace, ontos):
+    dag_run, record = run_signed_release(release_dag, "ontos-ml-workbench", "1.1.0")
+
+    assert (dag_run.state, record.status, record.previous_version) == ("success", "promoted", "1.0.0")
+    app = context("ontos-ml-workbench").apps["workbench"]
+    assert app.snapshot() == {"source_code_path": "/Workspace/Users/deploy/Apps/ontos-ml-workbench-1.1.0"}
+    assert "owner string" in ontos.fingerprint()["workbench.sheets"]["columns"].lower()
+    sql = sent_sql(workspace, workspace.clear_statements)
+    for table in ONTOS_TABLES:
+        assert f"DESCRIBE HISTORY `ontos_ml`.`workbench`.`{table}` LIMIT 1" in sql
+        copy = rf"`ontos_ml_backups`.`workbench`.`{table}_backup_\d{{8}}_[0-9a-f]{{8}}`"
+        assert any(re.fullmatch(rf"CREATE TABLE {copy} AS SELECT \* FROM `ontos_ml`.`workbench`.`{table}`", s) for s in sql)
+    assert "ALTER TABLE ontos_ml.workbench.sheets ADD COLUMNS (owner STRING)" in sql  # the migration file, as written
+    assert "GRANT USE CATALOG ON CATALOG `ontos_ml` TO `ontos-app-sp`" in sql
+    assert "GRANT USE SCHEMA, SELECT, MODIFY ON SCHEMA `ontos_ml`.`workbench` TO `ontos-app-sp`" in sql
+    assert "SHOW TABLES IN `ontos_ml`.`workbench`" in sql
+    assert ledger().migrations(dag_run.run_id) == ["unity_catalog: 1.1.0/01_sheet_owner.sql"]
+
+
+def test_ontos_bad_release_redeploys_the_previous_path_and_restores_every_table_version(release_dag, workspace, ontos):
+    before = ontos.fingerprint()
+    versions = {table: ontos.table_version(table) for table in ONTOS_TABLES}
+
+    dag_run, record = run_signed_release(release_dag, "ontos-ml-workbench", "1.2.0-broken")
+
+    assert record.status == "rolled_back"
+    app = context("ontos-ml-workbench").apps["workbench"]
+    assert app.snapshot() == {"source_code_path": "/Workspace/Users/deploy/Apps/ontos-ml-workbench-1.0.0"}
+    assert ontos.fingerprint() == before  # the 1.1.0 migration's column is gone again
+    sql = sent_sql(workspace, workspace.clear_statements)
+    # Every table back to the Delta version recorded before the release, by time travel (within retention).
+    restores = {s for s in sql if s.startswith("RESTORE TABLE")}
+    assert restores == {f"RESTORE TABLE `ontos_ml`.`workbench`.`{table}` TO VERSION AS OF {versions[table]}" for table in ONTOS_TABLES}
+    steps = {s["step"]: s["status"] for s in ledger().steps(dag_run.run_id)}
+    assert steps["verify_restored"] == "succeeded"
+
+
+# --- seed 001 ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ml_platform(workspace):
+    """Seed 001 at 1.0.0: the feature table with rows, model versions 1-3 with champion on 2, a ready endpoint, the batch job."""
+    migrate_to("databricks-ml-platform", "1.0.0")
+    [target] = context("databricks-ml-platform").data_targets
+    target.warehouse.execute("INSERT INTO `ml`.`features`.`customer_features` VALUES (1, 34, 120.5, NULL), (2, 51, 80.0, NULL)")
+    workspace.create_model("ml.models.churn_classifier", versions=3, aliases={"champion": 2})
+    workspace.set_serving_endpoint("churn-classifier", ready="READY", config_update="NOT_UPDATING")
+    return target
+
+
+def champion() -> str | None:
+    return context("databricks-ml-platform").apps["champion"].aliased_version()
+
+
+def test_ml_release_moves_the_champion_alias_checks_the_endpoint_and_runs_the_batch_job(release_dag, workspace, ml_platform):
+    workspace.define_job(job_id=101, name="batch-inference", outcome="SUCCESS", seconds=1)
+
+    dag_run, record = run_signed_release(release_dag, "databricks-ml-platform", "1.1.0")
+
+    assert (dag_run.state, record.status) == ("success", "promoted")
+    assert champion() == "3"
+    assert ledger().app_states(dag_run.run_id)["champion"]["snapshot"] == {"model_version": "2"}
+    measured = {m["name"]: m for m in ledger().measurements(dag_run.run_id)}
+    assert measured["endpoint_ready"]["passed"] and "READY" in measured["endpoint_ready"]["detail"]
+    assert measured["batch_inference"]["passed"] and "SUCCESS" in measured["batch_inference"]["detail"]
+
+
+def test_ml_release_whose_batch_job_fails_moves_the_alias_back_and_restores_the_features(release_dag, workspace, ml_platform):
+    workspace.define_job(job_id=101, name="batch-inference", outcome="FAILED", seconds=1)
+    before = ml_platform.fingerprint()
+    version = ml_platform.table_version("customer_features")
+
+    _dag_run, record = run_signed_release(release_dag, "databricks-ml-platform", "1.1.0")
+
+    assert record.status == "rolled_back"
+    assert any("batch_inference" in reason for reason in record.decision_reasons or [])
+    assert champion() == "2"  # moved to 3 by the deploy, back to 2 by the rollback
+    assert ml_platform.fingerprint() == before
+    assert f"RESTORE TABLE `ml`.`features`.`customer_features` TO VERSION AS OF {version}" in sent_sql(workspace)
+
+
+def test_a_backup_older_than_delta_retention_is_restored_from_its_copy(workspace, ontos, tmp_path):
+    """Past VACUUM's retention RESTORE ... VERSION AS OF may find no files: the CTAS copy is used instead."""
+    from rollout.targets.databricks import UnityCatalogDataTarget
+
+    expired = UnityCatalogDataTarget(config=ontos.config.model_copy(update={"delta_retention_days": 1e-9}))
+    before = expired.fingerprint()
+    record = expired.backup(expired.backup_path(tmp_path, "old-release"))
+    expired.warehouse.execute("DELETE FROM `ontos_ml`.`workbench`.`qa_pairs` WHERE id = 1")
+    since = len(workspace.statements())
+
+    expired.restore(record.location, record.sha256)
+
+    assert expired.fingerprint() == before
+    sql = sent_sql(workspace, since)
+    assert not any(s.startswith("RESTORE TABLE") for s in sql)
+    assert any(s.startswith("CREATE OR REPLACE TABLE `ontos_ml`.`workbench`.`qa_pairs` AS SELECT * FROM `ontos_ml_backups`") for s in sql)

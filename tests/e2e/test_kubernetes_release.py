@@ -1,0 +1,194 @@
+"""End to end: seed 002's AI ETL Assistant, released with the shipped profile through the Kubernetes target
+and the migration Job, against the local Kubernetes API stand-in (its pods are local processes answering
+real HTTP) and a real PostgreSQL. A rollback puts back each Deployment's recorded pod template."""
+
+from __future__ import annotations
+
+import os
+import socketserver
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from observe import ledger, run_signed_release
+from testenv import ROOT, SERVER_PORTS
+
+pytestmark = pytest.mark.e2e
+
+SYSTEM = "ai-etl-assistant"
+NAMESPACE = "ai-etl-prod"
+IMAGES = ROOT / "tests" / "fixtures" / "images"
+REGISTRY = "registry.example.com/ai-etl"
+PORTS = SERVER_PORTS[SYSTEM]
+DEPLOYMENTS = {  # name: (image, seed service, seed port, readiness path)
+    "backend": ("backend", "ai-etl-backend", "8000", "/health/ready"),
+    "frontend": ("frontend", "web", "3000", "/"),
+    "llm-gateway": ("llm-gateway", "web", "8080", "/health"),
+}
+
+
+@pytest.fixture
+def tcp_services():
+    """Redis and ClickHouse as the release sees them: something accepting TCP connections (it only checks they are up)."""
+    servers = [socketserver.TCPServer(("127.0.0.1", 0), socketserver.BaseRequestHandler) for _ in range(2)]
+    for server, conn_id in zip(servers, ("AI_ETL_REDIS", "AI_ETL_CLICKHOUSE"), strict=True):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        os.environ[f"AIRFLOW_CONN_{conn_id}"] = f'{{"conn_type": "generic", "host": "127.0.0.1", "port": {server.server_address[1]}}}'
+    yield
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def cluster(postgres, slack, tcp_services, tmp_path):
+    """ai-etl-prod with 1.0.0 running: the three Deployments ready, the database migrated, the backend's Secret."""
+    from kubernetes import client
+
+    from rollout.devtools.kube_apiserver import KubeApiServer
+    from rollout.devtools.local_images import LocalImage
+
+    service = ["{python}", str(IMAGES / "seed_service.py"), "--version", "{version}", "--port", "{port}", "--system"]
+    images = {
+        f"{REGISTRY}/{image}": LocalImage(
+            command=[*service, system], bin_dir=IMAGES / "alembic-app" / "bin" if image == "backend" else None
+        )
+        for image, system, _, _ in DEPLOYMENTS.values()
+    }
+    postgres.psql("postgres", "DROP DATABASE IF EXISTS ai_etl WITH (FORCE)")
+    postgres.create_database("ai_etl")
+    os.environ["AIRFLOW_CONN_AI_ETL_DB"] = postgres.airflow_conn_json("ai_etl")
+    os.environ["AIRFLOW_CONN_SLACK_AI_ETL"] = os.environ["AIRFLOW_CONN_SLACK_DEMO"]
+    migrate = subprocess.run(
+        [str(IMAGES / "alembic-app" / "bin" / "alembic"), "upgrade", "head"],
+        env={
+            **os.environ,
+            "DATABASE_URL": postgres.uri("ai_etl"),
+            "STANDIN_IMAGE_TAG": "1.0.0",
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert migrate.returncode == 0, migrate.stderr
+    ledger().ensure_schema()
+    postgres.psql("rollout_ledger", "TRUNCATE rollout_release, rollout_lock CASCADE")
+    with KubeApiServer(image_map=images, state_dir=tmp_path / "kube", ready_delay=0.2) as kube:
+        os.environ["AIRFLOW_CONN_AI_ETL_KUBE"] = kube.airflow_connection(NAMESPACE)
+        api = client.ApiClient(client.Configuration(host=kube.url))
+        client.CoreV1Api(api).create_namespaced_secret(
+            NAMESPACE, {"metadata": {"name": "ai-etl-backend-env"}, "stringData": {"DATABASE_URL": postgres.uri("ai_etl")}}
+        )
+        apps = client.AppsV1Api(api)
+        for name, (image, _, seed_port, path) in DEPLOYMENTS.items():
+            port = PORTS[seed_port]
+            container = {
+                "name": name,
+                "image": f"{REGISTRY}/{image}:1.0.0",
+                "ports": [{"containerPort": port}],
+                "readinessProbe": {"httpGet": {"path": path, "port": port}, "periodSeconds": 1},
+                "env": [{"name": "BROKEN_VERSIONS", "value": "1.2.5" if name == "llm-gateway" else ""}],
+            }
+            if name == "backend":
+                container["envFrom"] = [{"secretRef": {"name": "ai-etl-backend-env"}}]
+            apps.create_namespaced_deployment(
+                NAMESPACE,
+                {
+                    "metadata": {"name": name, "labels": {"app": name}},
+                    "spec": {
+                        "replicas": 2,
+                        "progressDeadlineSeconds": 8,  # the seed's default is 600: a stall is found in seconds here
+                        "selector": {"matchLabels": {"app": name}},
+                        "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [container]}},
+                    },
+                },
+            )
+        wait_rolled_out(apps)
+        yield apps
+
+
+def wait_rolled_out(apps, timeout: float = 60) -> None:
+    from rollout.targets.kubernetes import rollout_problem
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(rollout_problem(apps.read_namespaced_deployment(name, NAMESPACE)) is None for name in DEPLOYMENTS):
+            return
+        time.sleep(0.3)
+    raise TimeoutError("the stand-in's Deployments did not roll out")
+
+
+def images(apps) -> dict[str, str]:
+    return {
+        name: apps.read_namespaced_deployment(name, NAMESPACE).spec.template.spec.containers[0].image.rsplit(":", 1)[1]
+        for name in DEPLOYMENTS
+    }
+
+
+def templates(apps) -> dict[str, dict]:
+    return {
+        name: apps.api_client.sanitize_for_serialization(apps.read_namespaced_deployment(name, NAMESPACE).spec.template)
+        for name in DEPLOYMENTS
+    }
+
+
+def data_target():
+    from rollout.config import load_profile
+    from rollout.targets.postgres import PostgresDataTarget
+
+    return PostgresDataTarget(config=load_profile(SYSTEM).data_targets[0])
+
+
+def test_good_rollout_migrates_with_a_job_and_is_promoted(release_dag, cluster):
+    dag_run, record = run_signed_release(release_dag, SYSTEM, "1.1.0")
+
+    assert (dag_run.state, record.status, record.previous_version) == ("success", "promoted", "1.0.0")
+    assert images(cluster) == dict.fromkeys(DEPLOYMENTS, "1.1.0")
+    assert "priority integer" in data_target().fingerprint()["public.routing_items"]["columns"]  # the Job's alembic ran
+    [migration] = ledger().migrations(dag_run.run_id)
+    assert "job ai-etl-assistant-migrate-" in migration and "alembic upgrade head" in migration
+    states = ledger().app_states(dag_run.run_id)
+    assert states["backend"]["snapshot"]["spec"]["containers"][0]["image"] == f"{REGISTRY}/backend:1.0.0"
+
+
+def test_stalled_rollout_is_rolled_back_to_the_recorded_template(release_dag, cluster):
+    before_templates, before_data = templates(cluster), data_target().fingerprint()
+
+    dag_run, record = run_signed_release(release_dag, SYSTEM, "1.2.0-broken")
+
+    assert record.status == "rolled_back"
+    assert any("progress deadline" in reason for reason in record.decision_reasons or [])
+    assert templates(cluster) == before_templates
+    wait_rolled_out(cluster)
+    assert data_target().fingerprint() == before_data
+    restored = ledger().steps(dag_run.run_id)
+    assert any(s["step"] == "verify_restored" and s["status"] == "succeeded" for s in restored)
+
+
+def test_partial_rollout_of_two_of_three_deployments_restores_all_three(release_dag, cluster):
+    before_templates, before_data = templates(cluster), data_target().fingerprint()
+
+    dag_run, record = run_signed_release(release_dag, SYSTEM, "1.2.5")  # the gateway's 1.2.5 never gets ready
+
+    assert record.status == "rolled_back"
+    states = ledger().app_states(dag_run.run_id)
+    assert (states["backend"]["deployed_version"], states["frontend"]["deployed_version"]) == ("1.2.5", "1.2.5")
+    assert states["llm-gateway"]["deployed_version"] is None
+    assert templates(cluster) == before_templates
+    assert images(cluster) == dict.fromkeys(DEPLOYMENTS, "1.0.0")
+    assert data_target().fingerprint() == before_data
+
+
+def test_failing_migration_job_restores_the_data_and_leaves_the_deployments(release_dag, cluster):
+    before_templates, before_data = templates(cluster), data_target().fingerprint()
+
+    _dag_run, record = run_signed_release(release_dag, SYSTEM, "1.3.0")
+
+    assert record.status == "rolled_back"
+    assert any("migration job" in reason and "failed" in reason for reason in record.decision_reasons or [])
+    assert data_target().fingerprint() == before_data
+    assert templates(cluster) == before_templates
