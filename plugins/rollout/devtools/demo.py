@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from rollout.config import PROJECT_ROOT, load_profile
+from rollout.config import INCLUDE_DIR, PROJECT_ROOT, load_profile
 from rollout.devtools import demo_system, local_postgres, slack_receiver
 
 if TYPE_CHECKING:
@@ -40,6 +40,9 @@ AIRFLOW_HOME = DEMO_DIR / "airflow"
 ROLLOUT_STATE = DEMO_DIR / "rollout"
 PIDS = DEMO_DIR / "pids"
 SLACK_LOG = DEMO_DIR / "slack.jsonl"
+# The demo's Airflow knows the one system that runs on this machine; the seed systems' profiles in
+# include/systems need their platforms (Databricks, Kubernetes, a docker host) and connections to them.
+DEMO_SYSTEMS = DEMO_DIR / "systems"
 API_HOST = "127.0.0.1"
 TERMINAL = {"success", "failed"}
 
@@ -79,6 +82,7 @@ def demo_environment(cluster: local_postgres.LocalPostgres, slack_port: int, adm
             {"conn_type": "http", "host": API_HOST, "port": airflow_port(), "login": "admin", "password": admin_password, "schema": "http"}
         ),
         "ROLLOUT_STATE_DIR": str(ROLLOUT_STATE),
+        "ROLLOUT_SYSTEMS_DIR": str(DEMO_SYSTEMS),
         "PYTHONPATH": str(PROJECT_ROOT / "plugins"),
         # standalone runs its components as `airflow ...` from PATH: this venv's must come first.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -195,6 +199,8 @@ def start_services() -> tuple[SystemProfile, AirflowApi, str]:
     passwords = AIRFLOW_HOME / "simple_auth_manager_passwords.json.generated"
     passwords.write_text(json.dumps({"admin": admin_password}))
     passwords.chmod(0o600)
+    DEMO_SYSTEMS.mkdir(parents=True)
+    shutil.copy(INCLUDE_DIR / "systems" / "demo.yaml", DEMO_SYSTEMS / "demo.yaml")
     env = demo_environment(cluster, slack_port, admin_password)
     os.environ.update(env)
 
