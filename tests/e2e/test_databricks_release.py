@@ -180,3 +180,25 @@ def test_a_backup_older_than_delta_retention_is_restored_from_its_copy(workspace
     sql = sent_sql(workspace, since)
     assert not any(s.startswith("RESTORE TABLE") for s in sql)
     assert any(s.startswith("CREATE OR REPLACE TABLE `ontos_ml`.`workbench`.`qa_pairs` AS SELECT * FROM `ontos_ml_backups`") for s in sql)
+
+
+def test_ml_weekly_maintenance_runs_the_seeds_monitoring_sql(workspace, ml_platform):
+    """Seed 001's job success rate and drift queries, as the checklist's weekly items, on the warehouse."""
+    from datetime import UTC, datetime
+
+    from rollout.maintenance import checklist_weekly_items
+
+    sql = ml_platform.warehouse.execute
+    sql("CREATE TABLE IF NOT EXISTS `ml`.`monitoring`.`job_runs` (job_name STRING, status STRING, run_timestamp TIMESTAMP)")
+    now = "current_timestamp()"
+    sql(f"INSERT INTO `ml`.`monitoring`.`job_runs` VALUES ('batch', 'SUCCESS', {now}), ('batch', 'FAILED', {now})")
+    drift_columns = "feature_name STRING, drift_detected BOOLEAN, check_timestamp TIMESTAMP"
+    sql(f"CREATE TABLE IF NOT EXISTS `ml`.`monitoring`.`feature_drift_metrics` ({drift_columns})")
+    sql("INSERT INTO `ml`.`monitoring`.`feature_drift_metrics` VALUES ('age', false, current_timestamp())")
+
+    found = {f.check: f for f in checklist_weekly_items(context("databricks-ml-platform"), datetime.now(UTC))}
+
+    success_rate = found["checklist s7.3 Operational Monitoring"]
+    assert not success_rate.ok and "below 0.95" in success_rate.detail  # one run in two failed this week
+    assert found["checklist s7.1.4 Data drift detection configured"].ok
+    assert any("ml.monitoring.job_runs" in s for s in sent_sql(workspace))

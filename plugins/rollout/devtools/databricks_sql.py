@@ -1096,6 +1096,9 @@ class SqlEngine:
                     continue
                 if word in {"ILIKE", "RLIKE", "REGEXP"}:
                     raise unsupported(word)
+                if word == "INTERVAL":
+                    i = self._interval(tokens, i, out)
+                    continue
                 out.append(token.text)
             elif token.kind == "ident":
                 out.append(_sqlite_ident(token.text))
@@ -1128,6 +1131,20 @@ class SqlEngine:
                     out.append(op)
             i += 1
         return " ".join(out)
+
+    @staticmethod
+    def _interval(tokens: list[Token], i: int, out: list[str]) -> int:
+        """`<operand> - INTERVAL 7 DAYS` -> `datetime(<operand>, '-7 days')`; only after a simple operand (one
+        emitted piece: a constant, a column), which is what date arithmetic in monitoring queries uses."""
+        amount, unit = (tokens[i + 1] if i + 1 < len(tokens) else None), (tokens[i + 2] if i + 2 < len(tokens) else None)
+        units = {"DAY": "days", "DAYS": "days", "HOUR": "hours", "HOURS": "hours", "MINUTE": "minutes", "MINUTES": "minutes"}
+        if amount is None or amount.kind != "number" or unit is None or unit.upper not in units:
+            raise unsupported("INTERVAL other than `INTERVAL <n> DAYS|HOURS|MINUTES`")
+        if len(out) < 2 or out[-1] not in ("-", "+") or out[-2] in (")", "(", ",") or out[-2].upper() in {"AND", "OR", "WHERE", "SELECT"}:
+            raise unsupported("INTERVAL arithmetic on anything but a column or a constant")
+        sign, operand = out.pop(), out.pop()
+        out.append(f"strftime('%Y-%m-%d %H:%M:%f', {operand}, '{sign}{amount.text} {units[unit.upper]}')")
+        return i + 3
 
     def _constant_function(self, name: str, ctx: _Context) -> str | None:
         now = time.time()
