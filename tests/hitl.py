@@ -67,6 +67,32 @@ def answer(dag_id: str, run_id: str, task_id: str, option: str, user_id: str, us
         detail.params_input = {}
         session.add(detail)
         handle_event_submit(TriggerEvent(detail.as_resume_event_payload()), task_instance=ti, session=session)
+        ti_id = ti.id
+    _confirm_resumed(ti_id)
+
+
+def _confirm_resumed(ti_id: object, settle: float = 3.0) -> None:
+    """An answer given while dag.test() is still deferring the task can be overwritten by that deferral (the task
+    goes back to awaiting input with the answer recorded): submit the recorded answer again until it resumes.
+    No human answers within those milliseconds; a test thread does."""
+    from airflow.models.hitl import HITLDetail
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.trigger import handle_event_submit
+    from airflow.triggers.base import TriggerEvent
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import select
+
+    for _ in range(20):
+        time.sleep(settle / 3)
+        with create_session() as session:
+            ti = session.scalars(select(TaskInstance).where(TaskInstance.id == ti_id)).one()
+            if ti.state != TaskInstanceState.AWAITING_INPUT:
+                return
+            detail = session.scalar(select(HITLDetail).where(HITLDetail.ti_id == ti_id))
+            assert detail is not None and detail.response_received
+            handle_event_submit(TriggerEvent(detail.as_resume_event_payload()), task_instance=ti, session=session)
+    raise TimeoutError("the answered task never resumed")
 
 
 def expire_waiting_tasks() -> None:
