@@ -507,7 +507,7 @@ def rollback_apps(ctx: ReleaseContext) -> dict[str, Any]:
             result[name] = "untouched: the release never deployed it"
             continue
         previous = states[name]["previous_version"]
-        if isinstance(app, RESTORED_FROM_SNAPSHOT) and states[name]["snapshot"]:
+        if isinstance(app, RESTORED_FROM_SNAPSHOT):  # deploy recorded what to put back
             result[name] = _put_back(app, states[name]["snapshot"], previous)
             continue
         running = app.current()

@@ -53,7 +53,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import yaml
 
-from rollout.devtools.local_images import LocalImage, image_process, load_image_map, run_in_image, split_image
+from rollout.devtools.local_images import LocalImage, image_process, load_image_map, run_in_image
+from rollout.targets.compose import split_image
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping

@@ -69,7 +69,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import parse_qs, urlparse
 
-from rollout.devtools.local_images import LocalImage, image_process, load_image_map, run_in_image, split_image
+from rollout.devtools.local_images import LocalImage, image_process, load_image_map, run_in_image
+from rollout.targets.compose import split_image
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -36,16 +36,6 @@ class LocalImage:
     readiness_path: str = "/health"
 
 
-def split_image(reference: str) -> tuple[str, str]:
-    """`repo[:tag][@digest]` -> (repo, tag); a reference without a tag means `latest`, as docker reads it."""
-    name = reference.split("@", 1)[0]
-    last = name.rsplit("/", 1)[-1]
-    if ":" in last:
-        repo, tag = name.rsplit(":", 1)
-        return repo, tag
-    return name, "latest"
-
-
 def load_image_map(path: Path | str | None) -> dict[str, LocalImage]:
     if not path:
         return {}

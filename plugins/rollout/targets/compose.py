@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rollout.config import resolve_path
-from rollout.targets.local_process import AppNotReadyError
+from rollout.targets.local_process import AppNotReadyError, http_problem
 
 if TYPE_CHECKING:
     from rollout.config import ComposeServiceTarget
@@ -38,10 +38,18 @@ class RunningService:
     health: str
 
 
-def image_tag(image: str) -> str:
-    name = image.split("@", 1)[0]
+def split_image(reference: str) -> tuple[str, str]:
+    """`repo[:tag][@digest]` -> (repo, tag); a reference without a tag means `latest`, as docker reads it."""
+    name = reference.split("@", 1)[0]
     last = name.rsplit("/", 1)[-1]
-    return last.rsplit(":", 1)[1] if ":" in last else "latest"
+    if ":" in last:
+        repo, tag = name.rsplit(":", 1)
+        return repo, tag
+    return name, "latest"
+
+
+def image_tag(image: str) -> str:
+    return split_image(image)[1]
 
 
 class ComposeServiceApp:
@@ -92,7 +100,6 @@ class ComposeServiceApp:
         return time.monotonic() - began
 
     def wait_ready(self, version: str) -> float:
-        import httpx
 
         url = self.config.url + self.config.readiness.path
         began = time.monotonic()
@@ -107,13 +114,9 @@ class ComposeServiceApp:
             if service.health == "unhealthy":
                 raise AppNotReadyError(f"{self.config.name} {version}: docker reports the container unhealthy")
             if service.health in {"", "healthy"}:
-                try:
-                    response = httpx.get(url, timeout=2.0)
-                    if response.is_success:
-                        return time.monotonic() - began
-                    problem = f"HTTP {response.status_code}"
-                except httpx.HTTPError as exc:
-                    problem = type(exc).__name__
+                if (answer := http_problem(url)) is None:
+                    return time.monotonic() - began
+                problem = answer
             else:
                 problem = f"health {service.health}"
             time.sleep(0.3)

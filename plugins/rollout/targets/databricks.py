@@ -28,9 +28,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rollout.checks import CheckResult
-from rollout.targets.local_process import AppNotReadyError
+from rollout.targets.local_process import AppNotReadyError, http_problem
 from rollout.targets.migrations import MigrationError, migrations_for
-from rollout.targets.postgres import BackupIntegrityError, BackupRecord, _owner_only, _private_directory, file_sha256, safe_file_name
+from rollout.targets.postgres import (
+    BackupIntegrityError,
+    BackupRecord,
+    _owner_only,
+    _private_directory,
+    file_sha256,
+    safe_file_name,
+    verify_sha256,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.databricks.hooks.databricks import DatabricksHook
@@ -172,13 +180,7 @@ class UnityCatalogDataTarget:
 
     def verify_integrity(self, location: str, expected_sha256: str) -> None:
         """The manifest is the one recorded, and every copy it names is still in the backup catalog."""
-        path = Path(location)
-        if not path.exists():
-            raise BackupIntegrityError(f"backup manifest {location} is missing")
-        if (actual := file_sha256(path)) != expected_sha256:
-            raise BackupIntegrityError(
-                f"backup manifest {location} has sha256 {actual}, but {expected_sha256} was recorded: it was altered"
-            )
+        path = verify_sha256(location, expected_sha256)
         copies = {t["backup_table"].lower() for t in json.loads(path.read_text())["tables"].values() if "backup_table" in t}
         present = {
             str(row[1]).lower()
@@ -349,7 +351,6 @@ class DatabricksApp:
         return time.monotonic() - began
 
     def _wait_running(self, path: str, deadline: float) -> None:
-        import httpx
 
         problem = "not looked at yet"
         while time.monotonic() < deadline:
@@ -361,13 +362,9 @@ class DatabricksApp:
             if app_state in {"CRASHED", "UNAVAILABLE"}:
                 raise AppNotReadyError(f"app {self.config.app_name} is {app_state}: {(app.get('app_status') or {}).get('message', '')}")
             if app_state == "RUNNING" and compute == "ACTIVE":
-                try:
-                    response = httpx.get(str(app["url"]).rstrip("/") + self.config.readiness.path, timeout=2.0)
-                    if response.is_success:
-                        return
-                    problem = f"HTTP {response.status_code}"
-                except httpx.HTTPError as exc:
-                    problem = type(exc).__name__
+                if (answer := http_problem(str(app["url"]).rstrip("/") + self.config.readiness.path)) is None:
+                    return
+                problem = answer
             else:
                 problem = f"app {app_state}, compute {compute}"
             time.sleep(POLL_SECONDS)
@@ -383,9 +380,6 @@ class DatabricksApp:
 
     def restore(self, snapshot: dict[str, Any]) -> float:
         return self.deploy_path(str(snapshot["source_code_path"]))
-
-    def stop(self) -> None:
-        self.hook._do_api_call(("POST", f"2.0/apps/{self.config.app_name}/stop"), {})
 
 
 class MlflowAlias:
@@ -448,9 +442,6 @@ class MlflowAlias:
         began = time.monotonic()
         self.move_to(snapshot.get("model_version"))
         return time.monotonic() - began
-
-    def stop(self) -> None:
-        """An alias has nothing to stop."""
 
 
 # --- checks ----------------------------------------------------------------------------------------------

@@ -15,7 +15,15 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rollout.targets.postgres import BackupIntegrityError, BackupRecord, _owner_only, _private_directory, file_sha256, safe_file_name
+from rollout.targets.postgres import (
+    BackupIntegrityError,
+    BackupRecord,
+    _owner_only,
+    _private_directory,
+    file_sha256,
+    safe_file_name,
+    verify_sha256,
+)
 
 if TYPE_CHECKING:
     from rollout.config import FilesTarget
@@ -82,15 +90,7 @@ class FilesDataTarget:
             raise BackupIntegrityError(f"{path}: not a readable tar.gz: {exc}") from None
 
     def verify_integrity(self, location: str, expected_sha256: str) -> None:
-        path = Path(location)
-        if not path.exists():
-            raise BackupIntegrityError(f"backup {location} is missing")
-        actual = file_sha256(path)
-        if actual != expected_sha256:
-            raise BackupIntegrityError(
-                f"backup {location} has sha256 {actual}, but {expected_sha256} was recorded when it was taken: it was altered or truncated"
-            )
-        self.check_readable(path)
+        self.check_readable(verify_sha256(location, expected_sha256))
 
     def restore(self, location: str, expected_sha256: str) -> None:
         """Put every listed path back as the archive holds it; a path absent at backup time is removed."""

@@ -20,7 +20,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from rollout.targets.compose import image_tag
-from rollout.targets.local_process import AppNotReadyError
+from rollout.targets.local_process import AppNotReadyError, http_problem
 from rollout.targets.migrations import MigrationError
 
 if TYPE_CHECKING:
@@ -130,7 +130,6 @@ class KubernetesApp:
 
     def wait_ready(self, version: str) -> float:
         """Wait as `kubectl rollout status` does, then for the readiness path over HTTP."""
-        import httpx
 
         began = time.monotonic()
         deadline = began + self.config.readiness.timeout_seconds
@@ -142,19 +141,12 @@ class KubernetesApp:
                 raise AppNotReadyError(f"deployment {self.config.deployment} runs {running}, not {version}: changed by someone else?")
             problem = rollout_problem(deployment)
             if problem is None:
-                try:
-                    response = httpx.get(self.config.url + self.config.readiness.path, timeout=2.0)
-                    if response.is_success:
-                        return time.monotonic() - began
-                    problem = f"{self.config.readiness.path} answered HTTP {response.status_code}"
-                except httpx.HTTPError as exc:
-                    problem = f"{self.config.readiness.path}: {type(exc).__name__}"
+                if (answer := http_problem(self.config.url + self.config.readiness.path)) is None:
+                    return time.monotonic() - began
+                problem = f"{self.config.readiness.path}: {answer}"
             time.sleep(POLL_SECONDS)
         seconds = self.config.readiness.timeout_seconds
         raise AppNotReadyError(f"deployment {self.config.deployment} {version} not ready within {seconds:.0f} s: {problem}")
-
-    def stop(self) -> None:
-        self._apps.patch_namespaced_deployment(self.config.deployment, self.config.namespace, {"spec": {"replicas": 0}})
 
 
 class KubernetesJobMigrator:

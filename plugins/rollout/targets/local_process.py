@@ -32,6 +32,17 @@ class AppNotReadyError(RuntimeError):
     """The new version did not answer its readiness check in time (or exited)."""
 
 
+def http_problem(url: str) -> str | None:
+    """None when `url` answers 2xx; otherwise what is wrong, for the message when waiting runs out."""
+    import httpx
+
+    try:
+        response = httpx.get(url, timeout=2.0)
+    except httpx.HTTPError as exc:
+        return type(exc).__name__
+    return None if response.is_success else f"HTTP {response.status_code}"
+
+
 @dataclass(frozen=True)
 class RunningApp:
     version: str
@@ -153,7 +164,6 @@ class LocalProcessApp:
 
     def wait_ready(self, version: str) -> float:
         """Wait until the readiness path answers 2xx; returns the seconds it took."""
-        import httpx
 
         url = self.config.base_url + self.config.readiness.path
         began = time.monotonic()
@@ -166,13 +176,9 @@ class LocalProcessApp:
                     f"{self.config.name} {version} exited before it became ready; see {self.directory / (version + '.log')}: "
                     + self.log_tail(version)
                 )
-            try:
-                response = httpx.get(url, timeout=2.0)
-                if response.is_success:
-                    return time.monotonic() - began
-                last_problem = f"HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
-                last_problem = type(exc).__name__
+            if (problem := http_problem(url)) is None:
+                return time.monotonic() - began
+            last_problem = problem
             time.sleep(0.2)
         raise AppNotReadyError(
             f"{self.config.name} {version} was not ready at {url} within {self.config.readiness.timeout_seconds:.0f} s ({last_problem})"

@@ -248,16 +248,7 @@ class PostgresDataTarget:
 
     @staticmethod
     def verify_integrity(location: str, expected_sha256: str) -> None:
-        path = Path(location)
-        if not path.exists():
-            raise BackupIntegrityError(f"backup {location} is missing")
-        actual = file_sha256(path)
-        if actual != expected_sha256:
-            raise BackupIntegrityError(
-                f"backup {location} has sha256 {actual}, but {expected_sha256} was recorded when it was taken: "
-                "it was altered or truncated, and restoring it could lose data"
-            )
-        PostgresDataTarget.check_readable(path)
+        PostgresDataTarget.check_readable(verify_sha256(location, expected_sha256))
 
     def restore(self, location: str, expected_sha256: str) -> None:
         """Replace the configured schemas with the backup's content, atomically."""
@@ -282,6 +273,20 @@ class PostgresDataTarget:
             _, extract_err = extract.communicate()
         if extract.returncode:
             raise RuntimeError(f"pg_restore failed reading {location}: {extract_err.decode(errors='replace').strip()}")
+
+
+def verify_sha256(location: str, expected_sha256: str) -> Path:
+    """The backup file (a dump, an archive, a manifest) is there and is the one recorded when it was taken."""
+    path = Path(location)
+    if not path.exists():
+        raise BackupIntegrityError(f"backup {location} is missing")
+    actual = file_sha256(path)
+    if actual != expected_sha256:
+        raise BackupIntegrityError(
+            f"backup {location} has sha256 {actual}, but {expected_sha256} was recorded when it was taken: "
+            "it was altered or truncated, and restoring it could lose data"
+        )
+    return path
 
 
 def _private_directory(path: Path) -> None:
