@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from rollout.config import text_pattern
+
 if TYPE_CHECKING:
     from rollout.config import HttpCheck, JsonShape, LatencyCheck
 
@@ -68,6 +70,30 @@ def _json_problem(check: HttpCheck, payload: Any, version: str) -> str | None:
     return None
 
 
+BODY_EXCERPT_CHARS = 200
+
+
+def _excerpt(text: str) -> str:
+    """The start of an answer, quoted so that whitespace and an empty body show."""
+    if len(text) <= BODY_EXCERPT_CHARS:
+        return repr(text)
+    return f"{text[:BODY_EXCERPT_CHARS]!r}… ({len(text)} characters)"
+
+
+def _text_problem(check: HttpCheck, body: str, version: str) -> str | None:
+    """What in the body's text (stripped) is not as `expect_text` / `expect_text_regex` say, or None."""
+    text = body.strip()
+    if check.expect_text is not None:
+        wanted = check.expect_text.replace("{version}", version)
+        if text != wanted:
+            return f"expected the body {wanted!r}, got {_excerpt(text)}"
+    if check.expect_text_regex is not None:
+        pattern = text_pattern(check.expect_text_regex, version)
+        if not pattern.fullmatch(text):
+            return f"expected the whole body to match `{pattern.pattern}`, got {_excerpt(text)}"
+    return None
+
+
 def run_http_check(check: HttpCheck, base_url: str, version: str) -> CheckResult:
     def result(passed: bool, detail: str, **metrics: Any) -> CheckResult:
         return CheckResult(check.name, check.kind, check.critical, passed, detail, metrics)
@@ -85,6 +111,8 @@ def run_http_check(check: HttpCheck, base_url: str, version: str) -> CheckResult
             status=response.status_code,
             elapsed_ms=elapsed_ms,
         )
+    if problem := _text_problem(check, response.text, version):
+        return result(False, f"{check.method} {check.path}: {problem}", status=response.status_code)
     if check.expect_json or check.expect_shape or check.expect_at_least:
         try:
             payload = response.json()

@@ -38,6 +38,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(500, {"error": "boom"})
         elif self.path == "/text":
             self._send(200, b"plain words, not JSON")
+        elif self.path == "/version":
+            self._send(200, b"3.1.2\n", content_type="text/plain; charset=utf-8")
+        elif self.path == "/long":
+            self._send(200, b"<html>" + b"x" * 994, content_type="text/html")
         elif self.path == "/every-fourth":
             with self.server.lock:
                 self.server.every_fourth_count += 1
@@ -50,10 +54,10 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", 0))
         self._send(201, json.loads(self.rfile.read(length) or b"null"))
 
-    def _send(self, status: int, body: Any) -> None:
+    def _send(self, status: int, body: Any, content_type: str | None = None) -> None:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/octet-stream" if isinstance(body, bytes) else "application/json")
+        self.send_header("Content-Type", content_type or ("application/octet-stream" if isinstance(body, bytes) else "application/json"))
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -206,6 +210,70 @@ def test_result_serialises_for_the_ledger(served: Served) -> None:
     as_dict = result.as_dict()
     assert json.loads(json.dumps(as_dict)) == as_dict
     assert CheckResult(**as_dict) == result
+
+
+# --- run_http_check: plain-text bodies -------------------------------------------------------------------
+
+
+def test_plain_text_version_passes_expect_text(served: Served) -> None:
+    # /version answers "3.1.2\n" in text/plain: the body is compared stripped, {version} stands for the version.
+    result = run_http_check(http("/version", expect_text="{version}"), served.base_url, "3.1.2")
+    assert result.passed, result.detail
+    assert result.detail.startswith("GET /version: HTTP 200 in ")
+
+
+def test_plain_text_mismatch_says_what_was_expected_and_what_came(served: Served) -> None:
+    result = run_http_check(http("/version", expect_text="{version}"), served.base_url, "3.1.3")
+    assert not result.passed
+    assert result.detail == "GET /version: expected the body '3.1.3', got '3.1.2'"
+    assert result.metrics == {"status": 200}
+
+
+def test_expect_text_is_the_whole_body_not_a_part(served: Served) -> None:
+    assert not run_http_check(http("/text", expect_text="plain words"), served.base_url, "1.0.0").passed
+    assert run_http_check(http("/text", expect_text="plain words, not JSON"), served.base_url, "1.0.0").passed
+
+
+@pytest.mark.parametrize(
+    ("regex", "version", "passed"),
+    [
+        (r"{version}", "3.1.2", True),
+        (r"3\.\d+\.\d+", "0.0.0", True),
+        (r"\d+\.\d+", "0.0.0", False),  # fullmatch: a match at the start is not enough
+        (r"{version}", "3.1", False),
+        (r"{version}", "3x1x2", False),
+        (r"(?i)3\.1\.2", "0.0.0", True),
+    ],
+)
+def test_expect_text_regex_matches_the_whole_stripped_body(served: Served, regex: str, version: str, passed: bool) -> None:
+    result = run_http_check(http("/version", expect_text_regex=regex), served.base_url, version)
+    assert result.passed is passed, result.detail
+
+
+def test_version_in_a_regex_is_matched_literally(served: Served) -> None:
+    # Unescaped, the dots of 3.1.2 would match any character and "3a1b2" would pass.
+    result = run_http_check(http("/version", expect_text_regex="{version}"), served.base_url, "3a1b2")
+    assert not result.passed
+    result = run_http_check(http("/version", expect_text_regex="v?{version}"), served.base_url, "3.1.2")
+    assert result.passed, result.detail
+
+
+def test_regex_mismatch_shows_the_expanded_pattern(served: Served) -> None:
+    result = run_http_check(http("/version", expect_text_regex=r"{version}\+\w+"), served.base_url, "3.1.2")
+    assert result.detail == r"GET /version: expected the whole body to match `3\.1\.2\+\w+`, got '3.1.2'"
+
+
+def test_a_long_body_is_cut_to_its_first_200_characters(served: Served) -> None:
+    result = run_http_check(http("/long", expect_text="ok"), served.base_url, "1.0.0")
+    expected_excerpt = repr("<html>" + "x" * 194)
+    assert result.detail == f"GET /long: expected the body 'ok', got {expected_excerpt}… (1000 characters)"
+
+
+def test_text_and_json_expectations_both_hold(served: Served) -> None:
+    body = '{"status": "ok", "version": "1.2.0"}'
+    check = http("/health", expect_text=body, expect_text_regex='.*"version": "{version}".*', expect_json={"status": "ok"})
+    assert run_http_check(check, served.base_url, "1.2.0").passed
+    assert not run_http_check(check, served.base_url, "1.3.0").passed
 
 
 # --- run_latency_probe ----------------------------------------------------------------------------------

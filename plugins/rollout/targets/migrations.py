@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from psycopg import sql
 
 from rollout.config import INCLUDE_DIR
+from rollout.tool_output import error_line, shown_command
 from rollout.versions import InvalidVersionError, Version
 
 if TYPE_CHECKING:
@@ -131,8 +132,14 @@ class CommandMigrator:
             env[variable] = connection_uri(BaseHook.get_connection(conn_id))
         return env
 
+    def placeholders(self) -> dict[str, str]:
+        """What `{name}` in the command and the `env` values stands for: exactly config.MIGRATION_PLACEHOLDERS."""
+        return {"version": self.version, "python": sys.executable, "include": str(INCLUDE_DIR)}
+
     def expand(self, text: str) -> str:
-        return text.replace("{version}", self.version).replace("{python}", sys.executable).replace("{include}", str(INCLUDE_DIR))
+        for name, value in self.placeholders().items():
+            text = text.replace("{" + name + "}", value)
+        return text
 
     def run(self) -> str:
         args = [self.expand(arg) for arg in self.config.command]
@@ -142,7 +149,10 @@ class CommandMigrator:
         )
         output = (result.stdout + result.stderr).strip()
         if result.returncode:
-            raise MigrationError(f"migration command {args[0]} exited with {result.returncode}: {output[-2000:]}")
+            # As configured (placeholders unexpanded): the message goes to Slack and the ledger; the whole output to the task log.
+            shown = shown_command(self.config.command)
+            log.error("migration command %s exited with %s; its output:\n%s", shown, result.returncode, output)
+            raise MigrationError(f"migration command `{shown}` exited with {result.returncode}: {error_line(output)}")
         return output
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from rollout.config import BackupFormat, PostgresTarget
+from rollout.tool_output import error_line
 
 if TYPE_CHECKING:
     import psycopg
@@ -200,7 +201,9 @@ class PostgresDataTarget:
                 _, errors = dump.communicate()
             conn.rollback()
         if dump.returncode:
-            raise RuntimeError(f"pg_dump exited with {dump.returncode}: {errors.decode(errors='replace').strip()[-2000:]}")
+            stderr = errors.decode(errors="replace").strip()
+            log.error("pg_dump exited with %s; its output:\n%s", dump.returncode, stderr)
+            raise RuntimeError(f"pg_dump exited with {dump.returncode}: {error_line(stderr)}")
         _owner_only(partial)
         remove_backup(destination)
         partial.rename(destination)
@@ -314,5 +317,6 @@ def remove_backup(path: Path) -> None:
 def _run(args: list[str], *, env: dict[str, str], what: str, stdin: Any = None) -> str:
     result = subprocess.run(args, env=env, stdin=stdin, capture_output=True, text=True, check=False)  # noqa: S603 - PostgreSQL client programs; credentials travel in the environment
     if result.returncode:
-        raise RuntimeError(f"{what} exited with {result.returncode}: {result.stderr.strip()[-2000:]}")
+        log.error("%s exited with %s; its output:\n%s", what, result.returncode, result.stderr.strip())
+        raise RuntimeError(f"{what} exited with {result.returncode}: {error_line(result.stderr)}")
     return result.stdout

@@ -390,3 +390,28 @@ def test_cli_serves_and_writes_a_kubeconfig(tmp_path):
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+def test_a_failed_migration_job_leads_with_its_command_and_the_exception_line(kube, monkeypatch, tmp_path, caplog):
+    from rollout.config import KubernetesJobMigrations
+    from rollout.targets.kubernetes import KubernetesJobMigrator
+    from rollout.targets.migrations import MigrationError
+
+    kube.reset()
+    monkeypatch.setenv("AIRFLOW_CONN_KUBE_STANDIN", kube.airflow_connection())
+    script = tmp_path / "migrate.py"
+    script.write_text("print('noise ' * 500)\nraise RuntimeError('Can not locate revision 3c4d')\n")
+    config = KubernetesJobMigrations(
+        kind="kubernetes_job",
+        conn_id="kube_standin",
+        namespace=NS,
+        image=UNMAPPED,
+        command=[sys.executable, str(script), "upgrade", "head"],
+    )
+    with caplog.at_level("INFO", logger="rollout.targets.kubernetes"), pytest.raises(MigrationError) as caught:
+        KubernetesJobMigrator(config=config, version="1.2.0", job_name="migrate-1-2-0").run()
+    assert str(caught.value) == (
+        f"migration job migrate-1-2-0 (`{sys.executable} {script} upgrade head`) failed (BackoffLimitExceeded): "
+        "RuntimeError: Can not locate revision 3c4d"
+    )
+    assert "noise " * 500 in caplog.text and "Traceback (most recent call last)" in caplog.text  # the whole pod log

@@ -1,11 +1,16 @@
-"""SQL-file migrations against a real PostgreSQL: order, version scoping, atomicity, tamper detection."""
+"""SQL-file migrations against a real PostgreSQL: order, version scoping, atomicity, tamper detection; command migrations."""
 
 from __future__ import annotations
 
+import logging
+import sys
+from pathlib import Path
+
 import pytest
 
-from rollout.config import PostgresTarget, SqlFileMigrations
-from rollout.targets.migrations import MigrationError, SqlFileMigrator, migrations_for
+from rollout.config import INCLUDE_DIR, MIGRATION_PLACEHOLDERS, CommandMigrations, PostgresTarget, SqlFileMigrations, load_profile
+from rollout.notify import Redactor
+from rollout.targets.migrations import CommandMigrator, MigrationError, SqlFileMigrator, migrations_for
 from rollout.targets.postgres import PostgresDataTarget
 
 
@@ -63,3 +68,97 @@ def test_editing_an_applied_migration_is_refused(scratch_db, tree):
     (tree / "1.2.0" / "0001_first.sql").write_text("INSERT INTO t VALUES (3);")
     with pytest.raises(MigrationError, match="changed after it was applied"):
         m.pending("1.2.0")
+
+
+# --- command migrations ------------------------------------------------------------------------------------
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "profiles"
+TRACEBACK_SCRIPT = """
+import sys
+print("INFO  [alembic.runtime.migration] Running upgrade 1a2b -> 3c4d, add priority")
+print("noise " * 400, file=sys.stderr)
+raise RuntimeError('column "priority" of relation "items" already exists')
+"""
+
+
+def command_migrations(**fields) -> CommandMigrations:
+    return CommandMigrations.model_validate({"kind": "command", **fields})
+
+
+def test_the_migrator_expands_exactly_the_placeholders_a_profile_may_use():
+    assert set(CommandMigrator(config=command_migrations(command=["x"]), version="1.0.0").placeholders()) == MIGRATION_PLACEHOLDERS
+
+
+def test_placeholders_are_expanded_in_the_command_and_the_env():
+    config = command_migrations(
+        command=["{python}", "-c", "import os, sys; print(sys.argv[1], os.environ['TAG'], os.environ['ROOT'])", "{version}"],
+        env={"TAG": "v{version}", "ROOT": "{include}"},
+    )
+    assert CommandMigrator(config=config, version="1.2.0").run() == f"1.2.0 v1.2.0 {INCLUDE_DIR}"
+
+
+def test_a_failing_command_leads_with_the_command_and_ends_with_the_exception_line(caplog, tmp_path):
+    script = tmp_path / "migrate.py"
+    script.write_text(TRACEBACK_SCRIPT)
+    config = command_migrations(command=["{python}", str(script), "upgrade", "{version}"])
+    with caplog.at_level(logging.ERROR, logger="rollout.targets.migrations"), pytest.raises(MigrationError) as caught:
+        CommandMigrator(config=config, version="1.2.0").run()
+    # As configured, placeholders unexpanded; then the traceback's last line, not the last 2,000 characters of output.
+    assert str(caught.value) == (
+        f"migration command `{{python}} {script} upgrade {{version}}` exited with 1: "
+        """RuntimeError: column "priority" of relation "items" already exists"""
+    )
+    # The whole output is in the task log.
+    logged = caplog.text
+    assert "Traceback (most recent call last)" in logged and "Running upgrade 1a2b -> 3c4d" in logged and "noise " * 400 in logged
+
+
+def test_an_inline_script_is_cut_in_the_message():
+    config = command_migrations(
+        command=["{python}", "-c", "import sys\n" + "x = 1\n" * 100 + "sys.exit('schema is newer than this build')"]
+    )
+    with pytest.raises(MigrationError) as caught:
+        CommandMigrator(config=config, version="1.2.0").run()
+    message = str(caught.value)
+    assert message.startswith("migration command `{python} -c 'import sys\nx = 1\n")
+    assert message.endswith("…` exited with 1: schema is newer than this build")
+    assert len(message) < 300 and sys.executable not in message
+
+
+def test_a_url_only_tool_gets_its_url_from_the_environment_through_sh(monkeypatch):
+    # The README's idiom: sh -c 'exec tool db upgrade "$DATABASE_URL"' migrate, with the URL from a connection.
+    profile = load_profile("url_argument", FIXTURES / "valid")
+    configured = profile.data_targets[0].migrations
+    assert isinstance(configured, CommandMigrations)
+    uri = "postgresql://app@db.example.com:5432/orders"  # no password: nothing secret to echo
+    monkeypatch.setenv("AIRFLOW_CONN_ORDERS_DB", uri)
+    # The same shape with a harmless tool in place of `tool db upgrade`: printf shows the argument it was given.
+    harmless = configured.model_copy(update={"command": ["sh", "-c", 'exec printf "argv: %s\\n" "$DATABASE_URL"', "migrate"]})
+    assert CommandMigrator(config=harmless, version="1.0.0").run() == f"argv: {uri}"
+
+
+def test_exec_hands_the_exit_status_of_the_tool_back(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_ORDERS_DB", "postgresql://app@db.example.com:5432/orders")
+    config = command_migrations(
+        command=["sh", "-c", 'exec sh -c \'echo "FATAL: cannot reach $1" >&2; exit 3\' tool "$DATABASE_URL"', "migrate"],
+        env_from_connections={"DATABASE_URL": "orders_db"},
+    )
+    with pytest.raises(MigrationError) as caught:
+        CommandMigrator(config=config, version="1.0.0").run()
+    assert str(caught.value).endswith("exited with 3: FATAL: cannot reach postgresql://app@db.example.com:5432/orders")
+
+
+def test_a_password_the_tool_prints_is_redacted_before_slack_and_the_ledger(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_SECRET_DB", "postgresql://app:S3cret-Pa55@db.example.com:5432/orders")
+    config = command_migrations(
+        command=["sh", "-c", 'echo "error: could not connect to $DATABASE_URL" >&2; exit 2', "migrate"],
+        env_from_connections={"DATABASE_URL": "secret_db"},
+    )
+    with pytest.raises(MigrationError) as caught:
+        CommandMigrator(config=config, version="1.0.0").run()
+    # As tasks.run_step words and redacts it; the command is shown as configured, never with the URI in it.
+    error = Redactor.for_connections(["secret_db"])(f"{type(caught.value).__name__}: {caught.value}")
+    assert error == (
+        "MigrationError: migration command `sh -c 'echo \"error: could not connect to $DATABASE_URL\" >&2; exit 2' migrate` "
+        "exited with 2: error: could not connect to postgresql://app:***@db.example.com:5432/orders"
+    )
