@@ -170,9 +170,11 @@ def rollback(results: dict[str, Any]) -> None:
         conn.execute("ALTER TABLE pgbench_branches ADD COLUMN note text")
         conn.execute("UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid % 100 = 0")
     phases.deploy(ctx)
-    say("rollback: previous app version, then the data ...")
-    app_seconds, _ = timed(lambda: phases.rollback_apps(ctx))
+    say("rollback: stop the new version, restore the data, start the previous version ...")
+    stop_seconds, _ = timed(lambda: phases.stop_apps(ctx))
     data_seconds, outcome = timed(lambda: phases.restore_data(ctx))
+    start_seconds, _ = timed(lambda: phases.start_previous(ctx))
+    app_seconds = stop_seconds + start_seconds
     check_seconds, _ = timed(lambda: phases.verify_restored(ctx))
     app.stop()
     results.update(

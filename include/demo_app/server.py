@@ -8,6 +8,11 @@ $DEMO_RELEASES_DIR), standing in for the code of that version. Its keys, all opt
   latency_ms            time each /api request takes (a slow build)
   reports_version       the version /health claims (the wrong artifact deployed)
   crash_after_requests  the process dies after this many /api requests
+  workers               pre-fork this many worker processes serving the same socket, as gunicorn does
+  workers_ignore_sigterm  the workers finish "their jobs" on SIGTERM: only SIGKILL stops them
+  daemon_worker         one more worker leaves the process group (setsid), as a daemonising job runner does
+  schema_revisions      the schema revisions this build can run on; it refuses to start on any other, as
+                        an Alembic- or Flyway-managed service does (absent: it runs on any schema)
 
 A version without a manifest exits at once, as a build that does not start would.
 
@@ -21,13 +26,14 @@ import itertools
 import json
 import os
 import queue
+import signal
 import sys
 import threading
 import time
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import parse_qs, urlparse
 
 import psycopg
@@ -116,6 +122,21 @@ def make_handler(version: str, manifest: dict[str, Any], pool: Pool) -> type[Bas
     return Handler
 
 
+def schema_problem(dsn: str, known: list[str] | None) -> str | None:
+    """Why this build cannot run on the database's schema revision; None when it can (or does not check)."""
+    if known is None:
+        return None
+    with psycopg.connect(dsn, connect_timeout=5) as conn:
+        try:
+            row = conn.execute("SELECT revision FROM schema_revision").fetchone()
+        except psycopg.errors.UndefinedTable:
+            return "the database has no schema_revision table: it was never migrated"
+    revision = row[0] if row else None
+    if revision not in known:
+        return f"unknown schema revision {revision!r} (this build knows {', '.join(known)}): migrate to it, or restore its data"
+    return None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--version", required=True)
@@ -126,12 +147,34 @@ def main() -> int:
         print(f"no build of version {args.version} ({manifest_path} missing)", file=sys.stderr)
         return 1
     manifest = json.loads(manifest_path.read_text())
+    if (problem := schema_problem(os.environ["DATABASE_URL"], manifest.get("schema_revisions"))) is not None:
+        print(f"demo app {args.version} refuses to start: {problem}", file=sys.stderr)
+        return 1
     pool = Pool(os.environ["DATABASE_URL"])
     server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(args.version, manifest, pool))
     server.daemon_threads = True
     print(f"demo app {args.version} serving on 127.0.0.1:{args.port}", flush=True)
+    # Forked before any thread or database connection exists, so each worker starts clean.
+    for _ in range(int(manifest.get("workers", 0))):
+        if os.fork() == 0:
+            serve_as_worker(server, ignore_sigterm=bool(manifest.get("workers_ignore_sigterm")), leave_group=False)
+    if manifest.get("daemon_worker") and os.fork() == 0:
+        serve_as_worker(server, ignore_sigterm=False, leave_group=True)
     server.serve_forever()
     return 0
+
+
+def serve_as_worker(server: ThreadingHTTPServer, *, ignore_sigterm: bool, leave_group: bool) -> NoReturn:
+    """A worker process: accepts on the leader's listening socket until it is killed."""
+    if ignore_sigterm:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if leave_group:  # the classic daemon: a session of its own, then a second fork so that init adopts it
+        os.setsid()
+        if os.fork() != 0:
+            os._exit(0)
+    print(f"worker {os.getpid()} serving", flush=True)
+    server.serve_forever()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -11,17 +11,23 @@ import os
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 INCLUDE_DIR = PROJECT_ROOT / "include"
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
 CONN_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,250}$"
 SQL_IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
-COMMAND_PLACEHOLDERS = frozenset({"version", "port", "python", "include", "state_dir"})
+# {state_dir} is ROLLOUT_STATE_DIR wherever it appears (as in resolve_path); {app_dir} a local process's own directory.
+COMMAND_PLACEHOLDERS = frozenset({"version", "port", "python", "include", "state_dir", "app_dir"})
+# What CommandMigrator.expand replaces in a migration command and its `env` values.
+MIGRATION_PLACEHOLDERS = frozenset({"version", "python", "include"})
 
 
 def systems_dir() -> Path:
@@ -58,6 +64,18 @@ def _inside_include(value: str) -> str:
 
 
 IncludePath = Annotated[str, AfterValidator(_inside_include)]
+
+
+def refuse_unknown_placeholders(texts: Iterable[str], allowed: frozenset[str]) -> None:
+    """Every `{name}` in `texts` must be one of `allowed`: a typo would otherwise reach the program literally."""
+    for text in texts:
+        unknown = sorted(set(re.findall(r"{([^{}]*)}", text)) - allowed)
+        if unknown:
+            name = unknown[0]
+            shell = f"; for a shell variable in a shell script write ${name}" if f"${{{name}}}" in text else ""
+            raise ValueError(
+                f"unknown placeholder {{{name}}} in {text!r}; allowed: {', '.join('{' + p + '}' for p in sorted(allowed))}{shell}"
+            )
 
 
 def resolve_path(value: str) -> Path:
@@ -105,12 +123,18 @@ class CommandMigrations(_Strict):
     """A migration tool of the system's own, such as `alembic upgrade head`, run with an argument list."""
 
     kind: Literal["command"]
-    command: list[str] = Field(min_length=1, description="{version}, {python} and {include} are replaced")
+    command: list[str] = Field(min_length=1, description="{version}, {python} and {include} are replaced; no other placeholder")
     env: dict[Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]{0,62}$")], str] = Field(
         default_factory=dict, description="extra environment, e.g. the compose file's tag variable: {BACKEND_TAG: '{version}'}"
     )
     env_from_connections: dict[str, ConnId] = Field(default_factory=dict)
     timeout_seconds: Annotated[int, Field(ge=1)] = 900
+
+    @field_validator("command", "env")
+    @classmethod
+    def _known_placeholders(cls, value: list[str] | dict[str, str]) -> list[str] | dict[str, str]:
+        refuse_unknown_placeholders(value.values() if isinstance(value, dict) else value, MIGRATION_PLACEHOLDERS)
+        return value
 
 
 K8S_NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
@@ -219,13 +243,7 @@ class LocalProcessTarget(_Strict):
     @field_validator("command")
     @classmethod
     def _known_placeholders(cls, command: list[str]) -> list[str]:
-        for arg in command:
-            unknown = set(re.findall(r"{([^{}]*)}", arg)) - COMMAND_PLACEHOLDERS
-            if unknown:
-                raise ValueError(
-                    f"unknown placeholder {{{sorted(unknown)[0]}}} in {arg!r}; "
-                    f"allowed: {', '.join('{' + p + '}' for p in sorted(COMMAND_PLACEHOLDERS))}"
-                )
+        refuse_unknown_placeholders(command, COMMAND_PLACEHOLDERS)
         return command
 
     @property
@@ -315,7 +333,7 @@ class JsonShape(_Strict):
 
 
 class HttpCheck(_Strict):
-    """One request; passes when the status, the JSON fields and the JSON shape are as expected."""
+    """One request; passes when the status, the body's text, the JSON fields and the JSON shape are as expected."""
 
     kind: Literal["http"]
     name: Name
@@ -329,8 +347,32 @@ class HttpCheck(_Strict):
     )
     expect_shape: JsonShape | None = None
     expect_at_least: dict[str, float] = Field(default_factory=dict, description="field: lowest acceptable number (seed 004's F1 >= 0.8)")
+    expect_text: str | None = Field(
+        default=None, description="the whole body, stripped of surrounding whitespace, equals this; '{version}' stands for the version"
+    )
+    expect_text_regex: str | None = Field(
+        default=None,
+        description="a Python regular expression the whole stripped body must match (re.fullmatch); '{version}' stands for the "
+        "version, matched literally",
+    )
     timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10
     critical: bool = True
+
+    @field_validator("expect_text_regex")
+    @classmethod
+    def _regex_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)  # as written, so that the position in the error is the operator's
+                text_pattern(value, "1.0.0")
+            except re.error as exc:
+                raise ValueError(f"`{value}` is not a valid Python regular expression: {exc}") from None
+        return value
+
+
+def text_pattern(regex: str, version: str) -> re.Pattern[str]:
+    """An `expect_text_regex` with `{version}` replaced by the version, escaped so that its dots match only dots."""
+    return re.compile(regex.replace("{version}", re.escape(version)))
 
 
 class LatencyCheck(_Strict):
@@ -402,6 +444,11 @@ class RollbackCriteria(_Strict):
         return self
 
 
+class DeployOrder(StrEnum):
+    MIGRATE_LIVE = "migrate_live"
+    STOP_FIRST = "stop_first"
+
+
 class VacuumSchedule(StrEnum):
     WEEKLY = "weekly"
     MONTHLY = "monthly"
@@ -447,6 +494,11 @@ class SystemProfile(_Strict):
     data_targets: list[DataTarget] = Field(default_factory=list)
     app_targets: list[AppTarget] = Field(min_length=1)
     checks: list[Check] = Field(min_length=1)
+    deploy_order: DeployOrder = Field(
+        default=DeployOrder.MIGRATE_LIVE,
+        description="migrate_live: migrate while the old version serves, then switch; stop_first: stop the old version, "
+        "migrate, start the new one (for services whose old code must not run on the new schema; the downtime is judged)",
+    )
     rollback_criteria: RollbackCriteria = Field(default_factory=RollbackCriteria)
     maintenance: MaintenanceSettings = Field(default_factory=MaintenanceSettings)
     approvers: list[Approver] = Field(default_factory=list, description="who may answer an 'investigate' decision; empty: any user")

@@ -97,6 +97,9 @@ CREATE TABLE IF NOT EXISTS rollout_app_state (
 );
 -- What a rollback puts back, recorded before the app was touched (a Kubernetes Deployment's pod template).
 ALTER TABLE rollout_app_state ADD COLUMN IF NOT EXISTS snapshot jsonb;
+-- What a quiesce stopped (the version, a Deployment's replica count) and when: how to bring it back, and
+-- where the downtime of a stop_first deploy starts.
+ALTER TABLE rollout_app_state ADD COLUMN IF NOT EXISTS quiesced jsonb;
 CREATE TABLE IF NOT EXISTS rollout_measurement (
     release_id text NOT NULL REFERENCES rollout_release ON DELETE CASCADE,
     check_name text NOT NULL,
@@ -431,12 +434,20 @@ class Ledger:
             ),
         )
 
+    def record_quiesced(self, release_id: str, app: str, quiesced: dict[str, Any]) -> None:
+        """What a quiesce stopped; the first record stands, so a retried stop (of an app already stopped) keeps it."""
+        self._execute(
+            "UPDATE rollout_app_state SET quiesced = coalesce(quiesced, %s) WHERE release_id = %s AND app = %s",
+            (Jsonb(quiesced), release_id, app),
+        )
+
     def app_states(self, release_id: str) -> dict[str, dict[str, Any]]:
         rows = self._execute(
-            "SELECT app, previous_version, deployed_version, downtime_seconds, snapshot FROM rollout_app_state WHERE release_id = %s",
+            "SELECT app, previous_version, deployed_version, downtime_seconds, snapshot, quiesced FROM rollout_app_state"
+            " WHERE release_id = %s",
             (release_id,),
         )
-        keys = ("previous_version", "deployed_version", "downtime_seconds", "snapshot")
+        keys = ("previous_version", "deployed_version", "downtime_seconds", "snapshot", "quiesced")
         return {row[0]: dict(zip(keys, row[1:], strict=True)) for row in rows}
 
     def record_measurement(self, release_id: str, result: dict[str, Any]) -> None:

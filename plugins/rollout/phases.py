@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -19,6 +20,7 @@ from rollout.config import (
     ComposeServiceTarget,
     DatabricksAppTarget,
     DatabricksJobCheck,
+    DeployOrder,
     HttpCheck,
     KubernetesJobMigrations,
     KubernetesTarget,
@@ -46,7 +48,7 @@ from rollout.targets.databricks import (
 )
 from rollout.targets.files import FilesDataTarget
 from rollout.targets.kubernetes import KubernetesApp, KubernetesJobMigrator
-from rollout.targets.local_process import AppNotReadyError, LocalProcessApp
+from rollout.targets.local_process import AppNotReadyError, AppStopError, LocalProcessApp
 from rollout.targets.migrations import CommandMigrator, MigrationError, SqlFileMigrator
 from rollout.targets.postgres import BackupIntegrityError, PostgresDataTarget, RestoreMismatchError
 from rollout.versions import validate_version
@@ -74,6 +76,14 @@ class ChecksFailedError(RuntimeError):
     """One or more critical checks failed; the results are in the ledger."""
 
 
+class RollbackError(RuntimeError):
+    """A rollback step could not do its part; the message says what state it left the system in."""
+
+
+class StepNotApplicableError(Exception):
+    """The step has nothing to do in this run (the task is marked skipped, with this reason)."""
+
+
 # Errors a retry cannot mend: the task fails at once instead of trying again.
 PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
     PreflightError,
@@ -81,6 +91,8 @@ PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
     BackupIntegrityError,
     RestoreMismatchError,
     ChecksFailedError,
+    RollbackError,
+    AppStopError,
     AppNotReadyError,  # a build that exits or never answers does not improve on a second start
     ComposeError,
     LookupError,
@@ -279,6 +291,9 @@ def require_backups(ctx: ReleaseContext) -> None:
 
 def migrate(ctx: ReleaseContext) -> dict[str, Any]:
     require_backups(ctx)
+    if ctx.profile.deploy_order is DeployOrder.STOP_FIRST:
+        stopped = stop_for_deploy(ctx)
+        log.info("stop_first: stopped before migrating: %s", stopped)
     applied: dict[str, list[str]] = {}
     for target in ctx.data_targets:
         name = target.config.name
@@ -313,27 +328,54 @@ def migrate(ctx: ReleaseContext) -> dict[str, Any]:
 # --- deploy ------------------------------------------------------------------------------------------
 
 
-def deploy(ctx: ReleaseContext) -> dict[str, Any]:
-    release = ctx.release()
+def record_before_touching(ctx: ReleaseContext, name: str, app: AppRuntime) -> str | None:
+    """The version `name` ran before this release touched it (and its snapshot), recorded once; returns that version."""
     states = ctx.ledger.app_states(ctx.release_id)
+    if name in states:
+        previous: str | None = states[name]["previous_version"]  # recorded by an earlier attempt: keep it
+        return previous
+    release = ctx.release()
+    running = app.current()
+    previous = running.version if running else release.previous_version
+    snapshot = app.snapshot() if isinstance(app, RESTORED_FROM_SNAPSHOT) else None
+    ctx.ledger.record_app_state(ctx.release_id, name, previous_version=previous, snapshot=snapshot)
+    if previous and release.previous_version is None:
+        # A phase run alone had no preflight to record it; the rollback's check and message need it.
+        ctx.ledger.set_previous_version(ctx.release_id, previous)
+    return previous
+
+
+def quiesce(ctx: ReleaseContext, name: str, app: AppRuntime) -> str:
+    """Stop `name` serving and writing; what was stopped, and when, goes in the ledger to bring it back."""
+    running = app.current()
+    ctx.ledger.record_quiesced(ctx.release_id, name, {**app.quiesce(), "stopped_at": time.time()})
+    return f"stopped {running.version}" if running else "already stopped"
+
+
+def stop_for_deploy(ctx: ReleaseContext) -> dict[str, str]:
+    """stop_first: the old version stops before the first migration, so its code never runs on the new schema."""
+    stopped = {}
+    for name, app in ctx.apps.items():
+        record_before_touching(ctx, name, app)
+        stopped[name] = quiesce(ctx, name, app)
+    return stopped
+
+
+def deploy(ctx: ReleaseContext) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for name, app in ctx.apps.items():
-        if name in states:
-            previous = states[name]["previous_version"]  # recorded by an earlier attempt: keep it
-        else:
-            running = app.current()
-            previous = running.version if running else release.previous_version
-            snapshot = app.snapshot() if isinstance(app, RESTORED_FROM_SNAPSHOT) else None
-            ctx.ledger.record_app_state(ctx.release_id, name, previous_version=previous, snapshot=snapshot)
-            if previous and release.previous_version is None:
-                # A deploy run alone had no preflight to record it; the rollback's check and message need it.
-                ctx.ledger.set_previous_version(ctx.release_id, previous)
+        previous = record_before_touching(ctx, name, app)
         running = app.current()
         if running and running.version == ctx.version:
             app.wait_ready(ctx.version)
             result[name] = {"previous_version": previous, "already_running": True}
             continue
-        downtime = app.switch_to(ctx.version)
+        quiesced = ctx.ledger.app_states(ctx.release_id)[name]["quiesced"]
+        if quiesced:  # stopped before the migration (stop_first): the downtime runs from that stop
+            app.resume(quiesced, ctx.version)
+            downtime = time.time() - float(quiesced["stopped_at"])
+        else:
+            downtime = app.switch_to(ctx.version)
         ctx.ledger.record_app_state(
             ctx.release_id, name, previous_version=previous, deployed_version=ctx.version, downtime_seconds=downtime
         )
@@ -498,9 +540,60 @@ def promote(ctx: ReleaseContext) -> dict[str, Any]:
 # --- rollback ----------------------------------------------------------------------------------------
 
 
-def rollback_apps(ctx: ReleaseContext) -> dict[str, Any]:
+def stop_apps(ctx: ReleaseContext) -> dict[str, Any]:
+    """Quiesce every app the release touched, so that nothing of the new version writes while the data is restored.
+
+    Most services refuse to start on a schema revision they do not know: the previous version can only start
+    once its data is back, so the order is stop, restore, start. A stop that fails starts again what this
+    step had stopped (the system serves as before the step) and nothing is restored.
+    """
     ctx.ledger.set_status(ctx.release_id, ReleaseStatus.ROLLING_BACK)
     states = ctx.ledger.app_states(ctx.release_id)
+    result: dict[str, Any] = {}
+    stopped: list[str] = []
+    for name, app in ctx.apps.items():
+        if name not in states:
+            result[name] = "untouched: the release never deployed it"
+            continue
+        try:
+            result[name] = quiesce(ctx, name, app)
+        except Exception as exc:
+            restarted = _resume_as_before_rollback(ctx, stopped)
+            raise RollbackError(
+                f"could not stop {name}: {exc}; nothing was restored, so that nothing is restored under a running version; {restarted}"
+            ) from exc
+        stopped.append(name)
+    return result
+
+
+def _resume_as_before_rollback(ctx: ReleaseContext, names: list[str]) -> str:
+    """Start again, as they ran before the rollback stopped them, the apps in `names`; says what it did."""
+    if not names:
+        return "no app had been stopped"
+    states = ctx.ledger.app_states(ctx.release_id)
+    done = []
+    for name in names:
+        state = states[name]
+        version = state["deployed_version"] or state["previous_version"]
+        try:
+            ctx.apps[name].resume(state["quiesced"] or {}, version)
+            done.append(f"{name} runs {version} again, as before the rollback")
+        except Exception as exc:  # noqa: BLE001 - each app is tried; what failed is reported, not hidden
+            done.append(f"{name} could not be started again ({ctx.redact(str(exc))}): nothing of it serves")
+    return "; ".join(done)
+
+
+def start_previous(ctx: ReleaseContext) -> dict[str, Any]:
+    """With the data restored: the previous version of every app the release touched, started or put back."""
+    states = ctx.ledger.app_states(ctx.release_id)
+    if any(state["quiesced"] is None for state in states.values()):
+        raise StepNotApplicableError("the apps were not stopped, so nothing was restored and nothing is started here (see stop_apps)")
+    if not data_restored(ctx):
+        failure = next((s["error"] for s in ctx.ledger.steps(ctx.release_id) if s["step"] == "restore_data" and s["error"]), None)
+        raise RollbackError(
+            f"the data was not restored ({failure or 'see restore_data'}), so the previous version is not started on it; "
+            + _resume_as_before_rollback(ctx, list(states))
+        )
     result: dict[str, Any] = {}
     for name, app in ctx.apps.items():
         if name not in states:
@@ -556,6 +649,17 @@ def restore_data(ctx: ReleaseContext) -> dict[str, Any]:
             raise RestoreMismatchError(f"{name}: after the restore these tables differ from before the release: {', '.join(differing)}")
         result[name] = f"restored from {backup_row['location']}; fingerprint equal ({len(after)} tables)"
     return result
+
+
+def data_restored(ctx: ReleaseContext) -> bool:
+    """Every data target that was backed up is back to its pre-release fingerprint (what the restore proved)."""
+    for target in ctx.data_targets:
+        name = target.config.name
+        before = ctx.ledger.fingerprint(ctx.release_id, name, FingerprintStage.BEFORE)
+        backed_up = ctx.ledger.backup(ctx.release_id, name) is not None and before is not None
+        if backed_up and ctx.ledger.fingerprint(ctx.release_id, name, FingerprintStage.AFTER_RESTORE) != before:
+            return False
+    return True
 
 
 def verify_restored(ctx: ReleaseContext) -> dict[str, Any]:

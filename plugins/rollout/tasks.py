@@ -118,14 +118,19 @@ def run_step(
     phase: str, step: str, action: Callable[[ReleaseContext], Any], *, on_final_failure: Callable[[ReleaseContext, str], None] | None = None
 ) -> Any:
     """Run `action` as one recorded step of `phase`; returns what it returns (shown as the task's XCom)."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
     from rollout.notify import Event
-    from rollout.phases import PERMANENT_ERRORS, ChecksFailedError
+    from rollout.phases import PERMANENT_ERRORS, ChecksFailedError, StepNotApplicableError
 
     ctx = release_context()
     ti = get_current_context()["ti"]
     ctx.ledger.step_started(ctx.release_id, phase, step, attempt=ti.try_number)
     try:
         result = action(ctx)
+    except StepNotApplicableError as exc:
+        ctx.ledger.step_finished(ctx.release_id, phase, step, status="skipped", detail=str(exc))
+        raise AirflowSkipException(str(exc)) from None
     except Exception as exc:
         error = ctx.redact(f"{type(exc).__name__}: {exc}")
         status = "checks_failed" if isinstance(exc, ChecksFailedError) else "failed"
@@ -209,12 +214,15 @@ def post_deploy_group() -> TaskGroup:
 
 
 def rollback_group() -> TaskGroup:
-    with TaskGroup("rollback", tooltip="previous app version first, then the data from the backup, then check") as group:
-        apps = step_task("rollback", "rollback_apps", "rollback_apps", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    with TaskGroup("rollback", tooltip="stop the new version, restore the data, start the previous version, check") as group:
+        stop = step_task("rollback", "stop_apps", "stop_apps", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
         data = step_task("rollback", "restore_data", "restore_data")
+        # Runs when the restore failed too: it then starts again what the stop had stopped (never the previous
+        # version on data that was not restored). Skipped with the rest when the rollback branch is not taken.
+        start = step_task("rollback", "start_previous", "start_previous", trigger_rule=TriggerRule.NONE_SKIPPED)
         check = step_task("rollback", "verify_restored", "verify_restored")
         finish = step_task("rollback", "finish_rollback", "finish_rollback")
-        apps >> data >> check >> finish
+        stop >> data >> start >> check >> finish
     return group
 
 
@@ -356,7 +364,7 @@ class ReleaseReviewOperator(HITLBranchOperator):
             body="The release landed in *investigate*; the reasons follow when the task runs.",
             options=[PROCEED_OPTION, ROLLBACK_OPTION],
             defaults=[ROLLBACK_OPTION],
-            options_mapping={PROCEED_OPTION: "post_deploy.promote", ROLLBACK_OPTION: "rollback.rollback_apps"},
+            options_mapping={PROCEED_OPTION: "post_deploy.promote", ROLLBACK_OPTION: "rollback.stop_apps"},
             **kwargs,
         )
 

@@ -61,9 +61,9 @@ def test_release_graph_branches_on_the_decision(dagbag):
     decide = dag.get_task("decide")
     assert decide.trigger_rule == "all_done"  # runs after a failed phase, so that it can roll back
     assert decide.downstream_task_ids == {"proceed", "roll_back", "ask_operator"}
-    assert dag.get_task("ask_operator").downstream_task_ids == {"post_deploy.promote", "rollback.rollback_apps"}
+    assert dag.get_task("ask_operator").downstream_task_ids == {"post_deploy.promote", "rollback.stop_apps"}
     assert dag.get_task("post_deploy.promote").upstream_task_ids == {"proceed", "ask_operator"}
-    assert dag.get_task("rollback.rollback_apps").upstream_task_ids == {"roll_back", "ask_operator"}
+    assert dag.get_task("rollback.stop_apps").upstream_task_ids == {"roll_back", "ask_operator"}
     order = [
         "preflight",
         "list_pre_deploy_items",
@@ -77,6 +77,10 @@ def test_release_graph_branches_on_the_decision(dagbag):
     ]
     for upstream, downstream in itertools.pairwise(order):
         assert downstream in dag.get_task(upstream).downstream_task_ids
+    # Most services refuse to start on a schema revision they do not know: stop, restore, then start.
+    rollback = ["stop_apps", "restore_data", "start_previous", "verify_restored", "finish_rollback"]
+    for upstream, downstream in itertools.pairwise(rollback):
+        assert dag.get_task(f"rollback.{upstream}").downstream_task_ids == {f"rollback.{downstream}"}
     # The checklist of every other phase runs beside the chain and feeds the decision; it never gates a phase.
     for phase in ("backup", "migrate", "deploy", "verify"):
         assert dag.get_task(f"check_{phase}_items").downstream_task_ids == {"decide"}

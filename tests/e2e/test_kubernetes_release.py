@@ -152,7 +152,7 @@ def test_good_rollout_migrates_with_a_job_and_is_promoted(release_dag, cluster):
     [migration] = ledger().migrations(dag_run.run_id)
     assert "job ai-etl-assistant-migrate-" in migration and "alembic upgrade head" in migration
     states = ledger().app_states(dag_run.run_id)
-    assert states["backend"]["snapshot"]["spec"]["containers"][0]["image"] == f"{REGISTRY}/backend:1.0.0"
+    assert states["backend"]["snapshot"]["template"]["spec"]["containers"][0]["image"] == f"{REGISTRY}/backend:1.0.0"
 
 
 def test_stalled_rollout_is_rolled_back_to_the_recorded_template(release_dag, cluster):

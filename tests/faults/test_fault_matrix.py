@@ -373,9 +373,114 @@ def test_backup_altered_before_the_restore_is_refused_and_alerts(release_dag, de
     release = led.release(dag_run.run_id)
     assert release.status == "failed"
     assert "altered or truncated" in release.outcome_reason
-    assert task_states(dag_run)["rollback.restore_data"] == "failed"
-    assert served_version() == "1.0.0"  # the app was rolled back first and stays on the old version
+    states = task_states(dag_run)
+    assert (states["rollback.stop_apps"], states["rollback.restore_data"], states["rollback.start_previous"]) == (
+        "success",
+        "failed",
+        "failed",
+    )
+    # The previous version is never started on data that was not restored (1.0.0 would refuse the 1.2.0 schema):
+    # what ran before the rollback stopped it serves again, so the step left nothing worse than it found.
+    assert served_version() == "1.2.0"
+    assert "web runs 1.2.0 again, as before the rollback" in release.outcome_reason
     # The refused restore touched nothing: the data is as verify left it, for a human to restore.
     assert fingerprint(demo) == led.fingerprint(dag_run.run_id, "app_db", FingerprintStage.AFTER_VERIFY)
     assert led.lock_holder("demo") == dag_run.run_id  # held: no new release on top of this
-    assert any("ROLLBACK OF 1.2.0 FAILED" in m and "altered or truncated" in m for m in slack_messages())
+    assert any("ROLLBACK OF 1.2.0 FAILED" in m and "altered or truncated" in m and "1.2.0 again" in m for m in slack_messages())
+
+
+# --- stopping the new version before the restore ----------------------------------------------------------------
+
+
+def schema_revision(profile) -> str:
+    from rollout.targets.postgres import PostgresDataTarget
+
+    with PostgresDataTarget(config=profile.data_targets[0]).connect() as conn:
+        return str(conn.execute("SELECT revision FROM schema_revision").fetchone()[0])
+
+
+def processes_of_version(version: str) -> list[int]:
+    import psutil
+
+    found = []
+    for process in psutil.process_iter(["cmdline", "status"]):
+        cmdline = process.info["cmdline"] or []
+        if process.info["status"] != psutil.STATUS_ZOMBIE and "server.py" in " ".join(cmdline) and version in cmdline:
+            found.append(process.pid)
+    return found
+
+
+def test_previous_version_refuses_the_new_schema_until_the_data_is_restored(release_dag, demo):
+    import subprocess
+
+    from rollout.devtools.local_postgres import free_port
+    from rollout.targets.local_process import LocalProcessApp
+
+    before = fingerprint(demo)
+    refusal: dict[str, str] = {}
+
+    def start_the_previous_build_on_the_new_schema() -> None:
+        app = LocalProcessApp(config=demo.app_targets[0], system="demo", state_dir=STATE_DIR)
+        command = app.command("1.0.0")
+        command[command.index(str(APP_PORT))] = str(free_port())
+        finished = subprocess.run(command, env=app.environment(), capture_output=True, text=True, timeout=30, check=False)
+        refusal.update(returncode=str(finished.returncode), stderr=finished.stderr)
+
+    fault = When("deploy", "deploy_apps", "succeeded", start_the_previous_build_on_the_new_schema)
+    dag_run, led = run_release(release_dag, "1.2.0")
+    fault.check()
+
+    # What most real services do, and why the rollback cannot start the previous version first.
+    assert refusal["returncode"] == "1" and "unknown schema revision '1.2.0'" in refusal["stderr"], refusal
+    assert led.release(dag_run.run_id).status == "rolled_back"
+    steps = {s["step"]: s for s in led.steps(dag_run.run_id)}
+    assert steps["stop_apps"]["detail"] == {"web": "stopped 1.2.0"}
+    assert steps["restore_data"]["finished_at"] <= steps["start_previous"]["started_at"]
+    assert steps["start_previous"]["detail"]["web"].startswith("back on 1.0.0")
+    assert served_version() == "1.0.0" and schema_revision(demo) == "1.0.0"
+    assert fingerprint(demo) == before
+    assert any("1.2.0 rolled back: 1.0.0 is serving again" in m and "fingerprint equal" in m for m in slack_messages())
+
+
+def test_new_version_whose_workers_outlive_their_leader_is_stopped_whole(release_dag, demo):
+    before = fingerprint(demo)
+    built = add_build("1.8.0", columns=["priority"], fail_every=3, workers=2, workers_ignore_sigterm=True)
+    try:
+        dag_run, led = run_release(release_dag, "1.8.0")
+    finally:
+        built.unlink()
+
+    assert led.release(dag_run.run_id).status == "rolled_back"
+    # The leader exits on SIGTERM; its workers ignore it and keep the socket: the stop waited for the whole
+    # group and killed them, or 1.0.0 could not have bound the port, nor the restore run without a writer.
+    assert processes_of_version("1.8.0") == []
+    assert served_version() == "1.0.0"
+    assert fingerprint(demo) == before
+    assert any("1.8.0 rolled back: 1.0.0 is serving again" in m for m in slack_messages())
+
+
+def test_stop_fails_nothing_is_restored_under_a_running_version(release_dag, demo):
+    built = add_build("1.9.0", columns=["priority"], fail_every=3, daemon_worker=True)
+    try:
+        dag_run, led = run_release(release_dag, "1.9.0")
+        daemon = processes_of_version("1.9.0")
+        release = led.release(dag_run.run_id)
+        states = task_states(dag_run)
+
+        assert (states["rollback.stop_apps"], states["rollback.restore_data"], states["rollback.start_previous"]) == (
+            "failed",
+            "upstream_failed",
+            "skipped",
+        )
+        assert release.status == "failed"
+        assert f"port {APP_PORT} is still served by pid {daemon[0]}" in release.outcome_reason
+        # Never restored under a live writer: the data is as verify left it, and the daemonised worker serves.
+        assert fingerprint(demo) == led.fingerprint(dag_run.run_id, "app_db", FingerprintStage.AFTER_VERIFY)
+        assert served_version() == "1.9.0"
+        assert led.lock_holder("demo") == dag_run.run_id
+        assert any("ROLLBACK OF 1.9.0 FAILED" in m and "must be stopped by hand" in m for m in slack_messages())
+    finally:
+        built.unlink()
+        for pid in processes_of_version("1.9.0"):
+            os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: processes_of_version("1.9.0") == [], "the daemonised worker to go")

@@ -14,6 +14,7 @@ from rollout.config import (
     CommandMigrations,
     HttpCheck,
     LatencyCheck,
+    LocalProcessTarget,
     ProfileError,
     RollbackCriteria,
     SqlFileMigrations,
@@ -265,3 +266,93 @@ def test_connection_ids_without_slack_or_data() -> None:
 def test_connection_ids_of_command_migrations_fixture() -> None:
     profile = load_profile("command_migrations", VALID_DIR)
     assert profile.connection_ids() == ["rollout_ledger", "orders_db", "audit_db", "cache_redis", "slack_release"]
+
+
+# --- placeholders ----------------------------------------------------------------------------------------
+
+
+def with_migration(**fields: Any) -> dict[str, Any]:
+    """The minimal fixture with one postgres target migrated by a command."""
+    data = minimal_data()
+    migrations = {"kind": "command", "command": ["alembic", "upgrade", "head"], **fields}
+    data["data_targets"] = [{"name": "app_db", "kind": "postgres", "conn_id": "app_db", "migrations": migrations}]
+    return data
+
+
+def test_migration_command_takes_what_the_migrator_expands() -> None:
+    command = ["{python}", "{include}/migrate.py", "--to", "{version}"]
+    profile = parse_profile(with_migration(command=command, env={"TAG": "{version}", "ROOT": "{include}"}), source="x.yaml")
+    migrations = profile.data_targets[0].migrations
+    assert isinstance(migrations, CommandMigrations)
+    assert migrations.command == command
+
+
+@pytest.mark.parametrize("placeholder", ["{typo}", "{port}", "{state_dir}", "{app_dir}", "{Version}"])
+def test_unknown_placeholder_in_a_migration_command_is_refused(placeholder: str) -> None:
+    # {port}, {state_dir} and {app_dir} belong to app commands: a migration would get them literally.
+    with pytest.raises(ProfileError) as caught:
+        parse_profile(with_migration(command=["tool", f"--arg={placeholder}"]), source="x.yaml")
+    message = str(caught.value)
+    assert "x.yaml: 1 problem(s)" in message
+    assert (
+        f"  - data_targets[0].migrations.command: unknown placeholder {placeholder} in '--arg={placeholder}'; "
+        "allowed: {include}, {python}, {version}"
+    ) in message
+
+
+def test_unknown_placeholder_in_a_migration_env_value_is_refused() -> None:
+    with pytest.raises(ProfileError, match=r"data_targets\[0\]\.migrations\.env: unknown placeholder \{tag\} in '\{tag\}'"):
+        parse_profile(with_migration(env={"BACKEND_TAG": "{tag}"}), source="x.yaml")
+
+
+def test_app_and_migration_commands_share_one_placeholder_message() -> None:
+    data = with_migration(command=["tool", "{typo}"])
+    data["app_targets"][0]["command"] = ["serve", "{typo}"]
+    with pytest.raises(ProfileError) as caught:
+        parse_profile(data, source="x.yaml")
+    lines = str(caught.value).splitlines()[1:]
+    assert [line.split(": ", 1)[1].split("; allowed: ")[0] for line in lines] == ["unknown placeholder {typo} in '{typo}'"] * 2
+    assert lines[0].endswith("allowed: {include}, {python}, {version}")
+    assert lines[1].endswith("allowed: {app_dir}, {include}, {port}, {python}, {state_dir}, {version}")
+
+
+def test_a_shell_variable_in_braces_gets_a_hint() -> None:
+    with pytest.raises(ProfileError, match=r"unknown placeholder \{HOME\} .*; for a shell variable in a shell script write \$HOME"):
+        parse_profile(with_migration(command=["sh", "-c", 'exec tool "${HOME}"', "migrate"]), source="x.yaml")
+
+
+def test_app_command_takes_state_dir_and_app_dir() -> None:
+    data = minimal_data()
+    data["app_targets"][0]["command"] = ["serve", "--pid-dir", "{app_dir}", "--models", "{state_dir}/models"]
+    app = parse_profile(data, source="x.yaml").app("web")
+    assert isinstance(app, LocalProcessTarget)
+    assert app.command[2::2] == ["{app_dir}", "{state_dir}/models"]
+
+
+def test_url_argument_fixture_keeps_the_url_in_the_environment() -> None:
+    # The README's idiom for a tool that takes the database URL only as an argument: no placeholder carries a URI.
+    profile = load_profile("url_argument", VALID_DIR)
+    migrations = profile.data_targets[0].migrations
+    assert isinstance(migrations, CommandMigrations)
+    assert migrations.command == ["sh", "-c", 'exec tool db upgrade "$DATABASE_URL"', "migrate"]
+    assert migrations.env_from_connections == {"DATABASE_URL": "orders_db"}
+    assert profile.connection_ids() == ["rollout_ledger", "orders_db"]
+
+
+# --- plain-text HTTP expectations -------------------------------------------------------------------------
+
+
+def test_text_expectations_load() -> None:
+    checks = load_profile("url_argument", VALID_DIR).checks
+    assert isinstance(checks[0], HttpCheck) and isinstance(checks[1], HttpCheck)
+    assert (checks[0].expect_text, checks[0].expect_text_regex) == ("{version}", None)
+    assert (checks[1].expect_text, checks[1].expect_text_regex) == (None, r"{version}\+[0-9a-f]{7,40}")
+
+
+@pytest.mark.parametrize("regex", ["[0-9", "*x", "(?P<v>1)(?P<v>2)", "{version}(", r"\p"])
+def test_a_text_regex_that_does_not_compile_is_refused_at_load(regex: str) -> None:
+    data = minimal_data()
+    data["checks"][0]["expect_text_regex"] = regex
+    with pytest.raises(ProfileError) as caught:
+        parse_profile(data, source="x.yaml")
+    assert f"  - checks[0].expect_text_regex: `{regex}` is not a valid Python regular expression: " in str(caught.value)

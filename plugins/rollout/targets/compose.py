@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from rollout.config import resolve_path
 from rollout.targets.local_process import AppNotReadyError, http_problem
+from rollout.tool_output import error_line, shown_command
 
 if TYPE_CHECKING:
     from rollout.config import ComposeServiceTarget
@@ -65,7 +66,9 @@ class ComposeServiceApp:
             command, env=env, capture_output=True, text=True, timeout=timeout, check=False
         )
         if result.returncode:
-            raise ComposeError(f"{' '.join(command[:2])} {' '.join(args)} exited with {result.returncode}: {result.stderr.strip()[-1500:]}")
+            shown = f"{' '.join(command[:2])} {shown_command(args)}"
+            log.error("%s exited with %s; its output:\n%s", shown, result.returncode, (result.stdout + result.stderr).strip())
+            raise ComposeError(f"{shown} exited with {result.returncode}: {error_line(result.stderr)}")
         return result.stdout
 
     def service_state(self) -> RunningService | None:
@@ -130,3 +133,13 @@ class ComposeServiceApp:
 
     def stop(self) -> None:
         self._compose("stop", self.config.service)
+
+    def quiesce(self) -> dict[str, Any]:
+        """`docker compose stop` the service (its container stays, so `up` brings the same tag back)."""
+        running = self.current()
+        self.stop()
+        return {"version": running.version} if running else {}
+
+    def resume(self, quiesced: dict[str, Any], version: str | None = None) -> float:
+        target = version or quiesced.get("version")
+        return self.switch_to(target) if target else 0.0

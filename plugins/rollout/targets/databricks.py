@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rollout.checks import CheckResult
-from rollout.targets.local_process import AppNotReadyError, http_problem
+from rollout.targets.local_process import AppNotReadyError, AppStopError, http_problem
 from rollout.targets.migrations import MigrationError, migrations_for
 from rollout.targets.postgres import (
     BackupIntegrityError,
@@ -330,6 +330,8 @@ class DatabricksApp:
 
     def deploy_path(self, path: str) -> float:
         began = time.monotonic()
+        if (self._app().get("compute_status") or {}).get("state") != "ACTIVE":
+            self.start_compute(began + self.config.readiness.timeout_seconds)
         log.info("deploying app %s from %s", self.config.app_name, path)
         deployment = self.hook._do_api_call(
             ("POST", f"2.0/apps/{self.config.app_name}/deployments"), {"source_code_path": path, "mode": "SNAPSHOT"}
@@ -369,6 +371,38 @@ class DatabricksApp:
                 problem = f"app {app_state}, compute {compute}"
             time.sleep(POLL_SECONDS)
         raise AppNotReadyError(f"app {self.config.app_name} from {path} not ready: {problem}")
+
+    def start_compute(self, deadline: float) -> None:
+        """Start a stopped app's compute. The platform restarts the app's last deployment with it: Databricks
+        deploys only to running compute, so a stopped app cannot go straight to another source path."""
+        log.info("starting the compute of app %s", self.config.app_name)
+        self.hook._do_api_call(("POST", f"2.0/apps/{self.config.app_name}/start"))
+        while (state := (self._app().get("compute_status") or {}).get("state")) != "ACTIVE":
+            if time.monotonic() > deadline:
+                raise AppNotReadyError(f"app {self.config.app_name}: compute still {state} after start")
+            time.sleep(POLL_SECONDS)
+
+    def quiesce(self) -> dict[str, Any]:
+        """Stop the app (its compute): nothing of it serves or writes until it is started again."""
+        log.info("stopping app %s", self.config.app_name)
+        self.hook._do_api_call(("POST", f"2.0/apps/{self.config.app_name}/stop"))
+        deadline = time.monotonic() + self.config.readiness.timeout_seconds
+        while (state := (self._app().get("compute_status") or {}).get("state")) != "STOPPED":
+            if time.monotonic() > deadline:
+                raise AppStopError(f"app {self.config.app_name}: compute still {state} after stop")
+            time.sleep(POLL_SECONDS)
+        return {}
+
+    def resume(self, quiesced: dict[str, Any], version: str | None = None) -> float:
+        """Start the app again: at `version`, or with the deployment that was active when it was stopped."""
+        del quiesced  # the platform keeps the active deployment across a stop
+        began = time.monotonic()
+        if version:
+            return self.deploy_path(self.source_path(version))
+        self.start_compute(began + self.config.readiness.timeout_seconds)
+        active = (self._app().get("active_deployment") or {}).get("source_code_path")
+        self._wait_running(str(active), began + self.config.readiness.timeout_seconds)
+        return time.monotonic() - began
 
     def switch_to(self, version: str) -> float:
         return self.deploy_path(self.source_path(version))
@@ -442,6 +476,14 @@ class MlflowAlias:
         began = time.monotonic()
         self.move_to(snapshot.get("model_version"))
         return time.monotonic() - began
+
+    def quiesce(self) -> dict[str, Any]:
+        """Nothing to stop: an alias is a pointer, and the serving endpoint behind it writes no release data."""
+        return {}
+
+    def resume(self, quiesced: dict[str, Any], version: str | None = None) -> float:
+        del quiesced
+        return self.switch_to(version) if version else 0.0
 
 
 # --- checks ----------------------------------------------------------------------------------------------

@@ -20,8 +20,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from rollout.targets.compose import image_tag
-from rollout.targets.local_process import AppNotReadyError, http_problem
+from rollout.targets.local_process import AppNotReadyError, AppStopError, http_problem
 from rollout.targets.migrations import MigrationError
+from rollout.tool_output import error_line, shown_command
 
 if TYPE_CHECKING:
     from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
@@ -102,10 +103,34 @@ class KubernetesApp:
         return running.version if running else None
 
     def snapshot(self) -> dict[str, Any]:
-        """The whole pod template, as the API serves it: what a rollback puts back."""
+        """The whole pod template, as the API serves it, and the replica count: what a rollback puts back."""
         deployment = self._read()
         template: dict[str, Any] = self._apps.api_client.sanitize_for_serialization(deployment.spec.template)
-        return template
+        return {"template": template, "replicas": deployment.spec.replicas}
+
+    def quiesce(self) -> dict[str, Any]:
+        """Scale the Deployment to 0 and wait until no pod is left: nothing of it serves or writes any more."""
+        replicas = self._read().spec.replicas
+        log.info("scaling %s/%s from %s replicas to 0", self.config.namespace, self.config.deployment, replicas)
+        self._apps.patch_namespaced_deployment(self.config.deployment, self.config.namespace, {"spec": {"replicas": 0}})
+        deadline = time.monotonic() + self.config.readiness.timeout_seconds
+        while (pods := self._read().status.replicas or 0) > 0:
+            if time.monotonic() > deadline:
+                raise AppStopError(f"deployment {self.config.deployment}: {pods} pod(s) still running after scaling to 0")
+            time.sleep(POLL_SECONDS)
+        return {"replicas": replicas}
+
+    def resume(self, quiesced: dict[str, Any], version: str | None = None) -> float:
+        """The replica count `quiesce` recorded back, at `version` (its image) or at the template left in place."""
+        began = time.monotonic()
+        deployment = self._read()
+        spec: dict[str, Any] = {"replicas": quiesced.get("replicas")}
+        if version:
+            container = self._container(deployment).name
+            spec["template"] = {"spec": {"containers": [{"name": container, "image": f"{self.config.image}:{version}"}]}}
+        self._apps.patch_namespaced_deployment(self.config.deployment, self.config.namespace, {"spec": spec})
+        self.wait_ready(version or image_tag(self._container(deployment).image))
+        return time.monotonic() - began
 
     def switch_to(self, version: str) -> float:
         began = time.monotonic()
@@ -118,12 +143,17 @@ class KubernetesApp:
         self.wait_ready(version)
         return time.monotonic() - began
 
-    def restore(self, template: dict[str, Any]) -> float:
-        """Put the recorded pod template back exactly (a JSON patch replacing it) and wait for that rollout."""
+    def restore(self, snapshot: dict[str, Any]) -> float:
+        """Put the recorded pod template and replica count back exactly (a JSON patch) and wait for that rollout."""
         began = time.monotonic()
         log.info("restoring the recorded pod template of %s/%s", self.config.namespace, self.config.deployment)
         self._apps.patch_namespaced_deployment(
-            self.config.deployment, self.config.namespace, [{"op": "replace", "path": "/spec/template", "value": template}]
+            self.config.deployment,
+            self.config.namespace,
+            [
+                {"op": "replace", "path": "/spec/template", "value": snapshot["template"]},
+                {"op": "replace", "path": "/spec/replicas", "value": snapshot["replicas"]},
+            ],
         )
         self.wait_ready(image_tag(self._container(self._read()).image))
         return time.monotonic() - began
@@ -197,7 +227,8 @@ class KubernetesJobMigrator:
                 log.info("migration job %s log:\n%s", self.job_name, output)
                 if "Failed" in conditions:
                     reason = conditions["Failed"].reason or "failed"
-                    raise MigrationError(f"migration job {self.job_name} failed ({reason}): {output[-2000:]}")
+                    shown = shown_command(self.config.command)
+                    raise MigrationError(f"migration job {self.job_name} (`{shown}`) failed ({reason}): {error_line(output)}")
                 return output
             time.sleep(POLL_SECONDS)
         raise MigrationError(f"migration job {self.job_name} did not finish within {self.config.timeout_seconds} s")

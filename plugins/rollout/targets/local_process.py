@@ -17,7 +17,9 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import psutil
 
 from rollout.config import INCLUDE_DIR, LocalProcessTarget
 from rollout.targets.migrations import connection_uri
@@ -30,6 +32,13 @@ log = logging.getLogger(__name__)
 
 class AppNotReadyError(RuntimeError):
     """The new version did not answer its readiness check in time (or exited)."""
+
+
+class AppStopError(RuntimeError):
+    """An app could not be stopped: something of it still runs."""
+
+
+KILL_WAIT_SECONDS = 5.0
 
 
 def http_problem(url: str) -> str | None:
@@ -52,8 +61,6 @@ class RunningApp:
 
 def _process_start_time(pid: int) -> float | None:
     """Start time of a live process; None when there is none (an exited child awaiting its reaping counts as none)."""
-    import psutil
-
     try:
         process = psutil.Process(pid)
         if process.status() == psutil.STATUS_ZOMBIE:
@@ -61,6 +68,41 @@ def _process_start_time(pid: int) -> float | None:
         return float(process.create_time())
     except psutil.Error:
         return None
+
+
+def _processes_of(leader: int, started: float) -> list[psutil.Process]:
+    """The live processes of the app whose leader is `leader`: the leader, its descendants, and whatever is
+    left in its process group (workers re-parented to init when the leader exited first)."""
+    import psutil
+
+    found: dict[int, psutil.Process] = {}
+    with contextlib.suppress(psutil.Error):
+        process = psutil.Process(leader)
+        if abs(process.create_time() - started) <= 1.0:
+            found[leader] = process
+            found |= {child.pid: child for child in process.children(recursive=True)}
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            # The group id is the leader's pid (a session of its own); a process born before the leader is
+            # someone else's that happens to reuse the number.
+            if os.getpgid(process.pid) == leader and process.create_time() >= started - 1.0:
+                found[process.pid] = process
+    alive = []
+    for process in found.values():
+        with contextlib.suppress(psutil.Error):
+            if process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(process)
+    return alive
+
+
+def _listening_on(port: int) -> list[str]:
+    """`pid N (command)` of each process listening on `port` on this machine."""
+    holders = []
+    for connection in psutil.net_connections(kind="inet"):
+        if connection.status == psutil.CONN_LISTEN and connection.laddr and connection.laddr.port == port and connection.pid:
+            with contextlib.suppress(psutil.Error):
+                holders.append(f"pid {connection.pid} ({' '.join(psutil.Process(connection.pid).cmdline())[:120]})")
+    return sorted(set(holders))
 
 
 class LocalProcessApp:
@@ -97,12 +139,16 @@ class LocalProcessApp:
         return str(json.loads(self.state_file.read_text())["version"])
 
     def command(self, version: str) -> list[str]:
+        """The profile's arguments, placeholders filled in: {state_dir} is ROLLOUT_STATE_DIR, {app_dir} this app's own directory."""
+        from rollout.config import state_dir
+
         values = {
             "version": version,
             "port": str(self.config.port),
             "python": sys.executable,
             "include": str(INCLUDE_DIR),
-            "state_dir": str(self.directory),
+            "state_dir": str(state_dir()),
+            "app_dir": str(self.directory),
         }
         return [arg.format(**values) for arg in self.config.command]
 
@@ -136,25 +182,65 @@ class LocalProcessApp:
         return app
 
     def stop(self) -> None:
-        app = self.current()
-        if app is None:
+        """Stop the version running, with every process it spawned: SIGTERM to all, SIGKILL to what is left.
+
+        A service's workers (gunicorn's, a job queue's) may outlive their leader: the stop waits for the whole
+        process group, not only for the pid it started, so nothing of the old version still writes to the
+        database or holds the port when the stop returns.
+        """
+        if not self.state_file.exists():
             return
-        log.info("stopping %s %s (pid %d)", self.config.name, app.version, app.pid)
-        self._signal(app.pid, signal.SIGTERM)
-        deadline = time.monotonic() + self.config.stop_timeout_seconds
-        while self.current() is not None and time.monotonic() < deadline:
-            self._reap(app.pid)
-            time.sleep(0.1)
-        if self.current() is not None:
-            log.warning("%s did not stop within %.0f s; killing it", self.config.name, self.config.stop_timeout_seconds)
-            self._signal(app.pid, signal.SIGKILL)
-            time.sleep(0.2)
-        self._reap(app.pid)
+        data = json.loads(self.state_file.read_text())
+        leader, started = int(data["pid"]), float(data["started"])
+        processes = _processes_of(leader, started)
+        if processes:
+            log.info("stopping %s %s (pid %d and %d more)", self.config.name, data["version"], leader, len(processes) - 1)
+            self._signal(processes, signal.SIGTERM)
+        survivors = self._wait_gone(leader, started, self.config.stop_timeout_seconds) if processes else []
+        if survivors:
+            log.warning(
+                "%s: %d process(es) still running %.0f s after SIGTERM (pids %s); killing them",
+                self.config.name,
+                len(survivors),
+                self.config.stop_timeout_seconds,
+                ", ".join(str(p.pid) for p in survivors),
+            )
+            self._signal(survivors, signal.SIGKILL)
+            if left := self._wait_gone(leader, started, KILL_WAIT_SECONDS):
+                raise AppStopError(f"{self.config.name} {data['version']}: pids {', '.join(str(p.pid) for p in left)} survived SIGKILL")
+        if holders := _listening_on(self.config.port):
+            # A worker that left the process group (a daemonising job runner) still serves, and may write.
+            raise AppStopError(
+                f"{self.config.name} {data['version']} was stopped, but port {self.config.port} is still served by "
+                + ", ".join(holders)
+                + ": a process outside its process group (a daemonised worker?) must be stopped by hand"
+            )
+
+    def quiesce(self) -> dict[str, Any]:
+        """Stop serving and writing before the data is restored; what `resume` needs to bring it back."""
+        running = self.current()
+        self.stop()
+        return {"version": running.version} if running else {}
+
+    def resume(self, quiesced: dict[str, Any], version: str | None = None) -> float:
+        """Serve `version`, or the version `quiesce` stopped; returns seconds until ready."""
+        target = version or quiesced.get("version")
+        return self.switch_to(target) if target else 0.0
+
+    def _wait_gone(self, leader: int, started: float, seconds: float) -> list[psutil.Process]:
+        deadline = time.monotonic() + seconds
+        while True:
+            self._reap(leader)
+            left = _processes_of(leader, started)
+            if not left or time.monotonic() >= deadline:
+                return left
+            time.sleep(0.05)
 
     @staticmethod
-    def _signal(pid: int, sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, sig)  # the whole session: a wrapper script's children go too
+    def _signal(processes: list[psutil.Process], sig: signal.Signals) -> None:
+        for process in processes:
+            with contextlib.suppress(psutil.Error):
+                process.send_signal(sig)
 
     @staticmethod
     def _reap(pid: int) -> None:

@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from rollout.config import LocalProcessTarget
+from rollout.config import COMMAND_PLACEHOLDERS, INCLUDE_DIR, LocalProcessTarget, resolve_path
 from rollout.devtools.local_postgres import free_port
 from rollout.targets.local_process import AppNotReadyError, LocalProcessApp
 
@@ -75,3 +75,24 @@ def test_a_recycled_pid_is_not_taken_for_ours(app):
     app.state_file.write_text(json.dumps({"version": "1.0.0", "pid": 1, "started": 0.0}))
     assert app.current() is None
     app.stop()  # must not signal pid 1
+
+
+def test_state_dir_is_the_state_directory_and_app_dir_the_apps_own(tmp_path, monkeypatch):
+    # {state_dir} means ROLLOUT_STATE_DIR in an app command as in every profile path; {app_dir} is where this app's
+    # pid file and logs live, which differs from it (a DR drill's stand-in keeps its own under <state>/dr-drill).
+    monkeypatch.setenv("ROLLOUT_STATE_DIR", str(tmp_path / "state"))
+    placeholders = sorted(COMMAND_PLACEHOLDERS)
+    config = LocalProcessTarget.model_validate(
+        {"kind": "local_process", "name": "svc", "command": ["serve", *(f"--{p}={{{p}}}" for p in placeholders)], "port": 8123}
+    )
+    target = LocalProcessApp(config=config, system="unit", state_dir=tmp_path / "state" / "dr-drill")
+    expanded = dict(arg.removeprefix("--").split("=", 1) for arg in target.command("1.2.0")[1:])
+    assert expanded == {
+        "app_dir": str(tmp_path / "state" / "dr-drill" / "apps" / "unit" / "svc"),
+        "include": str(INCLUDE_DIR),
+        "port": "8123",
+        "python": sys.executable,
+        "state_dir": str(tmp_path / "state"),
+        "version": "1.2.0",
+    }
+    assert resolve_path("{state_dir}/models") == tmp_path / "state" / "models"

@@ -13,3 +13,7 @@ INSERT INTO items (id, name)
 SELECT g, 'item-' || lpad(g::text, 5, '0') FROM generate_series(1, 10000) AS g;
 INSERT INTO orders (id, item_id, quantity)
 SELECT g, 1 + (g * 7919) % 10000, 1 + g % 9 FROM generate_series(1, 50000) AS g;
+-- The schema revision, as Alembic keeps it in alembic_version: each build knows the revisions it can run on
+-- and refuses to start on any other (see include/demo_app/server.py).
+CREATE TABLE schema_revision (revision text PRIMARY KEY);
+INSERT INTO schema_revision VALUES ('1.0.0');

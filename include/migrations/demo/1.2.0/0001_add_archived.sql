@@ -6,3 +6,4 @@ CREATE TABLE item_archive_log (
     archived_at timestamptz NOT NULL DEFAULT now()
 );
 INSERT INTO item_archive_log (item_id) SELECT id FROM items WHERE archived;
+UPDATE schema_revision SET revision = '1.2.0';
