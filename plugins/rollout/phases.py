@@ -705,3 +705,50 @@ def rollback_failed(ctx: ReleaseContext, error: str) -> None:
         f"ROLLBACK OF {ctx.version} FAILED: a human must act now",
         [error, f"the release lock of {ctx.profile.name} stays held so that no new release starts on top of this"],
     )
+
+
+# --- adopt: a system already running, outside this package ------------------------------------------------
+
+
+def take_over(ctx: ReleaseContext) -> dict[str, Any]:
+    """Take the system's lock and learn what runs, as the version typed; changes nothing on the system."""
+    holder = ctx.ledger.acquire_lock(ctx.profile.name, ctx.release_id)
+    if holder != ctx.release_id:
+        raise PreflightError(f"{ctx.profile.name} is locked by {holder}: a release or rollback is in progress; nothing was changed")
+    result: dict[str, Any] = {}
+    for name, app in ctx.apps.items():
+        if isinstance(app, LocalProcessApp):
+            result[name] = app.take_over(ctx.version)
+        elif isinstance(app, MlflowAlias):  # an alias has no release version: what it points at is the baseline
+            result[name] = f"{app.config.model}@{app.config.alias} points at model version {app.snapshot()['model_version']}"
+        elif (running := app.current()) is None or running.version != ctx.version:
+            raise AppNotReadyError(f"{name} runs {running.version if running else 'nothing'}, not {ctx.version}: nothing was adopted")
+        else:
+            result[name] = f"runs {ctx.version}"
+    return result
+
+
+def check_running(ctx: ReleaseContext) -> dict[str, Any]:
+    """The running service answers its checks at the version typed; the latency numbers become the baseline."""
+    return verify(ctx, (HttpCheck, ServingEndpointCheck, LatencyCheck))
+
+
+def record_adopted(ctx: ReleaseContext) -> dict[str, Any]:
+    """The adopted version is the promoted baseline: the next release records it as the previous version."""
+    backups = {t.config.name: (ctx.ledger.backup(ctx.release_id, t.config.name) or {}).get("location") for t in ctx.data_targets}
+    ctx.ledger.set_status(ctx.release_id, ReleaseStatus.PROMOTED, reason="adopted: it ran before this package managed it", final=True)
+    ctx.ledger.release_lock(ctx.profile.name, ctx.release_id)
+    ctx.notifier.send(
+        Event.PROMOTED,
+        ctx.release_id,
+        f"{ctx.profile.name} {ctx.version} adopted: running as it was, now the baseline for the next release",
+        [m["detail"] for m in ctx.ledger.measurements(ctx.release_id)] + [f"first backup of {n}: {loc}" for n, loc in backups.items()],
+    )
+    return {"status": ReleaseStatus.PROMOTED.value, "backups": backups}
+
+
+def adoption_failed(ctx: ReleaseContext, error: str) -> None:
+    """Nothing of the system was changed: record why, free the lock, say so."""
+    ctx.ledger.set_status(ctx.release_id, ReleaseStatus.ABORTED, reason=f"adoption failed: {error}", final=True)
+    ctx.ledger.release_lock(ctx.profile.name, ctx.release_id)
+    ctx.notifier.send(Event.ABORTED, ctx.release_id, f"adoption of {ctx.profile.name} {ctx.version} failed; nothing was changed", [error])

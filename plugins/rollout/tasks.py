@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.hitl import HITLBranchOperator, HITLOperator
-from airflow.sdk import Param, TaskGroup, TriggerRule, get_current_context, task
+from airflow.sdk import Param, TaskGroup, TriggerRule, chain, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from rollout.config import configured_systems
@@ -148,6 +148,11 @@ def run_step(
     return result
 
 
+# What a phase's last failed attempt does besides the usual Slack message: a failed rollback is an alarm, a failed
+# adoption frees the lock it took.
+FINAL_FAILURE_HANDLERS = {"rollback": "rollback_failed", "adopt": "adoption_failed"}
+
+
 def step_task(phase: str, step: str, action_name: str, **task_kwargs: Any) -> Any:
     """A task running `rollout.phases.<action_name>` as step `step` of `phase`."""
 
@@ -155,7 +160,8 @@ def step_task(phase: str, step: str, action_name: str, **task_kwargs: Any) -> An
     def _step() -> Any:
         from rollout import phases
 
-        on_failure = phases.rollback_failed if phase == "rollback" else None
+        handler = FINAL_FAILURE_HANDLERS.get(phase)
+        on_failure = getattr(phases, handler) if handler else None
         return run_step(phase, step, getattr(phases, action_name), on_final_failure=on_failure)
 
     return _step()
@@ -224,6 +230,16 @@ def rollback_group() -> TaskGroup:
         finish = step_task("rollback", "finish_rollback", "finish_rollback")
         stop >> data >> start >> check >> finish
     return group
+
+
+def adopt_tasks() -> None:
+    """Take over what runs, check it at the version typed, back it up, record it as the promoted baseline."""
+    chain(
+        step_task("adopt", "take_over", "take_over", retries=0),
+        step_task("adopt", "check_running", "check_running"),
+        step_task("adopt", "backup_data", "backup"),
+        step_task("adopt", "record_adopted", "record_adopted"),
+    )
 
 
 # --- the checklist ---------------------------------------------------------------------------------------------

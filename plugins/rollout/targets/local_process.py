@@ -95,14 +95,32 @@ def _processes_of(leader: int, started: float) -> list[psutil.Process]:
     return alive
 
 
-def _listening_on(port: int) -> list[str]:
-    """`pid N (command)` of each process listening on `port` on this machine."""
-    holders = []
-    for connection in psutil.net_connections(kind="inet"):
-        if connection.status == psutil.CONN_LISTEN and connection.laddr and connection.laddr.port == port and connection.pid:
-            with contextlib.suppress(psutil.Error):
-                holders.append(f"pid {connection.pid} ({' '.join(psutil.Process(connection.pid).cmdline())[:120]})")
-    return sorted(set(holders))
+def _listeners(port: int) -> list[psutil.Process]:
+    """The processes listening on `port` on this machine."""
+    pids = {
+        c.pid for c in psutil.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid
+    }
+    found = []
+    for pid in sorted(pids):
+        with contextlib.suppress(psutil.Error):
+            found.append(psutil.Process(pid))
+    return found
+
+
+def _describe(process: psutil.Process) -> str:
+    try:
+        return f"pid {process.pid} ({' '.join(process.cmdline())[:120]})"
+    except psutil.Error:
+        return f"pid {process.pid}"
+
+
+def _top_of_group(process: psutil.Process) -> psutil.Process:
+    """The process's oldest ancestor in its own process group: a service's master above its workers."""
+    group = os.getpgid(process.pid)
+    top = process
+    while (parent := top.parent()) is not None and parent.pid > 1 and os.getpgid(parent.pid) == group:
+        top = parent
+    return top
 
 
 class LocalProcessApp:
@@ -176,10 +194,36 @@ class LocalProcessApp:
                 close_fds=True,
             )
         app = RunningApp(version=version, pid=process.pid, started=_process_start_time(process.pid) or time.time())
+        self._record(app)
+        return app
+
+    def _record(self, app: RunningApp) -> None:
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps({"version": app.version, "pid": app.pid, "started": app.started}))
         tmp.replace(self.state_file)
-        return app
+
+    def take_over(self, version: str) -> str:
+        """Manage from now on the service already listening on the app's port, as `version` (nothing is restarted).
+
+        Found by its port, the one thing the profile already knows about it: a pid file's place and format are
+        the service's own. The listener's process-group leader is recorded, so that a later stop reaches the
+        master and its workers as it does for a process this package started.
+        """
+        running = self.current()
+        if running is not None:
+            if running.version != version:
+                raise AppNotReadyError(f"{self.config.name} runs {running.version}, started by this package, not {version}")
+            return f"already managed: {version}, pid {running.pid}"
+        listeners = _listeners(self.config.port)
+        if not listeners:
+            raise AppNotReadyError(
+                f"nothing listens on port {self.config.port}: start {self.config.name} {version} first "
+                "(or release it instead: the first release starts it)"
+            )
+        leader = _top_of_group(listeners[0])
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._record(RunningApp(version=version, pid=leader.pid, started=float(leader.create_time())))
+        return f"took over {_describe(leader)}, listening on port {self.config.port}, as {version}"
 
     def stop(self) -> None:
         """Stop the version running, with every process it spawned: SIGTERM to all, SIGKILL to what is left.
@@ -208,11 +252,11 @@ class LocalProcessApp:
             self._signal(survivors, signal.SIGKILL)
             if left := self._wait_gone(leader, started, KILL_WAIT_SECONDS):
                 raise AppStopError(f"{self.config.name} {data['version']}: pids {', '.join(str(p.pid) for p in left)} survived SIGKILL")
-        if holders := _listening_on(self.config.port):
+        if holders := _listeners(self.config.port):
             # A worker that left the process group (a daemonising job runner) still serves, and may write.
             raise AppStopError(
                 f"{self.config.name} {data['version']} was stopped, but port {self.config.port} is still served by "
-                + ", ".join(holders)
+                + ", ".join(map(_describe, holders))
                 + ": a process outside its process group (a daemonised worker?) must be stopped by hand"
             )
 
