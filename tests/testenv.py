@@ -48,7 +48,8 @@ SERVER_PORTS = {system: {port: local_postgres.free_port() for port in ports} for
 
 
 def write_test_profiles() -> None:
-    """The demo profile as shipped, but on free ports and with a private copy of its migrations."""
+    """The demo profile as shipped, but on free ports and with a private copy of its migrations; the
+    seed systems' profiles; the Alembic-managed test service's profile (`alembic-svc`)."""
     SYSTEMS_DIR.mkdir(parents=True, exist_ok=True)
     shutil.copytree(ROOT / "include" / "migrations" / "demo", MIGRATIONS_DIR)
     shutil.copytree(ROOT / "include" / "demo_app" / "releases", RELEASES_DIR)
@@ -61,6 +62,7 @@ def write_test_profiles() -> None:
         if shipped.stem != "demo":  # the seed systems' profiles as shipped, their servers moved into the session
             text = shipped.read_text()
             (SYSTEMS_DIR / shipped.name).write_text(on_session_server(shipped.stem, text) if shipped.stem in SERVERS else text)
+    (SYSTEMS_DIR / "alembic-svc.yaml").write_text(yaml.safe_dump(alembic_svc_profile(), sort_keys=False))
 
 
 def on_session_server(system: str, text: str) -> str:
@@ -70,6 +72,75 @@ def on_session_server(system: str, text: str) -> str:
     for seed_port, port in SERVER_PORTS[system].items():
         text = text.replace(f"127.0.0.1:{seed_port}", f"127.0.0.1:{port}").replace(f'"{seed_port}:', f'"{port}:')
     return text
+
+
+# A third-party-like service managed by real Alembic (tests/fixtures/alembic_service): each version refuses
+# to start on a database revision it does not know, and 1.1.0 runs workers that outlive their leader.
+ALEMBIC_SERVICE = ROOT / "tests" / "fixtures" / "alembic_service"
+ALEMBIC_SVC_PORT = local_postgres.free_port()
+
+
+def alembic_svc_profile() -> dict:
+    """Its profile: migrations by the service's own `manage.py`, one local process, checks as the demo's."""
+    database_url = {"DATABASE_URL": "alembic_svc_db"}
+    return {
+        "name": "alembic-svc",
+        "description": "Notes API managed by Alembic (tests/fixtures/alembic_service)",
+        "ledger_conn_id": "rollout_ledger",
+        "slack_conn_id": "slack_demo",
+        "data_targets": [
+            {
+                "name": "notes_db",
+                "kind": "postgres",
+                "conn_id": "alembic_svc_db",
+                "schemas": ["public"],
+                "volatile_tables": ["worker_heartbeats"],  # 1.1.0's workers write it while it serves
+                "migrations": {
+                    "kind": "command",
+                    "command": ["{python}", str(ALEMBIC_SERVICE / "manage.py"), "migrate", "--version", "{version}"],
+                    "env_from_connections": database_url,
+                },
+            }
+        ],
+        "app_targets": [
+            {
+                "name": "notes_api",
+                "kind": "local_process",
+                "command": ["{python}", str(ALEMBIC_SERVICE / "server.py"), "--version", "{version}", "--port", "{port}"],
+                "port": ALEMBIC_SVC_PORT,
+                "env_from_connections": database_url,
+                "readiness": {"path": "/health", "timeout_seconds": 20},
+                "stop_timeout_seconds": 3,
+            }
+        ],
+        "checks": [
+            {
+                "name": "health",
+                "kind": "http",
+                "app": "notes_api",
+                "path": "/health",
+                "expect_json": {"status": "ok", "version": "{version}"},
+                "critical": True,
+            },
+            {
+                "name": "notes_smoke",
+                "kind": "http",
+                "app": "notes_api",
+                "path": "/api/notes",
+                "expect_shape": {"type": "list", "keys": ["id", "title"]},
+                "critical": True,
+            },
+            {
+                "name": "notes_latency",
+                "kind": "latency",
+                "app": "notes_api",
+                "path": "/api/notes",
+                "requests": 200,
+                "concurrency": 5,
+                "critical": False,
+            },
+        ],
+    }
 
 
 write_test_profiles()
