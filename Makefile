@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PYTHONPATH := $(CURDIR)/plugins
 
-.PHONY: install demo stop test lint bench checklists
+.PHONY: install demo stop up down test lint bench checklists
 
 install: $(VENV)/.installed
 
@@ -20,6 +20,13 @@ demo: install
 
 stop:
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m rollout.devtools.demo stop; else echo "nothing to stop"; fi
+
+# Airflow on this machine over every profile in include/systems, connections from .env (see .env.example).
+up: install
+	$(BIN)/python -m rollout.devtools.up start
+
+down:
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m rollout.devtools.up stop; else echo "nothing to stop"; fi
 
 test: install
 	$(BIN)/python -m pytest

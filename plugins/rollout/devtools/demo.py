@@ -14,15 +14,10 @@ Airflow is left running for you to look around; `stop` ends every process the de
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import os
-import secrets
 import shutil
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +25,8 @@ import httpx
 
 from rollout.config import INCLUDE_DIR, PROJECT_ROOT, load_profile
 from rollout.devtools import demo_system, local_postgres, slack_receiver
+from rollout.devtools import up as standalone
+from rollout.devtools.up import AirflowApi
 
 if TYPE_CHECKING:
     from rollout.config import SystemProfile
@@ -38,127 +35,35 @@ if TYPE_CHECKING:
 DEMO_DIR = PROJECT_ROOT / ".state" / "demo"
 AIRFLOW_HOME = DEMO_DIR / "airflow"
 ROLLOUT_STATE = DEMO_DIR / "rollout"
-PIDS = DEMO_DIR / "pids"
 SLACK_LOG = DEMO_DIR / "slack.jsonl"
 # The demo's Airflow knows the one system that runs on this machine; the seed systems' profiles in
 # include/systems need their platforms (Databricks, Kubernetes, a docker host) and connections to them.
 DEMO_SYSTEMS = DEMO_DIR / "systems"
-API_HOST = "127.0.0.1"
 TERMINAL = {"success", "failed"}
 
 
 def say(text: str) -> None:
-    print(f"[demo] {text}", flush=True)
-
-
-def airflow_port() -> int:
-    return int(os.environ.get("AIRFLOW__API__PORT", "8080"))
+    standalone.say(text, prefix="demo")
 
 
 def ui_url() -> str:
-    return f"http://{API_HOST}:{airflow_port()}"
+    return standalone.ui_url(standalone.api_port())
 
 
 def demo_environment(cluster: local_postgres.LocalPostgres, slack_port: int, admin_password: str) -> dict[str, str]:
     """Settings for Airflow and for this process: connections arrive as AIRFLOW_CONN_* variables."""
+    port = standalone.api_port()
     return {
-        "AIRFLOW_HOME": str(AIRFLOW_HOME),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__PARALLELISM": "4",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__API__HOST": API_HOST,
-        "AIRFLOW__API__PORT": str(airflow_port()),
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
-        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        **standalone.airflow_settings(AIRFLOW_HOME, port),
         "AIRFLOW_CONN_ROLLOUT_LEDGER": cluster.airflow_conn_json("rollout_ledger"),
         "AIRFLOW_CONN_DEMO_DB": cluster.airflow_conn_json("demo"),
         "AIRFLOW_CONN_SLACK_DEMO": slack_receiver.webhook_conn_json(slack_port),
         "AIRFLOW_CONN_SLACK_DEMO_FILES": slack_receiver.api_conn_json(slack_port),
         # maintenance_daily reads failed runs through the REST API, as the admin user
-        "AIRFLOW_CONN_AIRFLOW_API": json.dumps(
-            {"conn_type": "http", "host": API_HOST, "port": airflow_port(), "login": "admin", "password": admin_password, "schema": "http"}
-        ),
+        "AIRFLOW_CONN_AIRFLOW_API": standalone.airflow_api_conn_json(port, admin_password),
         "ROLLOUT_STATE_DIR": str(ROLLOUT_STATE),
         "ROLLOUT_SYSTEMS_DIR": str(DEMO_SYSTEMS),
-        "PYTHONPATH": str(PROJECT_ROOT / "plugins"),
-        # standalone runs its components as `airflow ...` from PATH: this venv's must come first.
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
-
-
-def start_background(name: str, args: list[str], env: dict[str, str]) -> int:
-    """Start a process in a session of its own (so `stop` can end it and its children) and keep its pid."""
-    PIDS.mkdir(parents=True, exist_ok=True)
-    with (DEMO_DIR / f"{name}.log").open("ab") as log:
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)  # noqa: S603 - the demo's own programs, an argument list
-    (PIDS / name).write_text(str(process.pid))
-    return process.pid
-
-
-class AirflowApi:
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-        self.client = httpx.Client(base_url=base_url, timeout=30)
-
-    def wait_up(self, pid: int, timeout: float = 240) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not _alive(pid):
-                raise SystemExit(f"airflow standalone exited; see {DEMO_DIR / 'airflow.log'}")
-            try:
-                if self.client.get("/api/v2/monitor/health").is_success:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(2)
-        raise SystemExit(f"Airflow did not answer at {self.base_url} within {timeout:.0f} s; see {DEMO_DIR / 'airflow.log'}")
-
-    def login(self, username: str, password: str) -> None:
-        response = self.client.post("/auth/token", json={"username": username, "password": password})
-        response.raise_for_status()
-        self.client.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
-
-    def wait_for_dag(self, dag_id: str, timeout: float = 180) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.client.get(f"/api/v2/dags/{dag_id}").is_success:
-                errors = self.client.get("/api/v2/importErrors").json().get("import_errors", [])
-                if errors:
-                    raise SystemExit(f"DAG import errors: {json.dumps(errors, indent=2)}")
-                self.client.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
-                return
-            time.sleep(2)
-        raise SystemExit(f"Airflow has not parsed dags/{dag_id}.py within {timeout:.0f} s; see {DEMO_DIR / 'airflow.log'}")
-
-    def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
-        response = self.client.post(f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
-        if not response.is_success:
-            raise SystemExit(f"triggering {dag_id} failed: HTTP {response.status_code} {response.text}")
-        return str(response.json()["dag_run_id"])
-
-    def run_state(self, dag_id: str, run_id: str) -> str:
-        return str(self.client.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json()["state"])
-
-    def task_state(self, dag_id: str, run_id: str, task_id: str) -> str | None:
-        response = self.client.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
-        return response.json().get("state") if response.is_success else None
-
-    def xcom(self, dag_id: str, run_id: str, task_id: str, *, map_index: int = -1) -> str:
-        response = self.client.get(
-            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value", params={"map_index": map_index}
-        )
-        return str(response.json().get("value")) if response.is_success else f"(no digest: HTTP {response.status_code})"
-
-    def wait(self, what: str, condition: Any, timeout: float = 300) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return
-            time.sleep(2)
-        raise SystemExit(f"timed out waiting for {what}; see {ui_url()} and {DEMO_DIR / 'airflow.log'}")
 
 
 def describe(ledger: Any, run_id: str) -> str:
@@ -188,17 +93,14 @@ def start_services() -> tuple[SystemProfile, AirflowApi, str]:
     for database in ("rollout_ledger", "demo"):
         cluster.create_database(database)
     slack_port = local_postgres.free_port()
-    start_background(
+    standalone.start_background(
         "slack_receiver",
         [sys.executable, "-m", "rollout.devtools.slack_receiver", "--port", str(slack_port), "--out", str(SLACK_LOG)],
-        dict(os.environ),
+        os.environ,
+        DEMO_DIR,
     )
-    admin_password = secrets.token_urlsafe(12)
     # SimpleAuthManager keeps the passwords it finds in this file and generates only missing ones.
-    AIRFLOW_HOME.mkdir(parents=True)
-    passwords = AIRFLOW_HOME / "simple_auth_manager_passwords.json.generated"
-    passwords.write_text(json.dumps({"admin": admin_password}))
-    passwords.chmod(0o600)
+    admin_password = standalone.admin_password(AIRFLOW_HOME)
     DEMO_SYSTEMS.mkdir(parents=True)
     shutil.copy(INCLUDE_DIR / "systems" / "demo.yaml", DEMO_SYSTEMS / "demo.yaml")
     env = demo_environment(cluster, slack_port, admin_password)
@@ -209,8 +111,10 @@ def start_services() -> tuple[SystemProfile, AirflowApi, str]:
     demo_system.reset(profile, ROLLOUT_STATE)
 
     say(f"starting airflow standalone on {ui_url()} (about a minute on a fresh machine) ...")
-    airflow_pid = start_background("airflow", [str(Path(sys.executable).with_name("airflow")), "standalone"], {**os.environ, **env})
-    api = AirflowApi(ui_url())
+    airflow_pid = standalone.start_background(
+        "airflow", [str(Path(sys.executable).with_name("airflow")), "standalone"], os.environ, DEMO_DIR
+    )
+    api = AirflowApi(ui_url(), DEMO_DIR / "airflow.log")
     api.wait_up(airflow_pid)
     api.login("admin", admin_password)
     api.wait_for_dag("release")
@@ -272,38 +176,14 @@ def up() -> None:
     say("`make stop` stops everything the demo started.")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _stop_group(name: str, first: signal.Signals, grace: float) -> None:
-    pid_file = PIDS / name
-    if not pid_file.exists():
-        return
-    pid = int(pid_file.read_text())
-    if _alive(pid):
-        os.killpg(pid, first)
-        deadline = time.monotonic() + grace
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.5)
-    # Whatever is left of the session (an orphaned worker, say) goes too.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-    pid_file.unlink()
-
-
 def stop(quiet: bool = False) -> None:
     if not DEMO_DIR.exists():
         if not quiet:
             say("nothing to stop")
         return
-    # airflow standalone handles only Ctrl-C (SIGINT) cleanly; SIGTERM may orphan its children.
-    _stop_group("airflow", signal.SIGINT, grace=30)
-    _stop_group("slack_receiver", signal.SIGTERM, grace=5)
+    # airflow standalone handles only Ctrl-C (SIGINT) cleanly; what is left of its session gets SIGTERM, then SIGKILL.
+    standalone.stop_background("airflow", DEMO_DIR, signal.SIGINT)
+    standalone.stop_background("slack_receiver", DEMO_DIR, signal.SIGTERM, budget=5)
     if ROLLOUT_STATE.exists():
         os.environ.setdefault("ROLLOUT_STATE_DIR", str(ROLLOUT_STATE))
         demo_system.stop_apps(load_profile("demo"), ROLLOUT_STATE)
