@@ -29,7 +29,7 @@ def reset(profile: SystemProfile, state_dir: Path) -> None:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
                 conn.execute(f'CREATE SCHEMA "{schema}"')
         if isinstance(config.migrations, SqlFileMigrations):
-            migrator = SqlFileMigrator(target=target, config=config.migrations)
+            migrator = SqlFileMigrator(target=target, config=config.migrations, scheme=profile.version_scheme)
             for migration in migrator.pending(START_VERSION):
                 migrator.apply(migration, "demo-setup")
     for app_config in local_processes(profile):

@@ -2,9 +2,9 @@
 
 SQL files live in `include/migrations/<system>/`. Files at the top apply to every version; a
 sub-directory named after a version (`1.2.0/0001_add_archived.sql`) holds what that version needs and
-applies to releases of that version or a later one. Each file runs in its own transaction together
-with its row in `rollout_schema_migrations`, so a file is either applied and recorded or neither, and
-a retry picks up exactly where a failure stopped.
+applies to releases of that version or a later one ("later" in the profile's `version_scheme`). Each
+file runs in its own transaction together with its row in `rollout_schema_migrations`, so a file is
+either applied and recorded or neither, and a retry picks up exactly where a failure stopped.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from psycopg import sql
 
 from rollout.config import INCLUDE_DIR
 from rollout.tool_output import error_line, shown_command
-from rollout.versions import InvalidVersionError, Version
+from rollout.versions import InvalidVersionError, Version, VersionScheme
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -48,27 +48,34 @@ class Migration:
         return hashlib.sha256(self.path.read_bytes()).hexdigest()
 
 
-def migrations_for(directory: Path, version: str) -> list[Migration]:
-    """Every migration a release of `version` needs, in the order they must run."""
-    target = Version(version)
-    found: list[tuple[tuple[int, Version | None], Migration]] = []
-    for path in sorted(directory.glob("*.sql")):
-        found.append(((0, None), Migration(path.name, path)))
+def migrations_for(directory: Path, version: str, scheme: VersionScheme = VersionScheme.SEMVER) -> list[Migration]:
+    """Every migration a release of `version` needs, in the order they must run.
+
+    The top-level files first, by name; then each version directory up to `version`, oldest first in `scheme`:
+    `v1.0-p2/` comes before `v1.0/` under semver (a pre-release), after it under patch_suffix (a patch).
+    """
+    try:
+        target = Version(version, scheme)
+    except InvalidVersionError as exc:
+        raise MigrationError(f"cannot choose the migrations for release {version!r}: {exc}") from None
+    top = [Migration(path.name, path) for path in sorted(directory.glob("*.sql"))]
+    versioned: list[tuple[Version, Migration]] = []
     for sub in sorted(p for p in directory.iterdir() if p.is_dir()) if directory.is_dir() else []:
         try:
-            sub_version = Version(sub.name)
-        except InvalidVersionError:
-            raise MigrationError(f"{sub}: a migrations sub-directory must be named after a version") from None
+            sub_version = Version(sub.name, scheme)
+        except InvalidVersionError as exc:
+            raise MigrationError(f"{sub}: a migrations sub-directory must be named after a version ({exc})") from None
         if sub_version <= target:
-            found += [((1, sub_version), Migration(f"{sub.name}/{p.name}", p)) for p in sorted(sub.glob("*.sql"))]
-    found.sort(key=lambda item: (item[0][0], item[0][1] or Version("0.0"), item[1].migration_id))
-    return [migration for _, migration in found]
+            versioned += [(sub_version, Migration(f"{sub.name}/{p.name}", p)) for p in sorted(sub.glob("*.sql"))]
+    versioned.sort(key=lambda item: (item[0], item[1].migration_id))
+    return top + [migration for _, migration in versioned]
 
 
 class SqlFileMigrator:
-    def __init__(self, *, target: PostgresDataTarget, config: SqlFileMigrations) -> None:
+    def __init__(self, *, target: PostgresDataTarget, config: SqlFileMigrations, scheme: VersionScheme = VersionScheme.SEMVER) -> None:
         self.target = target
         self.config = config
+        self.scheme = scheme  # the profile's version_scheme: which version directories a release needs
 
     @property
     def _table(self) -> sql.Composed:
@@ -88,7 +95,7 @@ class SqlFileMigrator:
         return dict(rows)
 
     def pending(self, version: str) -> list[Migration]:
-        wanted = migrations_for(self.config.resolved_path(), version)
+        wanted = migrations_for(self.config.resolved_path(), version, self.scheme)
         applied = self.applied()
         for migration in wanted:
             recorded = applied.get(migration.migration_id)
@@ -141,8 +148,12 @@ class CommandMigrator:
             text = text.replace("{" + name + "}", value)
         return text
 
+    def args(self) -> list[str]:
+        """The command as it runs: placeholders expanded (no secret is among them: those are in the environment)."""
+        return [self.expand(arg) for arg in self.config.command]
+
     def run(self) -> str:
-        args = [self.expand(arg) for arg in self.config.command]
+        args = self.args()
         log.info("running migration command %s", args)
         result = subprocess.run(  # noqa: S603 - the profile's command as an argument list, no shell
             args, env=self.environment(), capture_output=True, text=True, timeout=self.config.timeout_seconds, check=False

@@ -12,6 +12,7 @@ from rollout.config import INCLUDE_DIR, MIGRATION_PLACEHOLDERS, CommandMigration
 from rollout.notify import Redactor
 from rollout.targets.migrations import CommandMigrator, MigrationError, SqlFileMigrator, migrations_for
 from rollout.targets.postgres import PostgresDataTarget
+from rollout.versions import VersionScheme
 
 
 @pytest.fixture
@@ -39,6 +40,50 @@ def test_a_directory_not_named_after_a_version_is_an_error(tree):
     (tree / "next").mkdir()
     with pytest.raises(MigrationError, match="named after a version"):
         migrations_for(tree, "1.0.0")
+
+
+@pytest.fixture
+def patch_tree(tmp_path):
+    # Seed 003's tags: v1.0-p2 is v1.0 with its P2 improvements, released after v1.0.
+    for relative in ["0001_base.sql", "v1.1/0001_c.sql", "v1.0-p2/0001_b.sql", "v1.0/0001_a.sql", "v1.0-rc1/0001_rc.sql"]:
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text("SELECT 1;")
+    return tmp_path
+
+
+def ids(directory, version, scheme=None):
+    return [m.migration_id for m in (migrations_for(directory, version, scheme) if scheme else migrations_for(directory, version))]
+
+
+def test_version_directories_follow_the_profiles_scheme(patch_tree):
+    patch = VersionScheme.PATCH_SUFFIX
+    in_order = ["0001_base.sql", "v1.0-rc1/0001_rc.sql", "v1.0/0001_a.sql", "v1.0-p2/0001_b.sql", "v1.1/0001_c.sql"]
+    assert ids(patch_tree, "v1.1", patch) == in_order
+    assert ids(patch_tree, "v1.0", patch) == ["0001_base.sql", "v1.0-rc1/0001_rc.sql", "v1.0/0001_a.sql"]  # the patch comes later
+    assert ids(patch_tree, "v1.0-p2", patch)[-1] == "v1.0-p2/0001_b.sql"
+
+
+def test_under_semver_a_patch_suffix_is_a_pre_release(patch_tree):
+    # Semver, the default, reads "-p2" as a pre-release: before v1.0 (and "p2" < "rc1"), so a v1.0 release already
+    # applies it. This is why seed 003's profile says `version_scheme: patch_suffix`.
+    expected = ["0001_base.sql", "v1.0-p2/0001_b.sql", "v1.0-rc1/0001_rc.sql", "v1.0/0001_a.sql", "v1.1/0001_c.sql"]
+    assert ids(patch_tree, "v1.1") == ids(patch_tree, "v1.1", VersionScheme.SEMVER) == expected
+    assert "v1.0-p2/0001_b.sql" in ids(patch_tree, "v1.0")
+
+
+def test_a_directory_or_release_the_scheme_cannot_order_is_an_error(patch_tree):
+    with pytest.raises(MigrationError, match=r"v1\.0-p2: a migrations sub-directory must be named after a version .*PEP 440"):
+        migrations_for(patch_tree, "1.1", VersionScheme.PEP440)
+    with pytest.raises(MigrationError, match=r"cannot choose the migrations for release '1\.1\.post1'.*version_scheme: pep440"):
+        migrations_for(patch_tree, "1.1.post1")
+
+
+def test_the_migrator_applies_in_the_scheme_it_is_given(scratch_db, patch_tree):
+    target = PostgresDataTarget(config=PostgresTarget.model_validate({"kind": "postgres", "name": "unit", "conn_id": "unit_db"}))
+    config = SqlFileMigrations(kind="sql_files", path=str(patch_tree))
+    m = SqlFileMigrator(target=target, config=config, scheme=VersionScheme.PATCH_SUFFIX)
+    assert [p.migration_id for p in m.pending("v1.1")] == ids(patch_tree, "v1.1", VersionScheme.PATCH_SUFFIX)
+    assert [p.migration_id for p in SqlFileMigrator(target=target, config=config).pending("v1.0")][1] == "v1.0-p2/0001_b.sql"
 
 
 def migrator(path) -> SqlFileMigrator:
