@@ -4,16 +4,22 @@ The seeds ask for daily backups kept 30 days (seed 003), RPO < 1 h and RTO < 4 h
 "verify backup completion", monthly `VACUUM ANALYZE` and "test backup restoration", and a quarterly
 disaster-recovery drill (seed 004). These functions do that for one system; `rollout.maintenance_tasks`
 maps them over every configured system. Each returns Findings; the digest turns them into one message.
+
+Each takes the run it works for (`MaintenanceRun`): its id and its time, never the wall clock, so that a
+retried task finds what its first attempt found: the same backup name (a verified backup of the run is
+reused, a partial one replaced), the same cut-offs and windows, the same ledger rows (upserted by run,
+system and target).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,19 +51,51 @@ class Finding:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class MaintenanceRun:
+    """The DAG run a task works for: its id, and its time `at` (`rollout.maintenance_tasks.maintenance_run`)."""
+
+    run_id: str
+    at: datetime
+
+    @property
+    def tag(self) -> str:
+        """What this run's artefacts are named after: its time (readable) and a digest of its id (unique per run)."""
+        return f"{self.at.astimezone(UTC):%Y%m%dT%H%M%SZ}-{hashlib.sha256(self.run_id.encode()).hexdigest()[:8]}"
+
+
+def backups_as_of(ctx: SystemContext, target: DataRuntime, at: datetime) -> list[dict[str, Any]]:
+    """The backups on record for a target that were taken by `at`, newest first: what a run at `at` works with."""
+    return [b for b in ctx.ledger.backups_of(ctx.profile.name, target.config.name) if b["taken_at"] <= at]
+
+
 # --- daily ---------------------------------------------------------------------------------------------------
 
 
-def scheduled_backup(ctx: SystemContext, now: datetime) -> list[Finding]:
-    """The release's backup code, on a schedule: dump, read back, checksum, fingerprint, record."""
+def scheduled_backup(ctx: SystemContext, run: MaintenanceRun) -> list[Finding]:
+    """The release's backup code, on a schedule: dump, read back, checksum, fingerprint, record.
+
+    The dump is named after the run, so a retry finds its first attempt's: kept when it is recorded and
+    still intact (sha256 and read-back, as a release's backup phase checks it), replaced otherwise (a
+    partial dump, or one written but never recorded). The ledger row is the run's, upserted.
+    """
     findings = []
     for target in ctx.data_targets:
-        path = target.backup_path(ctx.backup_directory(target), f"scheduled-{now:%Y%m%dT%H%M%SZ}")
+        name = target.config.name
+        recorded = ctx.ledger.scheduled_backup(run.run_id, ctx.profile.name, name)
+        if recorded is not None:
+            try:
+                target.verify_integrity(recorded["location"], recorded["sha256"])
+            except BackupIntegrityError as exc:
+                log.warning("this run's backup of %s is unusable, taking it again: %s", name, exc)
+            else:
+                detail = f"{recorded['size_bytes']:,} bytes, sha256 {recorded['sha256'][:12]}… (taken by an earlier attempt of this run)"
+                findings.append(Finding(ctx.profile.name, f"backup {name}", True, detail))
+                continue
+        path = target.backup_path(ctx.backup_directory(target), f"scheduled-{run.tag}")
         record = target.backup(path)
-        ctx.ledger.record_scheduled_backup(ctx.profile.name, target.config.name, record.as_dict())
-        findings.append(
-            Finding(ctx.profile.name, f"backup {target.config.name}", True, f"{record.size_bytes:,} bytes, sha256 {record.sha256[:12]}…")
-        )
+        ctx.ledger.record_scheduled_backup(ctx.profile.name, name, record.as_dict(), run_id=run.run_id)
+        findings.append(Finding(ctx.profile.name, f"backup {name}", True, f"{record.size_bytes:,} bytes, sha256 {record.sha256[:12]}…"))
     return findings
 
 
@@ -89,14 +127,15 @@ def newest_verified_backup(target: DataRuntime, backups: list[dict[str, Any]]) -
     return None
 
 
-def apply_retention(ctx: SystemContext, now: datetime) -> list[Finding]:
+def apply_retention(ctx: SystemContext, run: MaintenanceRun) -> list[Finding]:
+    """Delete the scheduled backups older than `retention_days` before the run's time."""
     findings = []
     keep_days = ctx.profile.maintenance.retention_days
     for target in ctx.data_targets:
         backups = ctx.ledger.backups_of(ctx.profile.name, target.config.name)
         newest = newest_verified_backup(target, backups)
         candidates = [Candidate(b["location"], b["taken_at"], b["release_id"]) for b in backups]
-        doomed = retention_plan(candidates, keep_days=keep_days, now=now, newest_verified=newest["location"] if newest else None)
+        doomed = retention_plan(candidates, keep_days=keep_days, now=run.at, newest_verified=newest["location"] if newest else None)
         for location in doomed:
             remove_backup(Path(location))
             ctx.ledger.mark_deleted(location)
@@ -112,7 +151,8 @@ def apply_retention(ctx: SystemContext, now: datetime) -> list[Finding]:
     return findings
 
 
-def check_backup_age(ctx: SystemContext, now: datetime) -> list[Finding]:
+def check_backup_age(ctx: SystemContext, run: MaintenanceRun) -> list[Finding]:
+    """The newest intact backup's age at the run's time; one taken after it (this run's own) counts as new."""
     findings = []
     limit = timedelta(hours=ctx.profile.maintenance.rpo_hours)
     for target in ctx.data_targets:
@@ -120,7 +160,7 @@ def check_backup_age(ctx: SystemContext, now: datetime) -> list[Finding]:
         if newest is None:
             findings.append(Finding(ctx.profile.name, f"backup age {target.config.name}", False, "no intact backup at all"))
             continue
-        age = now - newest["taken_at"]
+        age = max(run.at - newest["taken_at"], timedelta(0))
         findings.append(
             Finding(
                 ctx.profile.name,
@@ -136,10 +176,11 @@ def _hours(delta: timedelta) -> str:
     return f"{delta.total_seconds() / 3600:.1f} h"
 
 
-def check_running_version(ctx: SystemContext, now: datetime) -> list[Finding]:
-    """The critical HTTP checks against the version that should be running (`now` is unused: every check takes it)."""
+def check_running_version(ctx: SystemContext, run: MaintenanceRun) -> list[Finding]:
+    """The critical HTTP checks against the version that should be running (`run` unused: it checks what runs now)."""
     from rollout.checks import run_http_check
 
+    del run
     findings = []
     for name, app in ctx.apps.items():
         if not any(isinstance(c, HttpCheck) and c.app == name and c.critical for c in ctx.profile.checks):
@@ -169,7 +210,11 @@ class ScratchRestore:
 
 @contextmanager
 def scratch_restore(target: PostgresDataTarget, backup: dict[str, Any], scratch: str) -> Iterator[ScratchRestore]:
-    """Restore `backup` into a new database `scratch` on the target's server; dropped again on exit."""
+    """Restore `backup` into a new database `scratch` on the target's server; dropped again on exit.
+
+    `scratch` is named after the run: one that a killed earlier attempt of it left behind is dropped first.
+    """
+    _drop_database(target, scratch)
     _create_database(target, scratch)
     try:
         copy = ScratchRestore(PostgresDataTarget(config=target.config, database=scratch))
@@ -185,15 +230,19 @@ def scratch_restore(target: PostgresDataTarget, backup: dict[str, Any], scratch:
         _drop_database(target, scratch)
 
 
-def scratch_name(ctx: SystemContext, target: PostgresDataTarget, now: datetime, purpose: str) -> str:
-    return re.sub(r"[^a-z0-9_]", "_", f"rollout_{purpose}_{ctx.profile.name}_{target.config.name}_{now:%Y%m%d%H%M%S}".lower())[:63]
+def scratch_name(ctx: SystemContext, target: PostgresDataTarget, run: MaintenanceRun, purpose: str) -> str:
+    at = run.at.astimezone(UTC)
+    return re.sub(r"[^a-z0-9_]", "_", f"rollout_{purpose}_{ctx.profile.name}_{target.config.name}_{at:%Y%m%d%H%M%S}".lower())[:63]
 
 
-def restore_drill(ctx: SystemContext, now: datetime) -> list[Finding]:
-    """Restore the newest backup into a scratch database and prove it: fingerprint, RTO, RPO."""
+def restore_drill(ctx: SystemContext, run: MaintenanceRun) -> list[Finding]:
+    """Restore the newest backup taken by the run's time into a scratch database and prove it: fingerprint, RTO, RPO.
+
+    Recorded as the run's drill of the target: a retried drill overwrites its row, not adds one.
+    """
     findings = []
     for target in ctx.postgres_targets:
-        backups = ctx.ledger.backups_of(ctx.profile.name, target.config.name)
+        backups = backups_as_of(ctx, target, run.at)
         name = target.config.name
         if not backups:
             findings.append(Finding(ctx.profile.name, f"restore drill {name}", False, "no backup on record to restore"))
@@ -202,17 +251,17 @@ def restore_drill(ctx: SystemContext, now: datetime) -> list[Finding]:
         result: dict[str, Any] = {
             "location": newest["location"],
             "backup_taken_at": newest["taken_at"],
-            "rpo_seconds": (now - newest["taken_at"]).total_seconds(),
+            "rpo_seconds": (run.at - newest["taken_at"]).total_seconds(),
             "restore_seconds": None,
             "fingerprint_equal": False,
             "error": None,
         }
         try:
-            with scratch_restore(target, newest, scratch_name(ctx, target, now, "drill")) as copy:
+            with scratch_restore(target, newest, scratch_name(ctx, target, run, "drill")) as copy:
                 result.update(restore_seconds=copy.restore_seconds, fingerprint_equal=copy.error is None, error=copy.error)
         except Exception as exc:  # noqa: BLE001 - a failed drill is a finding, reported with its cause
             result["error"] = ctx.redact(f"{type(exc).__name__}: {exc}")
-        ctx.ledger.record_drill(ctx.profile.name, name, result)
+        ctx.ledger.record_drill(ctx.profile.name, name, result, run_id=run.run_id)
         rto_limit = ctx.profile.maintenance.rto_hours * 3600
         ok = result["error"] is None and (result["restore_seconds"] or 0) <= rto_limit
         detail = (
@@ -230,7 +279,7 @@ def dr_drill_due(now: datetime) -> bool:
     return now.month % 3 == 1 and now.day <= 7
 
 
-def disaster_recovery_drill(ctx: SystemContext, now: datetime) -> list[Finding]:
+def disaster_recovery_drill(ctx: SystemContext, run: MaintenanceRun) -> list[Finding]:
     """The quarterly drill: the newest backups restored into scratch databases, the running version
     started against them on a spare port, and its critical checks run there. The live service is untouched."""
     from contextlib import ExitStack
@@ -245,10 +294,10 @@ def disaster_recovery_drill(ctx: SystemContext, now: datetime) -> list[Finding]:
     with ExitStack() as stack:
         database_urls: dict[str, str] = {}
         for target in ctx.postgres_targets:
-            backup = newest_verified_backup(target, ctx.ledger.backups_of(ctx.profile.name, target.config.name))
+            backup = newest_verified_backup(target, backups_as_of(ctx, target, run.at))
             if backup is None:
                 return [Finding(ctx.profile.name, "disaster recovery drill", False, f"no intact backup of {target.config.name}")]
-            copy = stack.enter_context(scratch_restore(target, backup, scratch_name(ctx, target, now, "dr")))
+            copy = stack.enter_context(scratch_restore(target, backup, scratch_name(ctx, target, run, "dr")))
             if copy.error:
                 return [Finding(ctx.profile.name, "disaster recovery drill", False, f"{target.config.name}: {copy.error}")]
             live = urlsplit(connection_uri(target.hook.get_connection(target.config.conn_id)))
@@ -312,10 +361,10 @@ def vacuum_due(schedule: VacuumSchedule, now: datetime) -> bool:
     return schedule is VacuumSchedule.WEEKLY or (schedule is VacuumSchedule.MONTHLY and now.day <= 7)
 
 
-def vacuum(ctx: SystemContext, now: datetime) -> list[Finding]:
+def vacuum(ctx: SystemContext, run: MaintenanceRun) -> list[Finding]:
     from psycopg import sql
 
-    if not vacuum_due(ctx.profile.maintenance.vacuum, now):
+    if not vacuum_due(ctx.profile.maintenance.vacuum, run.at):
         return [Finding(ctx.profile.name, "vacuum", True, f"not due ({ctx.profile.maintenance.vacuum.value})")]
     findings = []
     for target in ctx.postgres_targets:
@@ -336,9 +385,9 @@ def vacuum(ctx: SystemContext, now: datetime) -> list[Finding]:
     return findings
 
 
-def trend_report(ctx: SystemContext, directory: Path, now: datetime) -> tuple[Path, str]:
-    """A PNG plot and a Markdown table of each release's p50/p95 latency and error rate."""
-    rows = ctx.ledger.release_baselines(ctx.profile.name)
+def trend_report(ctx: SystemContext, directory: Path, run: MaintenanceRun) -> tuple[Path, str]:
+    """A PNG plot and a Markdown table of the p50/p95 latency and error rate of each release finished by the run's time."""
+    rows = [r for r in ctx.ledger.release_baselines(ctx.profile.name) if r["finished_at"] <= run.at]
     lines = ["| release | status | finished | p50 ms | p95 ms | error rate |", "|---|---|---|---|---|---|"]
     lines += [
         f"| {r['version']} | {r['status']} | {r['finished_at']:%Y-%m-%d %H:%M} "
@@ -346,7 +395,7 @@ def trend_report(ctx: SystemContext, directory: Path, now: datetime) -> tuple[Pa
         for r in rows
     ]
     directory.mkdir(parents=True, exist_ok=True)
-    png = directory / f"{ctx.profile.name}-trend-{now:%Y%m%dT%H%M%S}.png"
+    png = directory / f"{ctx.profile.name}-trend-{run.tag}.png"
     _plot(rows, png, title=f"{ctx.profile.name}: latency and errors per release")
     return png, "\n".join(lines)
 
@@ -374,8 +423,8 @@ def _plot(rows: list[dict[str, Any]], path: Path, *, title: str) -> None:
     plt.close(figure)
 
 
-def trend(ctx: SystemContext, now: datetime) -> list[Finding]:
-    png, table = trend_report(ctx, ctx.state / "reports" / ctx.profile.name, now)
+def trend(ctx: SystemContext, run: MaintenanceRun) -> list[Finding]:
+    png, table = trend_report(ctx, ctx.state / "reports" / ctx.profile.name, run)
     findings = [Finding(ctx.profile.name, "trend report", True, f"plot: {png}\n{table}")]
     if ctx.profile.slack_files:
         comment = f"{ctx.profile.name}: latency and errors per release\n{table}"
@@ -422,13 +471,13 @@ def _checklist_items(ctx: SystemContext, phase: str) -> list[Finding]:
     ]
 
 
-def checklist_daily_items(ctx: SystemContext, now: datetime) -> list[Finding]:
-    """The daily items of the system's checklist (`now` unused: each check reads the system as it is)."""
-    del now
+def checklist_daily_items(ctx: SystemContext, run: MaintenanceRun) -> list[Finding]:
+    """The daily items of the system's checklist (`run` unused: each check reads the system as it is)."""
+    del run
     return _checklist_items(ctx, "daily")
 
 
-def checklist_weekly_items(ctx: SystemContext, now: datetime) -> list[Finding]:
+def checklist_weekly_items(ctx: SystemContext, run: MaintenanceRun) -> list[Finding]:
     """The weekly items of the system's checklist, e.g. seed 001's feature completeness, drift and job success SQL."""
-    del now
+    del run
     return _checklist_items(ctx, "weekly")

@@ -27,7 +27,7 @@ def scheduled_backup(profile, postgres, name: str, days_old: int) -> Path:
     """A real backup recorded as a scheduled one, taken `days_old` days ago."""
     target = PostgresDataTarget(config=profile.data_targets[0])
     record = target.backup(STATE_DIR / "backups" / "demo" / "app_db" / f"app_db-{name}.dump")
-    ledger().record_scheduled_backup("demo", "app_db", record.as_dict())
+    ledger().record_scheduled_backup("demo", "app_db", record.as_dict(), run_id=f"an-earlier-run-{name}")
     postgres.psql(
         "rollout_ledger",
         f"UPDATE rollout_scheduled_backup SET taken_at = now() - interval '{days_old} days' WHERE location = '{record.location}'",
@@ -103,7 +103,7 @@ def test_weekly_drill_proves_the_backup_and_reports_trends(dags, release_dag, de
     with Image.open(png) as image:
         image.verify()
     assert "| 1.1.0 | promoted |" in report
-    assert "VACUUM (ANALYZE) of 3 tables" in findings(dag_run.run_id)["vacuum app_db"]["detail"]
+    assert "VACUUM (ANALYZE) of 4 tables" in findings(dag_run.run_id)["vacuum app_db"]["detail"]  # with schema_revision
     assert findings(dag_run.run_id)["checklist s8.2 Restore drill passed within the last week"]["ok"]  # after the drill
     digest = slack_messages()[-1]
     assert "weekly maintenance: all" in digest and "fingerprint equal" in digest
@@ -170,3 +170,58 @@ def test_daily_reads_failed_runs_through_the_airflow_rest_api(dags, release_dag,
     digest = slack_messages()[-1]
     assert "airflow runs: " in digest and "failed DAG runs and" in digest
     assert "release.report_outcome" in digest
+
+
+# The maintenance tables as ledgers before run ids had them, with rows: two drills of one target, no run.
+LEDGER_BEFORE_RUN_IDS = """
+CREATE TABLE rollout_scheduled_backup (
+    backup_id bigserial PRIMARY KEY, system text NOT NULL, target text NOT NULL, location text NOT NULL UNIQUE,
+    format text NOT NULL, sha256 text NOT NULL, size_bytes bigint NOT NULL, fingerprint jsonb NOT NULL,
+    taken_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz
+);
+CREATE TABLE rollout_drill (
+    drill_id bigserial PRIMARY KEY, system text NOT NULL, target text NOT NULL, location text NOT NULL,
+    backup_taken_at timestamptz, restore_seconds double precision, rpo_seconds double precision,
+    fingerprint_equal boolean NOT NULL, error text, drilled_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE rollout_maintenance_finding (
+    run_id text NOT NULL, system text NOT NULL, check_name text NOT NULL, ok boolean NOT NULL, detail text NOT NULL,
+    found_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (run_id, system, check_name)
+);
+INSERT INTO rollout_scheduled_backup (system, target, location, format, sha256, size_bytes, fingerprint)
+    VALUES ('demo', 'app_db', '/old/a.dump', 'custom', 'aa', 1, '{}'), ('demo', 'app_db', '/old/b.dump', 'custom', 'bb', 1, '{}');
+INSERT INTO rollout_drill (system, target, location, fingerprint_equal)
+    VALUES ('demo', 'app_db', '/old/a.dump', true), ('demo', 'app_db', '/old/b.dump', true);
+INSERT INTO rollout_maintenance_finding (run_id, system, check_name, ok, detail) VALUES ('old-run', 'demo', 'backup app_db', true, 'old');
+"""
+
+
+def test_an_older_ledger_gains_the_run_keys_keeps_its_rows_and_upserts_by_run(postgres, monkeypatch):
+    from rollout.ledger import Ledger
+
+    postgres.psql("postgres", "DROP DATABASE IF EXISTS ledger_before_run_ids")
+    postgres.create_database("ledger_before_run_ids")
+    postgres.psql("ledger_before_run_ids", LEDGER_BEFORE_RUN_IDS)
+    monkeypatch.setenv("AIRFLOW_CONN_LEDGER_BEFORE_RUN_IDS", postgres.airflow_conn_json("ledger_before_run_ids"))
+    old = Ledger(conn_id="ledger_before_run_ids")
+
+    old.ensure_schema()
+    old.ensure_schema()  # applied at every start: a second time changes nothing
+
+    backup = {"location": "/new/run-1.dump", "format": "custom", "sha256": "cc", "size_bytes": 2, "fingerprint": {}}
+    old.record_scheduled_backup("demo", "app_db", backup, run_id="run-1")
+    old.record_scheduled_backup("demo", "app_db", {**backup, "sha256": "dd"}, run_id="run-1")  # its retry
+    drill = {"location": "/new/run-1.dump", "backup_taken_at": None, "restore_seconds": 1.0, "rpo_seconds": 2.0, "error": None}
+    old.record_drill("demo", "app_db", {**drill, "fingerprint_equal": False}, run_id="run-1")
+    old.record_drill("demo", "app_db", {**drill, "fingerprint_equal": True}, run_id="run-1")  # its retry
+    old.record_findings("old-run", "demo", "back_up", [{"system": "demo", "check": "backup app_db", "ok": False, "detail": "new"}])
+
+    newest, *older = [b["location"] for b in old.backups_of("demo", "app_db")]
+    assert (newest, sorted(older)) == ("/new/run-1.dump", ["/old/a.dump", "/old/b.dump"])
+    assert old.scheduled_backup("run-1", "demo", "app_db")["sha256"] == "dd"
+    assert [(d["run_id"], d["location"], d["fingerprint_equal"]) for d in old.drills("demo")] == [
+        (None, "/old/a.dump", True),
+        (None, "/old/b.dump", True),
+        ("run-1", "/new/run-1.dump", True),
+    ]
+    assert old.findings("old-run", ["demo"]) == [{"system": "demo", "check": "backup app_db", "ok": False, "detail": "new"}]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from rollout.config import VacuumSchedule
-from rollout.maintenance import Candidate, Finding, digest, retention_plan, vacuum_due
+from rollout.maintenance import Candidate, Finding, MaintenanceRun, digest, retention_plan, vacuum_due
 
 NOW = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
 
@@ -59,3 +59,13 @@ def test_the_digest_is_one_line_when_all_is_well_and_specific_when_not():
         "FAILED backup age app_db: newest intact backup is 30.0 h old (RPO 26 h)",
         "reminder (quarterly, a person): architecture review",
     ]
+
+
+def test_a_run_names_its_artefacts_after_itself_the_same_in_every_attempt():
+    scheduled = MaintenanceRun(run_id="scheduled__2026-11-25T02:00:00+00:00", at=NOW)
+    assert scheduled.tag == MaintenanceRun(run_id=scheduled.run_id, at=NOW).tag  # a retry finds its first attempt's name
+    assert scheduled.tag.startswith("20261125T020000Z-")
+    # Two manual runs at the same time (no logical date: run_after to the second) are still two names.
+    assert MaintenanceRun(run_id="manual__a", at=NOW).tag != MaintenanceRun(run_id="manual__b", at=NOW).tag
+    # The time is written in UTC whatever the zone it comes in.
+    assert MaintenanceRun(run_id="r", at=NOW.astimezone(timezone(timedelta(hours=3)))).tag == MaintenanceRun(run_id="r", at=NOW).tag
