@@ -171,9 +171,9 @@ def rollback(results: dict[str, Any]) -> None:
         conn.execute("UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid % 100 = 0")
     phases.deploy(ctx)
     say("rollback: stop the new version, restore the data, start the previous version ...")
-    stop_seconds, _ = timed(lambda: phases.stop_apps(ctx))
-    data_seconds, outcome = timed(lambda: phases.restore_data(ctx))
-    start_seconds, _ = timed(lambda: phases.start_previous(ctx))
+    stop_seconds, _ = timed(lambda: recorded(ctx, "stop_apps", phases.stop_apps))
+    data_seconds, outcome = timed(lambda: recorded(ctx, "restore_data", phases.restore_data))
+    start_seconds, _ = timed(lambda: recorded(ctx, "start_previous", phases.start_previous))
     app_seconds = stop_seconds + start_seconds
     check_seconds, _ = timed(lambda: phases.verify_restored(ctx))
     app.stop()
@@ -184,6 +184,17 @@ def rollback(results: dict[str, Any]) -> None:
         rollback_seconds=app_seconds + data_seconds + check_seconds,
         rollback_outcome=outcome["db"],
     )
+
+
+def recorded(ctx: Any, step: str, action: Any) -> Any:
+    """A rollback step run as its task runs it: its attempt in the ledger, which the next step looks at."""
+    from rollout.ledger import Attempt
+
+    attempt = Attempt(run_id=ctx.release_id, try_number=1)
+    ctx.ledger.step_started(ctx.release_id, "rollback", step, attempt)
+    result = action(ctx)
+    ctx.ledger.step_finished(ctx.release_id, "rollback", step, attempt, status="succeeded", detail=result)
+    return result
 
 
 PARSE = """

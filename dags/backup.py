@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
-from rollout.tasks import backup_group, dag_settings
+from rollout.tasks import backup_group, dag_settings, under_lock
 
 with DAG(
     dag_id="backup",
@@ -24,4 +24,4 @@ with DAG(
     description="Back up every data target of a system, alone.",
     **dag_settings(tags=["phase", "backup"], with_release_id=True),
 ):
-    backup_group()
+    under_lock(backup_group())

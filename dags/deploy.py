@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
-from rollout.tasks import dag_settings, deploy_group
+from rollout.tasks import dag_settings, deploy_group, under_lock
 
 with DAG(
     dag_id="deploy",
@@ -22,4 +22,4 @@ with DAG(
     description="Switch the app targets of a system to a version, alone.",
     **dag_settings(tags=["phase", "deploy"], with_release_id=True),
 ):
-    deploy_group()
+    under_lock(deploy_group())

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
-from rollout.tasks import dag_settings, migrate_group
+from rollout.tasks import dag_settings, migrate_group, under_lock
 
 with DAG(
     dag_id="migrate",
@@ -24,4 +24,4 @@ with DAG(
     description="Apply the pending migrations of a release, alone.",
     **dag_settings(tags=["phase", "migrate"], with_release_id=True),
 ):
-    migrate_group()
+    under_lock(migrate_group())

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
-from rollout.tasks import dag_settings, post_deploy_group
+from rollout.tasks import dag_settings, post_deploy_group, under_lock
 
 with DAG(
     dag_id="post_deploy",
@@ -21,4 +21,4 @@ with DAG(
     description="Promote a release, alone: mark it promoted and keep its numbers as the baseline.",
     **dag_settings(tags=["phase", "post_deploy"], with_release_id=True),
 ):
-    post_deploy_group()
+    under_lock(post_deploy_group())

@@ -16,7 +16,8 @@ Trigger it with the form: pick the *system* (a profile in `include/systems/`) an
 | `verify` | health and smoke checks, latency probe (p50/p95/p99, error rate), fingerprint of the data | the numbers go to `decide` |
 | `decide` | the profile's rollback criteria (seed 003 by default) applied to what was measured | — |
 | `ask_operator` | only for *investigate*: **Browse > Required Actions** asks you to *Proceed* or *Roll back*; no answer in time rolls back | — |
-| `post_deploy` / `rollback` | promote and keep the numbers as the new baseline, or: previous app version, then data, then check the old version is healthy | a failed rollback alerts Slack loudly and keeps the lock |
+| `post_deploy` / `rollback` | promote and keep the numbers as the new baseline, or: stop the new version, restore the data, start the previous version, check it is healthy | a failed rollback alerts Slack loudly and keeps the lock |
+| `hand_back_lock` | the system's lock, taken by `preflight`, is freed — or kept by the release when it changed the system and did not finish (a failed rollback): no release starts on top of it until the `unlock` DAG is run with a reason | — |
 
 Each phase's automated checklist items run beside it (`check_<phase>_items`, labelled per item); a failed
 *blocking* item there rolls the release back. `complete_checklist` ends every run with the checklist ticked:
@@ -40,6 +41,7 @@ from rollout.tasks import (
     decide,
     decision_branches,
     deploy_group,
+    hand_back_lock,
     migrate_group,
     post_deploy_group,
     preflight,
@@ -71,4 +73,4 @@ with DAG(
     [roll_back, ask_operator] >> rollback
     check_items("post-deploy", after=post_deploy) >> completed
     rollback >> completed
-    completed >> report_outcome()
+    completed >> report_outcome() >> hand_back_lock()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
-from rollout.tasks import dag_settings, verify_group
+from rollout.tasks import dag_settings, under_lock, verify_group
 
 with DAG(
     dag_id="verify",
@@ -22,4 +22,4 @@ with DAG(
     description="Check a deployed version, alone: health, smoke requests, latency probe, data fingerprint.",
     **dag_settings(tags=["phase", "verify"], with_release_id=True),
 ):
-    verify_group()
+    under_lock(verify_group())

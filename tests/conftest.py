@@ -80,7 +80,7 @@ def demo(postgres, slack):
     postgres.psql(
         "rollout_ledger",
         "TRUNCATE rollout_release, rollout_lock, rollout_notification, rollout_scheduled_backup, rollout_drill,"
-        " rollout_maintenance_finding CASCADE",
+        " rollout_maintenance_finding, rollout_unlock CASCADE",
     )
     Path(slack).write_text("")
     demo_system.reset(profile, STATE_DIR)

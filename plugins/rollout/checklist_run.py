@@ -79,7 +79,7 @@ def _entry(ctx: ReleaseContext, item_id: str) -> Entry:
     checklist = system_checklist(ctx)
     entry = next((e for e in checklist.entries() if e.item_id == item_id), None) if checklist else None
     if entry is None:
-        raise LookupError(f"the checklist of {ctx.profile.name} has no item {item_id}")
+        raise ChecklistError(f"the checklist of {ctx.profile.name} has no item {item_id}")
     return entry
 
 

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from rollout.versions import VersionScheme
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -498,6 +500,11 @@ class SystemProfile(_Strict):
         default=DeployOrder.MIGRATE_LIVE,
         description="migrate_live: migrate while the old version serves, then switch; stop_first: stop the old version, "
         "migrate, start the new one (for services whose old code must not run on the new schema; the downtime is judged)",
+    )
+    version_scheme: VersionScheme = Field(
+        default=VersionScheme.SEMVER,
+        description="which of two versions is the newer (the migrations a release applies): semver (a -suffix is a "
+        "pre-release), pep440, or patch_suffix (seed 003: v1.0 < v1.0-p1 < v1.0-p2 < v1.1; other suffixes are pre-releases)",
     )
     rollback_criteria: RollbackCriteria = Field(default_factory=RollbackCriteria)
     maintenance: MaintenanceSettings = Field(default_factory=MaintenanceSettings)

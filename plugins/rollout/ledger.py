@@ -47,17 +47,21 @@ CREATE TABLE IF NOT EXISTS rollout_release (
     finished_at timestamptz
 );
 CREATE INDEX IF NOT EXISTS rollout_release_system ON rollout_release (system, created_at);
-CREATE TABLE IF NOT EXISTS rollout_step (
+-- Every attempt of every step is its own row: a retry adds one, it never overwrites the failure before it.
+-- An attempt is one try of one task in one DAG run; writing it twice (a ledger outage retried) changes nothing.
+CREATE TABLE IF NOT EXISTS rollout_step_attempt (
+    id bigserial PRIMARY KEY,
     release_id text NOT NULL REFERENCES rollout_release ON DELETE CASCADE,
     phase text NOT NULL,
     step text NOT NULL,
+    run_id text NOT NULL,
+    try_number integer NOT NULL,
     status text NOT NULL,
-    attempts integer NOT NULL DEFAULT 1,
     started_at timestamptz NOT NULL DEFAULT now(),
     finished_at timestamptz,
     detail jsonb,
     error text,
-    PRIMARY KEY (release_id, phase, step)
+    UNIQUE (release_id, phase, step, run_id, try_number)
 );
 CREATE TABLE IF NOT EXISTS rollout_backup (
     release_id text NOT NULL REFERENCES rollout_release ON DELETE CASCADE,
@@ -153,6 +157,14 @@ CREATE TABLE IF NOT EXISTS rollout_maintenance_finding (
     found_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (run_id, system, check_name)
 );
+-- The maintenance run that took a scheduled backup or ran a drill: its retry finds and overwrites that row instead
+-- of adding a second one. Rows of ledgers older than this have no run (NULL), and NULLs never collide.
+ALTER TABLE rollout_scheduled_backup ADD COLUMN IF NOT EXISTS run_id text;
+CREATE UNIQUE INDEX IF NOT EXISTS rollout_scheduled_backup_run ON rollout_scheduled_backup (run_id, system, target);
+ALTER TABLE rollout_drill ADD COLUMN IF NOT EXISTS run_id text;
+CREATE UNIQUE INDEX IF NOT EXISTS rollout_drill_run ON rollout_drill (run_id, system, target);
+-- The task that found it: a retry replaces what its earlier attempts found, so no stale failure outlives it.
+ALTER TABLE rollout_maintenance_finding ADD COLUMN IF NOT EXISTS task_id text;
 CREATE TABLE IF NOT EXISTS rollout_checklist_item (
     release_id text NOT NULL REFERENCES rollout_release ON DELETE CASCADE,
     item_id text NOT NULL,
@@ -176,6 +188,20 @@ CREATE TABLE IF NOT EXISTS rollout_lock (
     release_id text NOT NULL,
     acquired_at timestamptz NOT NULL DEFAULT now()
 );
+-- The DAG run working under the lock; NULL while the release holds the system with no run active (a failed
+-- rollback, or a release driven phase by phase between two phases).
+ALTER TABLE rollout_lock ADD COLUMN IF NOT EXISTS run_id text;
+CREATE TABLE IF NOT EXISTS rollout_unlock (
+    id bigserial PRIMARY KEY,
+    system text NOT NULL,
+    release_id text NOT NULL,
+    unlocked_by text NOT NULL,
+    reason text NOT NULL,
+    unlocked_at timestamptz NOT NULL DEFAULT now()
+);
+-- A message is sent once per (release, event, step): a retried task finds it delivered and sends nothing.
+ALTER TABLE rollout_notification ADD COLUMN IF NOT EXISTS idempotency_key text;
+CREATE UNIQUE INDEX IF NOT EXISTS rollout_notification_key ON rollout_notification (idempotency_key);
 """
 
 
@@ -196,8 +222,27 @@ class FingerprintStage(StrEnum):
     AFTER_RESTORE = "after_restore"
 
 
+class ReleaseNotFoundError(LookupError):
+    """No release with that id: a phase or rollback run alone was given an id the ledger does not know."""
+
+
 class LedgerConflictError(RuntimeError):
     pass
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try of one task in one DAG run: a step's attempt in the ledger."""
+
+    run_id: str
+    try_number: int
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    release_id: str
+    run_id: str | None  # None: the release holds the system with no DAG run working under the lock
+    acquired_at: datetime
 
 
 @dataclass(frozen=True)
@@ -288,7 +333,7 @@ class Ledger:
             (release_id,),
         )
         if not rows:
-            raise LookupError(f"no release {release_id!r} in the ledger")
+            raise ReleaseNotFoundError(f"no release {release_id!r} in the ledger")
         return Release(*rows[0])
 
     def set_previous_version(self, release_id: str, previous_version: str | None) -> None:
@@ -324,38 +369,59 @@ class Ledger:
 
     # --- steps: phase timings and failures -------------------------------------------------------
 
-    def step_started(self, release_id: str, phase: str, step: str, *, attempt: int | None = None) -> None:
-        """Mark a step running; `attempt` (Airflow's try number) keeps a repeated call from counting twice."""
+    def step_started(self, release_id: str, phase: str, step: str, attempt: Attempt) -> None:
+        """A new attempt of a step, running; the same attempt written again (after an outage) stays one row."""
         self._execute(
-            "INSERT INTO rollout_step (release_id, phase, step, status, attempts) VALUES (%s, %s, %s, 'running', coalesce(%s, 1))"
-            " ON CONFLICT (release_id, phase, step) DO UPDATE SET status = 'running',"
-            " attempts = coalesce(%s, rollout_step.attempts + 1), started_at = now(), finished_at = NULL, error = NULL",
-            (release_id, phase, step, attempt, attempt),
+            "INSERT INTO rollout_step_attempt (release_id, phase, step, run_id, try_number, status) VALUES (%s, %s, %s, %s, %s, 'running')"
+            " ON CONFLICT (release_id, phase, step, run_id, try_number) DO NOTHING",
+            (release_id, phase, step, attempt.run_id, attempt.try_number),
         )
 
-    def step_finished(self, release_id: str, phase: str, step: str, *, status: str, detail: Any = None, error: str | None = None) -> None:
+    def step_finished(
+        self,
+        release_id: str,
+        phase: str,
+        step: str,
+        attempt: Attempt,
+        *,
+        status: str,
+        detail: Any = None,
+        error: str | None = None,
+    ) -> None:
         self._execute(
-            "UPDATE rollout_step SET status = %s, finished_at = now(), detail = %s, error = %s"
-            " WHERE release_id = %s AND phase = %s AND step = %s",
-            (status, Jsonb(detail), error, release_id, phase, step),
+            "UPDATE rollout_step_attempt SET status = %s, finished_at = now(), detail = %s, error = %s"
+            " WHERE release_id = %s AND phase = %s AND step = %s AND run_id = %s AND try_number = %s",
+            (status, Jsonb(detail), error, release_id, phase, step, attempt.run_id, attempt.try_number),
         )
 
-    def steps(self, release_id: str) -> list[dict[str, Any]]:
+    def step_attempts(self, release_id: str) -> list[dict[str, Any]]:
+        """Every attempt of every step, in the order they started: the audit trail."""
         rows = self._execute(
-            "SELECT phase, step, status, attempts, started_at, finished_at, detail, error FROM rollout_step"
-            " WHERE release_id = %s ORDER BY started_at",
+            "SELECT phase, step, row_number() OVER (PARTITION BY phase, step ORDER BY started_at, id), run_id, try_number, status,"
+            " started_at, finished_at, detail, error FROM rollout_step_attempt WHERE release_id = %s ORDER BY started_at, id",
             (release_id,),
         )
-        keys = ("phase", "step", "status", "attempts", "started_at", "finished_at", "detail", "error")
+        keys = ("phase", "step", "attempt", "run_id", "try_number", "status", "started_at", "finished_at", "detail", "error")
         return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def steps(self, release_id: str) -> list[dict[str, Any]]:
+        """The latest attempt of each step, with how many there were, in the order the steps last started."""
+        latest: dict[tuple[str, str], dict[str, Any]] = {}
+        for attempt in self.step_attempts(release_id):
+            latest[(attempt["phase"], attempt["step"])] = attempt
+        keys = ("phase", "step", "status", "started_at", "finished_at", "detail", "error")
+        rows = [{**{k: a[k] for k in keys}, "attempts": a["attempt"]} for a in latest.values()]
+        return sorted(rows, key=lambda row: row["started_at"])
 
     def step_status(self, release_id: str, phase: str, step: str) -> str | None:
         rows = self._execute(
-            "SELECT status FROM rollout_step WHERE release_id = %s AND phase = %s AND step = %s", (release_id, phase, step)
+            "SELECT status FROM rollout_step_attempt WHERE release_id = %s AND phase = %s AND step = %s ORDER BY started_at DESC, id DESC"
+            " LIMIT 1",
+            (release_id, phase, step),
         )
-        return rows[0][0] if rows else None
+        return str(rows[0][0]) if rows else None
 
-    # --- data --------------------------------------------------------------------------------------
+    # --- backups and fingerprints -----------------------------------------------------------------
 
     def record_backup(self, release_id: str, target: str, record: dict[str, Any]) -> None:
         self._execute(
@@ -480,12 +546,33 @@ class Ledger:
 
     # --- maintenance: scheduled backups, restore drills, trends ---------------------------------------
 
-    def record_scheduled_backup(self, system: str, target: str, record: dict[str, Any]) -> None:
+    def record_scheduled_backup(self, system: str, target: str, record: dict[str, Any], *, run_id: str) -> None:
+        """The backup `run_id` took of a target; a retry of the run that took it again overwrites the row."""
         self._execute(
-            "INSERT INTO rollout_scheduled_backup (system, target, location, format, sha256, size_bytes, fingerprint)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (location) DO NOTHING",
-            (system, target, record["location"], record["format"], record["sha256"], record["size_bytes"], Jsonb(record["fingerprint"])),
+            "INSERT INTO rollout_scheduled_backup (run_id, system, target, location, format, sha256, size_bytes, fingerprint)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (run_id, system, target) DO UPDATE SET"
+            " location = EXCLUDED.location, format = EXCLUDED.format, sha256 = EXCLUDED.sha256, size_bytes = EXCLUDED.size_bytes,"
+            " fingerprint = EXCLUDED.fingerprint, taken_at = now(), deleted_at = NULL",
+            (
+                run_id,
+                system,
+                target,
+                record["location"],
+                record["format"],
+                record["sha256"],
+                record["size_bytes"],
+                Jsonb(record["fingerprint"]),
+            ),
         )
+
+    def scheduled_backup(self, run_id: str, system: str, target: str) -> dict[str, Any] | None:
+        """The backup of a target that `run_id` took and recorded (an earlier attempt of a retried task), if any."""
+        rows = self._execute(
+            "SELECT location, sha256, size_bytes, taken_at FROM rollout_scheduled_backup"
+            " WHERE run_id = %s AND system = %s AND target = %s AND deleted_at IS NULL",
+            (run_id, system, target),
+        )
+        return dict(zip(("location", "sha256", "size_bytes", "taken_at"), rows[0], strict=True)) if rows else None
 
     def backups_of(self, system: str, target: str) -> list[dict[str, Any]]:
         """Every backup on record for a target, scheduled or taken by a release, newest first."""
@@ -506,21 +593,25 @@ class Ledger:
     def mark_deleted(self, location: str) -> None:
         self._execute("UPDATE rollout_scheduled_backup SET deleted_at = now() WHERE location = %s", (location,))
 
-    def record_drill(self, system: str, target: str, result: dict[str, Any]) -> None:
+    def record_drill(self, system: str, target: str, result: dict[str, Any], *, run_id: str) -> None:
+        """The restore drill `run_id` ran on a target; a retried drill overwrites its run's row."""
         self._execute(
-            "INSERT INTO rollout_drill (system, target, location, backup_taken_at, restore_seconds, rpo_seconds, fingerprint_equal, error)"
-            " VALUES (%(system)s, %(target)s, %(location)s, %(backup_taken_at)s, %(restore_seconds)s, %(rpo_seconds)s,"
-            " %(fingerprint_equal)s, %(error)s)",
-            {"system": system, "target": target, **result},
+            "INSERT INTO rollout_drill (run_id, system, target, location, backup_taken_at, restore_seconds, rpo_seconds,"
+            " fingerprint_equal, error) VALUES (%(run_id)s, %(system)s, %(target)s, %(location)s, %(backup_taken_at)s,"
+            " %(restore_seconds)s, %(rpo_seconds)s, %(fingerprint_equal)s, %(error)s) ON CONFLICT (run_id, system, target)"
+            " DO UPDATE SET location = EXCLUDED.location, backup_taken_at = EXCLUDED.backup_taken_at,"
+            " restore_seconds = EXCLUDED.restore_seconds, rpo_seconds = EXCLUDED.rpo_seconds,"
+            " fingerprint_equal = EXCLUDED.fingerprint_equal, error = EXCLUDED.error, drilled_at = now()",
+            {"run_id": run_id, "system": system, "target": target, **result},
         )
 
     def drills(self, system: str) -> list[dict[str, Any]]:
         rows = self._execute(
-            "SELECT target, location, restore_seconds, rpo_seconds, fingerprint_equal, error, drilled_at FROM rollout_drill"
+            "SELECT target, location, restore_seconds, rpo_seconds, fingerprint_equal, error, drilled_at, run_id FROM rollout_drill"
             " WHERE system = %s ORDER BY drill_id",
             (system,),
         )
-        keys = ("target", "location", "restore_seconds", "rpo_seconds", "fingerprint_equal", "error", "drilled_at")
+        keys = ("target", "location", "restore_seconds", "rpo_seconds", "fingerprint_equal", "error", "drilled_at", "run_id")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def record_finding(self, run_id: str, finding: dict[str, Any]) -> None:
@@ -530,6 +621,25 @@ class Ledger:
             " DO UPDATE SET ok = EXCLUDED.ok, detail = EXCLUDED.detail, found_at = now()",
             {"run_id": run_id, **finding},
         )
+
+    def record_findings(self, run_id: str, system: str, task_id: str, findings: list[dict[str, Any]]) -> None:
+        """What one task found for one system in a run, in place of what its earlier attempts found (one transaction)."""
+
+        def replace() -> None:
+            with self._connect() as conn, conn.transaction():
+                conn.execute(
+                    "DELETE FROM rollout_maintenance_finding WHERE run_id = %s AND system = %s AND task_id = %s", (run_id, system, task_id)
+                )
+                for finding in findings:
+                    conn.execute(
+                        "INSERT INTO rollout_maintenance_finding (run_id, system, check_name, ok, detail, task_id)"
+                        " VALUES (%(run_id)s, %(system)s, %(check)s, %(ok)s, %(detail)s, %(task_id)s)"
+                        " ON CONFLICT (run_id, system, check_name)"
+                        " DO UPDATE SET ok = EXCLUDED.ok, detail = EXCLUDED.detail, task_id = EXCLUDED.task_id, found_at = now()",
+                        {"run_id": run_id, "task_id": task_id, **finding},
+                    )
+
+        self._through_outages(replace)
 
     def findings(self, run_id: str, systems: list[str]) -> list[dict[str, Any]]:
         rows = self._execute(
@@ -552,29 +662,79 @@ class Ledger:
 
     # --- notifications and the per-system lock ------------------------------------------------------
 
-    def record_notification(self, release_id: str | None, event: str, *, delivered: bool, error: str | None = None) -> None:
+    def record_notification(
+        self, release_id: str | None, event: str, *, delivered: bool, error: str | None = None, key: str | None = None
+    ) -> None:
         notification_id = uuid.uuid4()  # fixed before the first try, so a retried insert is recognised
         self._execute(
-            "INSERT INTO rollout_notification (notification_id, release_id, event, delivered, error) VALUES (%s, %s, %s, %s, %s)"
-            " ON CONFLICT (notification_id) DO NOTHING",
-            (notification_id, release_id, event, delivered, error),
+            "INSERT INTO rollout_notification (notification_id, release_id, event, delivered, error, idempotency_key)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (idempotency_key) DO UPDATE"
+            " SET delivered = EXCLUDED.delivered, error = EXCLUDED.error, sent_at = now()",
+            (notification_id, release_id, event, delivered, error, key or f"once:{notification_id}"),
         )
+
+    def delivered(self, key: str) -> bool:
+        """Whether the message with this idempotency key has reached Slack already."""
+        return bool(self._execute("SELECT 1 FROM rollout_notification WHERE idempotency_key = %s AND delivered", (key,)))
 
     def notifications(self, release_id: str) -> list[dict[str, Any]]:
         rows = self._execute("SELECT event, delivered, error FROM rollout_notification WHERE release_id = %s ORDER BY id", (release_id,))
         return [{"event": e, "delivered": d, "error": err} for e, d, err in rows]
 
-    def acquire_lock(self, system: str, release_id: str) -> str:
-        """Take the system's release lock; returns the release id holding it (ours, or the other one)."""
-        self._execute("INSERT INTO rollout_lock (system, release_id) VALUES (%s, %s) ON CONFLICT (system) DO NOTHING", (system, release_id))
-        return str(self._execute("SELECT release_id FROM rollout_lock WHERE system = %s", (system,))[0][0])
+    def claim_lock(self, system: str, release_id: str, run_id: str) -> LockHolder | None:
+        """Take the system's lock for `release_id`, worked under by DAG run `run_id`; None when taken, else who holds it.
+
+        Taken when the lock is free, or held by the same release with no run working under it (or this very run).
+        One statement, so two runs racing for it cannot both win.
+        """
+        for _ in range(3):  # the holder may give it back between the two statements: then try again
+            taken = self._execute(
+                "INSERT INTO rollout_lock (system, release_id, run_id) VALUES (%s, %s, %s) ON CONFLICT (system) DO UPDATE"
+                " SET run_id = EXCLUDED.run_id WHERE rollout_lock.release_id = EXCLUDED.release_id"
+                " AND (rollout_lock.run_id IS NULL OR rollout_lock.run_id = EXCLUDED.run_id) RETURNING release_id",
+                (system, release_id, run_id),
+            )
+            if taken:
+                return None
+            if holder := self.lock(system):
+                return holder
+        raise LedgerConflictError(f"the lock of {system} changed hands three times while it was being taken")
+
+    def lock(self, system: str) -> LockHolder | None:
+        rows = self._execute("SELECT release_id, run_id, acquired_at FROM rollout_lock WHERE system = %s", (system,))
+        return LockHolder(*rows[0]) if rows else None
 
     def lock_holder(self, system: str) -> str | None:
-        rows = self._execute("SELECT release_id FROM rollout_lock WHERE system = %s", (system,))
-        return rows[0][0] if rows else None
+        holder = self.lock(system)
+        return holder.release_id if holder else None
 
     def release_lock(self, system: str, release_id: str) -> None:
         self._execute("DELETE FROM rollout_lock WHERE system = %s AND release_id = %s", (system, release_id))
+
+    def hand_back_lock(self, system: str, release_id: str, run_id: str, *, keep_for_release: bool) -> None:
+        """At the end of run `run_id`: free the lock, or leave the release holding it with no run working under it."""
+        if keep_for_release:
+            self._execute(
+                "UPDATE rollout_lock SET run_id = NULL WHERE system = %s AND release_id = %s AND run_id = %s", (system, release_id, run_id)
+            )
+        else:
+            self._execute("DELETE FROM rollout_lock WHERE system = %s AND release_id = %s AND run_id = %s", (system, release_id, run_id))
+
+    def unlock(self, system: str, *, unlocked_by: str, reason: str) -> str | None:
+        """An operator frees a stuck lock; who and why are kept. Returns the release that held it, if any."""
+        rows = self._execute(
+            "WITH freed AS (DELETE FROM rollout_lock WHERE system = %s RETURNING system, release_id)"
+            " INSERT INTO rollout_unlock (system, release_id, unlocked_by, reason) SELECT system, release_id, %s, %s FROM freed"
+            " RETURNING release_id",
+            (system, unlocked_by, reason),
+        )
+        return str(rows[0][0]) if rows else None
+
+    def unlocks(self, system: str) -> list[dict[str, Any]]:
+        rows = self._execute(
+            "SELECT release_id, unlocked_by, reason, unlocked_at FROM rollout_unlock WHERE system = %s ORDER BY id", (system,)
+        )
+        return [dict(zip(("release_id", "unlocked_by", "reason", "unlocked_at"), row, strict=True)) for row in rows]
 
     # --- checklist evidence and sign-offs ------------------------------------------------------------
 
@@ -613,6 +773,7 @@ class Ledger:
             {
                 "release": release.__dict__,
                 "steps": self.steps(release_id),
+                "attempts": self.step_attempts(release_id),
                 "migrations": self.migrations(release_id),
                 "apps": self.app_states(release_id),
                 "measurements": self.measurements(release_id),

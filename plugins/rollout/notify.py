@@ -7,6 +7,7 @@ redactor first, so a password that slipped into an error message does not reach 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -29,6 +30,7 @@ class Event(StrEnum):
     ROLLED_BACK = "rolled_back"
     ROLLBACK_FAILED = "rollback_failed"
     ABORTED = "aborted"
+    UNLOCKED = "unlocked"
     MAINTENANCE_OK = "maintenance_ok"
     MAINTENANCE_FAILED = "maintenance_failed"
 
@@ -42,6 +44,7 @@ ICONS = {
     Event.ROLLED_BACK: ":rewind:",
     Event.ROLLBACK_FAILED: ":rotating_light:",
     Event.ABORTED: ":octagonal_sign:",
+    Event.UNLOCKED: ":unlock:",
     Event.MAINTENANCE_OK: ":broom:",
     Event.MAINTENANCE_FAILED: ":rotating_light:",
 }
@@ -80,12 +83,29 @@ class Notifier:
         self.ledger = ledger
         self.redact = redactor
         self.system = system
+        self.step: str | None = None  # the release step sending, part of each message's idempotency key
+
+    def idempotency_key(self, event: Event, release_id: str, headline: str) -> str:
+        """(release, event, step) and the headline: a retried task's message is the same message."""
+        digest = hashlib.sha256(headline.encode()).hexdigest()[:16]
+        return f"{release_id}|{event.value}|{self.step or '-'}|{digest}"
+
+    def _delivered_before(self, key: str) -> bool:
+        try:
+            return self.ledger.delivered(key)
+        except Exception:  # a ledger that cannot say: better a message twice than none
+            log.exception("could not look up whether this message was sent before; sending it")
+            return False
 
     def send(self, event: Event, release_id: str | None, headline: str, lines: Iterable[str] = ()) -> bool:
         text = self.redact("\n".join([f"{ICONS[event]} *[{self.system}]* {headline}", *(f"• {line}" for line in lines)]))
         if not self.slack_conn_id:
             log.info("no Slack connection configured; would have sent: %s", text)
             return False
+        key = self.idempotency_key(event, release_id, headline) if release_id else None
+        if key and self._delivered_before(key):
+            log.info("Slack message %s was delivered by an earlier attempt; not sent again", event.value)
+            return True
         error: str | None = None
         try:
             from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
@@ -95,7 +115,7 @@ class Notifier:
             error = self.redact(f"{type(exc).__name__}: {exc}")[:500]
             log.warning("Slack message %s not delivered (the release carries on): %s", event.value, error)
         try:
-            self.ledger.record_notification(release_id, event.value, delivered=error is None, error=error)
+            self.ledger.record_notification(release_id, event.value, delivered=error is None, error=error, key=key)
         except Exception:
             log.exception("could not record the notification in the ledger")
         return error is None

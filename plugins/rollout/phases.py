@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shlex
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -27,6 +28,7 @@ from rollout.config import (
     LatencyCheck,
     MlflowAliasTarget,
     PostgresTarget,
+    ProfileError,
     ServingEndpointCheck,
     SqlFileMigrations,
     SystemProfile,
@@ -35,7 +37,7 @@ from rollout.config import (
     state_dir,
 )
 from rollout.decision import Decision, FailedCheck, Observations, Outcome, decide
-from rollout.ledger import FingerprintStage, Ledger, Release, ReleaseStatus
+from rollout.ledger import FingerprintStage, Ledger, LedgerConflictError, Release, ReleaseNotFoundError, ReleaseStatus
 from rollout.notify import Event, Notifier, Redactor
 from rollout.targets.compose import ComposeError, ComposeServiceApp
 from rollout.targets.databricks import (
@@ -51,7 +53,7 @@ from rollout.targets.kubernetes import KubernetesApp, KubernetesJobMigrator
 from rollout.targets.local_process import AppNotReadyError, AppStopError, LocalProcessApp
 from rollout.targets.migrations import CommandMigrator, MigrationError, SqlFileMigrator
 from rollout.targets.postgres import BackupIntegrityError, PostgresDataTarget, RestoreMismatchError
-from rollout.versions import validate_version
+from rollout.versions import InvalidVersionError, validate_version
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -80,13 +82,18 @@ class RollbackError(RuntimeError):
     """A rollback step could not do its part; the message says what state it left the system in."""
 
 
+class LockHeldError(PreflightError):
+    """Another release, or another run of this one, works on the system: this run changes nothing."""
+
+
 class StepNotApplicableError(Exception):
     """The step has nothing to do in this run (the task is marked skipped, with this reason)."""
 
 
-# Errors a retry cannot mend: the task fails at once instead of trying again.
+# Errors a retry cannot mend: the task fails at once instead of trying again. Only this package's own types:
+# a ValueError or LookupError from a library may be transient, and gets the task's retries.
 PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
-    PreflightError,
+    PreflightError,  # and LockHeldError
     MigrationError,
     BackupIntegrityError,
     RestoreMismatchError,
@@ -95,9 +102,16 @@ PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
     AppStopError,
     AppNotReadyError,  # a build that exits or never answers does not improve on a second start
     ComposeError,
-    LookupError,
-    ValueError,
+    ProfileError,  # and ChecklistError
+    InvalidVersionError,
+    ReleaseNotFoundError,
+    LedgerConflictError,
 )
+
+
+def is_permanent(error: BaseException) -> bool:
+    """A failure a retry cannot mend: the task fails at once."""
+    return isinstance(error, PERMANENT_ERRORS)
 
 
 @dataclass(kw_only=True)
@@ -157,7 +171,7 @@ class SystemContext:
         if isinstance(app, DatabricksApp):
             return app.base_url
         if isinstance(app, MlflowAlias):
-            raise LookupError(f"{name} is a model alias: it answers no HTTP")
+            raise ProfileError(f"{name} is a model alias: it answers no HTTP; an http or latency check cannot name it")
         return app.config.base_url
 
     def backup_directory(self, target: DataRuntime) -> Path:
@@ -170,10 +184,22 @@ class ReleaseContext(SystemContext):
     release_id: str
     version: str
     triggered_by: str | None = None
+    run_id: str = ""  # the DAG run working on the release: the lock is held by the release and this run
+    reason: str | None = None  # why an operator asked for this run (a standalone rollback must say why)
 
     @classmethod
-    def load(cls, *, system: str, version: str, release_id: str, triggered_by: str | None = None) -> ReleaseContext:
-        return cls(profile=load_profile(system), release_id=release_id, version=validate_version(version), triggered_by=triggered_by)
+    def load(
+        cls, *, system: str, version: str, release_id: str, triggered_by: str | None = None, run_id: str = "", reason: str | None = None
+    ) -> ReleaseContext:
+        profile = load_profile(system)
+        return cls(
+            profile=profile,
+            release_id=release_id,
+            version=validate_version(version, profile.version_scheme),
+            triggered_by=triggered_by,
+            run_id=run_id or release_id,
+            reason=reason,
+        )
 
     def release(self) -> Release:
         return self.ledger.release(self.release_id)
@@ -203,15 +229,11 @@ def preflight(ctx: ReleaseContext) -> dict[str, Any]:
     check_connections(ctx.profile)
     ctx.ledger.ensure_schema()
     ctx.ledger.open_release(release_id=ctx.release_id, system=ctx.profile.name, version=ctx.version, triggered_by=ctx.triggered_by)
-    holder = ctx.ledger.acquire_lock(ctx.profile.name, ctx.release_id)
-    if holder != ctx.release_id:
-        other = ctx.ledger.release(holder)
-        reason = (
-            f"another release of {ctx.profile.name} is in progress: {other.version} ({holder}, {other.status}, "
-            f"started {other.created_at:%Y-%m-%d %H:%M:%S %Z}); wait for it to finish"
-        )
-        ctx.ledger.set_status(ctx.release_id, ReleaseStatus.ABORTED, reason=reason, final=True)
-        raise PreflightError(reason)
+    try:
+        hold_lock(ctx)
+    except LockHeldError as exc:
+        ctx.ledger.set_status(ctx.release_id, ReleaseStatus.ABORTED, reason=str(exc), final=True)
+        raise PreflightError(str(exc)) from None
     try:
         for target in ctx.data_targets:
             target.ping()
@@ -230,6 +252,66 @@ def preflight(ctx: ReleaseContext) -> dict[str, Any]:
         [f"release id: {ctx.release_id}", f"triggered by: {ctx.triggered_by or 'unknown'}"],
     )
     return {"previous_version": previous, "running": running}
+
+
+def hold_lock(ctx: ReleaseContext) -> None:
+    """This run works on the system under its lock, or changes nothing: LockHeldError names who holds it."""
+    holder = ctx.ledger.claim_lock(ctx.profile.name, ctx.release_id, ctx.run_id)
+    if holder is None:
+        return
+    unstick = "if it is stuck, an operator can free it with the `unlock` DAG, giving a reason"
+    if holder.release_id == ctx.release_id:
+        raise LockHeldError(
+            f"another run of release {ctx.release_id} ({holder.run_id}) is working on {ctx.profile.name}: wait for it to end "
+            f"({unstick}); nothing was changed"
+        )
+    try:
+        other = ctx.ledger.release(holder.release_id)
+        what = f"{other.version} ({holder.release_id}, {other.status}, started {other.created_at:%Y-%m-%d %H:%M:%S %Z})"
+    except ReleaseNotFoundError:
+        what = holder.release_id
+    raise LockHeldError(
+        f"another release of {ctx.profile.name} is in progress: {what}; wait for it to finish ({unstick}); nothing was changed"
+    )
+
+
+def unlock_system(ctx: SystemContext, *, requester: str | None, reason: str) -> str:
+    """An operator frees a stuck lock: the release that held it keeps its status, and the record says who and why."""
+    ctx.ledger.ensure_schema()
+    who = requester or "an operator (name unknown)"
+    freed = ctx.ledger.unlock(ctx.profile.name, unlocked_by=who, reason=reason)
+    if freed is None:
+        return f"{ctx.profile.name} was not locked; nothing to do"
+    release = ctx.ledger.release(freed)
+    note = f"lock freed by {who} because {reason}"
+    ctx.ledger.set_status(freed, ReleaseStatus(release.status), reason=f"{release.outcome_reason or release.status}; {note}")
+    ctx.notifier.send(
+        Event.UNLOCKED,
+        freed,
+        f"lock of {ctx.profile.name} freed by {who}: releases may start again",
+        [f"reason: {reason}", f"it was held by release {freed} ({release.version}, {release.status})"],
+    )
+    return f"{ctx.profile.name}: {note} (it was held by release {freed}, {release.version}, {release.status})"
+
+
+def take_lock(ctx: ReleaseContext) -> str:
+    hold_lock(ctx)
+    return f"{ctx.profile.name} locked for release {ctx.release_id}, run {ctx.run_id}"
+
+
+def hand_back_lock(ctx: ReleaseContext) -> str:
+    """At the end of a run: free the lock, or leave it to the release when it changed the system and has not finished."""
+    release = ctx.release()
+    finished = release.status in {ReleaseStatus.PROMOTED.value, ReleaseStatus.ROLLED_BACK.value, ReleaseStatus.ABORTED.value}
+    changed = bool(ctx.ledger.app_states(ctx.release_id) or ctx.ledger.migrations(ctx.release_id))
+    keep = not finished and (changed or release.status == ReleaseStatus.FAILED.value)
+    ctx.ledger.hand_back_lock(ctx.profile.name, ctx.release_id, ctx.run_id, keep_for_release=keep)
+    holder = ctx.ledger.lock(ctx.profile.name)
+    if holder is None:
+        return f"{ctx.profile.name} is not locked"
+    if holder.release_id == ctx.release_id and holder.run_id is None:
+        return f"{ctx.profile.name} stays locked by release {ctx.release_id} ({release.status}): it changed the system and has not finished"
+    return f"{ctx.profile.name} is locked by release {holder.release_id}, run {holder.run_id}"
 
 
 def _refuse(ctx: ReleaseContext, reason: str, cause: Exception | None) -> NoReturn:
@@ -300,11 +382,11 @@ def migrate(ctx: ReleaseContext) -> dict[str, Any]:
         config = target.config.migrations if isinstance(target, PostgresDataTarget) else None
         done: list[str] = []
         if isinstance(target, UnityCatalogDataTarget) and target.config.migrations is not None:
-            for migration_id in UnityCatalogMigrator(target=target).run(ctx.version, ctx.release_id):
+            for migration_id in UnityCatalogMigrator(target=target, scheme=ctx.profile.version_scheme).run(ctx.version, ctx.release_id):
                 ctx.ledger.record_migration(ctx.release_id, name, migration_id, None)
                 done.append(migration_id)
         if isinstance(config, SqlFileMigrations) and isinstance(target, PostgresDataTarget):
-            migrator = SqlFileMigrator(target=target, config=config)
+            migrator = SqlFileMigrator(target=target, config=config, scheme=ctx.profile.version_scheme)
             for migration in migrator.pending(ctx.version):
                 migrator.apply(migration, ctx.release_id)
                 ctx.ledger.record_migration(ctx.release_id, name, migration.migration_id, migration.checksum)
@@ -316,9 +398,11 @@ def migrate(ctx: ReleaseContext) -> dict[str, Any]:
             ctx.ledger.record_migration(ctx.release_id, name, f"job {job}: " + " ".join(config.command), None)
             done.append(job)
         elif isinstance(config, CommandMigrations):
-            output = CommandMigrator(config=config, version=ctx.version).run()
+            command = CommandMigrator(config=config, version=ctx.version)
+            output = command.run()
             log.info("migration command output:\n%s", ctx.redact(output))
-            ctx.ledger.record_migration(ctx.release_id, name, "command: " + " ".join(config.command), None)
+            # As it ran, masked all the same: a profile may pass a secret as a literal argument.
+            ctx.ledger.record_migration(ctx.release_id, name, ctx.redact("command: " + shlex.join(command.args())), None)
             done.append("command")
         ctx.ledger.record_fingerprint(ctx.release_id, name, FingerprintStage.AFTER_MIGRATE, target.fingerprint())
         applied[name] = done
@@ -547,6 +631,10 @@ def stop_apps(ctx: ReleaseContext) -> dict[str, Any]:
     once its data is back, so the order is stop, restore, start. A stop that fails starts again what this
     step had stopped (the system serves as before the step) and nothing is restored.
     """
+    if ctx.release().status == ReleaseStatus.ROLLED_BACK.value:
+        raise StepNotApplicableError(f"release {ctx.release_id} is rolled back already: nothing is stopped, restored or started again")
+    if ctx.reason:
+        record_rollback_request(ctx)
     ctx.ledger.set_status(ctx.release_id, ReleaseStatus.ROLLING_BACK)
     states = ctx.ledger.app_states(ctx.release_id)
     result: dict[str, Any] = {}
@@ -564,6 +652,16 @@ def stop_apps(ctx: ReleaseContext) -> dict[str, Any]:
             ) from exc
         stopped.append(name)
     return result
+
+
+def record_rollback_request(ctx: ReleaseContext) -> None:
+    """A rollback an operator asked for: who and why become the release's decision (once, however often retried)."""
+    release = ctx.release()
+    requester = ctx.triggered_by or "an operator (name unknown)"
+    request = f"rolled back by {requester} because {ctx.reason}"
+    reasons = list(release.decision_reasons or [])
+    if request not in reasons:
+        ctx.ledger.record_decision(ctx.release_id, "rollback", [*reasons, request], {}, requester)
 
 
 def _resume_as_before_rollback(ctx: ReleaseContext, names: list[str]) -> str:
@@ -586,7 +684,8 @@ def _resume_as_before_rollback(ctx: ReleaseContext, names: list[str]) -> str:
 def start_previous(ctx: ReleaseContext) -> dict[str, Any]:
     """With the data restored: the previous version of every app the release touched, started or put back."""
     states = ctx.ledger.app_states(ctx.release_id)
-    if any(state["quiesced"] is None for state in states.values()):
+    stopped = ctx.ledger.step_status(ctx.release_id, "rollback", "stop_apps") == "succeeded"
+    if not stopped or any(state["quiesced"] is None for state in states.values()):
         raise StepNotApplicableError("the apps were not stopped, so nothing was restored and nothing is started here (see stop_apps)")
     if not data_restored(ctx):
         failure = next((s["error"] for s in ctx.ledger.steps(ctx.release_id) if s["step"] == "restore_data" and s["error"]), None)
@@ -712,9 +811,6 @@ def rollback_failed(ctx: ReleaseContext, error: str) -> None:
 
 def take_over(ctx: ReleaseContext) -> dict[str, Any]:
     """Take the system's lock and learn what runs, as the version typed; changes nothing on the system."""
-    holder = ctx.ledger.acquire_lock(ctx.profile.name, ctx.release_id)
-    if holder != ctx.release_id:
-        raise PreflightError(f"{ctx.profile.name} is locked by {holder}: a release or rollback is in progress; nothing was changed")
     result: dict[str, Any] = {}
     for name, app in ctx.apps.items():
         if isinstance(app, LocalProcessApp):

@@ -46,17 +46,10 @@ ROLLBACK_OPTION = "Roll back"
 RELEASE_ID_PATTERN = r"^(?!\n)$|^(?!.*\.\.)[A-Za-z0-9_.:+-]{1,250}(?!\n)$"
 
 
-def release_params(*, with_release_id: bool) -> dict[str, Param]:
+def release_params(*, with_release_id: bool, with_reason: bool = False) -> dict[str, Param]:
     """The trigger form: a dropdown of configured systems and a strictly patterned version."""
-    systems = configured_systems() or ["(no profile in include/systems)"]
     params = {
-        "system": Param(
-            systems[0],
-            type="string",
-            enum=systems,
-            title="System",
-            description="The system to release, one of the profiles in include/systems/.",
-        ),
+        "system": system_param(),
         "version": Param(
             type="string",
             pattern=VERSION_PATTERN,
@@ -72,10 +65,24 @@ def release_params(*, with_release_id: bool) -> dict[str, Param]:
             title="Release id",
             description="Continue an existing release (its id is in the ledger and in Slack); empty: a new one.",
         )
+    if with_reason:
+        params["reason"] = reason_param("Why roll back: it goes into the release record, the completed checklist and Slack.")
     return params
 
 
-def dag_settings(*, tags: list[str], with_release_id: bool) -> dict[str, Any]:
+def system_param() -> Param:
+    systems = configured_systems() or ["(no profile in include/systems)"]
+    return Param(
+        systems[0], type="string", enum=systems, title="System", description="The system, one of the profiles in include/systems/."
+    )
+
+
+def reason_param(description: str) -> Param:
+    """A required free-text reason, kept with who gave it; never reaches a shell or SQL text (a bound parameter)."""
+    return Param(type="string", minLength=5, maxLength=500, title="Reason", description=description)
+
+
+def dag_settings(*, tags: list[str], with_release_id: bool, with_reason: bool = False) -> dict[str, Any]:
     """What every DAG of this package shares: manual trigger, owner, retries, the release form."""
     import pendulum
 
@@ -85,7 +92,7 @@ def dag_settings(*, tags: list[str], with_release_id: bool) -> dict[str, Any]:
         "catchup": False,
         "max_active_tasks": 4,
         "default_args": DEFAULT_ARGS,
-        "params": release_params(with_release_id=with_release_id),
+        "params": release_params(with_release_id=with_release_id, with_reason=with_reason),
         "tags": ["rollout", *tags],
     }
 
@@ -105,6 +112,8 @@ def release_context() -> ReleaseContext:
             version=params["version"],
             release_id=params.get("release_id") or dag_run.run_id,
             triggered_by=getattr(dag_run, "triggering_user_name", None),
+            run_id=dag_run.run_id,
+            reason=params.get("reason"),
         )
         check_connections(ctx.profile)
     except (ProfileError, InvalidVersionError, PreflightError) as exc:
@@ -120,22 +129,31 @@ def run_step(
     """Run `action` as one recorded step of `phase`; returns what it returns (shown as the task's XCom)."""
     from airflow.sdk.exceptions import AirflowSkipException
 
+    from rollout.ledger import Attempt
     from rollout.notify import Event
-    from rollout.phases import PERMANENT_ERRORS, ChecksFailedError, StepNotApplicableError
+    from rollout.phases import ChecksFailedError, LockHeldError, StepNotApplicableError, hold_lock, is_permanent
 
     ctx = release_context()
     ti = get_current_context()["ti"]
-    ctx.ledger.step_started(ctx.release_id, phase, step, attempt=ti.try_number)
+    attempt = Attempt(run_id=ctx.run_id, try_number=ti.try_number)
+    ctx.notifier.step = f"{phase}.{step}"
+    ctx.ledger.step_started(ctx.release_id, phase, step, attempt)
     try:
+        if phase in LOCKED_PHASES:
+            hold_lock(ctx)
         result = action(ctx)
     except StepNotApplicableError as exc:
-        ctx.ledger.step_finished(ctx.release_id, phase, step, status="skipped", detail=str(exc))
+        ctx.ledger.step_finished(ctx.release_id, phase, step, attempt, status="skipped", detail=str(exc))
         raise AirflowSkipException(str(exc)) from None
+    except LockHeldError as exc:  # refused before changing anything: not a failure of the release it would have touched
+        ctx.ledger.step_finished(ctx.release_id, phase, step, attempt, status="refused", error=str(exc))
+        ctx.notifier.send(Event.PHASE_FAILED, ctx.release_id, f"{ctx.version}: {phase}.{step} refused", [str(exc)])
+        raise AirflowFailException(str(exc)) from None
     except Exception as exc:
         error = ctx.redact(f"{type(exc).__name__}: {exc}")
         status = "checks_failed" if isinstance(exc, ChecksFailedError) else "failed"
-        ctx.ledger.step_finished(ctx.release_id, phase, step, status=status, error=error)
-        permanent = isinstance(exc, PERMANENT_ERRORS)
+        ctx.ledger.step_finished(ctx.release_id, phase, step, attempt, status=status, error=error)
+        permanent = is_permanent(exc)
         if permanent or ti.try_number > ti.max_tries:
             if on_final_failure:
                 on_final_failure(ctx, error)
@@ -144,9 +162,12 @@ def run_step(
         if permanent:
             raise AirflowFailException(error) from None
         raise
-    ctx.ledger.step_finished(ctx.release_id, phase, step, status="succeeded", detail=result)
+    ctx.ledger.step_finished(ctx.release_id, phase, step, attempt, status="succeeded", detail=result)
     return result
 
+
+# The phases that change a system, or read it for a decision: each step works under the system's lock.
+LOCKED_PHASES = frozenset({"backup", "migrate", "deploy", "verify", "post_deploy", "rollback", "adopt"})
 
 # What a phase's last failed attempt does besides the usual Slack message: a failed rollback is an alarm, a failed
 # adoption frees the lock it took.
@@ -234,12 +255,43 @@ def rollback_group() -> TaskGroup:
 
 def adopt_tasks() -> None:
     """Take over what runs, check it at the version typed, back it up, record it as the promoted baseline."""
-    chain(
+    under_lock(
         step_task("adopt", "take_over", "take_over", retries=0),
         step_task("adopt", "check_running", "check_running"),
         step_task("adopt", "backup_data", "backup"),
         step_task("adopt", "record_adopted", "record_adopted"),
     )
+
+
+def under_lock(*work: Any) -> None:
+    """`work` in order, under the system's lock: taken first, handed back at the end."""
+    chain(step_task("lock", "take_lock", "take_lock", retries=0), *work, hand_back_lock())
+
+
+def hand_back_lock() -> Any:
+    """The lock handed back when the run ends, whatever happened.
+
+    A teardown (without setup: the lock is taken by a task whose downstream need other trigger rules), so the
+    run's colour stays the work's. It frees the lock, or leaves the release holding it when the release
+    changed the system and has not finished (a failed rollback, a release driven phase by phase), so that
+    nothing starts on top of it. A run that never got the lock hands back nothing.
+    """
+    return step_task("lock", "hand_back_lock", "hand_back_lock").as_teardown()
+
+
+@task(task_id="unlock", retries=0)
+def unlock() -> str:
+    """Free the system's lock; who asked and why are kept in the ledger and said in Slack."""
+    from rollout.config import ProfileError, load_profile
+    from rollout.phases import SystemContext, unlock_system
+
+    context = get_current_context()
+    params, dag_run = context["params"], context["dag_run"]
+    try:
+        ctx = SystemContext(profile=load_profile(params["system"]))
+    except ProfileError as exc:
+        raise AirflowFailException(str(exc)) from None
+    return unlock_system(ctx, requester=getattr(dag_run, "triggering_user_name", None), reason=params["reason"])
 
 
 # --- the checklist ---------------------------------------------------------------------------------------------

@@ -43,6 +43,9 @@ def test_dag_carries_what_an_operator_needs(dagbag, dag_file):
     if dag.dag_id.startswith("maintenance_"):
         assert dag.schedule is not None  # scheduled: nobody triggers it
         assert dag.max_active_runs == 1
+    elif dag.dag_id == "unlock":
+        assert set(dag.params) == {"system", "reason"}
+        assert "default" not in dag.params.get_param("reason").serialize()  # a reason must be typed
     else:
         assert dag.schedule is None  # triggered by an operator, with the form
         assert set(dag.params) >= {"system", "version"}
@@ -53,7 +56,9 @@ def test_dag_carries_what_an_operator_needs(dagbag, dag_file):
 @pytest.mark.parametrize("phase", PHASES)
 def test_release_runs_the_same_tasks_as_each_phase_dag(dagbag, phase):
     release_tasks = set(dagbag.dags["release"].task_ids)
-    assert set(dagbag.dags[phase].task_ids) <= release_tasks
+    # Alone, a phase takes the system's lock first; in a release, preflight has taken it.
+    assert set(dagbag.dags[phase].task_ids) <= release_tasks | {"take_lock"}
+    assert dagbag.dags[phase].get_task("hand_back_lock").is_teardown
 
 
 def test_release_graph_branches_on_the_decision(dagbag):
@@ -86,6 +91,9 @@ def test_release_graph_branches_on_the_decision(dagbag):
         assert dag.get_task(f"check_{phase}_items").downstream_task_ids == {"decide"}
     assert dag.get_task("complete_checklist").upstream_task_ids == {"check_post_deploy_items", "rollback.finish_rollback"}
     assert dag.get_task("report_outcome").upstream_task_ids == {"complete_checklist"}
+    # The lock preflight took is handed back whatever happened, without changing the run's colour.
+    hand_back = dag.get_task("hand_back_lock")
+    assert hand_back.is_teardown and hand_back.upstream_task_ids == {"report_outcome"}
 
 
 def test_params_refuse_unknown_systems_and_malformed_versions(dagbag):

@@ -37,7 +37,7 @@ def started_outside(demo):
 def _answers() -> bool:
     try:
         return served_version() == "1.0.0"
-    except Exception:  # noqa: BLE001 - not listening yet
+    except Exception:  # not listening yet
         return False
 
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from observe import fingerprint, ledger, served_version, task_states
+from observe import app_pid, fingerprint, ledger, served_version, task_states
 from testenv import SYSTEMS_DIR, slack_messages
 
 pytestmark = pytest.mark.e2e
 
 
 def run_phase(dags, phase: str, release_id: str, version: str = "1.2.0"):
-    return dags[phase].test(run_conf={"system": "demo", "version": version, "release_id": release_id})
+    conf = {"system": "demo", "version": version, "release_id": release_id}
+    if phase == "rollback":
+        conf["reason"] = "the phases test rolls it back"
+    return dags[phase].test(run_conf=conf)
 
 
 def test_migrate_alone_refuses_a_release_without_a_backup(dags, demo):
@@ -18,7 +21,8 @@ def test_migrate_alone_refuses_a_release_without_a_backup(dags, demo):
 
     dag_run = run_phase(dags, "migrate", "hand-made-1")
 
-    assert task_states(dag_run) == {"migrate.migrate_data": "failed"}
+    assert task_states(dag_run) == {"take_lock": "success", "migrate.migrate_data": "failed", "hand_back_lock": "success"}
+    assert ledger().lock_holder("demo") is None  # it changed nothing: the lock is free again
     step = next(s for s in ledger().steps("hand-made-1") if s["step"] == "migrate_data")
     assert "has no verified backup of app_db" in step["error"]
     assert fingerprint(demo) == before
@@ -42,8 +46,13 @@ def test_phases_triggered_one_by_one_release_and_roll_back(dags, demo):
     assert dag_run.state == "success"
     assert served_version() == "1.0.0"
     assert fingerprint(demo) == before
-    assert ledger().release(release_id).status == "rolled_back"
-    assert run_phase(dags, "rollback", release_id).state == "success"  # twice: nothing restored twice
+    release = ledger().release(release_id)
+    assert release.status == "rolled_back"
+    assert release.outcome_reason == "rolled back by dag_test because the phases test rolls it back"  # dag.test's user
+    assert ledger().lock_holder("demo") is None
+    pid = app_pid(demo)
+    assert run_phase(dags, "rollback", release_id).state == "success"  # twice: nothing stopped or restored twice
+    assert app_pid(demo) == pid
     assert fingerprint(demo) == before
 
 

@@ -103,3 +103,49 @@ def test_investigate_is_answered_by_a_human(release_dag, demo, answer, status, s
     messages = slack_messages()
     assert any("decision *investigate*" in m for m in messages)
     assert any("a human must decide within 30 min" in m for m in messages)
+
+
+@pytest.fixture
+def stop_first():
+    """The demo profile asking for stop_first deploys; restored afterwards."""
+    from testenv import SYSTEMS_DIR
+
+    path = SYSTEMS_DIR / "demo.yaml"
+    original = path.read_text()
+    path.write_text(original + "deploy_order: stop_first\n")
+    yield
+    path.write_text(original)
+
+
+def test_stop_first_deploy_stops_the_old_version_before_the_migration(release_dag, demo, stop_first):
+    from datetime import UTC, datetime
+
+    from observe import app_pid
+
+    old_pid = app_pid(demo)
+
+    dag_run, ledger = run_release(release_dag, "1.1.0")
+
+    release = ledger.release(dag_run.run_id)
+    assert release.status == "promoted" and served_version() == "1.1.0"
+    state = ledger.app_states(dag_run.run_id)["web"]
+    stopped_at = datetime.fromtimestamp(state["quiesced"]["stopped_at"], tz=UTC)
+    assert state["quiesced"]["version"] == "1.0.0" and state["previous_version"] == "1.0.0"
+    migrate = next(a for a in ledger.step_attempts(dag_run.run_id) if a["step"] == "migrate_data")
+    deploy = next(a for a in ledger.step_attempts(dag_run.run_id) if a["step"] == "deploy_apps")
+    # 1.0.0 was gone before the first migration ran, so its code never met the new schema.
+    assert migrate["started_at"] <= stopped_at <= migrate["finished_at"]
+    assert not psutil_alive(old_pid)
+    # The downtime runs from that stop until 1.1.0 answered, and the decision judged it.
+    assert state["downtime_seconds"] >= (deploy["finished_at"] - migrate["finished_at"]).total_seconds() * 0.9
+    assert release.decision == "proceed"
+    assert any("decision *proceed*" in m and "downtime_seconds: " in m for m in slack_messages())
+
+
+def psutil_alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

@@ -120,7 +120,7 @@ def test_two_releases_of_one_system_at_once_the_second_is_refused(release_dag, d
             lambda: ledger().lock_holder("demo") is not None, "the first release to take the lock", give_up=lambda: first.poll() is not None
         )
         holder = ledger().lock_holder("demo")
-        assert ledger().acquire_lock("another-system", "side-by-side") == "side-by-side"  # other systems are not held up
+        assert ledger().claim_lock("another-system", "side-by-side", "run") is None  # other systems are not held up
         ledger().release_lock("another-system", "side-by-side")
 
         second, led = run_release(release_dag, "1.3.0")
@@ -337,6 +337,7 @@ def test_worker_killed_in_the_middle_of_a_rollback_the_retry_finishes_it(dags, d
         assert dags[phase].test(run_conf=conf).state == "success"
     assert served_version() == "1.2.0"
 
+    conf["reason"] = "the fault matrix rolls it back"
     worker = run_detached(release_id, "rollback", conf, {"ROLLOUT_PG_BIN": str(pg_programs(tmp_path / "bin", {"psql": psql}))})
     try:
         wait_for(lambda: ledger().step_status(release_id, "rollback", "restore_data") == "running", "the restore to start")
@@ -348,6 +349,12 @@ def test_worker_killed_in_the_middle_of_a_rollback_the_retry_finishes_it(dags, d
         os.killpg(worker.pid, signal.SIGKILL)  # the worker dies, with its psql
         worker.wait()
     assert ledger().step_status(release_id, "rollback", "restore_data") == "running"  # what a killed worker leaves
+    dead_run = ledger().lock("demo")
+    assert dead_run is not None and dead_run.release_id == release_id
+    # What the scheduler does with the dead worker's run: it fails the run and runs its teardown, which leaves
+    # the lock to the release (it changed the system and has not finished). The detached run has its own
+    # metadata database, so its teardown is played here.
+    ledger().hand_back_lock("demo", release_id, dead_run.run_id, keep_for_release=True)
 
     retry = dags["rollback"].test(run_conf=conf)
 
@@ -484,3 +491,146 @@ def test_stop_fails_nothing_is_restored_under_a_running_version(release_dag, dem
         for pid in processes_of_version("1.9.0"):
             os.kill(pid, signal.SIGKILL)
         wait_for(lambda: processes_of_version("1.9.0") == [], "the daemonised worker to go")
+
+
+# --- one lock for everything that changes a system, and every attempt on the record ---------------------------
+
+
+@pytest.fixture
+def release_in_flight(tmp_path):
+    """A release of 1.1.0 in another process, its backup slowed down so that it holds the lock for a while."""
+    slow_backup = 'sleep 8; exec $REAL "$@"'
+    first = run_detached(
+        f"in-flight-{tmp_path.name}",
+        "release",
+        {"system": "demo", "version": "1.1.0"},
+        {"ROLLOUT_PG_BIN": str(pg_programs(tmp_path / "bin", {"pg_dump": slow_backup}))},
+    )
+    try:
+        wait_for(lambda: ledger().lock_holder("demo") is not None, "the release to take the lock", give_up=lambda: first.poll() is not None)
+        yield first, ledger().lock_holder("demo")
+        output, _ = first.communicate(timeout=240)
+        assert "DETACHED-RUN-STATE success" in output, output[-3000:]
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("dag_id", ["deploy", "rollback"], ids=["deploy-alone", "rollback-alone"])
+def test_a_phase_run_alone_while_a_release_runs_is_refused(dags, demo, release_in_flight, dag_id):
+    first, holder = release_in_flight
+    before, pid = fingerprint(demo), app_pid(demo)
+    # deploy alone for a release of its own; rollback alone of the very release in flight (another run of it)
+    release_id = "intruder" if dag_id == "deploy" else holder
+    conf = {"system": "demo", "version": "1.3.0" if dag_id == "deploy" else "1.1.0", "release_id": release_id}
+    if dag_id == "rollback":
+        conf["reason"] = "someone rolls back a release still in flight"
+
+    intruder = dags[dag_id].test(run_conf=conf)
+
+    states = task_states(intruder)
+    assert states["take_lock"] == "failed"
+    assert {state for task, state in states.items() if task.startswith(f"{dag_id}.")} == {"upstream_failed"}
+    refusal = next(s for s in ledger().steps(release_id) if s["step"] == "take_lock")
+    assert refusal["status"] == "refused" and "nothing was changed" in refusal["error"]
+    assert (holder if dag_id == "deploy" else "another run of release") in refusal["error"]
+    assert app_pid(demo) == pid and served_version() == "1.0.0" and fingerprint(demo) == before  # nothing changed meanwhile
+    assert ledger().lock_holder("demo") == holder  # the release in flight keeps its lock
+    assert first.poll() is None  # and carries on: the fixture checks it ends promoted
+
+
+def test_two_rollbacks_racing_only_one_runs(dags, demo):
+    before = fingerprint(demo)
+    conf = {"system": "demo", "version": "1.2.0", "release_id": "raced"}
+    for phase in ("backup", "migrate", "deploy"):
+        assert dags[phase].test(run_conf=conf).state == "success"
+    conf["reason"] = "two on-call engineers roll back at once"
+    racers = [run_detached(f"racer-{n}", "rollback", conf) for n in (1, 2)]
+    try:
+        outputs = [racer.communicate(timeout=300)[0] for racer in racers]
+    finally:
+        for racer in racers:
+            if racer.poll() is None:
+                os.killpg(racer.pid, signal.SIGKILL)
+
+    assert sorted("DETACHED-RUN-STATE success" in output for output in outputs) == [False, True], [o[-2000:] for o in outputs]
+    attempts = ledger().step_attempts("raced")
+    assert [a["status"] for a in attempts if a["step"] == "take_lock" and a["phase"] == "lock"].count("refused") == 1
+    assert [a["step"] for a in attempts].count("restore_data") == 1  # one restore, by the run that won
+    assert ledger().release("raced").status == "rolled_back"
+    assert served_version() == "1.0.0" and fingerprint(demo) == before
+    assert ledger().lock_holder("demo") is None
+
+
+def test_failed_rollback_keeps_the_lock_until_unlocked_with_a_reason(dags, release_dag, demo):
+    conf = {"system": "demo", "version": "1.2.0", "release_id": "stuck"}
+    for phase in ("backup", "migrate", "deploy"):
+        assert dags[phase].test(run_conf=conf).state == "success"
+    with open(ledger().backup("stuck", "app_db")["location"], "r+b") as dump:
+        dump.truncate(1000)
+
+    failed = dags["rollback"].test(run_conf={**conf, "reason": "1.2.0 fails one request in three"})
+
+    assert task_states(failed)["rollback.restore_data"] == "failed"
+    assert ledger().release("stuck").status == "failed"
+    held = ledger().lock("demo")
+    assert held is not None and (held.release_id, held.run_id) == ("stuck", None)  # the release holds it, no run works
+    message = next(m for m in slack_messages() if "ROLLBACK OF 1.2.0 FAILED" in m)
+    assert "the release lock of demo stays held" in message  # and it is: the alert is true
+
+    refused, _ = run_release(release_dag, "1.1.0")
+    assert task_states(refused)["preflight"] == "failed"
+    assert "another release of demo is in progress: 1.2.0 (stuck, failed" in reasons(refused.run_id)
+    assert "`unlock` DAG, giving a reason" in reasons(refused.run_id)
+
+    unlocked = dags["unlock"].test(run_conf={"system": "demo", "reason": "1.2.0 restored by hand from last night's dump"})
+
+    assert unlocked.state == "success"
+    assert ledger().lock_holder("demo") is None
+    assert ledger().unlocks("demo")[-1] | {"unlocked_at": None} == {
+        "release_id": "stuck",
+        "unlocked_by": "dag_test",
+        "reason": "1.2.0 restored by hand from last night's dump",
+        "unlocked_at": None,
+    }
+    stuck = ledger().release("stuck")
+    assert stuck.status == "failed" and stuck.outcome_reason.endswith(
+        "lock freed by dag_test because 1.2.0 restored by hand from last night's dump"
+    )
+    assert any("lock of demo freed by dag_test" in m and "restored by hand" in m for m in slack_messages())
+    assert dags["unlock"].test(run_conf={"system": "demo", "reason": "nothing held: nothing to do"}).state == "success"
+
+
+def test_retried_decide_sends_one_slack_message(release_dag, demo):
+    from rollout.phases import ReleaseContext, make_decision
+
+    dag_run, led = run_release(release_dag, "1.1.0")
+    assert led.release(dag_run.run_id).status == "promoted"
+    decisions = [m for m in slack_messages() if "decision *proceed*" in m]
+    assert len(decisions) == 1
+
+    # What a retry of `decide` does, after its first attempt sent the message and died before it returned:
+    # the same release, the same step, the same decision.
+    retry = ReleaseContext.load(system="demo", version="1.1.0", release_id=dag_run.run_id)
+    assert make_decision(retry).outcome.value == "proceed"
+
+    assert [m for m in slack_messages() if "decision *proceed*" in m] == decisions
+    assert [n["event"] for n in led.notifications(dag_run.run_id)].count("decision") == 1
+
+
+def test_step_failing_once_is_retried_and_both_attempts_stay_on_record(release_dag, demo, monkeypatch, tmp_path):
+    once = tmp_path / "failed-once"
+    refused = 'echo "pg_dump: error: connection to server failed: Connection refused" >&2; exit 1'
+    flaky = f'if [ ! -e {once} ]; then touch {once}; {refused}; fi; exec $REAL "$@"'
+    monkeypatch.setenv("ROLLOUT_PG_BIN", str(pg_programs(tmp_path / "bin", {"pg_dump": flaky})))
+
+    dag_run, led = run_release(release_dag, "1.1.0")
+
+    assert led.release(dag_run.run_id).status == "promoted"
+    attempts = [a for a in led.step_attempts(dag_run.run_id) if a["step"] == "backup_data"]
+    assert [(a["attempt"], a["try_number"], a["status"]) for a in attempts] == [(1, 1, "failed"), (2, 2, "succeeded")]
+    assert "Connection refused" in attempts[0]["error"] and attempts[0]["finished_at"] is not None
+    assert attempts[1]["error"] is None and attempts[1]["detail"]["app_db"]["sha256"]
+    latest = next(s for s in led.steps(dag_run.run_id) if s["step"] == "backup_data")
+    assert (latest["status"], latest["attempts"]) == ("succeeded", 2)
+    assert not any("backup.backup_data failed" in m for m in slack_messages())  # a retried failure is not an alert

@@ -64,8 +64,19 @@ def test_the_form_accepts_a_well_formed_release(params_of) -> None:
     # The refusals below only mean something if the same form accepts good input.
     assert params_of("release", {"system": "demo", "version": "1.2.0"}) == {"system": "demo", "version": "1.2.0"}
     run_id = "manual__2026-01-01T00:00:00+00:00"
-    accepted = params_of("rollback", {"system": "demo", "version": "2.0.0-rc.1", "release_id": run_id})
+    accepted = params_of("rollback", {"system": "demo", "version": "2.0.0-rc.1", "release_id": run_id, "reason": "p95 doubled"})
     assert accepted["release_id"] == run_id
+
+
+@pytest.mark.parametrize("reason", [None, "", "no"], ids=["missing", "empty", "too-short"])
+def test_rollback_alone_needs_a_reason(params_of, reason) -> None:
+    from airflow.sdk.exceptions import ParamValidationError
+
+    conf = {"system": "demo", "version": "1.2.0", "release_id": "manual__2026-01-01T00:00:00+00:00"}
+    if reason is not None:
+        conf["reason"] = reason
+    with pytest.raises(ParamValidationError, match="reason"):
+        params_of("rollback", conf)
 
 
 # An unknown extra key ({"system": "demo", "version": "1.2.0", "extra": "x"}) is accepted by Airflow's

@@ -39,6 +39,7 @@ from rollout.targets.postgres import (
     safe_file_name,
     verify_sha256,
 )
+from rollout.versions import VersionScheme
 
 if TYPE_CHECKING:
     from airflow.providers.databricks.hooks.databricks import DatabricksHook
@@ -231,8 +232,9 @@ def split_statements(text: str) -> list[str]:
 class UnityCatalogMigrator:
     """Seed 000's `01_create_catalog.sql` ... `99_validate_and_seed.sql`, in order, on the warehouse."""
 
-    def __init__(self, *, target: UnityCatalogDataTarget) -> None:
+    def __init__(self, *, target: UnityCatalogDataTarget, scheme: VersionScheme = VersionScheme.SEMVER) -> None:
         self.target = target
+        self.scheme = scheme
         assert target.config.migrations is not None  # noqa: S101 - only built for targets with migrations
         self.directory = target.config.migrations.resolved_path()
 
@@ -251,7 +253,7 @@ class UnityCatalogMigrator:
     def run(self, version: str, release_id: str) -> list[str]:
         applied = self.applied()
         done = []
-        for migration in migrations_for(self.directory, version):
+        for migration in migrations_for(self.directory, version, self.scheme):
             recorded = applied.get(migration.migration_id)
             if recorded and recorded != migration.checksum:
                 raise MigrationError(f"{migration.path} was changed after it was applied: add a new migration instead")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from rollout.config import ProfileError
 from rollout.targets.compose import image_tag
 from rollout.targets.local_process import AppNotReadyError, AppStopError, http_problem
 from rollout.targets.migrations import MigrationError
@@ -90,7 +91,7 @@ class KubernetesApp:
             return containers[0]
         found = next((c for c in containers if c.name == self.config.container), None)
         if found is None:
-            raise LookupError(f"deployment {self.config.deployment} has no container {self.config.container!r}")
+            raise ProfileError(f"deployment {self.config.deployment} has no container {self.config.container!r}")
         return found
 
     def current(self) -> RunningDeployment | None:

@@ -179,6 +179,13 @@ class LocalProcessApp:
         return env
 
     def start(self, version: str) -> RunningApp:
+        if holders := _listeners(self.config.port):
+            # Whatever answers there would pass our readiness check in the new version's place.
+            raise AppNotReadyError(
+                f"{self.config.name} {version} not started: port {self.config.port} is already served by "
+                + ", ".join(map(_describe, holders))
+                + " (not a process this package started: stop it, or adopt it with the `adopt` DAG)"
+            )
         self.directory.mkdir(parents=True, exist_ok=True)
         log_path = self.directory / f"{version}.log"
         args = self.command(version)

@@ -96,3 +96,68 @@ def test_state_dir_is_the_state_directory_and_app_dir_the_apps_own(tmp_path, mon
         "version": "1.2.0",
     }
     assert resolve_path("{state_dir}/models") == tmp_path / "state" / "models"
+
+
+def test_a_stranger_on_the_port_is_refused_rather_than_taken_for_the_new_version(app):
+    import socket
+
+    with socket.socket() as stranger:
+        stranger.bind(("127.0.0.1", app.config.port))
+        stranger.listen()
+        with pytest.raises(AppNotReadyError, match=rf"port {app.config.port} is already served by pid \d+"):
+            app.start("1.0.0")
+    assert app.current() is None
+
+
+def test_stop_reaches_workers_that_outlive_their_leader(tmp_path):
+    import time
+
+    import psutil
+
+    # A leader that forks two workers ignoring SIGTERM, then exits on SIGTERM itself: gunicorn's shape at its worst.
+    script = tmp_path / "prefork.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import os, signal, sys, time
+            for _ in range(2):
+                if os.fork() == 0:
+                    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                    while True:
+                        time.sleep(1)
+            print("ready", flush=True)
+            while True:
+                time.sleep(1)
+            """
+        )
+    )
+    config = LocalProcessTarget.model_validate(
+        {
+            "kind": "local_process",
+            "name": "prefork",
+            "command": [sys.executable, str(script)],
+            "port": free_port(),
+            "stop_timeout_seconds": 1,
+        }
+    )
+    target = LocalProcessApp(config=config, system="unit", state_dir=tmp_path)
+    leader = target.start("1.0.0")
+    deadline = time.monotonic() + 10
+    while len([p for p in psutil.process_iter() if _in_group(p, leader.pid)]) < 3:
+        assert time.monotonic() < deadline, "the workers never started"
+        time.sleep(0.05)
+
+    target.stop()
+
+    assert [p.pid for p in psutil.process_iter() if _in_group(p, leader.pid)] == []  # zombies aside: they run nothing
+
+
+def _in_group(process, group: int) -> bool:
+    import os
+
+    import psutil
+
+    try:
+        return os.getpgid(process.pid) == group and process.status() != psutil.STATUS_ZOMBIE
+    except (ProcessLookupError, psutil.Error):
+        return False
