@@ -28,8 +28,10 @@ up: install
 down:
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m rollout.devtools.up stop; else echo "nothing to stop"; fi
 
+# A JUnit report and the failed tests' names stay under build/ (git-ignored), so a failed run can be read afterwards.
 test: install
-	$(BIN)/python -m pytest
+	@mkdir -p build
+	$(BIN)/python -m pytest --junitxml=build/junit.xml
 
 lint: install
 	$(BIN)/ruff check .

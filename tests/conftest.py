@@ -130,3 +130,14 @@ def airflow_api(airflow_db) -> Iterator[str]:
     os.killpg(server.pid, signal.SIGTERM)
     server.wait(timeout=30)
     log.close()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The failed tests' names in build/failures.txt (beside `make test`'s JUnit report): readable after the run."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    failed = [report.nodeid for kind in ("failed", "error") for report in reporter.stats.get(kind, [])]
+    build = ROOT / "build"
+    build.mkdir(exist_ok=True)
+    (build / "failures.txt").write_text("".join(f"{name}\n" for name in dict.fromkeys(failed)))

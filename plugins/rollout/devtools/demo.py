@@ -121,7 +121,33 @@ def start_services() -> tuple[SystemProfile, AirflowApi, str]:
     return profile, api, admin_password
 
 
-def run_releases(api: AirflowApi, ledger: Ledger) -> list[str]:
+def refusing_predecessor(profile: SystemProfile, ledger: Ledger, run_id: str) -> str:
+    """What (b) shows: the previous build refuses the new schema revision, so it could start only after the restore."""
+    import json
+
+    from rollout.config import PostgresTarget
+    from rollout.ledger import FingerprintStage
+    from rollout.targets.postgres import PostgresDataTarget
+
+    release = ledger.release(run_id)
+    [web] = demo_system.local_processes(profile)
+    served = httpx.get(web.base_url + "/health", timeout=5).json()["version"]
+    [database] = [t for t in profile.data_targets if isinstance(t, PostgresTarget)]
+    with PostgresDataTarget(config=database).connect() as conn:
+        revision = conn.execute("SELECT revision FROM schema_revision").fetchone()[0]  # type: ignore[index]
+    build = INCLUDE_DIR / "demo_app" / "releases" / f"{release.previous_version}.json"
+    known = json.loads(build.read_text()).get("schema_revisions", [])
+    order = " -> ".join(a["step"] for a in ledger.step_attempts(run_id) if a["phase"] == "rollback")
+    before = ledger.fingerprint(run_id, "app_db", FingerprintStage.BEFORE)
+    equal = "EQUAL" if ledger.fingerprint(run_id, "app_db", FingerprintStage.AFTER_RESTORE) == before else "DIFFERENT"
+    return (
+        f"{release.previous_version} knows schema revisions {', '.join(known)} and refuses to start on {release.version}'s, "
+        f"so the rollback ran {order}: previous version serving: {served}; schema revision back: {revision}; "
+        f"data fingerprint {equal}"
+    )
+
+
+def run_releases(profile: SystemProfile, api: AirflowApi, ledger: Ledger) -> list[str]:
     """(a) promoted, (b) rolled back, (c) waiting for a human; returns one line per outcome."""
     outcomes: list[str] = []
     for label, version, expected in (("a", "1.1.0", "promoted"), ("b", "1.2.0", "rolled_back")):
@@ -129,7 +155,12 @@ def run_releases(api: AirflowApi, ledger: Ledger) -> list[str]:
         run_id = api.trigger("release", {"system": "demo", "version": version})
         api.wait(f"release {version}", lambda run_id=run_id: api.run_state("release", run_id) in TERMINAL)
         say(f"({label}) {version}: {describe(ledger, run_id)}")
-        outcomes.append(f"({label}) {version}: {ledger.release(run_id).status} (expected {expected})")
+        outcome = f"({label}) {version}: {ledger.release(run_id).status} (expected {expected})"
+        if label == "b":
+            proof = refusing_predecessor(profile, ledger, run_id)
+            say(f"(b) {proof}")
+            outcome += f"; {proof}"
+        outcomes.append(outcome)
 
     say("(c) triggering release of demo 1.3.0 ...")
     run_id = api.trigger("release", {"system": "demo", "version": "1.3.0"})
@@ -159,7 +190,7 @@ def up() -> None:
     from rollout.ledger import Ledger
 
     profile, api, admin_password = start_services()
-    outcomes = run_releases(api, Ledger(conn_id=profile.ledger_conn_id))
+    outcomes = run_releases(profile, api, Ledger(conn_id=profile.ledger_conn_id))
     outcomes.append(run_maintenance(api))
 
     [web] = demo_system.local_processes(profile)
