@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
-from rollout.tasks import complete_checklist, dag_settings, rollback_group, under_lock
+from rollout.tasks import complete_checklist, dag_settings, report_outcome, rollback_group, under_lock
 
 with DAG(
     dag_id="rollback",
@@ -32,4 +32,4 @@ with DAG(
     description="Roll back a release, alone: stop the new version, restore the data, start the previous version, check.",
     **dag_settings(tags=["phase", "rollback"], with_release_id=True, with_reason=True),
 ):
-    under_lock(rollback_group(), complete_checklist())
+    under_lock(rollback_group(), complete_checklist(), report_outcome("rolled_back"))

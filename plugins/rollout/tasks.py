@@ -476,15 +476,18 @@ def decision_branches() -> tuple[BaseOperator, BaseOperator, BaseOperator]:
     return proceed, roll_back, ask
 
 
-@task(task_id="report_outcome", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, retries=0)
-def report_outcome() -> dict[str, Any]:
-    """Ends the run: green when the release was promoted, red (with the reasons) when it was not."""
-    from rollout.ledger import ReleaseStatus
+def report_outcome(goal: str = "promoted") -> Any:
+    """Ends the run: green when the release reached `goal` (promoted; rolled back, for the rollback DAG), red with the reasons
+    when it did not. The completed checklist before it runs whatever happened, so without this the run would be green."""
 
-    ctx = release_context()
-    release = ctx.release()
-    summary = {"release_id": release.release_id, "version": release.version, "status": release.status, "reason": release.outcome_reason}
-    log.info("release record:\n%s", ctx.ledger.record_as_json(ctx.release_id))
-    if release.status != ReleaseStatus.PROMOTED.value:
-        raise AirflowFailException(f"release {release.version} was not promoted ({release.status}): {release.outcome_reason}")
-    return summary
+    @task(task_id="report_outcome", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, retries=0)
+    def _report() -> dict[str, Any]:
+        ctx = release_context()
+        release = ctx.release()
+        summary = {"release_id": release.release_id, "version": release.version, "status": release.status, "reason": release.outcome_reason}
+        log.info("release record:\n%s", ctx.ledger.record_as_json(ctx.release_id))
+        if release.status != goal:
+            raise AirflowFailException(f"release {release.version} is {release.status}, not {goal}: {release.outcome_reason}")
+        return summary
+
+    return _report()

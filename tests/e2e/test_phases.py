@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from observe import app_pid, fingerprint, ledger, served_version, task_states
+from observe import STATE_DIR, app_pid, fingerprint, ledger, served_version, task_states
 from testenv import SYSTEMS_DIR, slack_messages
 
 pytestmark = pytest.mark.e2e
@@ -50,6 +50,8 @@ def test_phases_triggered_one_by_one_release_and_roll_back(dags, demo):
     assert release.status == "rolled_back"
     assert release.outcome_reason == "rolled back by dag_test because the phases test rolls it back"  # dag.test's user
     assert ledger().lock_holder("demo") is None
+    checklist = (STATE_DIR / "checklists" / "demo" / f"{release_id}.md").read_text()  # rewritten by the rollback run
+    assert "status **rolled_back**: rolled back by dag_test because the phases test rolls it back" in checklist
     pid = app_pid(demo)
     assert run_phase(dags, "rollback", release_id).state == "success"  # twice: nothing stopped or restored twice
     assert app_pid(demo) == pid

@@ -530,7 +530,11 @@ def test_a_phase_run_alone_while_a_release_runs_is_refused(dags, demo, release_i
 
     states = task_states(intruder)
     assert states["take_lock"] == "failed"
-    assert {state for task, state in states.items() if task.startswith(f"{dag_id}.")} == {"upstream_failed"}
+    assert "success" not in {state for task, state in states.items() if task.startswith(f"{dag_id}.")}
+    # Every step this run tried was refused before it did anything (start_previous, which runs after a failed
+    # restore, checks the lock first too).
+    tried = [a for a in ledger().step_attempts(release_id) if a["run_id"] == intruder.run_id and a["phase"] != "lock"]
+    assert all(a["status"] == "refused" for a in tried), tried
     refusal = next(s for s in ledger().steps(release_id) if s["step"] == "take_lock")
     assert refusal["status"] == "refused" and "nothing was changed" in refusal["error"]
     assert (holder if dag_id == "deploy" else "another run of release") in refusal["error"]
@@ -539,24 +543,34 @@ def test_a_phase_run_alone_while_a_release_runs_is_refused(dags, demo, release_i
     assert first.poll() is None  # and carries on: the fixture checks it ends promoted
 
 
-def test_two_rollbacks_racing_only_one_runs(dags, demo):
+def test_two_rollbacks_racing_only_one_runs(dags, demo, tmp_path):
     before = fingerprint(demo)
     conf = {"system": "demo", "version": "1.2.0", "release_id": "raced"}
     for phase in ("backup", "migrate", "deploy"):
         assert dags[phase].test(run_conf=conf).state == "success"
     conf["reason"] = "two on-call engineers roll back at once"
-    racers = [run_detached(f"racer-{n}", "rollback", conf) for n in (1, 2)]
+    # The first rollback's restore waits at a gate, so that the second certainly arrives while it works.
+    gate = tmp_path / "gate"
+    held = pg_programs(tmp_path / "bin", {"psql": f'for _ in $(seq 600); do [ -e {gate} ] && break; sleep 0.1; done; exec $REAL "$@"'})
+    first = run_detached("racer-1", "rollback", conf, {"ROLLOUT_PG_BIN": str(held)})
+    second = None
     try:
-        outputs = [racer.communicate(timeout=300)[0] for racer in racers]
+        wait_for(lambda: ledger().step_status("raced", "rollback", "restore_data") == "running", "the first rollback to restore")
+        second = run_detached("racer-2", "rollback", conf)
+        second_output, _ = second.communicate(timeout=300)
+        gate.touch()
+        first_output, _ = first.communicate(timeout=300)
     finally:
-        for racer in racers:
-            if racer.poll() is None:
+        for racer in (first, second):
+            if racer is not None and racer.poll() is None:
                 os.killpg(racer.pid, signal.SIGKILL)
 
-    assert sorted("DETACHED-RUN-STATE success" in output for output in outputs) == [False, True], [o[-2000:] for o in outputs]
+    assert "DETACHED-RUN-STATE success" in first_output, first_output[-3000:]
+    assert "DETACHED-RUN-STATE failed" in second_output, second_output[-3000:]
     attempts = ledger().step_attempts("raced")
-    assert [a["status"] for a in attempts if a["step"] == "take_lock" and a["phase"] == "lock"].count("refused") == 1
-    assert [a["step"] for a in attempts].count("restore_data") == 1  # one restore, by the run that won
+    refused = [a for a in attempts if a["status"] == "refused"]
+    assert [a["step"] for a in refused][:1] == ["take_lock"] and "another run of release raced" in refused[0]["error"]
+    assert [a["step"] for a in attempts].count("restore_data") == 1  # one restore, by the run that holds the lock
     assert ledger().release("raced").status == "rolled_back"
     assert served_version() == "1.0.0" and fingerprint(demo) == before
     assert ledger().lock_holder("demo") is None
