@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rollout.config import resolve_path
-from rollout.targets.local_process import AppNotReadyError, http_problem
+from rollout.targets.local_process import AppNotReadyError, StopStartApp, http_problem
 from rollout.tool_output import error_line, shown_command
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ def image_tag(image: str) -> str:
     return split_image(image)[1]
 
 
-class ComposeServiceApp:
+class ComposeServiceApp(StopStartApp):
     def __init__(self, *, config: ComposeServiceTarget) -> None:
         self.config = config
 
@@ -132,14 +132,5 @@ class ComposeServiceApp:
         return service.version if service else None
 
     def stop(self) -> None:
+        """`docker compose stop` the service: its container stays, so `up` brings a tag back."""
         self._compose("stop", self.config.service)
-
-    def quiesce(self) -> dict[str, Any]:
-        """`docker compose stop` the service (its container stays, so `up` brings the same tag back)."""
-        running = self.current()
-        self.stop()
-        return {"version": running.version} if running else {}
-
-    def resume(self, quiesced: dict[str, Any], version: str | None = None) -> float:
-        target = version or quiesced.get("version")
-        return self.switch_to(target) if target else 0.0

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -123,7 +124,31 @@ def _top_of_group(process: psutil.Process) -> psutil.Process:
     return top
 
 
-class LocalProcessApp:
+class StopStartApp(ABC):
+    """An app that runs one version at a time: quiesced by stopping it, resumed by starting a version again."""
+
+    @abstractmethod
+    def current(self) -> Any: ...
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    @abstractmethod
+    def switch_to(self, version: str) -> float: ...
+
+    def quiesce(self) -> dict[str, Any]:
+        """Stop serving and writing before the data is restored; what `resume` needs to bring it back."""
+        running = self.current()
+        self.stop()
+        return {"version": running.version} if running else {}
+
+    def resume(self, quiesced: dict[str, Any], version: str | None = None) -> float:
+        """Serve `version`, or the version `quiesce` stopped; returns seconds until ready."""
+        target = version or quiesced.get("version")
+        return self.switch_to(target) if target else 0.0
+
+
+class LocalProcessApp(StopStartApp):
     def __init__(
         self,
         *,
@@ -266,17 +291,6 @@ class LocalProcessApp:
                 + ", ".join(map(_describe, holders))
                 + ": a process outside its process group (a daemonised worker?) must be stopped by hand"
             )
-
-    def quiesce(self) -> dict[str, Any]:
-        """Stop serving and writing before the data is restored; what `resume` needs to bring it back."""
-        running = self.current()
-        self.stop()
-        return {"version": running.version} if running else {}
-
-    def resume(self, quiesced: dict[str, Any], version: str | None = None) -> float:
-        """Serve `version`, or the version `quiesce` stopped; returns seconds until ready."""
-        target = version or quiesced.get("version")
-        return self.switch_to(target) if target else 0.0
 
     def _wait_gone(self, leader: int, started: float, seconds: float) -> list[psutil.Process]:
         deadline = time.monotonic() + seconds
