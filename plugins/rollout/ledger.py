@@ -614,14 +614,6 @@ class Ledger:
         keys = ("target", "location", "restore_seconds", "rpo_seconds", "fingerprint_equal", "error", "drilled_at", "run_id")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
-    def record_finding(self, run_id: str, finding: dict[str, Any]) -> None:
-        self._execute(
-            "INSERT INTO rollout_maintenance_finding (run_id, system, check_name, ok, detail)"
-            " VALUES (%(run_id)s, %(system)s, %(check)s, %(ok)s, %(detail)s) ON CONFLICT (run_id, system, check_name)"
-            " DO UPDATE SET ok = EXCLUDED.ok, detail = EXCLUDED.detail, found_at = now()",
-            {"run_id": run_id, **finding},
-        )
-
     def record_findings(self, run_id: str, system: str, task_id: str, findings: list[dict[str, Any]]) -> None:
         """What one task found for one system in a run, in place of what its earlier attempts found (one transaction)."""
 
