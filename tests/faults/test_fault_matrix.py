@@ -228,8 +228,11 @@ def test_latency_degraded_lands_in_investigate(release_dag, demo):
     dag_run, led = run_with_responder(lambda: run_release(release_dag, "2.1.0"), operator)
 
     release = led.release(dag_run.run_id)
-    assert release.decision_reasons[0].startswith("p95 latency 13")
-    assert "vs baseline 10" in release.decision_reasons[0]
+    # The numbers themselves move with the machine's load: what must hold is that the baseline is the p95 the
+    # promoted 2.0.0 measured, and that 2.1.0's was judged against it.
+    [baseline_probe] = [m for m in led.measurements(baseline.run_id) if m["kind"] == "latency"]
+    assert release.decision_reasons[0].startswith("p95 latency ")
+    assert f"vs baseline {baseline_probe['metrics']['p95_ms']:.0f} ms" in release.decision_reasons[0]
     assert release.status == "rolled_back" and release.decided_by == "On-call Olga"
     assert served_version() == "2.0.0" and fingerprint(demo) == before
     assert any("decision *investigate*" in m and "p95 latency" in m for m in slack_messages())
@@ -407,12 +410,14 @@ def schema_revision(profile) -> str:
 
 
 def processes_of_version(version: str) -> list[int]:
+    """This session's demo service processes of `version` (by its port: another test session may run the same build)."""
     import psutil
 
     found = []
     for process in psutil.process_iter(["cmdline", "status"]):
         cmdline = process.info["cmdline"] or []
-        if process.info["status"] != psutil.STATUS_ZOMBIE and "server.py" in " ".join(cmdline) and version in cmdline:
+        ours = "server.py" in " ".join(cmdline) and version in cmdline and str(APP_PORT) in cmdline
+        if ours and process.info["status"] != psutil.STATUS_ZOMBIE:
             found.append(process.pid)
     return found
 

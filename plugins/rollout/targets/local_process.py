@@ -295,8 +295,10 @@ class LocalProcessApp(StopStartApp):
     def _wait_gone(self, leader: int, started: float, seconds: float) -> list[psutil.Process]:
         deadline = time.monotonic() + seconds
         while True:
-            self._reap(leader)
             left = _processes_of(leader, started)
+            # After the look: a leader that died since the last one is a zombie now, counted as gone, and must
+            # not stay one (a recycled-pid check or pid_exists would still see it).
+            self._reap(leader)
             if not left or time.monotonic() >= deadline:
                 return left
             time.sleep(0.05)
