@@ -3,30 +3,32 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-export PYTHONPATH := $(CURDIR)/plugins
+# devtools/ (stand-ins, demo tooling) is imported from the checkout; the airflow_rollout package is installed.
+export PYTHONPATH := $(CURDIR)
 
 .PHONY: install demo stop up down test lint bench checklists
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required, found " + sys.version.split()[0])'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
 demo: install
-	$(BIN)/python -m rollout.devtools.demo up
+	$(BIN)/python -m devtools.demo up
 
 stop:
-	@if [ -x $(BIN)/python ]; then $(BIN)/python -m rollout.devtools.demo stop; else echo "nothing to stop"; fi
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m devtools.demo stop; else echo "nothing to stop"; fi
 
 # Airflow on this machine over every profile in include/systems, connections from .env (see .env.example).
 up: install
-	$(BIN)/python -m rollout.devtools.up start
+	$(BIN)/python -m devtools.up start
 
 down:
-	@if [ -x $(BIN)/python ]; then $(BIN)/python -m rollout.devtools.up stop; else echo "nothing to stop"; fi
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m devtools.up stop; else echo "nothing to stop"; fi
 
 # A JUnit report and the failed tests' names stay under build/ (git-ignored), so a failed run can be read afterwards.
 test: install
@@ -42,4 +44,4 @@ bench: install
 	$(BIN)/python bench/run.py
 
 checklists: install
-	$(BIN)/python -m rollout.devtools.checklist_summary
+	$(BIN)/python -m devtools.checklist_summary

@@ -56,7 +56,7 @@ def say(text: str) -> None:
 
 
 def prepare_database() -> Any:
-    from rollout.devtools import local_postgres
+    from devtools import local_postgres
 
     cluster = local_postgres.start(BENCH_DIR / "postgres")
     for database in ("bench", "bench_ledger"):
@@ -77,7 +77,7 @@ def prepare_database() -> Any:
 
 
 def bench_profile(backup: dict[str, Any]) -> Any:
-    from rollout.config import parse_profile
+    from airflow_rollout.config import parse_profile
 
     return parse_profile(
         {
@@ -105,7 +105,7 @@ def raw(args: list[str], env: dict[str, str]) -> float:
 
 
 def backup_and_restore(cluster: Any, results: dict[str, Any]) -> None:
-    from rollout.targets.postgres import PostgresDataTarget, pg_program
+    from airflow_rollout.targets.postgres import PostgresDataTarget, pg_program
 
     work = BENCH_DIR / "dumps"
     shutil.rmtree(work, ignore_errors=True)  # pg_dump's directory format wants a directory that is not there
@@ -152,8 +152,8 @@ def backup_and_restore(cluster: Any, results: dict[str, Any]) -> None:
 
 def rollback(results: dict[str, Any]) -> None:
     """A release that changed data and switched the app, rolled back through the rollback phase's functions."""
-    from rollout import phases
-    from rollout.targets.local_process import LocalProcessApp
+    from airflow_rollout import phases
+    from airflow_rollout.targets.local_process import LocalProcessApp
 
     profile = bench_profile({})
     state = BENCH_DIR / "state"
@@ -188,7 +188,7 @@ def rollback(results: dict[str, Any]) -> None:
 
 def recorded(ctx: Any, step: str, action: Any) -> Any:
     """A rollback step run as its task runs it: its attempt in the ledger, which the next step looks at."""
-    from rollout.ledger import Attempt
+    from airflow_rollout.ledger import Attempt
 
     attempt = Attempt(run_id=ctx.release_id, try_number=1)
     ctx.ledger.step_started(ctx.release_id, "rollback", step, attempt)
@@ -225,7 +225,7 @@ def parse_times(results: dict[str, Any]) -> None:
         empty = Path(tmp) / "empty.py"
         empty.write_text(EMPTY_DAG)
         files = [str(empty), *map(str, sorted((ROOT / "dags").glob("*.py")))]
-        env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins")}
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
         # The first file parsed pays for importing Airflow itself: parse the empty file first, then measure all.
         output = subprocess.run([sys.executable, "-c", PARSE, str(empty), *files], env=env, check=True, capture_output=True, text=True)  # noqa: S603
     times = json.loads(output.stdout.strip().splitlines()[-1])
@@ -237,10 +237,10 @@ def parse_times(results: dict[str, Any]) -> None:
 
 def release_overhead(results: dict[str, Any]) -> None:
     """A good release of the demo under airflow standalone, against the same phases called in order."""
-    from rollout import phases
-    from rollout.config import HttpCheck, LatencyCheck, load_profile
-    from rollout.devtools import demo, demo_system
-    from rollout.ledger import Ledger
+    from airflow_rollout import phases
+    from airflow_rollout.config import HttpCheck, LatencyCheck, load_profile
+    from airflow_rollout.ledger import Ledger
+    from devtools import demo, demo_system
 
     say("release overhead: starting airflow standalone through the demo set-up ...")
     profile, api, _ = demo.start_services()
@@ -292,7 +292,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
                     "python": platform.python_version(), "pgbench_scale": SCALE},
     }  # fmt: skip
-    from rollout.devtools import demo
+    from devtools import demo
 
     demo.stop(quiet=True)  # its ports and processes would disturb the measurements
     cluster = prepare_database()
@@ -300,7 +300,7 @@ def main() -> None:
         backup_and_restore(cluster, results)
         rollback(results)
     finally:
-        from rollout.devtools import local_postgres
+        from devtools import local_postgres
 
         local_postgres.stop(BENCH_DIR / "postgres")
     parse_times(results)

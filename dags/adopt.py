@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
-from rollout.tasks import adopt_tasks, dag_settings
+from airflow_rollout.tasks import adopt_tasks, dag_settings
 
 with DAG(
     dag_id="adopt",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
-from rollout.tasks import backup_group, dag_settings, under_lock
+from airflow_rollout.tasks import backup_group, dag_settings, under_lock
 
 with DAG(
     dag_id="backup",

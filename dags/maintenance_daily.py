@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, TriggerRule
 
-from rollout.maintenance_tasks import check_task, list_systems, maintenance_dag_settings, review_airflow_runs, send_digest
+from airflow_rollout.maintenance_tasks import check_task, list_systems, maintenance_dag_settings, review_airflow_runs, send_digest
 
 with DAG(
     dag_id="maintenance_daily",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, Param, TriggerRule
 
-from rollout.maintenance_tasks import check_task, drill_disaster_recovery, list_systems, maintenance_dag_settings, send_digest
+from airflow_rollout.maintenance_tasks import check_task, drill_disaster_recovery, list_systems, maintenance_dag_settings, send_digest
 
 with DAG(
     dag_id="maintenance_weekly",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
-from rollout.tasks import dag_settings, migrate_group, under_lock
+from airflow_rollout.tasks import dag_settings, migrate_group, under_lock
 
 with DAG(
     dag_id="migrate",

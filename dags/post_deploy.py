@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
-from rollout.tasks import dag_settings, post_deploy_group, under_lock
+from airflow_rollout.tasks import dag_settings, post_deploy_group, under_lock
 
 with DAG(
     dag_id="post_deploy",

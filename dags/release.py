@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, chain
 
-from rollout.tasks import (
+from airflow_rollout.tasks import (
     backup_group,
     check_items,
     complete_checklist,

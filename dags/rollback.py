@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
-from rollout.tasks import complete_checklist, dag_settings, report_outcome, rollback_group, under_lock
+from airflow_rollout.tasks import complete_checklist, dag_settings, report_outcome, rollback_group, under_lock
 
 with DAG(
     dag_id="rollback",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
-from rollout.tasks import dag_settings, reason_param, system_param, unlock
+from airflow_rollout.tasks import dag_settings, reason_param, system_param, unlock
 
 settings = dag_settings(tags=["lock"], with_release_id=False)
 settings["params"] = {"system": system_param(), "reason": reason_param("Why it is safe to free the lock: kept with your name.")}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
-from rollout.tasks import dag_settings, under_lock, verify_group
+from airflow_rollout.tasks import dag_settings, under_lock, verify_group
 
 with DAG(
     dag_id="verify",

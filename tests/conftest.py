@@ -12,7 +12,7 @@ import pytest
 from observe import STATE_DIR
 from testenv import ROOT, SESSION_DIR, SLACK_OUT, SLACK_PORT  # first: it sets Airflow's environment
 
-from rollout.devtools import local_postgres, slack_receiver
+from devtools import local_postgres, slack_receiver
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -70,9 +70,9 @@ def release_dag(dags):
 @pytest.fixture
 def demo(postgres, slack):
     """The demo system at its starting point (data and app of 1.0.0), an empty ledger and Slack log."""
-    from rollout.config import load_profile
-    from rollout.devtools import demo_system
-    from rollout.ledger import Ledger
+    from airflow_rollout.config import load_profile
+    from airflow_rollout.ledger import Ledger
+    from devtools import demo_system
 
     profile = load_profile("demo")
     ledger = Ledger(conn_id=profile.ledger_conn_id)

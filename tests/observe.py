@@ -16,7 +16,7 @@ def served_version() -> str:
 
 
 def app_pid(profile) -> int:
-    from rollout.targets.local_process import LocalProcessApp
+    from airflow_rollout.targets.local_process import LocalProcessApp
 
     running = LocalProcessApp(config=profile.app_targets[0], system="demo", state_dir=STATE_DIR).current()
     assert running is not None
@@ -24,7 +24,7 @@ def app_pid(profile) -> int:
 
 
 def fingerprint(profile) -> dict:
-    from rollout.targets.postgres import PostgresDataTarget
+    from airflow_rollout.targets.postgres import PostgresDataTarget
 
     return PostgresDataTarget(config=profile.data_targets[0]).fingerprint()
 
@@ -34,7 +34,7 @@ def task_states(dag_run) -> dict[str, str]:
 
 
 def ledger():
-    from rollout.ledger import Ledger
+    from airflow_rollout.ledger import Ledger
 
     return Ledger(conn_id="rollout_ledger")
 
@@ -45,7 +45,7 @@ def run_release(dag, version: str):
 
 def completed_checklist(dag_run) -> str:
     """The completed checklist the run wrote; also what `complete_checklist` returned."""
-    from rollout.targets.postgres import safe_file_name
+    from airflow_rollout.targets.postgres import safe_file_name
 
     return (STATE_DIR / "checklists" / "demo" / f"{safe_file_name(dag_run.run_id)}.md").read_text()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from rollout.config import parse_profile
+from airflow_rollout.config import parse_profile
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

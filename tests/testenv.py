@@ -31,7 +31,7 @@ os.environ.update(
 )
 (SESSION_DIR / "airflow").mkdir(parents=True)
 
-from rollout.devtools import local_postgres, slack_receiver  # noqa: E402 - after the environment is set
+from devtools import local_postgres, slack_receiver  # noqa: E402 - after the environment is set
 
 APP_PORT = local_postgres.free_port()
 SLACK_PORT = local_postgres.free_port()

@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 import yaml
 
-from rollout.devtools.docker_standin import Interpolator, parse_dotenv
+from devtools.docker_standin import Interpolator, parse_dotenv
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -49,7 +49,7 @@ def validate(document: dict) -> None:
     assert not errors, "\n".join(f"{'.'.join(map(str, error.absolute_path))}: {error.message}" for error in errors)
 
 
-@pytest.mark.parametrize("path", [COMPOSE_FILE, ROOT / "tests" / "rollout" / "devtools" / "docker_fixtures" / "compose.yaml"])
+@pytest.mark.parametrize("path", [COMPOSE_FILE, ROOT / "tests" / "devtools" / "docker_fixtures" / "compose.yaml"])
 def test_valid_against_the_compose_specification(path):
     validate(yaml.safe_load(path.read_text()))
 
@@ -73,7 +73,11 @@ def test_a_celery_airflow_with_its_services(compose):
         assert 1 <= int(env["AIRFLOW__CORE__PARALLELISM"]) <= 16
         assert services[name]["image"].endswith(":-airflow-rollout:3.3.2-python3.11}")
     build = compose["x-airflow-common"]["build"]["dockerfile_inline"]
-    assert build.startswith("FROM apache/airflow:3.3.2-python3.11\n") and "-r /requirements.txt" in build
+    assert (
+        build.startswith("FROM apache/airflow:3.3.2-python3.11\n")
+        and "-r /src/requirements.txt" in build
+        and "pip install --no-cache-dir --no-deps /src" in build
+    )
     assert compose["x-airflow-common"]["user"] == "${AIRFLOW_UID:-50000}:0"
 
 

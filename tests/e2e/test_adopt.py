@@ -17,8 +17,8 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def started_outside(demo):
     """1.0.0 serving, started by hand (no pid file of the package's), as a new user's service runs today."""
-    from rollout.devtools import demo_system
-    from rollout.targets.local_process import LocalProcessApp
+    from airflow_rollout.targets.local_process import LocalProcessApp
+    from devtools import demo_system
 
     demo_system.stop_apps(demo, STATE_DIR)
     app = LocalProcessApp(config=demo.app_targets[0], system="demo", state_dir=STATE_DIR)

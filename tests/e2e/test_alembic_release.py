@@ -25,7 +25,7 @@ import pytest
 from observe import STATE_DIR, ledger, task_states
 from testenv import ALEMBIC_SERVICE, ALEMBIC_SVC_PORT, slack_messages
 
-from rollout.devtools import local_postgres
+from devtools import local_postgres
 
 pytestmark = pytest.mark.e2e
 
@@ -41,13 +41,13 @@ TABLES_1_1 = TABLES_1_0 | {"tags"}
 
 
 def app(profile):
-    from rollout.targets.local_process import LocalProcessApp
+    from airflow_rollout.targets.local_process import LocalProcessApp
 
     return LocalProcessApp(config=profile.app_targets[0], system=SYSTEM, state_dir=STATE_DIR)
 
 
 def fingerprint(profile) -> dict:
-    from rollout.targets.postgres import PostgresDataTarget
+    from airflow_rollout.targets.postgres import PostgresDataTarget
 
     return PostgresDataTarget(config=profile.data_targets[0]).fingerprint()
 
@@ -160,9 +160,9 @@ def run_release(dag, version: str):
 @pytest.fixture
 def alembic_svc(postgres, slack):
     """Data of 1.0.0 migrated by the service's own `manage.py`, 1.0.0 serving, an empty ledger and Slack log."""
-    from rollout.config import load_profile
-    from rollout.ledger import Ledger
-    from rollout.targets.migrations import CommandMigrator
+    from airflow_rollout.config import load_profile
+    from airflow_rollout.ledger import Ledger
+    from airflow_rollout.targets.migrations import CommandMigrator
 
     postgres.create_database(DATABASE)
     os.environ["AIRFLOW_CONN_ALEMBIC_SVC_DB"] = postgres.airflow_conn_json(DATABASE)

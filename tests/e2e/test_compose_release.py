@@ -78,7 +78,7 @@ def docker_standin(tmp_path, monkeypatch):
         "mlops-api": {"command": [*service, "mlops-api"]},
     }
     (tmp_path / "images.json").write_text(json.dumps(image_map))
-    monkeypatch.setenv("PATH", f"{ROOT / 'plugins' / 'rollout' / 'devtools' / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("PATH", f"{ROOT / 'devtools' / 'bin'}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("ROLLOUT_DOCKER_STANDIN_IMAGES", str(tmp_path / "images.json"))
     monkeypatch.setenv("ROLLOUT_DOCKER_STANDIN_STATE", str(SESSION_DIR / "docker"))
     monkeypatch.setenv("ROLLOUT_DOCKER_STANDIN_LOG", str(tmp_path / "docker.jsonl"))
@@ -114,8 +114,8 @@ def set_up_server(server: Server, postgres, slack) -> None:
 
 
 def data_target(system: str):
-    from rollout.config import load_profile
-    from rollout.targets.postgres import PostgresDataTarget
+    from airflow_rollout.config import load_profile
+    from airflow_rollout.targets.postgres import PostgresDataTarget
 
     return PostgresDataTarget(config=load_profile(system).data_targets[0])
 
@@ -133,8 +133,8 @@ def routing(postgres, slack, docker_standin):
 @pytest.fixture
 def mlops(postgres, slack, docker_standin):
     """Seed 004's server with 1.0.0: the loan_data schema (the profile's own migrations), an active model, the API up."""
-    from rollout.config import SqlFileMigrations
-    from rollout.targets.migrations import SqlFileMigrator
+    from airflow_rollout.config import SqlFileMigrations
+    from airflow_rollout.targets.migrations import SqlFileMigrator
 
     set_up_server(MLOPS, postgres, slack)
     target = data_target(MLOPS.system)
@@ -211,7 +211,7 @@ def test_mlops_release_is_promoted_when_the_model_passes_the_f1_gate(release_dag
 
 
 def test_mlops_model_below_the_f1_gate_is_rolled_back(release_dag, mlops):
-    from rollout.ledger import FingerprintStage
+    from airflow_rollout.ledger import FingerprintStage
 
     before = mlops.fingerprint()
 

@@ -21,7 +21,7 @@ ONTOS_TABLES = ["sheets", "templates", "training_sheets", "qa_pairs", "canonical
 @pytest.fixture
 def workspace(postgres, slack, tmp_path):
     """The stand-in workspace: two warehouses, the workbench app (a source path per version), a model, an endpoint, a job."""
-    from rollout.devtools.databricks_server import DatabricksServer
+    from devtools.databricks_server import DatabricksServer
 
     for version in ("1.0.0", "1.1.0", "1.2.0-broken"):
         source = tmp_path / "root" / "Workspace" / "Users" / "deploy" / "Apps" / f"ontos-ml-workbench-{version}"
@@ -46,20 +46,20 @@ def workspace(postgres, slack, tmp_path):
 
 
 def free_port() -> int:
-    from rollout.devtools.local_postgres import free_port as port
+    from devtools.local_postgres import free_port as port
 
     return port()
 
 
 def context(system: str):
-    from rollout.config import load_profile
-    from rollout.phases import SystemContext
+    from airflow_rollout.config import load_profile
+    from airflow_rollout.phases import SystemContext
 
     return SystemContext(profile=load_profile(system))
 
 
 def migrate_to(system: str, version: str) -> None:
-    from rollout.targets.databricks import UnityCatalogMigrator
+    from airflow_rollout.targets.databricks import UnityCatalogMigrator
 
     for target in context(system).data_targets:
         UnityCatalogMigrator(target=target).run(version, "test-setup")
@@ -166,7 +166,7 @@ def test_ml_release_whose_batch_job_fails_moves_the_alias_back_and_restores_the_
 
 def test_a_backup_older_than_delta_retention_is_restored_from_its_copy(workspace, ontos, tmp_path):
     """Past VACUUM's retention RESTORE ... VERSION AS OF may find no files: the CTAS copy is used instead."""
-    from rollout.targets.databricks import UnityCatalogDataTarget
+    from airflow_rollout.targets.databricks import UnityCatalogDataTarget
 
     expired = UnityCatalogDataTarget(config=ontos.config.model_copy(update={"delta_retention_days": 1e-9}))
     before = expired.fingerprint()
@@ -186,7 +186,7 @@ def test_ml_weekly_maintenance_runs_the_seeds_monitoring_sql(workspace, ml_platf
     """Seed 001's job success rate and drift queries, as the checklist's weekly items, on the warehouse."""
     from datetime import UTC, datetime
 
-    from rollout.maintenance import checklist_weekly_items
+    from airflow_rollout.maintenance import checklist_weekly_items
 
     sql = ml_platform.warehouse.execute
     sql("CREATE TABLE IF NOT EXISTS `ml`.`monitoring`.`job_runs` (job_name STRING, status STRING, run_timestamp TIMESTAMP)")

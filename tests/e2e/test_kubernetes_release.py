@@ -48,8 +48,8 @@ def cluster(postgres, slack, tcp_services, tmp_path):
     """ai-etl-prod with 1.0.0 running: the three Deployments ready, the database migrated, the backend's Secret."""
     from kubernetes import client
 
-    from rollout.devtools.kube_apiserver import KubeApiServer
-    from rollout.devtools.local_images import LocalImage
+    from devtools.kube_apiserver import KubeApiServer
+    from devtools.local_images import LocalImage
 
     service = ["{python}", str(IMAGES / "seed_service.py"), "--version", "{version}", "--port", "{port}", "--system"]
     images = {
@@ -112,7 +112,7 @@ def cluster(postgres, slack, tcp_services, tmp_path):
 
 
 def wait_rolled_out(apps, timeout: float = 60) -> None:
-    from rollout.targets.kubernetes import rollout_problem
+    from airflow_rollout.targets.kubernetes import rollout_problem
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -137,8 +137,8 @@ def templates(apps) -> dict[str, dict]:
 
 
 def data_target():
-    from rollout.config import load_profile
-    from rollout.targets.postgres import PostgresDataTarget
+    from airflow_rollout.config import load_profile
+    from airflow_rollout.targets.postgres import PostgresDataTarget
 
     return PostgresDataTarget(config=load_profile(SYSTEM).data_targets[0])
 

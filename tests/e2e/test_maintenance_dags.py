@@ -9,7 +9,7 @@ import pytest
 from observe import STATE_DIR, ledger, task_states
 from testenv import slack_messages
 
-from rollout.targets.postgres import PostgresDataTarget
+from airflow_rollout.targets.postgres import PostgresDataTarget
 
 pytestmark = pytest.mark.e2e
 
@@ -67,7 +67,7 @@ def test_daily_takes_a_backup_and_keeps_exactly_the_right_ones(dags, demo, postg
 
 
 def test_daily_is_loud_and_specific_when_the_service_is_down(dags, demo):
-    from rollout.devtools import demo_system
+    from devtools import demo_system
 
     demo_system.stop_apps(demo, STATE_DIR)
 
@@ -143,7 +143,7 @@ def test_disaster_recovery_drill_starts_the_running_version_on_the_restored_data
 def test_weekly_trend_plot_is_uploaded_through_the_slack_web_api(dags, release_dag, demo):
     from testenv import SLACK_OUT
 
-    from rollout.devtools.slack_receiver import files_dir, read_uploads
+    from devtools.slack_receiver import files_dir, read_uploads
 
     assert release_dag.test(run_conf={"system": "demo", "version": "1.1.0"}).state == "success"
     uploads_before = len(read_uploads(SLACK_OUT))
@@ -197,7 +197,7 @@ INSERT INTO rollout_maintenance_finding (run_id, system, check_name, ok, detail)
 
 
 def test_an_older_ledger_gains_the_run_keys_keeps_its_rows_and_upserts_by_run(postgres, monkeypatch):
-    from rollout.ledger import Ledger
+    from airflow_rollout.ledger import Ledger
 
     postgres.psql("postgres", "DROP DATABASE IF EXISTS ledger_before_run_ids")
     postgres.create_database("ledger_before_run_ids")

@@ -42,7 +42,7 @@ def test_good_release_migrates_and_is_promoted(release_dag, demo):
 
 def assert_checklist_completed(dag_run, ledger) -> None:
     """Every automated release item of the demo checklist ran and passed; the completed checklist shows it."""
-    from rollout.checklists import RELEASE_PHASES, load_checklist
+    from airflow_rollout.checklists import RELEASE_PHASES, load_checklist
 
     checklist = load_checklist("demo")
     expected = {e.item_id for e in checklist.entries() if e.item.check and e.phase in RELEASE_PHASES}

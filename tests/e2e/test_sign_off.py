@@ -13,7 +13,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def required_sign_off(tmp_path, monkeypatch):
     """The demo checklist with its 'Release notes reviewed' item required of the Tech Lead."""
-    from rollout.checklists import checklists_dir
+    from airflow_rollout.checklists import checklists_dir
 
     text = (checklists_dir() / "demo.yaml").read_text()
     assert "        manual: Tech Lead\n" in text

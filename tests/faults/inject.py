@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from testenv import RELEASES_DIR, ROOT, SESSION_DIR
 
-from rollout.devtools.local_postgres import pg_bin_dir
+from devtools.local_postgres import pg_bin_dir
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -111,7 +111,7 @@ def run_detached(name: str, dag_id: str, conf: dict[str, Any], extra_env: dict[s
         **os.environ,
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT / "tests")]),
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
         **(extra_env or {}),
     }
     return subprocess.Popen(

@@ -18,7 +18,7 @@ from inject import When, add_build, pg_programs, run_detached, wait_for
 from observe import STATE_DIR, app_pid, fingerprint, ledger, run_release, served_version, task_states
 from testenv import APP_PORT, MIGRATIONS_DIR, SYSTEMS_DIR, slack_messages
 
-from rollout.ledger import FingerprintStage
+from airflow_rollout.ledger import FingerprintStage
 
 pytestmark = pytest.mark.e2e
 
@@ -268,7 +268,7 @@ def test_investigate_nobody_answers_rolls_back_at_the_timeout(release_dag, demo,
 
 
 def test_first_release_of_a_system_fails_and_leaves_it_as_it_was(release_dag, demo):
-    from rollout.devtools import demo_system
+    from devtools import demo_system
 
     demo_system.stop_apps(demo, STATE_DIR)
     before = fingerprint(demo)
@@ -403,7 +403,7 @@ def test_backup_altered_before_the_restore_is_refused_and_alerts(release_dag, de
 
 
 def schema_revision(profile) -> str:
-    from rollout.targets.postgres import PostgresDataTarget
+    from airflow_rollout.targets.postgres import PostgresDataTarget
 
     with PostgresDataTarget(config=profile.data_targets[0]).connect() as conn:
         return str(conn.execute("SELECT revision FROM schema_revision").fetchone()[0])
@@ -425,8 +425,8 @@ def processes_of_version(version: str) -> list[int]:
 def test_previous_version_refuses_the_new_schema_until_the_data_is_restored(release_dag, demo):
     import subprocess
 
-    from rollout.devtools.local_postgres import free_port
-    from rollout.targets.local_process import LocalProcessApp
+    from airflow_rollout.targets.local_process import LocalProcessApp
+    from devtools.local_postgres import free_port
 
     before = fingerprint(demo)
     refusal: dict[str, str] = {}
@@ -621,7 +621,7 @@ def test_failed_rollback_keeps_the_lock_until_unlocked_with_a_reason(dags, relea
 
 
 def test_retried_decide_sends_one_slack_message(release_dag, demo):
-    from rollout.phases import ReleaseContext, make_decision
+    from airflow_rollout.phases import ReleaseContext, make_decision
 
     dag_run, led = run_release(release_dag, "1.1.0")
     assert led.release(dag_run.run_id).status == "promoted"

@@ -23,7 +23,7 @@ from inject import pg_programs, run_detached, wait_for
 from observe import STATE_DIR, ledger, task_states
 from testenv import SESSION_DIR, slack_messages
 
-from rollout.targets.postgres import PostgresDataTarget, file_sha256
+from airflow_rollout.targets.postgres import PostgresDataTarget, file_sha256
 
 pytestmark = pytest.mark.e2e
 
@@ -88,7 +88,7 @@ def kill(worker) -> str:
 
 def recorded_backup(name: str) -> Path:
     """A real backup of the demo's database, recorded as an earlier run's scheduled backup: what a drill restores."""
-    from rollout.config import load_profile
+    from airflow_rollout.config import load_profile
 
     record = PostgresDataTarget(config=load_profile("demo").data_targets[0]).backup(BACKUPS / f"app_db-{name}.dump")
     ledger().record_scheduled_backup("demo", "app_db", record.as_dict(), run_id=f"an-earlier-run-{name}")

@@ -15,7 +15,7 @@ import yaml
 from observe import fingerprint, ledger, served_version, task_states
 from testenv import slack_messages
 
-from rollout.config import MAX_PROFILE_BYTES, MAX_PROFILE_NODES, ProfileError, load_profile, parse_profile
+from airflow_rollout.config import MAX_PROFILE_BYTES, MAX_PROFILE_NODES, ProfileError, load_profile, parse_profile
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -245,7 +245,10 @@ BROKEN_FIELDS: dict[str, tuple[Callable[[], dict[str, Any]], list[str]]] = {
     "unknown-key-in-readiness": (changed("app_targets.0.readiness.colour", "red"), [f"app_targets[0].readiness.colour: {UNKNOWN}"]),
     "unknown-key-in-check": (changed("checks.0.colour", "red"), [f"checks[0].colour: {UNKNOWN}"]),
     "unknown-key-in-rollback-criteria": (changed("rollback_criteria.colour", "red"), [f"rollback_criteria.colour: {UNKNOWN}"]),
-    "ledger-conn-id-with-space": (changed("ledger_conn_id", "rollout ledger"), ["ledger_conn_id: 'rollout ledger' does not match"]),
+    "ledger-conn-id-with-space": (
+        changed("ledger_conn_id", "rollout ledger"),
+        ["ledger_conn_id: 'rollout ledger' does not match"],
+    ),
     "data-conn-id-with-slash": (changed("data_targets.0.conn_id", "app/db"), ["data_targets[0].conn_id: 'app/db' does not match"]),
     "env-conn-id-with-slash": (
         changed("app_targets.0.env_from_connections", {"DATABASE_URL": "../db"}),
@@ -354,7 +357,7 @@ def test_parse_profile_refuses_the_same_data_without_a_file() -> None:
 
 
 def test_check_connections_names_every_missing_connection(monkeypatch) -> None:
-    from rollout.phases import PreflightError, check_connections
+    from airflow_rollout.phases import PreflightError, check_connections
 
     monkeypatch.setenv("AIRFLOW_CONN_PRESENT_LEDGER", "postgres://user@127.0.0.1:5432/ledger")
     for name in ("ABSENT_DB", "ABSENT_ENV_DB", "ABSENT_SLACK"):
@@ -376,7 +379,7 @@ def test_check_connections_names_every_missing_connection(monkeypatch) -> None:
 
 
 def test_check_connections_passes_when_every_connection_exists(monkeypatch) -> None:
-    from rollout.phases import check_connections
+    from airflow_rollout.phases import check_connections
 
     for name in ("ROLLOUT_LEDGER", "APP_DB"):
         monkeypatch.setenv(f"AIRFLOW_CONN_{name}", "postgres://user@127.0.0.1:5432/db")

@@ -1,0 +1,364 @@
+"""A system's checklist inside a release: which items run when, running one, and the completed checklist.
+
+The release runs the automated items of each phase as mapped tasks, keeps every result in the ledger
+(`rollout_checklist_item`), asks each role with required manual items to sign off before anything
+changes (`rollout_signoff`), and ends by writing the completed checklist in the seed's own Markdown form.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow_rollout.checklists import RELEASE_PHASES, Checklist, ChecklistError, Entry, Phase, PythonItemCheck, load_checklist
+from airflow_rollout.config import HttpCheck, LatencyCheck, resolve_path
+from airflow_rollout.evidence import EVIDENCE, Evidence
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from airflow_rollout.checklists import ItemCheck
+    from airflow_rollout.phases import ReleaseContext, SystemContext
+
+
+class ChecklistItemFailedError(RuntimeError):
+    """A blocking checklist item failed: the release stops (pre-deploy) or rolls back (later phases)."""
+
+
+def checklists_directory() -> Path | None:
+    configured = os.environ.get("ROLLOUT_CHECKLISTS_DIR")
+    return Path(configured) if configured else None
+
+
+def system_checklist(ctx: SystemContext) -> Checklist | None:
+    checklist = load_checklist(ctx.profile.name, checklists_directory())
+    if checklist is not None:
+        check_references(ctx, checklist)
+    return checklist
+
+
+def check_references(ctx: SystemContext, checklist: Checklist) -> None:
+    """Every app, data target, check and role an item names exists in the profile: found before anything changes."""
+    profile = ctx.profile
+    known = {
+        "app": {a.name for a in profile.app_targets},
+        "target": {t.name for t in profile.data_targets},
+        "check": {c.name for c in profile.checks if isinstance(c, LatencyCheck)},
+    }
+    problems = []
+    for entry in checklist.entries():
+        check = entry.item.check
+        for field_name, names in known.items():
+            value = getattr(check, field_name, None) if check is not None else None
+            if isinstance(value, str) and value not in names:
+                problems.append(f"item {entry.item_id} ({entry.item.text!r}): {field_name} {value!r} is not in the profile")
+    for role in checklist.required_roles():
+        if not profile.sign_off.roles.get(role):
+            problems.append(f"role {role!r} must sign off required items but sign_off.roles names nobody for it")
+    if problems:
+        raise ChecklistError(f"checklist of {profile.name} does not fit its profile:\n  - " + "\n  - ".join(problems))
+
+
+def plan(ctx: ReleaseContext) -> dict[str, list[dict[str, str]]]:
+    """Per release phase, the automated items to run (id and UI label); `roles`: who must sign off."""
+    checklist = system_checklist(ctx)
+    entries = checklist.entries() if checklist else []
+    planned: dict[str, list[dict[str, str]]] = {
+        phase.value: [{"item_id": e.item_id, "label": e.label} for e in entries if e.phase is phase and e.item.check is not None]
+        for phase in RELEASE_PHASES
+    }
+    planned["roles"] = [{"role": role} for role in (checklist.required_roles() if checklist else [])]
+    return planned
+
+
+def _entry(ctx: ReleaseContext, item_id: str) -> Entry:
+    checklist = system_checklist(ctx)
+    entry = next((e for e in checklist.entries() if e.item_id == item_id), None) if checklist else None
+    if entry is None:
+        raise ChecklistError(f"the checklist of {ctx.profile.name} has no item {item_id}")
+    return entry
+
+
+def run_item(ctx: ReleaseContext, item_id: str) -> dict[str, Any]:
+    """Run one automated item and record its evidence; a blocking item that fails raises."""
+    entry = _entry(ctx, item_id)
+    assert entry.item.check is not None  # noqa: S101 - plan() hands out automated items only
+    try:
+        evidence = evaluate(ctx, entry.item.check)
+    except Exception as exc:  # noqa: BLE001 - a check that cannot run is a failed check, with the reason as its evidence
+        evidence = Evidence(False, ctx.redact(f"could not run: {type(exc).__name__}: {exc}"))
+    detail = ctx.redact(evidence.detail)
+    phase = entry.phase.value if entry.phase else ""
+    ctx.ledger.record_checklist_item(ctx.release_id, item_id, phase, passed=evidence.passed, detail=detail, numbers=evidence.numbers)
+    if not evidence.passed and entry.item.blocking:
+        raise ChecklistItemFailedError(f"blocking checklist item {item_id} ({entry.item.text}) failed: {detail}")
+    return {"item": entry.label, "passed": evidence.passed, "evidence": detail}
+
+
+def evaluate(ctx: ReleaseContext | SystemContext, check: ItemCheck) -> Evidence:
+    if isinstance(check, PythonItemCheck):
+        return EVIDENCE[check.function](ctx, **check.args)
+    return RUNNERS[check.kind](ctx, check)
+
+
+def _http(ctx: ReleaseContext, check: Any) -> Evidence:
+    from airflow_rollout.checks import run_http_check
+
+    request = HttpCheck(
+        kind="http",
+        name="checklist",
+        app=check.app,
+        method=check.method,
+        path=check.path,
+        expect_status=check.expect_status,
+        expect_json=check.expect_json,
+        critical=False,
+    )
+    version = getattr(ctx, "version", None) or ctx.apps[check.app].recorded_version() or ""
+    result = run_http_check(request, ctx.app_base_url(check.app), version)
+    return Evidence(result.passed, result.detail, result.metrics)
+
+
+def _sql(ctx: ReleaseContext, check: Any) -> Evidence:
+    target = next(t for t in ctx.data_targets if t.config.name == check.target)
+    value = target.query_value(check.query)
+    problems = []
+    if check.equals is not None and not _same(value, check.equals):
+        problems.append(f"expected {check.equals!r}")
+    try:
+        number = float(value) if check.at_least is not None or check.at_most is not None else None
+    except (TypeError, ValueError):
+        number, problems = None, [*problems, "not a number"]
+    if number is not None and check.at_least is not None and number < check.at_least:
+        problems.append(f"below {check.at_least:g}")
+    if number is not None and check.at_most is not None and number > check.at_most:
+        problems.append(f"above {check.at_most:g}")
+    detail = f"{check.query.strip()} -> {value!r}" + (f" ({'; '.join(problems)})" if problems else "")
+    return Evidence(not problems, detail, {"value": value if isinstance(value, int | float | bool | None) else str(value)})
+
+
+def _same(value: Any, expected: str | float | bool) -> bool:
+    """YAML reads `equals: 1` as a number and the database may answer 1, 1.0 or '1': compare as numbers when both are."""
+    if isinstance(expected, bool) or isinstance(value, bool):
+        return str(value).lower() == str(expected).lower()
+    try:
+        return float(value) == float(expected)
+    except (TypeError, ValueError):
+        return str(value) == str(expected)
+
+
+def _connection(check: Any) -> Evidence:
+    from airflow_rollout.checks import tcp_reachable
+
+    result = tcp_reachable(check.conn_id, check.default_port)
+    return Evidence(result.passed, result.detail, result.metrics)
+
+
+def _backup_fresh(ctx: ReleaseContext, check: Any) -> Evidence:
+    names = [check.target] if check.target else [t.config.name for t in ctx.data_targets]
+    ages = {}
+    for name in names:
+        backups = ctx.ledger.backups_of(ctx.profile.name, name)
+        if not backups:
+            return Evidence(False, f"no backup of {name} on record")
+        ages[name] = round((datetime.now(UTC) - backups[0]["taken_at"]).total_seconds() / 3600, 2)
+    stale = [f"{name} {age} h" for name, age in ages.items() if age > check.max_age_hours]
+    detail = ", ".join(f"{name}: newest backup {age} h old" for name, age in ages.items())
+    return Evidence(not stale, detail + (f" (older than {check.max_age_hours:g} h: {', '.join(stale)})" if stale else ""), ages)
+
+
+def _latency(ctx: ReleaseContext, check: Any) -> Evidence:
+    measured = next((m for m in ctx.ledger.measurements(ctx.release_id) if m["name"] == check.check), None)
+    if measured is None:
+        return Evidence(False, f"latency check {check.check} was not measured in this release")
+    metrics = measured["metrics"]
+    limits: list[tuple[str, float | None, str, Callable[[float, float], bool]]] = [
+        ("p95_ms", check.max_p95_ms, "p95 {v} ms > {limit:g} ms", operator.gt),
+        ("mean_ms", check.max_mean_ms, "mean {v} ms > {limit:g} ms", operator.gt),
+        ("rps", check.min_rps, "{v} req/s < {limit:g}", operator.lt),
+        ("error_rate", check.max_error_rate, "error rate {v:.2%} > {limit:.2%}", operator.gt),
+    ]
+    breaches = [
+        text.format(v=metrics[key], limit=limit) for key, limit, text, broken in limits if limit is not None and broken(metrics[key], limit)
+    ]
+    return Evidence(not breaches, measured["detail"] + ("; " + "; ".join(breaches) if breaches else ""), metrics)
+
+
+def _file_present(ctx: ReleaseContext, check: Any) -> Evidence:
+    if check.target:
+        target = next(t for t in ctx.profile.data_targets if t.name == check.target)
+        path = target.resolved_root() / check.path  # type: ignore[union-attr]
+    else:
+        path = resolve_path(check.path)
+    if not path.exists():
+        return Evidence(False, f"{path} does not exist")
+    mode = f"0{path.stat().st_mode & 0o777:o}"
+    if check.mode and mode != check.mode:
+        return Evidence(False, f"{path} has mode {mode}, expected {check.mode}")
+    return Evidence(True, f"{path} present, mode {mode}, {path.stat().st_size} bytes")
+
+
+def _command(check: Any) -> Evidence:
+    completed = subprocess.run(  # noqa: S603 - the checklist's argument list (the repo's own data), never a shell
+        check.argv, capture_output=True, text=True, timeout=check.timeout_seconds, check=False
+    )
+    tail = " | ".join((completed.stdout + completed.stderr).strip().splitlines()[-3:])
+    passed = completed.returncode == check.expect_exit
+    return Evidence(
+        passed, f"{' '.join(check.argv)} exited {completed.returncode}" + (f": {tail}" if tail else ""), {"exit": completed.returncode}
+    )
+
+
+RUNNERS: dict[str, Callable[[Any, Any], Evidence]] = {
+    "http": _http,
+    "sql": _sql,
+    "connection": lambda _ctx, check: _connection(check),
+    "backup_fresh": _backup_fresh,
+    "latency": _latency,
+    "file_present": _file_present,
+    "command": lambda _ctx, check: _command(check),
+}
+
+
+# Evidence functions that read the system's record rather than one release's: maintenance can run them.
+SYSTEM_EVIDENCE = frozenset({"restore_drill_recent", "slack_configured"})
+
+
+def run_maintenance_items(ctx: SystemContext, phase: Phase) -> list[tuple[Entry, Evidence]]:
+    """The checklist's automated items of a maintenance phase (daily, weekly, ...), run for the system as it is."""
+    checklist = system_checklist(ctx)
+    results = []
+    for entry in checklist.entries() if checklist else []:
+        check = entry.item.check
+        if entry.phase is not phase or check is None:
+            continue
+        if isinstance(check, PythonItemCheck) and check.function not in SYSTEM_EVIDENCE:
+            continue  # evidence of a release: each release checks it
+        try:
+            evidence = evaluate(ctx, check)
+        except Exception as exc:  # noqa: BLE001 - a check that cannot run is a failed check, with the reason
+            evidence = Evidence(False, ctx.redact(f"could not run: {type(exc).__name__}: {exc}"))
+        results.append((entry, evidence))
+    return results
+
+
+# --- sign-off ------------------------------------------------------------------------------------------
+
+
+def sign_off_request(ctx: ReleaseContext, role: str) -> tuple[str, list[dict[str, str]]]:
+    """The text a role is asked to approve (its required items) and the users who may answer."""
+    checklist = system_checklist(ctx)
+    items = [
+        e for e in (checklist.entries() if checklist else []) if e.item.manual and e.item.manual.required and e.item.manual.role == role
+    ]
+    release = ctx.release()
+    body = "\n".join(
+        [
+            f"**{release.system} {release.version}** (running now: {release.previous_version or 'nothing'}),"
+            f" release `{release.release_id}`.",
+            "",
+            f"As **{role}**, approve that these items hold; *Reject* stops the release before anything changes:",
+            "",
+            *(f"- {e.item.text} ({e.section.title})" for e in items),
+        ]
+    )
+    users = [{"id": a.id, "name": a.name or a.id} for a in ctx.profile.sign_off.roles.get(role, [])]
+    return body, users
+
+
+# --- the completed checklist ------------------------------------------------------------------------------
+
+
+def _when(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else ""
+
+
+def _line(entry: Entry, results: dict[str, dict[str, Any]], signoffs: dict[str, dict[str, Any]]) -> str:
+    item = entry.item
+    indent = "  " * entry.depth
+    if item.not_applicable:
+        return f"{indent}- [ ] {item.text} — *not applicable: {item.not_applicable}*"
+    if item.manual:
+        signed = signoffs.get(item.manual.role)
+        if item.manual.required and signed and signed["approved"]:
+            return (
+                f"{indent}- [x] {item.text} — signed off by **{signed['responder']}** ({item.manual.role}), {_when(signed['answered_at'])}"
+            )
+        if item.manual.required and signed:
+            return f"{indent}- [ ] {item.text} — **rejected** by {signed['responder'] or 'nobody in time'} ({item.manual.role})"
+        return f"{indent}- [ ] {item.text} — *manual: {item.manual.role} confirms*"
+    result = results.get(entry.item_id)
+    if result is None:
+        when = entry.phase.value if entry.phase else "?"
+        reason = f"runs in {when} maintenance" if entry.phase not in RELEASE_PHASES else f"not reached ({when})"
+        return f"{indent}- [ ] {item.text} — *{reason}*"
+    mark = "x" if result["passed"] else " "
+    verdict = "" if result["passed"] else "**FAILED**: "
+    return f"{indent}- [{mark}] {item.text} — {verdict}{result['detail']} ({_when(result['checked_at'])})"
+
+
+def render_completed(ctx: ReleaseContext) -> str:
+    """The checklist as the seed writes it, ticked from the ledger, with its log, baselines and sign-offs."""
+    checklist = system_checklist(ctx)
+    release = ctx.release()
+    results = ctx.ledger.checklist_items(ctx.release_id)
+    signoffs = ctx.ledger.signoffs(ctx.release_id)
+    title = checklist.title if checklist else f"{ctx.profile.name} release"
+    lines = [
+        f"# {title}",
+        "",
+        f"Completed by airflow-rollout for release `{release.release_id}`: **{release.system} {release.version}** "
+        f"(was {release.previous_version or 'nothing'}), status **{release.status}**"
+        + (f": {release.outcome_reason}" if release.outcome_reason else "")
+        + f". Generated {_when(datetime.now(UTC))}.",
+    ]
+    if checklist:
+        summary = checklist.summary()
+        passed = sum(r["passed"] for r in results.values())
+        lines += [
+            "",
+            f"{summary['total']} items: {summary['automated']} automated ({len(results)} run in this release, {passed} passed), "
+            f"{summary['manual']} manual, {summary['not_applicable']} not applicable.",
+        ]
+        for section in checklist.sections:
+            lines += ["", f"{'#' * section.level} {section.title}", ""]
+            lines += [_line(e, results, signoffs) for e in checklist.entries() if e.section is section]
+    lines += _tables(ctx, signoffs)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _tables(ctx: ReleaseContext, signoffs: dict[str, dict[str, Any]]) -> list[str]:
+    lines = ["", "## Deployment Log", "", "| Date | Version | Deployed By | Status | Notes |", "|---|---|---|---|---|"]
+    for release in ctx.ledger.recent_releases(ctx.profile.name):
+        note = (release.outcome_reason or "").replace("|", "/")[:160]
+        lines.append(f"| {_when(release.created_at)} | {release.version} | {release.triggered_by or ''} | {release.status} | {note} |")
+    lines += [
+        "",
+        "## Performance Baselines",
+        "",
+        "| Check | p50 (ms) | p95 (ms) | p99 (ms) | Error rate | Requests/s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for m in ctx.ledger.measurements(ctx.release_id):
+        if m["kind"] == "latency":
+            x = m["metrics"]
+            lines.append(f"| {m['name']} | {x['p50_ms']} | {x['p95_ms']} | {x['p99_ms']} | {x['error_rate']:.2%} | {x['rps']} |")
+    lines += ["", "## Approval Sign-off", "", "| Role | Name | Decision | Date |", "|---|---|---|---|"]
+    for role, answer in sorted(signoffs.items()):
+        decision = "approved" if answer["approved"] else "rejected"
+        lines.append(f"| {role} | {answer['responder'] or '(no answer in time)'} | {decision} | {_when(answer['answered_at'])} |")
+    return lines
+
+
+def write_completed(ctx: ReleaseContext) -> tuple[Path, str]:
+    markdown = render_completed(ctx)
+    from airflow_rollout.targets.postgres import safe_file_name
+
+    path = ctx.state / "checklists" / ctx.profile.name / f"{safe_file_name(ctx.release_id)}.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(markdown)
+    return path, markdown

@@ -1,0 +1,237 @@
+"""Checks run against a deployed version: HTTP health and smoke requests, and a latency probe.
+
+Each returns a CheckResult the ledger stores as it is: whether it passed, how critical it is, the
+numbers measured and a one-line reason an operator can act on.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from airflow_rollout.config import text_pattern
+
+if TYPE_CHECKING:
+    from airflow_rollout.config import HttpCheck, JsonShape, LatencyCheck
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    kind: str
+    critical: bool
+    passed: bool
+    detail: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _shape_problem(payload: Any, shape: JsonShape) -> str | None:
+    items: list[Any]
+    if shape.type == "list":
+        if not isinstance(payload, list):
+            return f"expected a JSON list, got {type(payload).__name__}"
+        items = payload
+    else:
+        if not isinstance(payload, dict):
+            return f"expected a JSON object, got {type(payload).__name__}"
+        items = [payload]
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            return f"item {index} is {type(item).__name__}, expected an object"
+        missing = [key for key in shape.keys if key not in item]
+        if missing:
+            return f"item {index} lacks {', '.join(missing)}"
+    return None
+
+
+def _json_problem(check: HttpCheck, payload: Any, version: str) -> str | None:
+    """What in the JSON answer is not as the check expects, or None."""
+    fields = payload if isinstance(payload, dict) else {}
+    for key, expected in check.expect_json.items():
+        wanted = expected.replace("{version}", version) if isinstance(expected, str) else expected
+        if fields.get(key) != wanted:
+            return f"{key} is {fields.get(key)!r}, expected {wanted!r}"
+    for key, floor in check.expect_at_least.items():
+        actual = fields.get(key)
+        if not isinstance(actual, int | float) or isinstance(actual, bool) or actual < floor:
+            return f"{key} is {actual!r}, expected at least {floor:g}"
+    if check.expect_shape:
+        return _shape_problem(payload, check.expect_shape)
+    return None
+
+
+BODY_EXCERPT_CHARS = 200
+
+
+def _excerpt(text: str) -> str:
+    """The start of an answer, quoted so that whitespace and an empty body show."""
+    if len(text) <= BODY_EXCERPT_CHARS:
+        return repr(text)
+    return f"{text[:BODY_EXCERPT_CHARS]!r}… ({len(text)} characters)"
+
+
+def _text_problem(check: HttpCheck, body: str, version: str) -> str | None:
+    """What in the body's text (stripped) is not as `expect_text` / `expect_text_regex` say, or None."""
+    text = body.strip()
+    if check.expect_text is not None:
+        wanted = check.expect_text.replace("{version}", version)
+        if text != wanted:
+            return f"expected the body {wanted!r}, got {_excerpt(text)}"
+    if check.expect_text_regex is not None:
+        pattern = text_pattern(check.expect_text_regex, version)
+        if not pattern.fullmatch(text):
+            return f"expected the whole body to match `{pattern.pattern}`, got {_excerpt(text)}"
+    return None
+
+
+def run_http_check(check: HttpCheck, base_url: str, version: str) -> CheckResult:
+    def result(passed: bool, detail: str, **metrics: Any) -> CheckResult:
+        return CheckResult(check.name, check.kind, check.critical, passed, detail, metrics)
+
+    began = time.perf_counter()
+    try:
+        response = httpx.request(check.method, base_url + check.path, json=check.json_body, timeout=check.timeout_seconds)
+    except httpx.HTTPError as exc:
+        return result(False, f"{check.method} {check.path}: no answer ({type(exc).__name__})")
+    elapsed_ms = (time.perf_counter() - began) * 1000
+    if response.status_code != check.expect_status:
+        return result(
+            False,
+            f"{check.method} {check.path}: HTTP {response.status_code}, expected {check.expect_status}",
+            status=response.status_code,
+            elapsed_ms=elapsed_ms,
+        )
+    if problem := _text_problem(check, response.text, version):
+        return result(False, f"{check.method} {check.path}: {problem}", status=response.status_code)
+    if check.expect_json or check.expect_shape or check.expect_at_least:
+        try:
+            payload = response.json()
+        except ValueError:
+            return result(False, f"{check.method} {check.path}: the body is not JSON", status=response.status_code)
+        if problem := _json_problem(check, payload, version):
+            return result(False, f"{check.method} {check.path}: {problem}", status=response.status_code)
+    return result(
+        True,
+        f"{check.method} {check.path}: HTTP {response.status_code} in {elapsed_ms:.0f} ms",
+        status=response.status_code,
+        elapsed_ms=elapsed_ms,
+    )
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile, the definition `ab` and most load tools report."""
+    if not sorted_values:
+        return 0.0
+    rank = max(1, min(len(sorted_values), int(-(-fraction * len(sorted_values) // 1))))
+    return sorted_values[rank - 1]
+
+
+def run_latency_probe(check: LatencyCheck, base_url: str) -> CheckResult:
+    """`check.requests` requests over `check.concurrency` connections; a non-2xx answer is an error."""
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    remaining = iter(range(check.requests))
+
+    def worker() -> None:
+        nonlocal errors
+        with httpx.Client(base_url=base_url, timeout=check.timeout_seconds) as client:
+            while True:
+                with lock:
+                    if next(remaining, None) is None:
+                        return
+                began = time.perf_counter()
+                try:
+                    ok = client.request(check.method, check.path, json=check.json_body).is_success
+                except httpx.HTTPError:
+                    ok = False
+                elapsed = (time.perf_counter() - began) * 1000
+                with lock:
+                    latencies.append(elapsed)
+                    errors += not ok
+
+    began = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=check.concurrency) as pool:
+        for future in [pool.submit(worker) for _ in range(check.concurrency)]:
+            future.result()
+    wall = time.perf_counter() - began
+    ordered = sorted(latencies)
+    metrics = {
+        "requests": len(ordered),
+        "concurrency": check.concurrency,
+        "errors": errors,
+        "error_rate": errors / len(ordered) if ordered else 1.0,
+        "p50_ms": round(percentile(ordered, 0.50), 2),
+        "p95_ms": round(percentile(ordered, 0.95), 2),
+        "p99_ms": round(percentile(ordered, 0.99), 2),
+        "mean_ms": round(statistics.fmean(ordered), 2) if ordered else 0.0,
+        "rps": round(len(ordered) / wall, 1) if wall else 0.0,
+    }
+    breaches = []
+    if check.max_p95_ms is not None and metrics["p95_ms"] > check.max_p95_ms:
+        breaches.append(f"p95 {metrics['p95_ms']} ms > {check.max_p95_ms} ms")
+    if check.max_mean_ms is not None and metrics["mean_ms"] > check.max_mean_ms:
+        breaches.append(f"mean {metrics['mean_ms']} ms > {check.max_mean_ms} ms")
+    if check.min_rps is not None and metrics["rps"] < check.min_rps:
+        breaches.append(f"{metrics['rps']} requests/s < {check.min_rps}")
+    if check.max_error_rate is not None and metrics["error_rate"] > check.max_error_rate:
+        breaches.append(f"error rate {metrics['error_rate']:.2%} > {check.max_error_rate:.2%}")
+    summary = (
+        f"{metrics['requests']} × {check.method} {check.path} at concurrency {check.concurrency}: "
+        f"p50 {metrics['p50_ms']} ms, p95 {metrics['p95_ms']} ms, p99 {metrics['p99_ms']} ms, "
+        f"error rate {metrics['error_rate']:.1%}, {metrics['rps']} req/s"
+    )
+    detail = summary + ("; " + "; ".join(breaches) if breaches else "")
+    # Error rate is judged by the decision against the rollback criteria, not here.
+    return CheckResult(check.name, check.kind, check.critical, not breaches, detail, metrics)
+
+
+DEFAULT_PORTS = {"postgres": 5432, "redis": 6379, "http": 80, "https": 443}
+
+
+def connection_endpoint(conn: Any, default_port: int | None = None) -> tuple[str, int] | None:
+    """Host and port an Airflow connection points at; a `kubernetes` one, its kube_config's API server."""
+    from urllib.parse import urlsplit
+
+    if conn.conn_type == "kubernetes":
+        config = conn.extra_dejson.get("kube_config")
+        config = json.loads(config) if isinstance(config, str) else config or {}
+        clusters = config.get("clusters") or []
+        if not clusters:
+            return None
+        server = urlsplit(clusters[0]["cluster"]["server"])
+        return (server.hostname or "", server.port or DEFAULT_PORTS.get(server.scheme, 443))
+    port = conn.port or default_port or DEFAULT_PORTS.get(conn.conn_type)
+    return (conn.host, int(port)) if conn.host and port else None
+
+
+def tcp_reachable(conn_id: str, default_port: int | None = None) -> CheckResult:
+    """Whether the service behind the connection accepts a TCP connection (Redis, ClickHouse, an API server)."""
+    import socket
+
+    from airflow.sdk import BaseHook
+
+    def result(passed: bool, detail: str, **metrics: Any) -> CheckResult:
+        return CheckResult(conn_id, "connection", True, passed, detail, metrics)
+
+    endpoint = connection_endpoint(BaseHook.get_connection(conn_id), default_port)
+    if endpoint is None:
+        return result(False, f"connection {conn_id} names no host and port to reach")
+    began = time.perf_counter()
+    try:
+        with socket.create_connection(endpoint, timeout=5):
+            pass
+    except OSError as exc:
+        return result(False, f"{conn_id}: {endpoint[0]}:{endpoint[1]} unreachable ({exc.strerror or type(exc).__name__})")
+    millis = (time.perf_counter() - began) * 1000
+    return result(True, f"{conn_id}: {endpoint[0]}:{endpoint[1]} answered in {millis:.0f} ms", connect_ms=round(millis, 1))

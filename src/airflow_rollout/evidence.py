@@ -1,0 +1,123 @@
+"""Evidence a checklist item can point at with `check: {kind: python, function: NAME}`.
+
+Each function reads what the release itself did (the ledger) and says whether the item holds, with the
+numbers that prove it. Only the functions registered here can be named, so a checklist can never make
+the release import or run arbitrary code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from airflow_rollout.ledger import FingerprintStage
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from airflow_rollout.phases import ReleaseContext
+
+
+@dataclass(frozen=True)
+class Evidence:
+    passed: bool
+    detail: str
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+
+def backup_verified(ctx: ReleaseContext) -> Evidence:
+    """Every data target has a backup for this release, checksummed and checked readable."""
+    rows = {t.config.name: ctx.ledger.backup(ctx.release_id, t.config.name) for t in ctx.data_targets}
+    missing = [name for name, row in rows.items() if row is None]
+    if missing:
+        return Evidence(False, f"no backup of {', '.join(missing)}")
+    if not rows:
+        return Evidence(True, "the system has no data target to back up")
+    parts = [f"{name}: {row['location']} sha256 {row['sha256'][:12]}… ({row['size_bytes']} bytes)" for name, row in rows.items() if row]
+    return Evidence(True, "; ".join(parts), {name: row["sha256"] for name, row in rows.items() if row})
+
+
+def migrations_recorded(ctx: ReleaseContext) -> Evidence:
+    """The migrations this release applied are in the record (none is a valid answer)."""
+    applied = ctx.ledger.migrations(ctx.release_id)
+    failed = [s for s in ctx.ledger.steps(ctx.release_id) if s["phase"] == "migrate" and s["status"] == "failed"]
+    if failed:
+        return Evidence(False, f"migration failed: {failed[-1]['error']}")
+    return Evidence(True, f"applied: {', '.join(applied)}" if applied else "no pending migration", {"applied": len(applied)})
+
+
+def release_checks_passed(ctx: ReleaseContext, checks: list[str] | None = None) -> Evidence:
+    """The profile's checks (all, or the ones named) ran in verify and passed."""
+    measured = {m["name"]: m for m in ctx.ledger.measurements(ctx.release_id)}
+    wanted = checks or [c.name for c in ctx.profile.checks]
+    missing = [name for name in wanted if name not in measured]
+    failed = [f"{name}: {measured[name]['detail']}" for name in wanted if name in measured and not measured[name]["passed"]]
+    if missing or failed:
+        return Evidence(False, "; ".join([*(f"{m}: not run" for m in missing), *failed]))
+    return Evidence(True, "; ".join(f"{name}: {measured[name]['detail']}" for name in wanted))
+
+
+def data_fingerprint_recorded(ctx: ReleaseContext) -> Evidence:
+    """A fingerprint of every data target was taken before anything changed."""
+    tables = {}
+    for target in ctx.data_targets:
+        fingerprint = ctx.ledger.fingerprint(ctx.release_id, target.config.name, FingerprintStage.BEFORE)
+        if fingerprint is None:
+            return Evidence(False, f"no fingerprint of {target.config.name}")
+        tables[target.config.name] = len(fingerprint)
+    return Evidence(True, ", ".join(f"{name}: {count} tables" for name, count in tables.items()) or "no data target", tables)
+
+
+def rollback_ready(ctx: ReleaseContext) -> Evidence:
+    """A rollback is possible: the previous version is known and every backup is verified."""
+    release = ctx.release()
+    backups = backup_verified(ctx)
+    if not backups.passed:
+        return backups
+    return Evidence(True, f"previous version: {release.previous_version or 'none (first release)'}; {backups.detail}")
+
+
+def release_lock_held(ctx: ReleaseContext) -> Evidence:
+    """No other release of the system runs: this one holds the lock."""
+    holder = ctx.ledger.lock_holder(ctx.profile.name)
+    return Evidence(holder == ctx.release_id, f"lock held by {holder or 'nobody'}")
+
+
+def slack_configured(ctx: ReleaseContext) -> Evidence:
+    """Release messages go somewhere a human reads them."""
+    conn_id = ctx.profile.slack_conn_id
+    return Evidence(conn_id is not None, f"Slack connection {conn_id}" if conn_id else "no Slack connection in the profile")
+
+
+def restore_drill_recent(ctx: ReleaseContext, max_age_days: float = 8) -> Evidence:
+    """The weekly restore drill proved a backup restorable recently, within the RTO."""
+    drills = [d for d in ctx.ledger.drills(ctx.profile.name) if d["fingerprint_equal"] and not d["error"]]
+    if not drills:
+        return Evidence(False, "no successful restore drill on record (maintenance_weekly runs them)")
+    age_days = (datetime.now(UTC) - max(d["drilled_at"] for d in drills)).total_seconds() / 86400
+    return Evidence(age_days <= max_age_days, f"last drill {age_days:.1f} days ago", {"age_days": round(age_days, 2)})
+
+
+def decision_recorded(ctx: ReleaseContext) -> Evidence:
+    """The release's decision and its reasons are in the record."""
+    release = ctx.release()
+    if not release.decision:
+        return Evidence(False, "no decision yet")
+    return Evidence(True, f"{release.decision}: {'; '.join(release.decision_reasons or []) or 'within the criteria'}")
+
+
+EVIDENCE: dict[str, Callable[..., Evidence]] = {
+    function.__name__: function
+    for function in (
+        backup_verified,
+        migrations_recorded,
+        release_checks_passed,
+        data_fingerprint_recorded,
+        rollback_ready,
+        release_lock_held,
+        slack_configured,
+        restore_drill_recent,
+        decision_recorded,
+    )
+}

@@ -1,0 +1,778 @@
+"""The release ledger: the record of every release, and the way phases hand each other state.
+
+Kept in a PostgreSQL database the profile names (`ledger_conn_id`). Everything is keyed by release id
+and written with upserts, so a retried task overwrites its own row instead of adding a second one; this is
+what lets any phase be retried or re-run alone. Together the tables are the seeds' "Deployment Log" and
+"Performance Baselines", kept by the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from psycopg.types.json import Jsonb
+
+from airflow_rollout.targets.postgres import autocommit_connection
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from datetime import datetime
+
+    import psycopg
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS rollout_release (
+    release_id text PRIMARY KEY,
+    system text NOT NULL,
+    version text NOT NULL,
+    previous_version text,
+    triggered_by text,
+    status text NOT NULL,
+    decision text,
+    decision_reasons jsonb,
+    decision_numbers jsonb,
+    decided_by text,
+    outcome_reason text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS rollout_release_system ON rollout_release (system, created_at);
+-- Every attempt of every step is its own row: a retry adds one, it never overwrites the failure before it.
+-- An attempt is one try of one task in one DAG run; writing it twice (a ledger outage retried) changes nothing.
+CREATE TABLE IF NOT EXISTS rollout_step_attempt (
+    id bigserial PRIMARY KEY,
+    release_id text NOT NULL REFERENCES rollout_release ON DELETE CASCADE,
+    phase text NOT NULL,
+    step text NOT NULL,
+    run_id text NOT NULL,
+    try_number integer NOT NULL,
+    status text NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz,
+    detail jsonb,
+    error text,
+    UNIQUE (release_id, phase, step, run_id, try_number)
+);
+CREATE TABLE IF NOT EXISTS rollout_backup (
+    release_id text NOT NULL REFERENCES rollout_release ON DELETE CASCADE,
+    target text NOT NULL,
+    location text NOT NULL,
+    format text NOT NULL,
+    sha256 text NOT NULL,
+    size_bytes bigint NOT NULL,
+    toc_entries integer NOT NULL,
+    taken_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (release_id, target)
+);
+CREATE TABLE IF NOT EXISTS rollout_fingerprint (
+    release_id text NOT NULL REFERENCES rollout_release ON DELETE CASCADE,
+    target text NOT NULL,
+    stage text NOT NULL,
+    fingerprint jsonb NOT NULL,
+    taken_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (release_id, target, stage)
+);
+CREATE TABLE IF NOT EXISTS rollout_migration (
+    release_id text NOT NULL REFERENCES rollout_release ON DELETE CASCADE,
+    target text NOT NULL,
+    migration_id text NOT NULL,
+    checksum text,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (release_id, target, migration_id)
+);
+CREATE TABLE IF NOT EXISTS rollout_app_state (
+    release_id text NOT NULL REFERENCES rollout_release ON DELETE CASCADE,
+    app text NOT NULL,
+    previous_version text,
+    deployed_version text,
+    downtime_seconds double precision,
+    switched_at timestamptz,
+    PRIMARY KEY (release_id, app)
+);
+-- What a rollback puts back, recorded before the app was touched (a Kubernetes Deployment's pod template).
+ALTER TABLE rollout_app_state ADD COLUMN IF NOT EXISTS snapshot jsonb;
+-- What a quiesce stopped (the version, a Deployment's replica count) and when: how to bring it back, and
+-- where the downtime of a stop_first deploy starts.
+ALTER TABLE rollout_app_state ADD COLUMN IF NOT EXISTS quiesced jsonb;
+CREATE TABLE IF NOT EXISTS rollout_measurement (
+    release_id text NOT NULL REFERENCES rollout_release ON DELETE CASCADE,
+    check_name text NOT NULL,
+    kind text NOT NULL,
+    critical boolean NOT NULL,
+    passed boolean NOT NULL,
+    detail text NOT NULL,
+    metrics jsonb NOT NULL,
+    measured_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (release_id, check_name)
+);
+CREATE TABLE IF NOT EXISTS rollout_notification (
+    id bigserial PRIMARY KEY,
+    notification_id uuid NOT NULL UNIQUE,
+    release_id text,
+    event text NOT NULL,
+    delivered boolean NOT NULL,
+    error text,
+    sent_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS rollout_scheduled_backup (
+    backup_id bigserial PRIMARY KEY,
+    system text NOT NULL,
+    target text NOT NULL,
+    location text NOT NULL UNIQUE,
+    format text NOT NULL,
+    sha256 text NOT NULL,
+    size_bytes bigint NOT NULL,
+    fingerprint jsonb NOT NULL,
+    taken_at timestamptz NOT NULL DEFAULT now(),
+    deleted_at timestamptz
+);
+CREATE TABLE IF NOT EXISTS rollout_drill (
+    drill_id bigserial PRIMARY KEY,
+    system text NOT NULL,
+    target text NOT NULL,
+    location text NOT NULL,
+    backup_taken_at timestamptz,
+    restore_seconds double precision,
+    rpo_seconds double precision,
+    fingerprint_equal boolean NOT NULL,
+    error text,
+    drilled_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS rollout_maintenance_finding (
+    run_id text NOT NULL,
+    system text NOT NULL,
+    check_name text NOT NULL,
+    ok boolean NOT NULL,
+    detail text NOT NULL,
+    found_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (run_id, system, check_name)
+);
+-- The maintenance run that took a scheduled backup or ran a drill: its retry finds and overwrites that row instead
+-- of adding a second one. Rows of ledgers older than this have no run (NULL), and NULLs never collide.
+ALTER TABLE rollout_scheduled_backup ADD COLUMN IF NOT EXISTS run_id text;
+CREATE UNIQUE INDEX IF NOT EXISTS rollout_scheduled_backup_run ON rollout_scheduled_backup (run_id, system, target);
+ALTER TABLE rollout_drill ADD COLUMN IF NOT EXISTS run_id text;
+CREATE UNIQUE INDEX IF NOT EXISTS rollout_drill_run ON rollout_drill (run_id, system, target);
+-- The task that found it: a retry replaces what its earlier attempts found, so no stale failure outlives it.
+ALTER TABLE rollout_maintenance_finding ADD COLUMN IF NOT EXISTS task_id text;
+CREATE TABLE IF NOT EXISTS rollout_checklist_item (
+    release_id text NOT NULL REFERENCES rollout_release ON DELETE CASCADE,
+    item_id text NOT NULL,
+    phase text NOT NULL,
+    passed boolean NOT NULL,
+    detail text NOT NULL,
+    numbers jsonb NOT NULL DEFAULT '{}',
+    checked_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (release_id, item_id)
+);
+CREATE TABLE IF NOT EXISTS rollout_signoff (
+    release_id text NOT NULL REFERENCES rollout_release ON DELETE CASCADE,
+    role text NOT NULL,
+    approved boolean NOT NULL,
+    responder text,
+    answered_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (release_id, role)
+);
+CREATE TABLE IF NOT EXISTS rollout_lock (
+    system text PRIMARY KEY,
+    release_id text NOT NULL,
+    acquired_at timestamptz NOT NULL DEFAULT now()
+);
+-- The DAG run working under the lock; NULL while the release holds the system with no run active (a failed
+-- rollback, or a release driven phase by phase between two phases).
+ALTER TABLE rollout_lock ADD COLUMN IF NOT EXISTS run_id text;
+CREATE TABLE IF NOT EXISTS rollout_unlock (
+    id bigserial PRIMARY KEY,
+    system text NOT NULL,
+    release_id text NOT NULL,
+    unlocked_by text NOT NULL,
+    reason text NOT NULL,
+    unlocked_at timestamptz NOT NULL DEFAULT now()
+);
+-- A message is sent once per (release, event, step): a retried task finds it delivered and sends nothing.
+ALTER TABLE rollout_notification ADD COLUMN IF NOT EXISTS idempotency_key text;
+CREATE UNIQUE INDEX IF NOT EXISTS rollout_notification_key ON rollout_notification (idempotency_key);
+"""
+
+
+class ReleaseStatus(StrEnum):
+    RUNNING = "running"
+    AWAITING_DECISION = "awaiting_decision"
+    PROMOTED = "promoted"
+    ROLLING_BACK = "rolling_back"
+    ROLLED_BACK = "rolled_back"
+    ABORTED = "aborted"  # stopped before anything changed
+    FAILED = "failed"  # a rollback that could not finish: a human must act
+
+
+class FingerprintStage(StrEnum):
+    BEFORE = "before"  # taken with the backup
+    AFTER_MIGRATE = "after_migrate"
+    AFTER_VERIFY = "after_verify"
+    AFTER_RESTORE = "after_restore"
+
+
+class ReleaseNotFoundError(LookupError):
+    """No release with that id: a phase or rollback run alone was given an id the ledger does not know."""
+
+
+class LedgerConflictError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try of one task in one DAG run: a step's attempt in the ledger."""
+
+    run_id: str
+    try_number: int
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    release_id: str
+    run_id: str | None  # None: the release holds the system with no DAG run working under the lock
+    acquired_at: datetime
+
+
+@dataclass(frozen=True)
+class Release:
+    release_id: str
+    system: str
+    version: str
+    previous_version: str | None
+    triggered_by: str | None
+    status: str
+    decision: str | None
+    decision_reasons: list[str] | None
+    decided_by: str | None
+    outcome_reason: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class Ledger:
+    def __init__(self, *, conn_id: str, outage_tolerance_seconds: float = 60.0) -> None:
+        self.conn_id = conn_id
+        self.outage_tolerance_seconds = outage_tolerance_seconds
+
+    @contextmanager
+    def _connect(self) -> Iterator[psycopg.Connection[Any]]:
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        conn = autocommit_connection(PostgresHook(postgres_conn_id=self.conn_id))
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def _execute(self, query: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
+        def run() -> list[tuple[Any, ...]]:
+            with self._connect() as conn:
+                cursor = conn.execute(query, params)  # type: ignore[arg-type]
+                return cursor.fetchall() if cursor.description else []
+
+        return self._through_outages(run)
+
+    def _through_outages(self, action: Callable[[], T]) -> T:
+        """Run `action`, retrying while the ledger database is unreachable (a restart, a failover).
+
+        Every write is an upsert or carries its own id, so running one again records nothing twice.
+        """
+        from psycopg import OperationalError
+
+        deadline = time.monotonic() + self.outage_tolerance_seconds
+        pause = 0.5
+        while True:
+            try:
+                return action()
+            except OperationalError as exc:
+                if time.monotonic() + pause > deadline:
+                    raise
+                log.warning("ledger database unreachable (%s); retrying in %.1f s", str(exc).splitlines()[0], pause)
+                time.sleep(pause)
+                pause = min(pause * 2, 5.0)
+
+    def ensure_schema(self) -> None:
+        def create() -> None:
+            with self._connect() as conn, conn.transaction():
+                # Two first releases at once must not race to create the tables.
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('rollout_ledger_schema'))")
+                conn.execute(SCHEMA_SQL)  # type: ignore[call-overload]
+
+        self._through_outages(create)
+
+    # --- releases -------------------------------------------------------------------------------
+
+    def open_release(self, *, release_id: str, system: str, version: str, triggered_by: str | None) -> Release:
+        """Create the release row, or return the existing one when a task is retried."""
+        self._execute(
+            "INSERT INTO rollout_release (release_id, system, version, triggered_by, status)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (release_id) DO NOTHING",
+            (release_id, system, version, triggered_by, ReleaseStatus.RUNNING.value),
+        )
+        release = self.release(release_id)
+        if (release.system, release.version) != (system, version):
+            raise LedgerConflictError(f"release {release_id} is a release of {release.system} {release.version}, not {system} {version}")
+        return release
+
+    def release(self, release_id: str) -> Release:
+        rows = self._execute(
+            "SELECT release_id, system, version, previous_version, triggered_by, status, decision, decision_reasons,"
+            " decided_by, outcome_reason, created_at, finished_at FROM rollout_release WHERE release_id = %s",
+            (release_id,),
+        )
+        if not rows:
+            raise ReleaseNotFoundError(f"no release {release_id!r} in the ledger")
+        return Release(*rows[0])
+
+    def set_previous_version(self, release_id: str, previous_version: str | None) -> None:
+        self._execute("UPDATE rollout_release SET previous_version = %s WHERE release_id = %s", (previous_version, release_id))
+
+    def set_status(self, release_id: str, status: ReleaseStatus, *, reason: str | None = None, final: bool = False) -> None:
+        self._execute(
+            "UPDATE rollout_release SET status = %s, outcome_reason = coalesce(%s, outcome_reason),"
+            " finished_at = CASE WHEN %s THEN now() ELSE finished_at END WHERE release_id = %s",
+            (status.value, reason, final, release_id),
+        )
+
+    def record_decision(self, release_id: str, outcome: str, reasons: list[str], numbers: dict[str, Any], decided_by: str) -> None:
+        self._execute(
+            "UPDATE rollout_release SET decision = %s, decision_reasons = %s, decision_numbers = %s, decided_by = %s WHERE release_id = %s",
+            (outcome, Jsonb(reasons), Jsonb(numbers), decided_by, release_id),
+        )
+
+    def newest_release_id(self, system: str) -> str | None:
+        rows = self._execute("SELECT release_id FROM rollout_release WHERE system = %s ORDER BY created_at DESC LIMIT 1", (system,))
+        return rows[0][0] if rows else None
+
+    def last_promoted(self, system: str) -> Release | None:
+        rows = self._execute(
+            "SELECT release_id FROM rollout_release WHERE system = %s AND status = %s ORDER BY finished_at DESC LIMIT 1",
+            (system, ReleaseStatus.PROMOTED.value),
+        )
+        return self.release(rows[0][0]) if rows else None
+
+    def recent_releases(self, system: str, limit: int = 10) -> list[Release]:
+        rows = self._execute("SELECT release_id FROM rollout_release WHERE system = %s ORDER BY created_at DESC LIMIT %s", (system, limit))
+        return [self.release(row[0]) for row in rows]
+
+    # --- steps: phase timings and failures -------------------------------------------------------
+
+    def step_started(self, release_id: str, phase: str, step: str, attempt: Attempt) -> None:
+        """A new attempt of a step, running; the same attempt written again (after an outage) stays one row."""
+        self._execute(
+            "INSERT INTO rollout_step_attempt (release_id, phase, step, run_id, try_number, status) VALUES (%s, %s, %s, %s, %s, 'running')"
+            " ON CONFLICT (release_id, phase, step, run_id, try_number) DO NOTHING",
+            (release_id, phase, step, attempt.run_id, attempt.try_number),
+        )
+
+    def step_finished(
+        self,
+        release_id: str,
+        phase: str,
+        step: str,
+        attempt: Attempt,
+        *,
+        status: str,
+        detail: Any = None,
+        error: str | None = None,
+    ) -> None:
+        self._execute(
+            "UPDATE rollout_step_attempt SET status = %s, finished_at = now(), detail = %s, error = %s"
+            " WHERE release_id = %s AND phase = %s AND step = %s AND run_id = %s AND try_number = %s",
+            (status, Jsonb(detail), error, release_id, phase, step, attempt.run_id, attempt.try_number),
+        )
+
+    def step_attempts(self, release_id: str) -> list[dict[str, Any]]:
+        """Every attempt of every step, in the order they started: the audit trail."""
+        rows = self._execute(
+            "SELECT phase, step, row_number() OVER (PARTITION BY phase, step ORDER BY started_at, id), run_id, try_number, status,"
+            " started_at, finished_at, detail, error FROM rollout_step_attempt WHERE release_id = %s ORDER BY started_at, id",
+            (release_id,),
+        )
+        keys = ("phase", "step", "attempt", "run_id", "try_number", "status", "started_at", "finished_at", "detail", "error")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def steps(self, release_id: str) -> list[dict[str, Any]]:
+        """The latest attempt of each step, with how many there were, in the order the steps last started."""
+        latest: dict[tuple[str, str], dict[str, Any]] = {}
+        for attempt in self.step_attempts(release_id):
+            latest[(attempt["phase"], attempt["step"])] = attempt
+        keys = ("phase", "step", "status", "started_at", "finished_at", "detail", "error")
+        rows = [{**{k: a[k] for k in keys}, "attempts": a["attempt"]} for a in latest.values()]
+        return sorted(rows, key=lambda row: row["started_at"])
+
+    def step_status(self, release_id: str, phase: str, step: str) -> str | None:
+        rows = self._execute(
+            "SELECT status FROM rollout_step_attempt WHERE release_id = %s AND phase = %s AND step = %s ORDER BY started_at DESC, id DESC"
+            " LIMIT 1",
+            (release_id, phase, step),
+        )
+        return str(rows[0][0]) if rows else None
+
+    # --- backups and fingerprints -----------------------------------------------------------------
+
+    def record_backup(self, release_id: str, target: str, record: dict[str, Any]) -> None:
+        self._execute(
+            "INSERT INTO rollout_backup (release_id, target, location, format, sha256, size_bytes, toc_entries)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (release_id, target) DO UPDATE SET"
+            " location = EXCLUDED.location, format = EXCLUDED.format, sha256 = EXCLUDED.sha256,"
+            " size_bytes = EXCLUDED.size_bytes, toc_entries = EXCLUDED.toc_entries, taken_at = now()",
+            (release_id, target, record["location"], record["format"], record["sha256"], record["size_bytes"], record["toc_entries"]),
+        )
+        self.record_fingerprint(release_id, target, FingerprintStage.BEFORE, record["fingerprint"])
+
+    def backup(self, release_id: str, target: str) -> dict[str, Any] | None:
+        rows = self._execute(
+            "SELECT location, format, sha256, size_bytes, toc_entries, taken_at FROM rollout_backup WHERE release_id = %s AND target = %s",
+            (release_id, target),
+        )
+        if not rows:
+            return None
+        keys = ("location", "format", "sha256", "size_bytes", "toc_entries", "taken_at")
+        return dict(zip(keys, rows[0], strict=True))
+
+    def record_fingerprint(self, release_id: str, target: str, stage: FingerprintStage, fingerprint: dict[str, Any]) -> None:
+        self._execute(
+            "INSERT INTO rollout_fingerprint (release_id, target, stage, fingerprint) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (release_id, target, stage) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, taken_at = now()",
+            (release_id, target, stage.value, Jsonb(fingerprint)),
+        )
+
+    def fingerprint(self, release_id: str, target: str, stage: FingerprintStage) -> dict[str, Any] | None:
+        rows = self._execute(
+            "SELECT fingerprint FROM rollout_fingerprint WHERE release_id = %s AND target = %s AND stage = %s",
+            (release_id, target, stage.value),
+        )
+        return rows[0][0] if rows else None
+
+    def record_migration(self, release_id: str, target: str, migration_id: str, checksum: str | None) -> None:
+        self._execute(
+            "INSERT INTO rollout_migration (release_id, target, migration_id, checksum) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (release_id, target, migration_id, checksum),
+        )
+
+    def migrations(self, release_id: str) -> list[str]:
+        rows = self._execute(
+            "SELECT target || ': ' || migration_id FROM rollout_migration WHERE release_id = %s ORDER BY applied_at", (release_id,)
+        )
+        return [row[0] for row in rows]
+
+    # --- apps and measurements -------------------------------------------------------------------
+
+    def record_app_state(
+        self,
+        release_id: str,
+        app: str,
+        *,
+        previous_version: str | None,
+        deployed_version: str | None = None,
+        downtime_seconds: float | None = None,
+        snapshot: dict[str, Any] | None = None,
+    ) -> None:
+        self._execute(
+            "INSERT INTO rollout_app_state (release_id, app, previous_version, deployed_version, downtime_seconds, switched_at, snapshot)"
+            " VALUES (%s, %s, %s, %s, %s, CASE WHEN %s::text IS NULL THEN NULL ELSE now() END, %s)"
+            " ON CONFLICT (release_id, app) DO UPDATE SET"
+            " deployed_version = coalesce(EXCLUDED.deployed_version, rollout_app_state.deployed_version),"
+            " downtime_seconds = coalesce(EXCLUDED.downtime_seconds, rollout_app_state.downtime_seconds),"
+            " switched_at = coalesce(EXCLUDED.switched_at, rollout_app_state.switched_at),"
+            " snapshot = coalesce(rollout_app_state.snapshot, EXCLUDED.snapshot)",
+            (
+                release_id,
+                app,
+                previous_version,
+                deployed_version,
+                downtime_seconds,
+                deployed_version,
+                Jsonb(snapshot) if snapshot else None,
+            ),
+        )
+
+    def record_quiesced(self, release_id: str, app: str, quiesced: dict[str, Any]) -> None:
+        """What a quiesce stopped; the first record stands, so a retried stop (of an app already stopped) keeps it."""
+        self._execute(
+            "UPDATE rollout_app_state SET quiesced = coalesce(quiesced, %s) WHERE release_id = %s AND app = %s",
+            (Jsonb(quiesced), release_id, app),
+        )
+
+    def app_states(self, release_id: str) -> dict[str, dict[str, Any]]:
+        rows = self._execute(
+            "SELECT app, previous_version, deployed_version, downtime_seconds, snapshot, quiesced FROM rollout_app_state"
+            " WHERE release_id = %s",
+            (release_id,),
+        )
+        keys = ("previous_version", "deployed_version", "downtime_seconds", "snapshot", "quiesced")
+        return {row[0]: dict(zip(keys, row[1:], strict=True)) for row in rows}
+
+    def record_measurement(self, release_id: str, result: dict[str, Any]) -> None:
+        self._execute(
+            "INSERT INTO rollout_measurement (release_id, check_name, kind, critical, passed, detail, metrics)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (release_id, check_name) DO UPDATE SET"
+            " kind = EXCLUDED.kind, critical = EXCLUDED.critical, passed = EXCLUDED.passed, detail = EXCLUDED.detail,"
+            " metrics = EXCLUDED.metrics, measured_at = now()",
+            (release_id, result["name"], result["kind"], result["critical"], result["passed"], result["detail"], Jsonb(result["metrics"])),
+        )
+
+    def measurements(self, release_id: str) -> list[dict[str, Any]]:
+        rows = self._execute(
+            "SELECT check_name, kind, critical, passed, detail, metrics FROM rollout_measurement"
+            " WHERE release_id = %s ORDER BY measured_at",
+            (release_id,),
+        )
+        keys = ("name", "kind", "critical", "passed", "detail", "metrics")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def baseline_p95(self, system: str, check_name: str) -> float | None:
+        """p95 of `check_name` in the last promoted release of `system`: the performance baseline."""
+        rows = self._execute(
+            "SELECT (m.metrics->>'p95_ms')::float FROM rollout_measurement m JOIN rollout_release r USING (release_id)"
+            " WHERE r.system = %s AND r.status = %s AND m.check_name = %s AND m.kind = 'latency'"
+            " ORDER BY r.finished_at DESC LIMIT 1",
+            (system, ReleaseStatus.PROMOTED.value, check_name),
+        )
+        return rows[0][0] if rows else None
+
+    # --- maintenance: scheduled backups, restore drills, trends ---------------------------------------
+
+    def record_scheduled_backup(self, system: str, target: str, record: dict[str, Any], *, run_id: str) -> None:
+        """The backup `run_id` took of a target; a retry of the run that took it again overwrites the row."""
+        self._execute(
+            "INSERT INTO rollout_scheduled_backup (run_id, system, target, location, format, sha256, size_bytes, fingerprint)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (run_id, system, target) DO UPDATE SET"
+            " location = EXCLUDED.location, format = EXCLUDED.format, sha256 = EXCLUDED.sha256, size_bytes = EXCLUDED.size_bytes,"
+            " fingerprint = EXCLUDED.fingerprint, taken_at = now(), deleted_at = NULL",
+            (
+                run_id,
+                system,
+                target,
+                record["location"],
+                record["format"],
+                record["sha256"],
+                record["size_bytes"],
+                Jsonb(record["fingerprint"]),
+            ),
+        )
+
+    def scheduled_backup(self, run_id: str, system: str, target: str) -> dict[str, Any] | None:
+        """The backup of a target that `run_id` took and recorded (an earlier attempt of a retried task), if any."""
+        rows = self._execute(
+            "SELECT location, sha256, size_bytes, taken_at FROM rollout_scheduled_backup"
+            " WHERE run_id = %s AND system = %s AND target = %s AND deleted_at IS NULL",
+            (run_id, system, target),
+        )
+        return dict(zip(("location", "sha256", "size_bytes", "taken_at"), rows[0], strict=True)) if rows else None
+
+    def backups_of(self, system: str, target: str) -> list[dict[str, Any]]:
+        """Every backup on record for a target, scheduled or taken by a release, newest first."""
+        rows = self._execute(
+            "SELECT location, sha256, fingerprint, taken_at, NULL::text FROM rollout_scheduled_backup"
+            " WHERE system = %s AND target = %s AND deleted_at IS NULL"
+            " UNION ALL"
+            " SELECT b.location, b.sha256, f.fingerprint, b.taken_at, b.release_id FROM rollout_backup b"
+            " JOIN rollout_release r USING (release_id)"
+            " JOIN rollout_fingerprint f ON f.release_id = b.release_id AND f.target = b.target AND f.stage = 'before'"
+            " WHERE r.system = %s AND b.target = %s"
+            " ORDER BY taken_at DESC",
+            (system, target, system, target),
+        )
+        keys = ("location", "sha256", "fingerprint", "taken_at", "release_id")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def mark_deleted(self, location: str) -> None:
+        self._execute("UPDATE rollout_scheduled_backup SET deleted_at = now() WHERE location = %s", (location,))
+
+    def record_drill(self, system: str, target: str, result: dict[str, Any], *, run_id: str) -> None:
+        """The restore drill `run_id` ran on a target; a retried drill overwrites its run's row."""
+        self._execute(
+            "INSERT INTO rollout_drill (run_id, system, target, location, backup_taken_at, restore_seconds, rpo_seconds,"
+            " fingerprint_equal, error) VALUES (%(run_id)s, %(system)s, %(target)s, %(location)s, %(backup_taken_at)s,"
+            " %(restore_seconds)s, %(rpo_seconds)s, %(fingerprint_equal)s, %(error)s) ON CONFLICT (run_id, system, target)"
+            " DO UPDATE SET location = EXCLUDED.location, backup_taken_at = EXCLUDED.backup_taken_at,"
+            " restore_seconds = EXCLUDED.restore_seconds, rpo_seconds = EXCLUDED.rpo_seconds,"
+            " fingerprint_equal = EXCLUDED.fingerprint_equal, error = EXCLUDED.error, drilled_at = now()",
+            {"run_id": run_id, "system": system, "target": target, **result},
+        )
+
+    def drills(self, system: str) -> list[dict[str, Any]]:
+        rows = self._execute(
+            "SELECT target, location, restore_seconds, rpo_seconds, fingerprint_equal, error, drilled_at, run_id FROM rollout_drill"
+            " WHERE system = %s ORDER BY drill_id",
+            (system,),
+        )
+        keys = ("target", "location", "restore_seconds", "rpo_seconds", "fingerprint_equal", "error", "drilled_at", "run_id")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def record_findings(self, run_id: str, system: str, task_id: str, findings: list[dict[str, Any]]) -> None:
+        """What one task found for one system in a run, in place of what its earlier attempts found (one transaction)."""
+
+        def replace() -> None:
+            with self._connect() as conn, conn.transaction():
+                conn.execute(
+                    "DELETE FROM rollout_maintenance_finding WHERE run_id = %s AND system = %s AND task_id = %s", (run_id, system, task_id)
+                )
+                for finding in findings:
+                    conn.execute(
+                        "INSERT INTO rollout_maintenance_finding (run_id, system, check_name, ok, detail, task_id)"
+                        " VALUES (%(run_id)s, %(system)s, %(check)s, %(ok)s, %(detail)s, %(task_id)s)"
+                        " ON CONFLICT (run_id, system, check_name)"
+                        " DO UPDATE SET ok = EXCLUDED.ok, detail = EXCLUDED.detail, task_id = EXCLUDED.task_id, found_at = now()",
+                        {"run_id": run_id, "task_id": task_id, **finding},
+                    )
+
+        self._through_outages(replace)
+
+    def findings(self, run_id: str, systems: list[str]) -> list[dict[str, Any]]:
+        rows = self._execute(
+            "SELECT system, check_name, ok, detail FROM rollout_maintenance_finding WHERE run_id = %s AND system = ANY(%s)"
+            " ORDER BY found_at",
+            (run_id, systems),
+        )
+        return [{"system": s, "check": c, "ok": ok, "detail": d} for s, c, ok, d in rows]
+
+    def release_baselines(self, system: str) -> list[dict[str, Any]]:
+        """Latency and error rate measured by each finished release, oldest first: the trend."""
+        rows = self._execute(
+            "SELECT r.version, r.status, r.finished_at, (m.metrics->>'p50_ms')::float, (m.metrics->>'p95_ms')::float,"
+            " (m.metrics->>'error_rate')::float FROM rollout_measurement m JOIN rollout_release r USING (release_id)"
+            " WHERE r.system = %s AND m.kind = 'latency' AND r.finished_at IS NOT NULL ORDER BY r.finished_at",
+            (system,),
+        )
+        keys = ("version", "status", "finished_at", "p50_ms", "p95_ms", "error_rate")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    # --- notifications and the per-system lock ------------------------------------------------------
+
+    def record_notification(
+        self, release_id: str | None, event: str, *, delivered: bool, error: str | None = None, key: str | None = None
+    ) -> None:
+        notification_id = uuid.uuid4()  # fixed before the first try, so a retried insert is recognised
+        self._execute(
+            "INSERT INTO rollout_notification (notification_id, release_id, event, delivered, error, idempotency_key)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (idempotency_key) DO UPDATE"
+            " SET delivered = EXCLUDED.delivered, error = EXCLUDED.error, sent_at = now()",
+            (notification_id, release_id, event, delivered, error, key or f"once:{notification_id}"),
+        )
+
+    def delivered(self, key: str) -> bool:
+        """Whether the message with this idempotency key has reached Slack already."""
+        return bool(self._execute("SELECT 1 FROM rollout_notification WHERE idempotency_key = %s AND delivered", (key,)))
+
+    def notifications(self, release_id: str) -> list[dict[str, Any]]:
+        rows = self._execute("SELECT event, delivered, error FROM rollout_notification WHERE release_id = %s ORDER BY id", (release_id,))
+        return [{"event": e, "delivered": d, "error": err} for e, d, err in rows]
+
+    def claim_lock(self, system: str, release_id: str, run_id: str) -> LockHolder | None:
+        """Take the system's lock for `release_id`, worked under by DAG run `run_id`; None when taken, else who holds it.
+
+        Taken when the lock is free, or held by the same release with no run working under it (or this very run).
+        One statement, so two runs racing for it cannot both win.
+        """
+        for _ in range(3):  # the holder may give it back between the two statements: then try again
+            taken = self._execute(
+                "INSERT INTO rollout_lock (system, release_id, run_id) VALUES (%s, %s, %s) ON CONFLICT (system) DO UPDATE"
+                " SET run_id = EXCLUDED.run_id WHERE rollout_lock.release_id = EXCLUDED.release_id"
+                " AND (rollout_lock.run_id IS NULL OR rollout_lock.run_id = EXCLUDED.run_id) RETURNING release_id",
+                (system, release_id, run_id),
+            )
+            if taken:
+                return None
+            if holder := self.lock(system):
+                return holder
+        raise LedgerConflictError(f"the lock of {system} changed hands three times while it was being taken")
+
+    def lock(self, system: str) -> LockHolder | None:
+        rows = self._execute("SELECT release_id, run_id, acquired_at FROM rollout_lock WHERE system = %s", (system,))
+        return LockHolder(*rows[0]) if rows else None
+
+    def lock_holder(self, system: str) -> str | None:
+        holder = self.lock(system)
+        return holder.release_id if holder else None
+
+    def release_lock(self, system: str, release_id: str) -> None:
+        self._execute("DELETE FROM rollout_lock WHERE system = %s AND release_id = %s", (system, release_id))
+
+    def hand_back_lock(self, system: str, release_id: str, run_id: str, *, keep_for_release: bool) -> None:
+        """At the end of run `run_id`: free the lock, or leave the release holding it with no run working under it."""
+        if keep_for_release:
+            self._execute(
+                "UPDATE rollout_lock SET run_id = NULL WHERE system = %s AND release_id = %s AND run_id = %s", (system, release_id, run_id)
+            )
+        else:
+            self._execute("DELETE FROM rollout_lock WHERE system = %s AND release_id = %s AND run_id = %s", (system, release_id, run_id))
+
+    def unlock(self, system: str, *, unlocked_by: str, reason: str) -> str | None:
+        """An operator frees a stuck lock; who and why are kept. Returns the release that held it, if any."""
+        rows = self._execute(
+            "WITH freed AS (DELETE FROM rollout_lock WHERE system = %s RETURNING system, release_id)"
+            " INSERT INTO rollout_unlock (system, release_id, unlocked_by, reason) SELECT system, release_id, %s, %s FROM freed"
+            " RETURNING release_id",
+            (system, unlocked_by, reason),
+        )
+        return str(rows[0][0]) if rows else None
+
+    def unlocks(self, system: str) -> list[dict[str, Any]]:
+        rows = self._execute(
+            "SELECT release_id, unlocked_by, reason, unlocked_at FROM rollout_unlock WHERE system = %s ORDER BY id", (system,)
+        )
+        return [dict(zip(("release_id", "unlocked_by", "reason", "unlocked_at"), row, strict=True)) for row in rows]
+
+    # --- checklist evidence and sign-offs ------------------------------------------------------------
+
+    def record_checklist_item(
+        self, release_id: str, item_id: str, phase: str, *, passed: bool, detail: str, numbers: dict[str, Any]
+    ) -> None:
+        self._execute(
+            "INSERT INTO rollout_checklist_item (release_id, item_id, phase, passed, detail, numbers) VALUES (%s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (release_id, item_id) DO UPDATE SET passed = EXCLUDED.passed, detail = EXCLUDED.detail,"
+            " numbers = EXCLUDED.numbers, checked_at = now()",
+            (release_id, item_id, phase, passed, detail, Jsonb(numbers)),
+        )
+
+    def checklist_items(self, release_id: str) -> dict[str, dict[str, Any]]:
+        rows = self._execute(
+            "SELECT item_id, phase, passed, detail, numbers, checked_at FROM rollout_checklist_item WHERE release_id = %s", (release_id,)
+        )
+        return {row[0]: dict(zip(("phase", "passed", "detail", "numbers", "checked_at"), row[1:], strict=True)) for row in rows}
+
+    def record_signoff(self, release_id: str, role: str, *, approved: bool, responder: str | None) -> None:
+        self._execute(
+            "INSERT INTO rollout_signoff (release_id, role, approved, responder) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (release_id, role) DO UPDATE SET"
+            " approved = EXCLUDED.approved, responder = EXCLUDED.responder, answered_at = now()",
+            (release_id, role, approved, responder),
+        )
+
+    def signoffs(self, release_id: str) -> dict[str, dict[str, Any]]:
+        rows = self._execute("SELECT role, approved, responder, answered_at FROM rollout_signoff WHERE release_id = %s", (release_id,))
+        return {row[0]: {"approved": row[1], "responder": row[2], "answered_at": row[3]} for row in rows}
+
+    def record_as_json(self, release_id: str) -> str:
+        """The whole record of one release, as an operator would want to read or attach it."""
+        release = self.release(release_id)
+        return json.dumps(
+            {
+                "release": release.__dict__,
+                "steps": self.steps(release_id),
+                "attempts": self.step_attempts(release_id),
+                "migrations": self.migrations(release_id),
+                "apps": self.app_states(release_id),
+                "measurements": self.measurements(release_id),
+                "notifications": self.notifications(release_id),
+                "checklist": self.checklist_items(release_id),
+                "signoffs": self.signoffs(release_id),
+            },
+            default=str,
+            indent=2,
+        )

@@ -1,0 +1,136 @@
+"""compose app target: one service of a docker compose project (seeds 003 and 004).
+
+Deploying a version is `docker compose -f FILE -p PROJECT up -d --no-deps SERVICE` with the compose
+file's tag variable set to the version, run as an argument list; the version running is the tag of the
+service container's image as `docker compose ps` reports it. Ready means docker calls the container
+healthy (when the service has a healthcheck) and the readiness path answers 2xx. Rolling back is the same
+`up` with the tag recorded before the release.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_rollout.config import resolve_path
+from airflow_rollout.targets.local_process import AppNotReadyError, StopStartApp, http_problem
+from airflow_rollout.tool_output import error_line, shown_command
+
+if TYPE_CHECKING:
+    from airflow_rollout.config import ComposeServiceTarget
+
+log = logging.getLogger(__name__)
+
+
+class ComposeError(RuntimeError):
+    """docker compose refused or failed a command."""
+
+
+@dataclass(frozen=True)
+class RunningService:
+    version: str
+    image: str
+    state: str
+    health: str
+
+
+def split_image(reference: str) -> tuple[str, str]:
+    """`repo[:tag][@digest]` -> (repo, tag); a reference without a tag means `latest`, as docker reads it."""
+    name = reference.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        repo, tag = name.rsplit(":", 1)
+        return repo, tag
+    return name, "latest"
+
+
+def image_tag(image: str) -> str:
+    return split_image(image)[1]
+
+
+class ComposeServiceApp(StopStartApp):
+    def __init__(self, *, config: ComposeServiceTarget) -> None:
+        self.config = config
+
+    def _compose(self, *args: str, tag: str | None = None, timeout: float = 300) -> str:
+        command = [*self.config.docker, "compose", "-f", str(resolve_path(self.config.compose_file)), "-p", self.config.project, *args]
+        env = dict(os.environ)
+        if tag is not None:
+            env[self.config.tag_variable] = tag
+        result = subprocess.run(  # noqa: S603 - docker's argument list; the tag is a pattern-checked version, passed in the environment
+            command, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if result.returncode:
+            shown = f"{' '.join(command[:2])} {shown_command(args)}"
+            log.error("%s exited with %s; its output:\n%s", shown, result.returncode, (result.stdout + result.stderr).strip())
+            raise ComposeError(f"{shown} exited with {result.returncode}: {error_line(result.stderr)}")
+        return result.stdout
+
+    def service_state(self) -> RunningService | None:
+        """The service's container as `docker compose ps -a` reports it, running or not; None when there is none."""
+        output = self._compose("ps", "-a", "--format", "json", self.config.service)
+        rows: list[dict[str, Any]] = []
+        for line in (raw.strip() for raw in output.splitlines()):
+            if line.startswith("["):  # older compose versions print one JSON array
+                rows.extend(json.loads(line))
+            elif line:
+                rows.append(json.loads(line))
+        rows = [r for r in rows if r.get("Service") == self.config.service]
+        if not rows:
+            return None
+        row = rows[0]
+        return RunningService(version=image_tag(row["Image"]), image=row["Image"], state=row.get("State", ""), health=row.get("Health", ""))
+
+    def current(self) -> RunningService | None:
+        """The version running now, or None when the service's container is not running."""
+        service = self.service_state()
+        return service if service and service.state == "running" else None
+
+    def switch_to(self, version: str) -> float:
+        """`up -d --no-deps` the service at `version`, wait until ready; returns the seconds it took."""
+        began = time.monotonic()
+        log.info("docker compose up %s at %s (%s=%s)", self.config.service, version, self.config.tag_variable, version)
+        try:
+            self._compose("up", "-d", "--no-deps", self.config.service, tag=version)
+        except ComposeError as exc:
+            raise AppNotReadyError(f"{self.config.name} {version} did not start: {exc}") from None
+        self.wait_ready(version)
+        return time.monotonic() - began
+
+    def wait_ready(self, version: str) -> float:
+
+        url = self.config.url + self.config.readiness.path
+        began = time.monotonic()
+        deadline = began + self.config.readiness.timeout_seconds
+        problem = "no answer yet"
+        while time.monotonic() < deadline:
+            service = self.service_state()
+            if service is None or service.version != version:
+                raise AppNotReadyError(f"{self.config.name}: the service runs {service.image if service else 'nothing'}, not {version}")
+            if service.state != "running":
+                raise AppNotReadyError(f"{self.config.name} {version} is {service.state}: the container exited")
+            if service.health == "unhealthy":
+                raise AppNotReadyError(f"{self.config.name} {version}: docker reports the container unhealthy")
+            if service.health in {"", "healthy"}:
+                if (answer := http_problem(url)) is None:
+                    return time.monotonic() - began
+                problem = answer
+            else:
+                problem = f"health {service.health}"
+            time.sleep(0.3)
+        seconds = self.config.readiness.timeout_seconds
+        raise AppNotReadyError(f"{self.config.name} {version} was not ready at {url} within {seconds:.0f} s ({problem})")
+
+    def recorded_version(self) -> str | None:
+        """The version of the service's container, running or not."""
+        service = self.service_state()
+        return service.version if service else None
+
+    def stop(self) -> None:
+        """`docker compose stop` the service: its container stays, so `up` brings a tag back."""
+        self._compose("stop", self.config.service)

@@ -1,0 +1,526 @@
+"""Databricks targets (seeds 000 and 001), through the databricks provider's DatabricksHook.
+
+- `UnityCatalogDataTarget`: Delta tables of one schema, on a SQL warehouse (the SQL Statement Execution
+  API). The backup records each table's current Delta version and copies it into the backup catalog
+  (seed 000's `CREATE TABLE ontos_ml_backups.<t>_backup_<date> AS SELECT *`); the manifest of both is a
+  local file whose sha256 the ledger keeps. The restore is `RESTORE TABLE ... TO VERSION AS OF` the recorded
+  version, or the copy when Delta may no longer keep that version (older than `delta_retention_days`, or
+  RESTORE refused). Every identifier is validated by the profile and quoted with backticks.
+- `UnityCatalogMigrator`: ordered SQL files run on the warehouse, recorded in `rollout_schema_migrations`
+  inside the schema, then the profile's GRANTs, then every table checked with SHOW TABLES.
+- `DatabricksApp`: deploy a version's workspace source path, wait for the deployment, the app and its
+  compute, then the readiness path at the app's URL; roll back by redeploying the recorded path.
+- `MlflowAlias`: move a registered model's alias to its newest version; roll back by moving it back.
+- Checks: a serving endpoint's readiness, a job run as a check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow_rollout.checks import CheckResult
+from airflow_rollout.targets.local_process import AppNotReadyError, AppStopError, http_problem
+from airflow_rollout.targets.migrations import MigrationError, migrations_for
+from airflow_rollout.targets.postgres import (
+    BackupIntegrityError,
+    BackupRecord,
+    _owner_only,
+    _private_directory,
+    file_sha256,
+    safe_file_name,
+    verify_sha256,
+)
+from airflow_rollout.versions import VersionScheme
+
+if TYPE_CHECKING:
+    from airflow.providers.databricks.hooks.databricks import DatabricksHook
+
+    from airflow_rollout.config import DatabricksAppTarget, DatabricksJobCheck, MlflowAliasTarget, ServingEndpointCheck, UnityCatalogTarget
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.5
+MIGRATIONS_TABLE = "rollout_schema_migrations"
+
+
+class DatabricksSqlError(RuntimeError):
+    """The warehouse refused or failed a statement."""
+
+
+def quote(*parts: str) -> str:
+    """`catalog`.`schema`.`table`: each part backtick-quoted (the profile has already pattern-checked them)."""
+    return ".".join("`" + part.replace("`", "``") + "`" for part in parts)
+
+
+def _hook(conn_id: str) -> DatabricksHook:
+    from airflow.providers.databricks.hooks.databricks import DatabricksHook
+
+    return DatabricksHook(databricks_conn_id=conn_id)
+
+
+class Warehouse:
+    """Statements on one SQL warehouse through the hook's SQL Statement Execution API calls."""
+
+    def __init__(self, *, conn_id: str, warehouse_id: str) -> None:
+        self.conn_id = conn_id
+        self.warehouse_id = warehouse_id
+
+    @cached_property
+    def hook(self) -> DatabricksHook:
+        return _hook(self.conn_id)
+
+    def execute(self, statement: str, parameters: dict[str, str] | None = None, timeout: float = 600) -> list[list[Any]]:
+        """Run one statement, wait for it, return its rows (values as the API gives them: strings or null).
+
+        Values travel as named parameters (`:name`); identifiers are pattern-checked by the profile and quoted.
+        """
+        from airflow.providers.databricks.hooks.databricks import SQL_STATEMENTS_ENDPOINT
+
+        log.info("SQL on warehouse %s: %s", self.warehouse_id, statement)
+        body: dict[str, Any] = {
+            "warehouse_id": self.warehouse_id,
+            "statement": statement,
+            "wait_timeout": "30s",
+            "on_wait_timeout": "CONTINUE",
+        }
+        if parameters:
+            body["parameters"] = [{"name": name, "value": value, "type": "STRING"} for name, value in parameters.items()]
+        response = self.hook._do_api_call(("POST", SQL_STATEMENTS_ENDPOINT), body)
+        deadline = time.monotonic() + timeout
+        while response["status"]["state"] in {"PENDING", "RUNNING"}:
+            if time.monotonic() > deadline:
+                raise DatabricksSqlError(f"statement {response['statement_id']} still {response['status']['state']} after {timeout:.0f} s")
+            time.sleep(POLL_SECONDS)
+            response = self.hook._do_api_call(("GET", f"{SQL_STATEMENTS_ENDPOINT}/{response['statement_id']}"))
+        if response["status"]["state"] != "SUCCEEDED":
+            error = response["status"].get("error") or {}
+            raise DatabricksSqlError(
+                f"{error.get('error_code', response['status']['state'])}: {error.get('message', '')} [{statement[:200]}]"
+            )
+        return list((response.get("result") or {}).get("data_array") or [])
+
+
+class UnityCatalogDataTarget:
+    def __init__(self, *, config: UnityCatalogTarget) -> None:
+        self.config = config
+        self.warehouse = Warehouse(conn_id=config.conn_id, warehouse_id=config.warehouse_id)
+
+    def table(self, name: str) -> str:
+        return quote(self.config.catalog, self.config.schema_name, name)
+
+    def ping(self) -> None:
+        self.warehouse.execute("SELECT 1")
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Per table: rows, an order-independent content hash, the columns (versions change on RESTORE, content does not)."""
+        result: dict[str, Any] = {}
+        existing = self.existing_tables()
+        for name in self.config.tables:
+            key = f"{self.config.schema_name}.{name}"
+            if name not in existing:
+                result[key] = {"absent": True}
+                continue
+            # The modulo keeps the sum inside 64 bits, where ANSI mode would raise ARITHMETIC_OVERFLOW.
+            [[rows, content]] = self.warehouse.execute(
+                f"SELECT count(*) AS row_count, coalesce(sum(xxhash64(*) % 1000000007), 0) AS content FROM {self.table(name)}"  # noqa: S608 - identifiers pattern-checked by the profile, backtick-quoted
+            )
+            columns = ", ".join(f"{row[0]} {row[1]}" for row in self.warehouse.execute(f"DESCRIBE TABLE {self.table(name)}") if row[0])
+            result[key] = {"rows": int(rows), "content": str(content), "columns": columns}
+        return result
+
+    def existing_tables(self) -> set[str]:
+        rows = self.warehouse.execute(f"SHOW TABLES IN {quote(self.config.catalog, self.config.schema_name)}")
+        return {str(row[1]).lower() for row in rows}
+
+    def table_version(self, name: str) -> int:
+        [row] = self.warehouse.execute(f"DESCRIBE HISTORY {self.table(name)} LIMIT 1")
+        return int(row[0])
+
+    def backup_path(self, directory: Path, release_id: str) -> Path:
+        return directory / f"{self.config.name}-{safe_file_name(release_id)}.json"
+
+    def backup(self, destination: Path) -> BackupRecord:
+        """Record each table's Delta version and copy it to the backup catalog; write the manifest of both."""
+        _private_directory(destination.parent)
+        fingerprint = self.fingerprint()
+        stamp = datetime.now(UTC)
+        suffix = f"{stamp:%Y%m%d}_{hashlib.sha256(destination.stem.encode()).hexdigest()[:8]}"
+        backup_schema = quote(self.config.backup_catalog, self.config.schema_name)
+        self.warehouse.execute(f"CREATE SCHEMA IF NOT EXISTS {backup_schema}")
+        tables: dict[str, Any] = {}
+        for name in self.config.tables:
+            if fingerprint[f"{self.config.schema_name}.{name}"].get("absent"):
+                tables[name] = {"absent": True}
+                continue
+            version = self.table_version(name)
+            copy = f"{name}_backup_{suffix}"
+            self.warehouse.execute(
+                f"CREATE TABLE {quote(self.config.backup_catalog, self.config.schema_name, copy)} AS SELECT * FROM {self.table(name)}"  # noqa: S608 - identifiers pattern-checked by the profile, backtick-quoted
+            )
+            tables[name] = {"version": version, "backup_table": copy}
+        manifest = {"target": self.config.name, "taken_at": stamp.isoformat(), "tables": tables, "fingerprint": fingerprint}
+        destination.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        _owner_only(destination)
+        return BackupRecord(
+            location=str(destination),
+            format="delta-version+ctas",
+            sha256=file_sha256(destination),
+            size_bytes=destination.stat().st_size,
+            fingerprint=fingerprint,
+            toc_entries=len(tables),
+        )
+
+    def verify_integrity(self, location: str, expected_sha256: str) -> None:
+        """The manifest is the one recorded, and every copy it names is still in the backup catalog."""
+        path = verify_sha256(location, expected_sha256)
+        copies = {t["backup_table"].lower() for t in json.loads(path.read_text())["tables"].values() if "backup_table" in t}
+        present = {
+            str(row[1]).lower()
+            for row in self.warehouse.execute(f"SHOW TABLES IN {quote(self.config.backup_catalog, self.config.schema_name)}")
+        }
+        if missing := sorted(copies - present):
+            raise BackupIntegrityError(
+                f"backup copies missing from {self.config.backup_catalog}.{self.config.schema_name}: {', '.join(missing)}"
+            )
+
+    def restore(self, location: str, expected_sha256: str) -> None:
+        self.verify_integrity(location, expected_sha256)
+        manifest = json.loads(Path(location).read_text())
+        age_days = (datetime.now(UTC) - datetime.fromisoformat(manifest["taken_at"])).total_seconds() / 86400
+        within_retention = age_days < self.config.delta_retention_days
+        if not within_retention:
+            log.warning(
+                "the backup is %.1f days old, beyond Delta's retention of %g days: restoring from the copies, not from time travel",
+                age_days,
+                self.config.delta_retention_days,
+            )
+        existing = self.existing_tables()
+        for name, entry in manifest["tables"].items():
+            if entry.get("absent"):
+                if name in existing:
+                    self.warehouse.execute(f"DROP TABLE {self.table(name)}")
+                continue
+            if within_retention and name in existing:
+                try:
+                    self.warehouse.execute(f"RESTORE TABLE {self.table(name)} TO VERSION AS OF {int(entry['version'])}")
+                    continue
+                except DatabricksSqlError as exc:
+                    log.warning("RESTORE of %s to version %s refused (%s): restoring from the copy", name, entry["version"], exc)
+            copy = quote(self.config.backup_catalog, self.config.schema_name, entry["backup_table"])
+            self.warehouse.execute(f"CREATE OR REPLACE TABLE {self.table(name)} AS SELECT * FROM {copy}")  # noqa: S608 - identifiers pattern-checked by the profile, backtick-quoted
+
+    def query_value(self, query: str) -> Any:
+        rows = self.warehouse.execute(query)
+        return rows[0][0] if rows and rows[0] else None
+
+
+def split_statements(text: str) -> list[str]:
+    """A SQL file's statements: split at `;` ending a line, comments of whole lines dropped."""
+    lines = [line for line in text.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in re.split(r";\s*$", "\n".join(lines), flags=re.MULTILINE) if s.strip()]
+
+
+class UnityCatalogMigrator:
+    """Seed 000's `01_create_catalog.sql` ... `99_validate_and_seed.sql`, in order, on the warehouse."""
+
+    def __init__(self, *, target: UnityCatalogDataTarget, scheme: VersionScheme = VersionScheme.SEMVER) -> None:
+        self.target = target
+        self.scheme = scheme
+        assert target.config.migrations is not None  # noqa: S101 - only built for targets with migrations
+        self.directory = target.config.migrations.resolved_path()
+
+    @property
+    def _table(self) -> str:
+        return self.target.table(MIGRATIONS_TABLE)
+
+    def applied(self) -> dict[str, str]:
+        config = self.target.config
+        # The record needs a home before the first file (seed 000's 01_create_catalog.sql) has made one.
+        self.target.warehouse.execute(f"CREATE CATALOG IF NOT EXISTS {quote(config.catalog)}")
+        self.target.warehouse.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(config.catalog, config.schema_name)}")
+        self.target.warehouse.execute(f"CREATE TABLE IF NOT EXISTS {self._table} (migration_id STRING, checksum STRING, release_id STRING)")
+        return {row[0]: row[1] for row in self.target.warehouse.execute(f"SELECT migration_id, checksum FROM {self._table}")}  # noqa: S608 - identifiers pattern-checked by the profile, backtick-quoted
+
+    def run(self, version: str, release_id: str) -> list[str]:
+        applied = self.applied()
+        done = []
+        for migration in migrations_for(self.directory, version, self.scheme):
+            recorded = applied.get(migration.migration_id)
+            if recorded and recorded != migration.checksum:
+                raise MigrationError(f"{migration.path} was changed after it was applied: add a new migration instead")
+            if recorded:
+                continue
+            log.info("applying migration %s", migration.migration_id)
+            try:
+                for statement in split_statements(migration.path.read_text()):
+                    self.target.warehouse.execute(statement)
+            except DatabricksSqlError as exc:
+                raise MigrationError(f"migration {migration.migration_id} failed: {exc}") from exc
+            self.target.warehouse.execute(
+                f"INSERT INTO {self._table} VALUES (:migration_id, :checksum, :release_id)",  # noqa: S608 - a quoted identifier; values as parameters
+                {"migration_id": migration.migration_id, "checksum": migration.checksum, "release_id": release_id},
+            )
+            done.append(migration.migration_id)
+        self.grant_and_verify()
+        return done
+
+    def grant_and_verify(self) -> None:
+        config = self.target.config
+        for grant in config.grants:
+            on = quote(config.catalog) if grant.securable == "CATALOG" else quote(config.catalog, config.schema_name)
+            privileges = ", ".join(p.replace("_", " ") for p in grant.privileges)
+            self.target.warehouse.execute(f"GRANT {privileges} ON {grant.securable} {on} TO {quote(grant.to)}")
+        missing = sorted(set(config.tables) - self.target.existing_tables())
+        if missing:
+            raise MigrationError(f"after the migrations, SHOW TABLES lacks {', '.join(missing)}")
+
+
+# --- apps ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunningRelease:
+    version: str
+    detail: str
+
+
+class DatabricksApp:
+    def __init__(self, *, config: DatabricksAppTarget) -> None:
+        self.config = config
+
+    @cached_property
+    def hook(self) -> DatabricksHook:
+        return _hook(self.config.conn_id)
+
+    def _app(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.hook._do_api_call(("GET", f"2.0/apps/{self.config.app_name}"))
+        return result
+
+    def source_path(self, version: str) -> str:
+        return self.config.source_code_path.replace("{version}", version)
+
+    def version_of(self, path: str | None) -> str | None:
+        prefix, _, suffix = self.config.source_code_path.partition("{version}")
+        if not path or not path.startswith(prefix) or not path.endswith(suffix):
+            return None
+        return path[len(prefix) : len(path) - len(suffix)] or None
+
+    def current(self) -> RunningRelease | None:
+        path = (self._app().get("active_deployment") or {}).get("source_code_path")
+        version = self.version_of(path)
+        return RunningRelease(version=version, detail=str(path)) if version else None
+
+    def recorded_version(self) -> str | None:
+        running = self.current()
+        return running.version if running else None
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"source_code_path": (self._app().get("active_deployment") or {}).get("source_code_path")}
+
+    @property
+    def base_url(self) -> str:
+        return str(self._app().get("url") or "").rstrip("/")
+
+    def deploy_path(self, path: str) -> float:
+        began = time.monotonic()
+        if (self._app().get("compute_status") or {}).get("state") != "ACTIVE":
+            self.start_compute(began + self.config.readiness.timeout_seconds)
+        log.info("deploying app %s from %s", self.config.app_name, path)
+        deployment = self.hook._do_api_call(
+            ("POST", f"2.0/apps/{self.config.app_name}/deployments"), {"source_code_path": path, "mode": "SNAPSHOT"}
+        )
+        deadline = began + self.config.readiness.timeout_seconds
+        while True:
+            status = deployment.get("status") or {}
+            if status.get("state") == "SUCCEEDED":
+                break
+            if status.get("state") in {"FAILED", "CANCELLED"}:
+                raise AppNotReadyError(
+                    f"app {self.config.app_name}: deployment of {path} {status.get('state')}: {status.get('message', '')}"
+                )
+            if time.monotonic() > deadline:
+                raise AppNotReadyError(f"app {self.config.app_name}: deployment of {path} still {status.get('state')}")
+            time.sleep(POLL_SECONDS)
+            deployment = self.hook._do_api_call(("GET", f"2.0/apps/{self.config.app_name}/deployments/{deployment['deployment_id']}"))
+        self._wait_running(path, deadline)
+        return time.monotonic() - began
+
+    def _wait_running(self, path: str, deadline: float) -> None:
+
+        problem = "not looked at yet"
+        while time.monotonic() < deadline:
+            app = self._app()
+            active = (app.get("active_deployment") or {}).get("source_code_path")
+            app_state, compute = (app.get("app_status") or {}).get("state"), (app.get("compute_status") or {}).get("state")
+            if active != path:
+                raise AppNotReadyError(f"app {self.config.app_name} runs {active}, not {path}")
+            if app_state in {"CRASHED", "UNAVAILABLE"}:
+                raise AppNotReadyError(f"app {self.config.app_name} is {app_state}: {(app.get('app_status') or {}).get('message', '')}")
+            if app_state == "RUNNING" and compute == "ACTIVE":
+                if (answer := http_problem(str(app["url"]).rstrip("/") + self.config.readiness.path)) is None:
+                    return
+                problem = answer
+            else:
+                problem = f"app {app_state}, compute {compute}"
+            time.sleep(POLL_SECONDS)
+        raise AppNotReadyError(f"app {self.config.app_name} from {path} not ready: {problem}")
+
+    def start_compute(self, deadline: float) -> None:
+        """Start a stopped app's compute. The platform restarts the app's last deployment with it: Databricks
+        deploys only to running compute, so a stopped app cannot go straight to another source path."""
+        log.info("starting the compute of app %s", self.config.app_name)
+        self.hook._do_api_call(("POST", f"2.0/apps/{self.config.app_name}/start"))
+        while (state := (self._app().get("compute_status") or {}).get("state")) != "ACTIVE":
+            if time.monotonic() > deadline:
+                raise AppNotReadyError(f"app {self.config.app_name}: compute still {state} after start")
+            time.sleep(POLL_SECONDS)
+
+    def quiesce(self) -> dict[str, Any]:
+        """Stop the app (its compute): nothing of it serves or writes until it is started again."""
+        log.info("stopping app %s", self.config.app_name)
+        self.hook._do_api_call(("POST", f"2.0/apps/{self.config.app_name}/stop"))
+        deadline = time.monotonic() + self.config.readiness.timeout_seconds
+        while (state := (self._app().get("compute_status") or {}).get("state")) != "STOPPED":
+            if time.monotonic() > deadline:
+                raise AppStopError(f"app {self.config.app_name}: compute still {state} after stop")
+            time.sleep(POLL_SECONDS)
+        return {}
+
+    def resume(self, quiesced: dict[str, Any], version: str | None = None) -> float:
+        """Start the app again: at `version`, or with the deployment that was active when it was stopped."""
+        del quiesced  # the platform keeps the active deployment across a stop
+        began = time.monotonic()
+        if version:
+            return self.deploy_path(self.source_path(version))
+        self.start_compute(began + self.config.readiness.timeout_seconds)
+        active = (self._app().get("active_deployment") or {}).get("source_code_path")
+        self._wait_running(str(active), began + self.config.readiness.timeout_seconds)
+        return time.monotonic() - began
+
+    def switch_to(self, version: str) -> float:
+        return self.deploy_path(self.source_path(version))
+
+    def wait_ready(self, version: str) -> float:
+        began = time.monotonic()
+        self._wait_running(self.source_path(version), began + self.config.readiness.timeout_seconds)
+        return time.monotonic() - began
+
+    def restore(self, snapshot: dict[str, Any]) -> float:
+        return self.deploy_path(str(snapshot["source_code_path"]))
+
+
+class MlflowAlias:
+    """`champion` moved to the newest registered version of the model; the version it pointed at is recorded first."""
+
+    def __init__(self, *, config: MlflowAliasTarget) -> None:
+        self.config = config
+
+    @cached_property
+    def hook(self) -> DatabricksHook:
+        return _hook(self.config.conn_id)
+
+    def aliased_version(self) -> str | None:
+        try:
+            found = self.hook._do_api_call(
+                ("GET", "2.0/mlflow/registered-models/alias"), {"name": self.config.model, "alias": self.config.alias}
+            )
+        except Exception as exc:
+            if "RESOURCE_DOES_NOT_EXIST" in str(exc):  # the alias is not set
+                return None
+            raise
+        return str(found["model_version"]["version"])
+
+    def newest_version(self) -> str:
+        model = self.hook._do_api_call(("GET", "2.0/mlflow/registered-models/get"), {"name": self.config.model})["registered_model"]
+        versions = [v["version"] for v in model.get("latest_versions") or []]
+        if not versions:
+            raise AppNotReadyError(f"model {self.config.model} has no registered version to alias")
+        return str(max(versions, key=int))
+
+    def current(self) -> RunningRelease | None:
+        """None: an alias names a model version, not a release; what it points at is in `snapshot()`."""
+        return None
+
+    def recorded_version(self) -> str | None:
+        return None
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"model_version": self.aliased_version()}
+
+    def move_to(self, model_version: str | None) -> None:
+        if model_version is None:
+            self.hook._do_api_call(("DELETE", f"2.0/mlflow/registered-models/alias?name={self.config.model}&alias={self.config.alias}"))
+        else:
+            body = {"name": self.config.model, "alias": self.config.alias, "version": model_version}
+            self.hook._do_api_call(("POST", "2.0/mlflow/registered-models/alias"), body)
+        log.info("%s@%s -> version %s", self.config.model, self.config.alias, model_version)
+
+    def switch_to(self, version: str) -> float:
+        del version  # the alias follows the model registry, not the release number
+        began = time.monotonic()
+        self.move_to(self.newest_version())
+        return time.monotonic() - began
+
+    def wait_ready(self, version: str) -> float:
+        del version
+        return 0.0
+
+    def restore(self, snapshot: dict[str, Any]) -> float:
+        began = time.monotonic()
+        self.move_to(snapshot.get("model_version"))
+        return time.monotonic() - began
+
+    def quiesce(self) -> dict[str, Any]:
+        """Nothing to stop: an alias is a pointer, and the serving endpoint behind it writes no release data."""
+        return {}
+
+    def resume(self, quiesced: dict[str, Any], version: str | None = None) -> float:
+        del quiesced
+        return self.switch_to(version) if version else 0.0
+
+
+# --- checks ----------------------------------------------------------------------------------------------
+
+
+def serving_endpoint_ready(check: ServingEndpointCheck) -> CheckResult:
+    try:
+        endpoint = _hook(check.conn_id)._do_api_call(("GET", f"2.0/serving-endpoints/{check.endpoint}"))
+    except Exception as exc:  # noqa: BLE001 - an endpoint that cannot be read is a failed check, with the API's reason
+        reason = "it does not exist" if "RESOURCE_DOES_NOT_EXIST" in str(exc) else f"{type(exc).__name__}: {str(exc)[:300]}"
+        return CheckResult(check.name, check.kind, check.critical, False, f"serving endpoint {check.endpoint}: {reason}")
+    state = endpoint.get("state") or {}
+    ready, update = state.get("ready"), state.get("config_update")
+    passed = ready == "READY" and update != "UPDATE_FAILED"
+    return CheckResult(check.name, check.kind, check.critical, passed, f"serving endpoint {check.endpoint}: {ready}, config {update}")
+
+
+def run_job(check: DatabricksJobCheck) -> CheckResult:
+    """Run the job (seed 001's batch inference) to its end; passes on SUCCESS."""
+    hook = _hook(check.conn_id)
+    began = time.monotonic()
+    run_id = hook.run_now({"job_id": check.job_id})
+    while True:
+        state = hook.get_run_state(run_id)
+        if state.is_terminal:
+            break
+        if time.monotonic() - began > check.timeout_seconds:
+            return CheckResult(
+                check.name, check.kind, check.critical, False, f"job {check.job_id} run {run_id} not done in {check.timeout_seconds:.0f} s"
+            )
+        time.sleep(POLL_SECONDS)
+    seconds = time.monotonic() - began
+    detail = f"job {check.job_id} run {run_id}: {state.result_state or state.life_cycle_state} in {seconds:.1f} s"
+    if state.state_message:
+        detail += f" ({state.state_message})"
+    return CheckResult(
+        check.name, check.kind, check.critical, state.is_successful, detail, {"run_id": run_id, "seconds": round(seconds, 1)}
+    )

@@ -1,0 +1,360 @@
+"""local_process app target: one process per version of a service on this machine.
+
+The process is started from the profile's argument list in a session of its own, so it outlives the
+Airflow task that started it. What runs is written to `<state>/apps/<system>/<app>/current.json`
+(version, pid, the process's start time to tell a recycled pid from ours); the log of each version
+goes beside it. Secrets reach the process through its environment, built from Airflow connections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import psutil
+
+from airflow_rollout.config import INCLUDE_DIR, LocalProcessTarget
+from airflow_rollout.targets.migrations import connection_uri
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class AppNotReadyError(RuntimeError):
+    """The new version did not answer its readiness check in time (or exited)."""
+
+
+class AppStopError(RuntimeError):
+    """An app could not be stopped: something of it still runs."""
+
+
+KILL_WAIT_SECONDS = 5.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on now (for a drill's spare copy of an app)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_problem(url: str) -> str | None:
+    """None when `url` answers 2xx; otherwise what is wrong, for the message when waiting runs out."""
+    import httpx
+
+    try:
+        response = httpx.get(url, timeout=2.0)
+    except httpx.HTTPError as exc:
+        return type(exc).__name__
+    return None if response.is_success else f"HTTP {response.status_code}"
+
+
+@dataclass(frozen=True)
+class RunningApp:
+    version: str
+    pid: int
+    started: float  # process start time as the kernel reports it, to recognise the pid as ours
+
+
+def _process_start_time(pid: int) -> float | None:
+    """Start time of a live process; None when there is none (an exited child awaiting its reaping counts as none)."""
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return float(process.create_time())
+    except psutil.Error:
+        return None
+
+
+def _processes_of(leader: int, started: float) -> list[psutil.Process]:
+    """The live processes of the app whose leader is `leader`: the leader, its descendants, and whatever is
+    left in its process group (workers re-parented to init when the leader exited first)."""
+    import psutil
+
+    found: dict[int, psutil.Process] = {}
+    with contextlib.suppress(psutil.Error):
+        process = psutil.Process(leader)
+        if abs(process.create_time() - started) <= 1.0:
+            found[leader] = process
+            found |= {child.pid: child for child in process.children(recursive=True)}
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            # The group id is the leader's pid (a session of its own); a process born before the leader is
+            # someone else's that happens to reuse the number.
+            if os.getpgid(process.pid) == leader and process.create_time() >= started - 1.0:
+                found[process.pid] = process
+    alive = []
+    for process in found.values():
+        with contextlib.suppress(psutil.Error):
+            if process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(process)
+    return alive
+
+
+def _listeners(port: int) -> list[psutil.Process]:
+    """The processes listening on `port` on this machine."""
+    pids = {
+        c.pid for c in psutil.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid
+    }
+    found = []
+    for pid in sorted(pids):
+        with contextlib.suppress(psutil.Error):
+            found.append(psutil.Process(pid))
+    return found
+
+
+def _describe(process: psutil.Process) -> str:
+    try:
+        return f"pid {process.pid} ({' '.join(process.cmdline())[:120]})"
+    except psutil.Error:
+        return f"pid {process.pid}"
+
+
+def _top_of_group(process: psutil.Process) -> psutil.Process:
+    """The process's oldest ancestor in its own process group: a service's master above its workers."""
+    group = os.getpgid(process.pid)
+    top = process
+    while (parent := top.parent()) is not None and parent.pid > 1 and os.getpgid(parent.pid) == group:
+        top = parent
+    return top
+
+
+class StopStartApp(ABC):
+    """An app that runs one version at a time: quiesced by stopping it, resumed by starting a version again."""
+
+    @abstractmethod
+    def current(self) -> Any: ...
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    @abstractmethod
+    def switch_to(self, version: str) -> float: ...
+
+    def quiesce(self) -> dict[str, Any]:
+        """Stop serving and writing before the data is restored; what `resume` needs to bring it back."""
+        running = self.current()
+        self.stop()
+        return {"version": running.version} if running else {}
+
+    def resume(self, quiesced: dict[str, Any], version: str | None = None) -> float:
+        """Serve `version`, or the version `quiesce` stopped; returns seconds until ready."""
+        target = version or quiesced.get("version")
+        return self.switch_to(target) if target else 0.0
+
+
+class LocalProcessApp(StopStartApp):
+    def __init__(
+        self,
+        *,
+        config: LocalProcessTarget,
+        system: str,
+        state_dir: Path,
+        env_overrides: dict[str, str] | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.config = config
+        self.env_overrides = env_overrides or {}
+        self.extra_env = extra_env or {}
+        self.directory = state_dir / "apps" / system / config.name
+        self.state_file = self.directory / "current.json"
+
+    def current(self) -> RunningApp | None:
+        """The version running now, or None if nothing of ours is running."""
+        if not self.state_file.exists():
+            return None
+        data = json.loads(self.state_file.read_text())
+        app = RunningApp(version=data["version"], pid=int(data["pid"]), started=float(data["started"]))
+        started = _process_start_time(app.pid)
+        if started is None or abs(started - app.started) > 1.0:
+            return None
+        return app
+
+    def recorded_version(self) -> str | None:
+        """The version last started here, whether or not it still runs."""
+        if not self.state_file.exists():
+            return None
+        return str(json.loads(self.state_file.read_text())["version"])
+
+    def command(self, version: str) -> list[str]:
+        """The profile's arguments, placeholders filled in: {state_dir} is ROLLOUT_STATE_DIR, {app_dir} this app's own directory."""
+        from airflow_rollout.config import state_dir
+
+        values = {
+            "version": version,
+            "port": str(self.config.port),
+            "python": sys.executable,
+            "include": str(INCLUDE_DIR),
+            "state_dir": str(state_dir()),
+            "app_dir": str(self.directory),
+        }
+        return [arg.format(**values) for arg in self.config.command]
+
+    def environment(self) -> dict[str, str]:
+        from airflow.sdk import BaseHook
+
+        env = dict(os.environ) | self.extra_env
+        for variable, conn_id in self.config.env_from_connections.items():
+            env[variable] = self.env_overrides.get(variable) or connection_uri(BaseHook.get_connection(conn_id))
+        return env
+
+    def start(self, version: str) -> RunningApp:
+        if holders := _listeners(self.config.port):
+            # Whatever answers there would pass our readiness check in the new version's place.
+            raise AppNotReadyError(
+                f"{self.config.name} {version} not started: port {self.config.port} is already served by "
+                + ", ".join(map(_describe, holders))
+                + " (not a process this package started: stop it, or adopt it with the `adopt` DAG)"
+            )
+        self.directory.mkdir(parents=True, exist_ok=True)
+        log_path = self.directory / f"{version}.log"
+        args = self.command(version)
+        log.info("starting %s %s: %s (log: %s)", self.config.name, version, args, log_path)
+        with log_path.open("ab") as log_file:
+            process = subprocess.Popen(  # noqa: S603 - the profile's command as an argument list; the version in it is pattern-checked
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=self.environment(),
+                start_new_session=True,
+                close_fds=True,
+            )
+        app = RunningApp(version=version, pid=process.pid, started=_process_start_time(process.pid) or time.time())
+        self._record(app)
+        return app
+
+    def _record(self, app: RunningApp) -> None:
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"version": app.version, "pid": app.pid, "started": app.started}))
+        tmp.replace(self.state_file)
+
+    def take_over(self, version: str) -> str:
+        """Manage from now on the service already listening on the app's port, as `version` (nothing is restarted).
+
+        Found by its port, the one thing the profile already knows about it: a pid file's place and format are
+        the service's own. The listener's process-group leader is recorded, so that a later stop reaches the
+        master and its workers as it does for a process this package started.
+        """
+        running = self.current()
+        if running is not None:
+            if running.version != version:
+                raise AppNotReadyError(f"{self.config.name} runs {running.version}, started by this package, not {version}")
+            return f"already managed: {version}, pid {running.pid}"
+        listeners = _listeners(self.config.port)
+        if not listeners:
+            raise AppNotReadyError(
+                f"nothing listens on port {self.config.port}: start {self.config.name} {version} first "
+                "(or release it instead: the first release starts it)"
+            )
+        leader = _top_of_group(listeners[0])
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._record(RunningApp(version=version, pid=leader.pid, started=float(leader.create_time())))
+        return f"took over {_describe(leader)}, listening on port {self.config.port}, as {version}"
+
+    def stop(self) -> None:
+        """Stop the version running, with every process it spawned: SIGTERM to all, SIGKILL to what is left.
+
+        A service's workers (gunicorn's, a job queue's) may outlive their leader: the stop waits for the whole
+        process group, not only for the pid it started, so nothing of the old version still writes to the
+        database or holds the port when the stop returns.
+        """
+        if not self.state_file.exists():
+            return
+        data = json.loads(self.state_file.read_text())
+        leader, started = int(data["pid"]), float(data["started"])
+        processes = _processes_of(leader, started)
+        if processes:
+            log.info("stopping %s %s (pid %d and %d more)", self.config.name, data["version"], leader, len(processes) - 1)
+            self._signal(processes, signal.SIGTERM)
+        survivors = self._wait_gone(leader, started, self.config.stop_timeout_seconds) if processes else []
+        if survivors:
+            log.warning(
+                "%s: %d process(es) still running %.0f s after SIGTERM (pids %s); killing them",
+                self.config.name,
+                len(survivors),
+                self.config.stop_timeout_seconds,
+                ", ".join(str(p.pid) for p in survivors),
+            )
+            self._signal(survivors, signal.SIGKILL)
+            if left := self._wait_gone(leader, started, KILL_WAIT_SECONDS):
+                raise AppStopError(f"{self.config.name} {data['version']}: pids {', '.join(str(p.pid) for p in left)} survived SIGKILL")
+        if holders := _listeners(self.config.port):
+            # A worker that left the process group (a daemonising job runner) still serves, and may write.
+            raise AppStopError(
+                f"{self.config.name} {data['version']} was stopped, but port {self.config.port} is still served by "
+                + ", ".join(map(_describe, holders))
+                + ": a process outside its process group (a daemonised worker?) must be stopped by hand"
+            )
+
+    def _wait_gone(self, leader: int, started: float, seconds: float) -> list[psutil.Process]:
+        deadline = time.monotonic() + seconds
+        while True:
+            left = _processes_of(leader, started)
+            # After the look: a leader that died since the last one is a zombie now, counted as gone, and must
+            # not stay one (a recycled-pid check or pid_exists would still see it).
+            self._reap(leader)
+            if not left or time.monotonic() >= deadline:
+                return left
+            time.sleep(0.05)
+
+    @staticmethod
+    def _signal(processes: list[psutil.Process], sig: signal.Signals) -> None:
+        for process in processes:
+            with contextlib.suppress(psutil.Error):
+                process.send_signal(sig)
+
+    @staticmethod
+    def _reap(pid: int) -> None:
+        # When this process started the app (the same worker), collect it so it leaves no zombie.
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+    def wait_ready(self, version: str) -> float:
+        """Wait until the readiness path answers 2xx; returns the seconds it took."""
+
+        url = self.config.base_url + self.config.readiness.path
+        began = time.monotonic()
+        deadline = began + self.config.readiness.timeout_seconds
+        last_problem = "no answer yet"
+        while time.monotonic() < deadline:
+            app = self.current()
+            if app is None or app.version != version:
+                raise AppNotReadyError(
+                    f"{self.config.name} {version} exited before it became ready; see {self.directory / (version + '.log')}: "
+                    + self.log_tail(version)
+                )
+            if (problem := http_problem(url)) is None:
+                return time.monotonic() - began
+            last_problem = problem
+            time.sleep(0.2)
+        raise AppNotReadyError(
+            f"{self.config.name} {version} was not ready at {url} within {self.config.readiness.timeout_seconds:.0f} s ({last_problem})"
+        )
+
+    def log_tail(self, version: str, lines: int = 5) -> str:
+        path = self.directory / f"{version}.log"
+        if not path.exists():
+            return "(no log)"
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+
+    def switch_to(self, version: str) -> float:
+        """Stop whatever runs, start `version`, wait until ready; returns seconds without a ready service."""
+        began = time.monotonic()
+        self.stop()
+        self.start(version)
+        self.wait_ready(version)
+        return time.monotonic() - began

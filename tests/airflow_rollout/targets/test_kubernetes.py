@@ -1,0 +1,76 @@
+"""kubernetes target: when a rollout counts as done, stalled or still going (as `kubectl rollout status`
+reads a Deployment), and that the target reaches the cluster only through the provider's hook."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from airflow_rollout.targets.kubernetes import image_tag, rollout_problem
+from airflow_rollout.targets.local_process import AppNotReadyError
+
+
+def deployment(*, generation=2, observed=2, replicas=3, updated=3, total=3, available=3, conditions=()):
+    return SimpleNamespace(
+        metadata=SimpleNamespace(name="backend", generation=generation),
+        spec=SimpleNamespace(replicas=replicas, progress_deadline_seconds=600),
+        status=SimpleNamespace(
+            observed_generation=observed,
+            updated_replicas=updated,
+            replicas=total,
+            available_replicas=available,
+            conditions=[SimpleNamespace(type=t, reason=r, message=m) for t, r, m in conditions],
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("state", "waiting_for"),
+    [
+        ({}, None),
+        ({"observed": 1}, "observe the new generation"),
+        ({"updated": 1}, "1 of 3 replicas updated"),
+        ({"total": 4}, "1 old replicas pending termination"),
+        ({"available": 2}, "2 of 3 updated replicas available"),
+        ({"replicas": 0, "updated": 0, "total": 0, "available": 0}, None),
+        ({"updated": None, "total": None, "available": None, "replicas": 1}, "0 of 1 replicas updated"),
+        ({"conditions": [("Progressing", "NewReplicaSetAvailable", "done")]}, None),
+        ({"updated": 1, "conditions": [("Progressing", "ReplicaSetUpdated", "rolling")]}, "1 of 3 replicas updated"),
+    ],
+)
+def test_rollout_state_is_read_as_kubectl_rollout_status_reads_it(state, waiting_for) -> None:
+    problem = rollout_problem(deployment(**state))
+    assert (problem is None) if waiting_for is None else (waiting_for in problem)
+
+
+def test_a_deadline_the_previous_template_exceeded_does_not_fail_the_next_one() -> None:
+    restored = deployment(generation=3, observed=2, conditions=[("Progressing", "ProgressDeadlineExceeded", "timed out")])
+    assert "observe the new generation" in rollout_problem(restored)
+
+
+def test_a_rollout_past_its_progress_deadline_cannot_complete() -> None:
+    stalled = deployment(updated=1, conditions=[("Progressing", "ProgressDeadlineExceeded", 'ReplicaSet "backend-7d" has timed out')])
+    with pytest.raises(AppNotReadyError, match="exceeded its progress deadline"):
+        rollout_problem(stalled)
+
+
+@pytest.mark.parametrize(
+    ("image", "tag"),
+    [("registry.example.com:5000/ai-etl/backend:1.2.0", "1.2.0"), ("backend", "latest"), ("reg/backend:v1.0-p2@sha256:ab", "v1.0-p2")],
+)
+def test_image_tag(image: str, tag: str) -> None:
+    assert image_tag(image) == tag
+
+
+def test_the_target_reaches_kubernetes_only_through_the_provider_hook() -> None:
+    source = Path(__file__).resolve().parents[3] / "src" / "airflow_rollout" / "targets" / "kubernetes.py"
+    tree = ast.parse(source.read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert "airflow.providers.cncf.kubernetes.hooks.kubernetes" in imported
+    assert not any(name == "kubernetes.config" or name.startswith("kubernetes.client.api") for name in imported)
+    calls = {node.func.attr for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)}
+    assert not calls & {"load_kube_config", "load_incluster_config", "ApiClient", "CoreV1Api", "AppsV1Api", "BatchV1Api"}

@@ -1,0 +1,181 @@
+"""Checklists: the seed checklists as data. Every checkbox of every seed is present; the fixtures pin what
+loads and how each mistake is reported (file, item, field)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from airflow_rollout.checklists import (
+    ChecklistError,
+    Phase,
+    checklist_items,
+    checklists_dir,
+    load_checklist,
+    parse_checklist,
+    repair_text,
+    seed_items,
+)
+from airflow_rollout.config import ProfileError, load_profile, read_yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "checklists"
+VENDORED_SEEDS = ROOT / "tests" / "fixtures" / "seeds"
+SHARED_SEEDS = ROOT.parent / "shared" / "seeds"
+SEEDS = {
+    "000_71dc5f6d0fa677f6.txt": "ontos-ml-workbench",
+    "001_8b12d28cd9350f1d.txt": "databricks-ml-platform",
+    "002_f774630f908070a3.txt": "ai-etl-assistant",
+    "003_8c5e1412a6cbc298.txt": "routing-ml-platform",
+    "004_023bba87f02b6b5f.txt": "mlops-system",
+}
+
+
+def seed_text(name: str) -> str:
+    # The seeds are the requirements; a copy travels with the repo so that a clone elsewhere can test against them.
+    return (SHARED_SEEDS / name if SHARED_SEEDS.is_dir() else VENDORED_SEEDS / name).read_text()
+
+
+def test_the_vendored_seeds_are_the_seeds() -> None:
+    if not SHARED_SEEDS.is_dir():
+        pytest.skip("no ../shared/seeds beside this clone; the vendored copy is used as it is")
+    assert {p.name: p.read_bytes() for p in SHARED_SEEDS.glob("*.txt")} == {p.name: p.read_bytes() for p in VENDORED_SEEDS.glob("*.txt")}
+
+
+@pytest.mark.parametrize(("seed", "system"), SEEDS.items())
+def test_every_checkbox_of_the_seed_has_an_item(seed: str, system: str) -> None:
+    wanted = Counter(seed_items(seed_text(seed)))
+    checklist = load_checklist(system)
+    assert checklist is not None, f"include/checklists/{system}.yaml is missing"
+    assert checklist.seed == seed
+    got = Counter(checklist_items(checklist))
+    assert list((wanted - got).elements()) == [], "checkbox lines of the seed without an item"
+    assert list((got - wanted).elements()) == [], "items that are not checkbox lines of the seed"
+
+
+def test_the_seeds_hold_855_items() -> None:
+    assert sum(len(seed_items(seed_text(seed))) for seed in SEEDS) == 855
+
+
+def test_seed_002_mojibake_is_repaired() -> None:
+    headings = [heading for heading, _ in seed_items(seed_text("002_f774630f908070a3.txt"))]
+    assert "📝 Documentation" in headings
+    assert repair_text("‚úÖ Final Checklist") == "✅ Final Checklist"
+    assert repair_text("Already fine ✅") == "Already fine ✅"
+    for path in checklists_dir().glob("*.yaml"):
+        assert "‚Ä" not in path.read_text() and "Ô∏" not in path.read_text(), path.name
+
+
+@pytest.mark.parametrize("path", sorted(checklists_dir().glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_checklists_are_honest_about_how_each_item_is_done(path: Path) -> None:
+    checklist = load_checklist(path.stem)
+    assert checklist is not None
+    summary = checklist.summary()
+    assert summary["total"] == summary["automated"] + summary["manual"] + summary["not_applicable"]
+    assert summary["automated"] > 0
+    for entry in checklist.entries():
+        if entry.item.not_applicable:
+            assert len(entry.item.not_applicable) >= 10, f"{entry.item_id}: give a real reason"
+
+
+def test_demo_checklist_fits_the_demo_profile() -> None:
+    from airflow_rollout.checklist_run import check_references
+
+    profile = load_profile("demo")
+    checklist = load_checklist("demo")
+    assert checklist is not None
+    check_references(SimpleNamespace(profile=profile), checklist)  # type: ignore[arg-type]
+    phases = {e.phase for e in checklist.entries() if e.item.check}
+    assert {Phase.PRE_DEPLOY, Phase.BACKUP, Phase.MIGRATE, Phase.DEPLOY, Phase.VERIFY, Phase.POST_DEPLOY} <= phases
+
+
+def test_a_checklist_naming_what_the_profile_lacks_is_refused() -> None:
+    from airflow_rollout.checklist_run import check_references
+
+    checklist = parse_checklist(
+        {
+            "system": "demo",
+            "title": "t",
+            "sections": [
+                {
+                    "title": "S",
+                    "phase": "verify",
+                    "items": [
+                        {"text": "a", "check": {"kind": "http", "app": "api", "path": "/health"}},
+                        {"text": "b", "manual": {"role": "Product Owner", "required": True}},
+                    ],
+                }
+            ],
+        },
+        "x.yaml",
+    )
+    with pytest.raises(ChecklistError) as caught:
+        check_references(SimpleNamespace(profile=load_profile("demo")), checklist)  # type: ignore[arg-type]
+    assert "item s1.1 ('a'): app 'api' is not in the profile" in str(caught.value)
+    assert "role 'Product Owner' must sign off required items but sign_off.roles names nobody" in str(caught.value)
+
+
+# --- fixtures ---------------------------------------------------------------------------------------------
+
+
+def test_valid_fixtures_load() -> None:
+    minimal = load_checklist("minimal", FIXTURES / "valid")
+    full = load_checklist("full", FIXTURES / "valid")
+    assert minimal is not None and full is not None
+    assert minimal.summary() == {"total": 1, "automated": 1, "manual": 0, "not_applicable": 0}
+    kinds = {e.item.check.kind for e in full.entries() if e.item.check}
+    assert kinds == {"http", "sql", "connection", "backup_fresh", "latency", "file_present", "command", "python"}
+    assert full.required_roles() == ["Security Lead"]
+    nested = next(e for e in full.entries() if e.item.text == "Database reachable")
+    assert (nested.item_id, nested.depth, nested.phase) == ("s1.1.1", 1, Phase.PRE_DEPLOY)
+    assert next(e for e in full.entries() if e.item.text == "Weekly drill").phase is Phase.WEEKLY
+
+
+def test_missing_checklist_is_none() -> None:
+    assert load_checklist("nothing-here", FIXTURES / "valid") is None
+
+
+INVALID = sorted((FIXTURES / "invalid").glob("*.yaml"))
+
+
+def test_at_least_ten_invalid_fixtures() -> None:
+    assert len(INVALID) >= 10
+
+
+@pytest.mark.parametrize("path", INVALID, ids=lambda p: p.stem)
+def test_invalid_fixture_is_refused_naming_file_item_and_field(path: Path) -> None:
+    expected = [line.removeprefix("# expect: ") for line in path.read_text().splitlines() if line.startswith("# expect: ")]
+    assert expected, f"{path.name} must open with '# expect: <substring>'"
+    with pytest.raises(ProfileError) as caught:  # broken YAML is refused by the reader all files share
+        parse_checklist(read_yaml(path), str(path))
+    for fragment in expected:
+        assert fragment in str(caught.value)
+    assert str(path) in str(caught.value)
+
+
+def test_checklist_file_name_must_match_its_system(tmp_path: Path) -> None:
+    (tmp_path / "other.yaml").write_text((FIXTURES / "valid" / "minimal.yaml").read_text())
+    with pytest.raises(ChecklistError, match="must equal the file name 'other'"):
+        load_checklist("other", tmp_path)
+
+
+# --- make checklists -------------------------------------------------------------------------------------
+
+
+def test_make_checklists_accounts_for_every_seed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from devtools import checklist_summary
+
+    monkeypatch.setattr(checklist_summary, "PROJECT_ROOT", tmp_path)
+    assert checklist_summary.main() == 0
+    written = json.loads((tmp_path / "build" / "checklists.json").read_text())
+    assert set(written) == set(SEEDS)
+    for seed, counts in written.items():
+        assert counts["total"] == len(seed_items(seed_text(seed)))
+        assert counts["total"] == counts["automated"] + counts["manual"] + counts["not_applicable"]
+    assert "all seeds" in capsys.readouterr().out

@@ -1,0 +1,230 @@
+"""End to end under a real scheduler and worker: seed 002's AI ETL Assistant released by `airflow standalone`
+(the LocalExecutor's task processes, not dag.test()) through the Kubernetes target, against the Kubernetes API
+stand-in and a real PostgreSQL.
+
+The cluster is test_kubernetes_release.py's (its fixtures, run once for this module): ai-etl-prod with the three
+Deployments at 1.0.0, the database migrated, the backend's Secret, Redis and ClickHouse as TCP listeners. One
+standalone serves both releases: `python -m devtools.up start` on a free port, with a private state directory,
+systems directory (the profile alone) and rollout state, its connections from a `.env` in the module's temporary
+directory (they reach Airflow as AIRFLOW_CONN_* variables), parallelism 4. Task processes import the installed
+package only (`up` empties PYTHONPATH). Each role's sign-off is answered through the REST API by that role's own
+user (SimpleAuthManager users named after the profile's approvers), as in Browse → Required Actions.
+
+1.1.0 is promoted; 1.2.0-broken (its backend never gets ready: the rollout passes its progress deadline) is
+rolled back to the recorded pod templates with the data fingerprint equal to before. `up stop` must leave no
+process of the standalone's session behind, whatever the tests did.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import test_kubernetes_release as kube_release
+from observe import ledger
+from test_kubernetes_release import DEPLOYMENTS, REGISTRY, SYSTEM, data_target, images, templates, wait_rolled_out
+from testenv import ROOT, SYSTEMS_DIR
+
+from devtools import local_postgres, up
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+pytestmark = pytest.mark.e2e
+
+CONNECTIONS = ("ROLLOUT_LEDGER", "SLACK_AI_ETL", "AI_ETL_DB", "AI_ETL_KUBE", "AI_ETL_REDIS", "AI_ETL_CLICKHOUSE")
+TERMINAL = {"success", "failed"}
+RELEASE_TIMEOUT = 600  # a release here takes a few minutes on two cores; this bounds a hang, not the expected run
+
+
+@contextmanager
+def _fixture(definition: Any, *args: Any) -> Iterator[Any]:
+    """A fixture of test_kubernetes_release.py, run here at module scope: set up, yield, torn down on leaving."""
+    steps = definition.__wrapped__(*args)
+    value = next(steps)
+    try:
+        yield value
+    finally:
+        steps.close()  # the code after its `yield` runs (the stand-in stops every pod process it started)
+
+
+@pytest.fixture(scope="module")
+def cluster(postgres, slack, tmp_path_factory):
+    """ai-etl-prod at 1.0.0, as test_kubernetes_release.py sets it up; its connections are now in os.environ."""
+    with (
+        _fixture(kube_release.tcp_services),
+        _fixture(kube_release.cluster, postgres, slack, None, tmp_path_factory.mktemp("kube")) as apps,
+    ):
+        yield apps
+
+
+@dataclass
+class Standalone:
+    state: Path
+    api: up.AirflowApi
+    passwords: dict[str, str]
+
+    def as_user(self, user: str) -> up.AirflowApi:
+        api = up.AirflowApi(self.api.base_url, self.api.log)
+        api.login(user, self.passwords[user])
+        return api
+
+
+def _roles() -> dict[str, list[Any]]:
+    """The profile's sign-off roles and their approvers."""
+    from airflow_rollout.config import load_profile
+
+    return load_profile(SYSTEM).sign_off.roles
+
+
+def _approvers() -> list[str]:
+    return sorted({approver.id for approvers in _roles().values() for approver in approvers})
+
+
+def _up(action: str, state: Path, env: dict[str, str], *extra: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "devtools.up", action, "--state-dir", str(state), *extra],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def standalone(cluster, tmp_path_factory) -> Iterator[Standalone]:
+    """`make up` over the profile alone, on a free port; stopped by `up stop`, every process of its session gone."""
+    base = tmp_path_factory.mktemp("standalone")
+    systems = base / "systems"
+    systems.mkdir()
+    shutil.copy(SYSTEMS_DIR / f"{SYSTEM}.yaml", systems)  # the profile as the session wrote it: its urls on free ports
+    env_file = base / "dotenv"
+    env_file.write_text("".join(f"AIRFLOW_CONN_{conn}='{os.environ[f'AIRFLOW_CONN_{conn}']}'\n" for conn in CONNECTIONS))
+    port = local_postgres.free_port()
+    state = base / "up"
+    users = ",".join(["admin:admin", *(f"{user}:user" for user in _approvers())])
+    env = {
+        **{name: value for name, value in os.environ.items() if not name.startswith("AIRFLOW")},  # `up` brings Airflow's own
+        "PYTHONPATH": str(ROOT),  # for `devtools.up` itself; it gives Airflow an empty PYTHONPATH
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__CORE__PARALLELISM": "4",  # what `up` sets anyway
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": users,
+        "ROLLOUT_SYSTEMS_DIR": str(systems),
+        "ROLLOUT_STATE_DIR": str(base / "rollout"),
+    }
+    pid = None
+    try:
+        started = _up("start", state, env, "--env-file", str(env_file), timeout=300)
+        pid = up.running_pid("airflow", state)
+        assert started.returncode == 0, f"{started.stdout}{started.stderr}; see {state / 'airflow.log'}"
+        assert "warning" not in started.stdout, started.stdout  # every connection the profile names is in the .env
+        passwords = json.loads((state / "airflow" / up.PASSWORDS_FILE).read_text())
+        api = up.AirflowApi(up.ui_url(port), state / "airflow.log")
+        api.login("admin", passwords["admin"])
+        assert api.import_errors() == []
+        yield Standalone(state=state, api=api, passwords=passwords)
+    finally:  # also when it did not come up, or a test failed
+        pid = pid or up.running_pid("airflow", state)
+        stopped = _up("stop", state, env, timeout=60)
+        left = up.session_processes(pid) if pid else []
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert left == [], f"processes of airflow standalone's session {pid} left running: {left}"
+
+
+def answer_sign_offs(airflow: Standalone, run_id: str) -> None:
+    """Approve each sign-off waiting for input, as the user it is assigned to; anything else waiting is a failure."""
+    from airflow_rollout.tasks import APPROVE_OPTION
+
+    response = airflow.api.client.get(f"/api/v2/dags/release/dagRuns/{run_id}/hitlDetails", params={"response_received": False})
+    response.raise_for_status()
+    for detail in response.json()["hitl_details"]:
+        ti = detail["task_instance"]
+        if ti["state"] != "awaiting_input":
+            continue
+        assert ti["task_id"] == "sign_off", f"{ti['task_id']} waits for a human: {detail['subject']}\n{detail['body']}"
+        [user] = [assigned["id"] for assigned in detail["assigned_users"]]
+        answered = airflow.as_user(user).client.patch(
+            f"/api/v2/dags/release/dagRuns/{run_id}/taskInstances/sign_off/{ti['map_index']}/hitlDetails",
+            json={"chosen_options": [APPROVE_OPTION], "params_input": {}},
+        )
+        assert answered.is_success, f"{user} could not sign off {ti['rendered_map_index']}: HTTP {answered.status_code} {answered.text}"
+
+
+def task_states(airflow: Standalone, run_id: str) -> dict[str, str | None]:
+    response = airflow.api.client.get(f"/api/v2/dags/release/dagRuns/{run_id}/taskInstances", params={"limit": 200})
+    response.raise_for_status()
+    return {
+        f"{ti['task_id']}[{ti['map_index']}]" if ti["map_index"] >= 0 else ti["task_id"]: ti["state"]
+        for ti in response.json()["task_instances"]
+    }
+
+
+def release(airflow: Standalone, version: str) -> tuple[str, str, Any]:
+    """Trigger a release as the UI form does, sign it off, wait for its end; (run id, run state, ledger record)."""
+    run_id = airflow.api.trigger("release", {"system": SYSTEM, "version": version})
+    started = time.monotonic()
+
+    def finished() -> bool:
+        answer_sign_offs(airflow, run_id)
+        return airflow.api.run_state("release", run_id) in TERMINAL
+
+    airflow.api.wait(f"release {version} ({run_id})", finished, timeout=RELEASE_TIMEOUT)
+    print(f"release {version}: {time.monotonic() - started:.0f} s under airflow standalone")
+    return run_id, airflow.api.run_state("release", run_id), ledger().release(run_id)
+
+
+def test_good_release_is_promoted_by_a_real_worker(standalone, cluster):
+    running = images(cluster)
+
+    run_id, state, record = release(standalone, "1.1.0")
+
+    states = task_states(standalone, run_id)
+    assert (state, record.status) == ("success", "promoted"), f"{record}; tasks: {states}; logs in {standalone.state / 'airflow'}"
+    assert record.previous_version == running["backend"]
+    assert images(cluster) == dict.fromkeys(DEPLOYMENTS, "1.1.0")
+    verify = {ti: s for ti, s in states.items() if ti.startswith("verify.")}
+    assert verify and set(verify.values()) == {"success"}, verify
+    verify_steps = [s for s in ledger().steps(run_id) if s["phase"] == "verify"]
+    assert verify_steps and all(s["status"] == "succeeded" for s in verify_steps), verify_steps
+    signoffs = ledger().signoffs(run_id)
+    assert {role: (s["approved"], s["responder"]) for role, s in signoffs.items()} == {
+        role: (True, approver.id) for role, [approver] in _roles().items()
+    }
+    assert "priority integer" in data_target().fingerprint()["public.routing_items"]["columns"]  # the migration Job ran
+    states_of_apps = ledger().app_states(run_id)
+    assert states_of_apps["backend"]["snapshot"]["template"]["spec"]["containers"][0]["image"] == f"{REGISTRY}/backend:{running['backend']}"
+
+
+def test_stalled_rollout_is_rolled_back_by_a_real_worker(standalone, cluster):
+    from airflow_rollout.ledger import FingerprintStage
+
+    before_images, before_templates, before_data = images(cluster), templates(cluster), data_target().fingerprint()
+
+    run_id, state, record = release(standalone, "1.2.0-broken")
+
+    states = task_states(standalone, run_id)
+    assert record.status == "rolled_back", f"{record}; tasks: {states}; logs in {standalone.state / 'airflow'}"
+    assert state == "failed"  # report_outcome is red when the version did not ship
+    assert any("progress deadline" in reason for reason in record.decision_reasons or []), record.decision_reasons
+    assert templates(cluster) == before_templates
+    wait_rolled_out(cluster)
+    assert images(cluster) == before_images
+    assert data_target().fingerprint() == before_data
+    target = data_target().config.name
+    assert ledger().fingerprint(run_id, target, FingerprintStage.AFTER_RESTORE) == ledger().fingerprint(
+        run_id, target, FingerprintStage.BEFORE
+    )
+    rollback = {s["step"]: s["status"] for s in ledger().steps(run_id) if s["phase"] == "rollback"}
+    assert rollback.get("verify_restored") == "succeeded", rollback
+    assert states.get("rollback.verify_restored") == "success", states
