@@ -27,6 +27,7 @@ from airflow_rollout.tasks import adopt_tasks, dag_settings
 with DAG(
     dag_id="adopt",
     doc_md=__doc__,
+    schedule=None,  # triggered by an operator (the form) or another DAG
     description="Take over a system already running: check it, back it up, record it as the baseline; nothing is changed.",
     **dag_settings(tags=["adopt"], with_release_id=False),
 ):

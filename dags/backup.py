@@ -21,6 +21,7 @@ from airflow_rollout.tasks import backup_group, dag_settings, under_lock
 with DAG(
     dag_id="backup",
     doc_md=__doc__,
+    schedule=None,  # triggered by an operator (the form) or another DAG
     description="Back up every data target of a system, alone.",
     **dag_settings(tags=["phase", "backup"], with_release_id=True),
 ):

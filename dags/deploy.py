@@ -19,6 +19,7 @@ from airflow_rollout.tasks import dag_settings, deploy_group, under_lock
 with DAG(
     dag_id="deploy",
     doc_md=__doc__,
+    schedule=None,  # triggered by an operator (the form) or another DAG
     description="Switch the app targets of a system to a version, alone.",
     **dag_settings(tags=["phase", "deploy"], with_release_id=True),
 ):

@@ -26,8 +26,9 @@ from airflow_rollout.maintenance_tasks import check_task, list_systems, maintena
 with DAG(
     dag_id="maintenance_daily",
     doc_md=__doc__,
+    schedule="0 2 * * *",
     description="Nightly backup, retention, backup age against the RPO, health, failed runs; a Slack digest",
-    **maintenance_dag_settings(schedule="0 2 * * *", tags=["daily"]),
+    **maintenance_dag_settings(tags=["daily"]),
 ):
     systems = list_systems()
     backups = check_task("back_up", "backup", "scheduled_backup").expand(system=systems)

@@ -22,9 +22,9 @@ from airflow_rollout.maintenance_tasks import check_task, drill_disaster_recover
 with DAG(
     dag_id="maintenance_weekly",
     doc_md=__doc__,
+    schedule="0 3 * * 0",
     description="Restore drill with RTO/RPO, VACUUM (ANALYZE), release trend report; a Slack digest",
     **maintenance_dag_settings(
-        schedule="0 3 * * 0",
         tags=["weekly"],
         params={
             "force_dr_drill": Param(

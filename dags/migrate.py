@@ -21,6 +21,7 @@ from airflow_rollout.tasks import dag_settings, migrate_group, under_lock
 with DAG(
     dag_id="migrate",
     doc_md=__doc__,
+    schedule=None,  # triggered by an operator (the form) or another DAG
     description="Apply the pending migrations of a release, alone.",
     **dag_settings(tags=["phase", "migrate"], with_release_id=True),
 ):

@@ -18,6 +18,7 @@ from airflow_rollout.tasks import dag_settings, post_deploy_group, under_lock
 with DAG(
     dag_id="post_deploy",
     doc_md=__doc__,
+    schedule=None,  # triggered by an operator (the form) or another DAG
     description="Promote a release, alone: mark it promoted and keep its numbers as the baseline.",
     **dag_settings(tags=["phase", "post_deploy"], with_release_id=True),
 ):

@@ -54,6 +54,7 @@ from airflow_rollout.tasks import (
 with DAG(
     dag_id="release",
     doc_md=__doc__,
+    schedule=None,  # triggered by an operator (the form) or another DAG
     description="Backup, migrate, deploy, verify, decide; then promote or roll back app and data",
     **dag_settings(tags=["release"], with_release_id=False),
 ):

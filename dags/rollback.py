@@ -29,6 +29,7 @@ from airflow_rollout.tasks import complete_checklist, dag_settings, report_outco
 with DAG(
     dag_id="rollback",
     doc_md=__doc__,
+    schedule=None,  # triggered by an operator (the form) or another DAG
     description="Roll back a release, alone: stop the new version, restore the data, start the previous version, check.",
     **dag_settings(tags=["phase", "rollback"], with_release_id=True, with_reason=True),
 ):

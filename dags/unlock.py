@@ -24,6 +24,7 @@ settings["params"] = {"system": system_param(), "reason": reason_param("Why it i
 with DAG(
     dag_id="unlock",
     doc_md=__doc__,
+    schedule=None,  # triggered by an operator (the form) or another DAG
     description="Free a stuck lock of a system, with a reason kept in the ledger and said in Slack.",
     **settings,
 ):

@@ -19,6 +19,7 @@ from airflow_rollout.tasks import dag_settings, under_lock, verify_group
 with DAG(
     dag_id="verify",
     doc_md=__doc__,
+    schedule=None,  # triggered by an operator (the form) or another DAG
     description="Check a deployed version, alone: health, smoke requests, latency probe, data fingerprint.",
     **dag_settings(tags=["phase", "verify"], with_release_id=True),
 ):

@@ -73,7 +73,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
-from airflow_rollout.targets.local_process import AppNotReadyError
+from airflow_rollout.targets.base import AppNotReadyError
 from devtools.databricks_sql import SqlEngine, SqlError, type_name
 from devtools.local_images import LocalImage, image_process
 from devtools.local_postgres import free_port

@@ -125,9 +125,8 @@ def refusing_predecessor(profile: SystemProfile, ledger: Ledger, run_id: str) ->
     """What (b) shows: the previous build refuses the new schema revision, so it could start only after the restore."""
     import json
 
-    from airflow_rollout.config import PostgresTarget
     from airflow_rollout.ledger import FingerprintStage
-    from airflow_rollout.targets.postgres import PostgresDataTarget
+    from airflow_rollout.targets.postgres import PostgresDataTarget, PostgresTarget
 
     release = ledger.release(run_id)
     [web] = demo_system.local_processes(profile)

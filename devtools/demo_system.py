@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from airflow_rollout.config import LocalProcessTarget, PostgresTarget, SqlFileMigrations, SystemProfile
-from airflow_rollout.targets.local_process import LocalProcessApp
+from airflow_rollout.config import SqlFileMigrations, SystemProfile
+from airflow_rollout.targets.local_process import LocalProcessApp, LocalProcessTarget
 from airflow_rollout.targets.migrations import SqlFileMigrator
-from airflow_rollout.targets.postgres import PostgresDataTarget
+from airflow_rollout.targets.postgres import PostgresDataTarget, PostgresTarget
 
 if TYPE_CHECKING:
     from pathlib import Path

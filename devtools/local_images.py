@@ -21,8 +21,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from airflow_rollout.config import LocalProcessTarget, Readiness
-from airflow_rollout.targets.local_process import LocalProcessApp
+from airflow_rollout.config import Readiness
+from airflow_rollout.targets.local_process import LocalProcessApp, LocalProcessTarget
 
 # Given to commands run "inside" an image (a Job, `docker compose run` or `exec`): a real image carries its
 # version in its code; the stand-ins' tools (an image's `alembic`) learn it from here.

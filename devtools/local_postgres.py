@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from airflow_rollout.targets.local_process import free_port
+from airflow_rollout.targets.base import free_port
 from airflow_rollout.targets.postgres import pg_bin_dir
 
 if TYPE_CHECKING:

@@ -45,7 +45,7 @@ def run_release(dag, version: str):
 
 def completed_checklist(dag_run) -> str:
     """The completed checklist the run wrote; also what `complete_checklist` returned."""
-    from airflow_rollout.targets.postgres import safe_file_name
+    from airflow_rollout.targets.base import safe_file_name
 
     return (STATE_DIR / "checklists" / "demo" / f"{safe_file_name(dag_run.run_id)}.md").read_text()
 

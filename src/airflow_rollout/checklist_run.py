@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from airflow_rollout.checklists import ItemCheck
-    from airflow_rollout.phases import ReleaseContext, SystemContext
+    from airflow_rollout.context import ReleaseContext, SystemContext
 
 
 class ChecklistItemFailedError(RuntimeError):
@@ -190,8 +190,12 @@ def _latency(ctx: ReleaseContext, check: Any) -> Evidence:
 
 def _file_present(ctx: ReleaseContext, check: Any) -> Evidence:
     if check.target:
+        from airflow_rollout.targets.files import FilesTarget
+
         target = next(t for t in ctx.profile.data_targets if t.name == check.target)
-        path = target.resolved_root() / check.path  # type: ignore[union-attr]
+        if not isinstance(target, FilesTarget):
+            return Evidence(False, f"{check.target} is a {target.kind} target, not a files target: it has no file {check.path}")
+        path = target.resolved_root() / check.path
     else:
         path = resolve_path(check.path)
     if not path.exists():
@@ -356,7 +360,7 @@ def _tables(ctx: ReleaseContext, signoffs: dict[str, dict[str, Any]]) -> list[st
 
 def write_completed(ctx: ReleaseContext) -> tuple[Path, str]:
     markdown = render_completed(ctx)
-    from airflow_rollout.targets.postgres import safe_file_name
+    from airflow_rollout.targets.base import safe_file_name
 
     path = ctx.state / "checklists" / ctx.profile.name / f"{safe_file_name(ctx.release_id)}.md"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,10 +11,10 @@ import os
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from airflow_rollout.versions import VersionScheme
 
@@ -49,7 +49,9 @@ class ProfileError(ValueError):
     """A profile that cannot be used; the message is meant for the operator as it stands."""
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """A profile section: unknown fields are errors (a misspelt key must not be silently ignored), values frozen."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -101,7 +103,7 @@ class BackupFormat(StrEnum):
     DIRECTORY = "directory"
 
 
-class BackupSettings(_Strict):
+class BackupSettings(StrictModel):
     format: BackupFormat = BackupFormat.CUSTOM
     jobs: Annotated[int, Field(ge=1, le=16)] = 1
     compress: Annotated[int, Field(ge=0, le=9)] = 6
@@ -114,7 +116,7 @@ class BackupSettings(_Strict):
         return self
 
 
-class SqlFileMigrations(_Strict):
+class SqlFileMigrations(StrictModel):
     """Ordered `*.sql` files; a sub-directory named after a version holds what that version needs."""
 
     kind: Literal["sql_files"]
@@ -123,8 +125,11 @@ class SqlFileMigrations(_Strict):
     def resolved_path(self) -> Path:
         return resolve_path(self.path)
 
+    def connection_ids(self) -> list[str]:
+        return []
 
-class CommandMigrations(_Strict):
+
+class CommandMigrations(StrictModel):
     """A migration tool of the system's own, such as `alembic upgrade head`, run with an argument list."""
 
     kind: Literal["command"]
@@ -141,13 +146,16 @@ class CommandMigrations(_Strict):
         refuse_unknown_placeholders(value.values() if isinstance(value, dict) else value, MIGRATION_PLACEHOLDERS)
         return value
 
+    def connection_ids(self) -> list[str]:
+        return list(self.env_from_connections.values())
+
 
 K8S_NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 K8sName = Annotated[str, Field(pattern=K8S_NAME_PATTERN)]
 ImageRepository = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._/-]*(:[0-9]+)?(/[a-z0-9._-]+)*$", max_length=255)]
 
 
-class KubernetesJobMigrations(_Strict):
+class KubernetesJobMigrations(StrictModel):
     """The system's migration tool (seed 002's `alembic upgrade head`) as a Job of the new version's image."""
 
     kind: Literal["kubernetes_job"]
@@ -158,186 +166,44 @@ class KubernetesJobMigrations(_Strict):
     env_from_secret: K8sName | None = Field(default=None, description="a Secret in the namespace holding DATABASE_URL and the like")
     timeout_seconds: Annotated[int, Field(ge=1)] = 900
 
+    def connection_ids(self) -> list[str]:
+        return [self.conn_id]
+
 
 Migrations = Annotated[SqlFileMigrations | CommandMigrations | KubernetesJobMigrations, Field(discriminator="kind")]
 
 
-class PostgresTarget(_Strict):
-    kind: Literal["postgres"]
+class TargetConfig(StrictModel):
+    """What every target kind's config has. A kind narrows `kind` to its own `Literal["..."]` tag and lives,
+    with its runtime class, in one module of `airflow_rollout.targets` (see `targets.registry`)."""
+
+    kind: str
     name: Name
-    conn_id: ConnId
-    schemas: list[SqlIdentifier] = Field(default_factory=lambda: ["public"], min_length=1)
-    volatile_tables: list[SqlIdentifier] = Field(
-        default_factory=list,
-        description="tables the running app writes to; left out of the corruption check",
-    )
-    backup: BackupSettings = Field(default_factory=BackupSettings)
-    migrations: Migrations | None = None
+
+    def connection_ids(self) -> list[str]:
+        """The Airflow connections this target uses: preflight checks each, and their secrets are masked."""
+        return []
 
 
-class FilesTarget(_Strict):
-    """Files backed up and restored with the data: seed 003's `models/` directory and `.env` file."""
-
-    kind: Literal["files"]
-    name: Name
-    root: IncludePath = Field(description="the directory holding the paths; absolute, {state_dir}/..., or relative to include/")
-    paths: list[IncludePath] = Field(min_length=1, description="files or directories under root, e.g. [models, .env]")
-
-    def resolved_root(self) -> Path:
-        return resolve_path(self.root)
+class DataTargetConfig(TargetConfig):
+    """A data target's config: backed up, migrated and restored by a release."""
 
 
-PRINCIPAL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 @._-]{0,127}$"
+class AppTargetConfig(TargetConfig):
+    """An app target's config: deployed and rolled back by a release."""
 
 
-class Grant(_Strict):
-    """A Unity Catalog GRANT applied after the migrations (seed 000: permissions of the app's service principal)."""
-
-    privileges: list[
-        Literal["USE_CATALOG", "USE_SCHEMA", "SELECT", "MODIFY", "CREATE_TABLE", "READ_VOLUME", "WRITE_VOLUME", "ALL_PRIVILEGES"]
-    ] = Field(min_length=1)
-    securable: Literal["CATALOG", "SCHEMA"] = Field(description="what the grant is on (not `on`: YAML reads that as true)")
-    to: Annotated[str, Field(pattern=PRINCIPAL_PATTERN)]
-
-
-class UnityCatalogTarget(_Strict):
-    """Delta tables of one Unity Catalog schema, changed through a SQL warehouse (seeds 000 and 001).
-
-    Backup: each table's Delta version (DESCRIBE HISTORY) plus a copy, `CREATE TABLE <backup_catalog>.<schema>.
-    <table>_backup_<date>_<release> AS SELECT *` (seed 000). Restore: RESTORE TABLE ... TO VERSION AS OF the
-    recorded version, or the copy when Delta no longer keeps that version.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    kind: Literal["unity_catalog"]
-    name: Name
-    conn_id: ConnId
-    warehouse_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,64}$")]
-    catalog: SqlIdentifier
-    schema_name: SqlIdentifier = Field(alias="schema")
-    tables: list[SqlIdentifier] = Field(min_length=1, description="the tables a release backs up and restores")
-    backup_catalog: SqlIdentifier
-    grants: list[Grant] = Field(default_factory=list)
-    delta_retention_days: Annotated[float, Field(gt=0)] = Field(
-        7, description="how long VACUUM keeps old versions (Delta's default: 7 days)"
-    )
-    migrations: SqlFileMigrations | None = None
-
-
-DataTarget = Annotated[PostgresTarget | FilesTarget | UnityCatalogTarget, Field(discriminator="kind")]
-
-
-class Readiness(_Strict):
+class Readiness(StrictModel):
     path: UrlPath = "/health"
     timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 60
 
 
-class LocalProcessTarget(_Strict):
-    """A service run on this machine, one process per version, started from an argument list."""
-
-    kind: Literal["local_process"]
-    name: Name
-    command: list[str] = Field(min_length=1)
-    port: Annotated[int, Field(ge=1024, le=65535)]
-    host: str = "127.0.0.1"
-    env_from_connections: dict[str, ConnId] = Field(default_factory=dict)
-    readiness: Readiness = Field(default_factory=Readiness)
-    stop_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 15
-
-    @field_validator("command")
-    @classmethod
-    def _known_placeholders(cls, command: list[str]) -> list[str]:
-        refuse_unknown_placeholders(command, COMMAND_PLACEHOLDERS)
-        return command
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-
-class ComposeServiceTarget(_Strict):
-    """A service of a docker compose project, deployed with `docker compose up -d --no-deps SERVICE`.
-
-    The compose file names the image with a variable for the tag (`image: repo/backend:${BACKEND_TAG:-latest}`);
-    a release sets that variable to the version. Readiness: the service's own healthcheck as docker reports
-    it, then the readiness path over HTTP.
-    """
-
-    kind: Literal["compose"]
-    name: Name
-    compose_file: IncludePath = Field(description="absolute, {state_dir}/..., or relative to include/")
-    project: Name
-    service: Annotated[str, Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")]
-    tag_variable: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]{0,62}$")]
-    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+$")] = Field(description="where the service answers, e.g. http://127.0.0.1:8000")
-    readiness: Readiness = Field(default_factory=Readiness)
-    docker: list[str] = Field(default_factory=lambda: ["docker"], min_length=1, description="the docker CLI, as an argument list")
-
-    @property
-    def base_url(self) -> str:
-        return self.url
-
-
-class KubernetesTarget(_Strict):
-    """One Deployment, deployed by setting its container's image tag to the version (seed 002)."""
-
-    kind: Literal["kubernetes"]
-    name: Name
-    conn_id: ConnId
-    namespace: K8sName
-    deployment: K8sName
-    container: K8sName | None = Field(default=None, description="the container whose image is set; default: the first")
-    image: ImageRepository = Field(description="the repository; the tag is the version")
-    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+$")] = Field(description="where the service answers (ingress or service URL)")
-    readiness: Readiness = Field(default_factory=Readiness)
-
-    @property
-    def base_url(self) -> str:
-        return self.url
-
-
-class DatabricksAppTarget(_Strict):
-    """A Databricks App (seed 000), deployed from a workspace source path per version; rolled back by redeploying the recorded one."""
-
-    kind: Literal["databricks_app"]
-    name: Name
-    conn_id: ConnId
-    app_name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,29}$")]
-    source_code_path: Annotated[str, Field(pattern=r"^/Workspace/[A-Za-z0-9 @._/{}-]+$")] = Field(
-        description="the workspace path of a version's source; {version} stands for the version"
-    )
-    readiness: Readiness = Field(default_factory=Readiness)
-
-    @field_validator("source_code_path")
-    @classmethod
-    def _names_the_version(cls, value: str) -> str:
-        if "{version}" not in value or ".." in value.split("/"):
-            raise ValueError("must contain {version} (each version's source has its own path) and no '..'")
-        return value
-
-
-class MlflowAliasTarget(_Strict):
-    """A registered model's alias (seed 001's `champion`), moved to the newest registered version on deploy and back on rollback."""
-
-    kind: Literal["mlflow_alias"]
-    name: Name
-    conn_id: ConnId
-    model: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+){0,2}$")]
-    alias: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
-
-
-AppTarget = Annotated[
-    LocalProcessTarget | ComposeServiceTarget | KubernetesTarget | DatabricksAppTarget | MlflowAliasTarget, Field(discriminator="kind")
-]
-
-
-class JsonShape(_Strict):
+class JsonShape(StrictModel):
     type: Literal["object", "list"]
     keys: list[str] = Field(default_factory=list, description="keys every object (or every list item) must have")
 
 
-class HttpCheck(_Strict):
+class HttpCheck(StrictModel):
     """One request; passes when the status, the body's text, the JSON fields and the JSON shape are as expected."""
 
     kind: Literal["http"]
@@ -380,7 +246,7 @@ def text_pattern(regex: str, version: str) -> re.Pattern[str]:
     return re.compile(regex.replace("{version}", re.escape(version)))
 
 
-class LatencyCheck(_Strict):
+class LatencyCheck(StrictModel):
     """N requests at concurrency C (the seeds' `ab -n 1000 -c 10`) -> p50, p95, p99 and error rate."""
 
     kind: Literal["latency"]
@@ -405,7 +271,7 @@ class LatencyCheck(_Strict):
         return self
 
 
-class ServingEndpointCheck(_Strict):
+class ServingEndpointCheck(StrictModel):
     """A model serving endpoint is READY and not stuck in a failed config update (seed 001)."""
 
     kind: Literal["serving_endpoint"]
@@ -415,7 +281,7 @@ class ServingEndpointCheck(_Strict):
     critical: bool = True
 
 
-class DatabricksJobCheck(_Strict):
+class DatabricksJobCheck(StrictModel):
     """A Databricks job run to its end as a check (seed 001's batch inference); passes on SUCCESS."""
 
     kind: Literal["databricks_job"]
@@ -429,7 +295,7 @@ class DatabricksJobCheck(_Strict):
 Check = Annotated[HttpCheck | LatencyCheck | ServingEndpointCheck | DatabricksJobCheck, Field(discriminator="kind")]
 
 
-class RollbackCriteria(_Strict):
+class RollbackCriteria(StrictModel):
     """Seed 003's "Rollback Decision Criteria", each number overridable per profile."""
 
     error_rate_rollback: Annotated[float, Field(ge=0, le=1)] = 0.10
@@ -460,7 +326,7 @@ class VacuumSchedule(StrEnum):
     NEVER = "never"
 
 
-class MaintenanceSettings(_Strict):
+class MaintenanceSettings(StrictModel):
     """What the scheduled maintenance DAGs keep and check for this system."""
 
     retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
@@ -471,33 +337,34 @@ class MaintenanceSettings(_Strict):
     vacuum: VacuumSchedule = VacuumSchedule.WEEKLY
 
 
-class SlackFiles(_Strict):
+class SlackFiles(StrictModel):
     """Where files (the weekly trend plot) are uploaded: a `slack` connection holding a bot token."""
 
     conn_id: ConnId
     channel_id: Annotated[str, Field(pattern=r"^[A-Z0-9]{6,20}$")]
 
 
-class Approver(_Strict):
+class Approver(StrictModel):
     id: str = Field(min_length=1, max_length=250)
     name: str | None = None
 
 
-class SignOff(_Strict):
+class SignOff(StrictModel):
     """Who signs off the checklist's required manual items, per role, and how long the release waits."""
 
     roles: dict[Annotated[str, Field(min_length=1, max_length=80)], list[Approver]] = Field(default_factory=dict)
     timeout_minutes: Annotated[float, Field(gt=0, le=7 * 24 * 60)] = 240
 
 
-class SystemProfile(_Strict):
+class SystemProfile(StrictModel):
     name: Name
     description: str = ""
     ledger_conn_id: ConnId
     slack_conn_id: ConnId | None = None
     slack_files: SlackFiles | None = None
-    data_targets: list[DataTarget] = Field(default_factory=list)
-    app_targets: list[AppTarget] = Field(min_length=1)
+    # Typed by the kinds' base classes; `profile_model()` validates them against every registered kind.
+    data_targets: list[DataTargetConfig] = Field(default_factory=list)
+    app_targets: list[AppTargetConfig] = Field(min_length=1)
     checks: list[Check] = Field(min_length=1)
     deploy_order: DeployOrder = Field(
         default=DeployOrder.MIGRATE_LIVE,
@@ -536,27 +403,14 @@ class SystemProfile(_Strict):
                 )
         return self
 
-    def app(self, name: str) -> LocalProcessTarget | ComposeServiceTarget | KubernetesTarget | DatabricksAppTarget | MlflowAliasTarget:
+    def app(self, name: str) -> AppTargetConfig:
         return next(t for t in self.app_targets if t.name == name)
 
     def connection_ids(self) -> list[str]:
         """Every connection the release will use, in the order preflight should check them."""
         ids = [self.ledger_conn_id]
-        for data in self.data_targets:
-            if isinstance(data, FilesTarget):
-                continue
-            ids.append(data.conn_id)
-            if isinstance(data, UnityCatalogTarget):
-                continue
-            if isinstance(data.migrations, CommandMigrations):
-                ids.extend(data.migrations.env_from_connections.values())
-            elif isinstance(data.migrations, KubernetesJobMigrations):
-                ids.append(data.migrations.conn_id)
-        for app in self.app_targets:
-            if isinstance(app, LocalProcessTarget):
-                ids.extend(app.env_from_connections.values())
-            elif not isinstance(app, ComposeServiceTarget):
-                ids.append(app.conn_id)
+        for target in [*self.data_targets, *self.app_targets]:
+            ids.extend(target.connection_ids())
         ids.extend(c.conn_id for c in self.checks if isinstance(c, ServingEndpointCheck | DatabricksJobCheck))
         ids.extend(self.reachable)
         if self.slack_conn_id:
@@ -566,21 +420,54 @@ class SystemProfile(_Strict):
         return list(dict.fromkeys(ids))
 
 
+_profile_model: tuple[int, type[SystemProfile]] | None = None
+
+
+def _tagged_union(models: list[type[TargetConfig]]) -> Any:
+    if len(models) == 1:
+        return models[0]
+    return Annotated[Union[tuple(models)], Field(discriminator="kind")]  # noqa: UP007 - built at run time from the registry
+
+
+def profile_model() -> type[SystemProfile]:
+    """SystemProfile with `data_targets` and `app_targets` validated as tagged unions of the registered kinds."""
+    global _profile_model  # noqa: PLW0603 - rebuilt only when a kind is registered
+    from airflow_rollout.targets import registry
+
+    generation = registry.generation()
+    if _profile_model is None or _profile_model[0] != generation:
+        # In tag order: the order modules happen to be imported in must not change what an error message lists.
+        data: Any = _tagged_union([kind.config for _, kind in sorted(registry.data_kinds().items())])
+        apps: Any = _tagged_union([kind.config for _, kind in sorted(registry.app_kinds().items())])
+        model = create_model(
+            "SystemProfile",
+            __base__=SystemProfile,
+            __module__=__name__,
+            data_targets=(list[data], Field(default_factory=list)),
+            app_targets=(list[apps], Field(min_length=1)),
+        )
+        _profile_model = (generation, model)
+    return _profile_model[1]
+
+
 def configured_systems(directory: Path | None = None) -> list[str]:
     """Names of the profiles present; reads file names only, so it is safe at DAG parse time."""
     directory = directory or systems_dir()
     return sorted(p.stem for p in directory.glob("*.yaml") if re.fullmatch(NAME_PATTERN, p.stem))
 
 
-DISCRIMINATOR_TAGS = frozenset(
-    {
-        *("postgres", "files", "unity_catalog", "local_process", "compose", "kubernetes", "databricks_app", "mlflow_alias"),
-        *("http", "latency", "serving_endpoint", "databricks_job", "sql_files", "command", "kubernetes_job"),
-    }
-)
+# Tags of the tagged unions that are not target kinds; the target kinds' come from the registry.
+CHECK_AND_MIGRATION_TAGS = frozenset({"http", "latency", "serving_endpoint", "databricks_job", "sql_files", "command", "kubernetes_job"})
+
+
+def discriminator_tags() -> frozenset[str]:
+    from airflow_rollout.targets import registry
+
+    return CHECK_AND_MIGRATION_TAGS | frozenset(registry.data_kinds()) | frozenset(registry.app_kinds())
 
 
 def _format_location(loc: tuple[int | str, ...]) -> str:
+    tags = discriminator_tags()
     parts: list[str] = []
     previous: int | str | None = None
     for item in loc:
@@ -591,7 +478,7 @@ def _format_location(loc: tuple[int | str, ...]) -> str:
         previous = item
         if isinstance(item, int):
             parts[-1:] = [f"{parts[-1]}[{item}]"] if parts else [f"[{item}]"]
-        elif tag_position and item in DISCRIMINATOR_TAGS:
+        elif tag_position and item in tags:
             continue
         else:
             parts.append(str(item))
@@ -602,7 +489,7 @@ def parse_profile(data: Any, source: str) -> SystemProfile:
     if not isinstance(data, dict):
         raise ProfileError(f"{source}: expected a mapping of profile fields at the top level, got {type(data).__name__}")
     try:
-        return SystemProfile.model_validate(data)
+        return profile_model().model_validate(data)
     except ValidationError as exc:
         lines = [f"{source}: {len(exc.errors())} problem(s) in the system profile:"]
         for error in exc.errors():

@@ -16,7 +16,7 @@ from airflow_rollout.ledger import FingerprintStage
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from airflow_rollout.phases import ReleaseContext
+    from airflow_rollout.context import ReleaseContext
 
 
 @dataclass(frozen=True)

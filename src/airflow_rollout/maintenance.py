@@ -16,20 +16,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_rollout.config import HttpCheck, SlackFiles, VacuumSchedule
-from airflow_rollout.targets.postgres import BackupIntegrityError, PostgresDataTarget, remove_backup
+from airflow_rollout.targets.base import AppCapability, BackupIntegrityError, DataCapability, remove_backup
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-    from airflow_rollout.phases import DataRuntime, SystemContext
+    from airflow_rollout.context import SystemContext
+    from airflow_rollout.targets.base import DataTarget
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +61,7 @@ class MaintenanceRun:
         return f"{self.at.astimezone(UTC):%Y%m%dT%H%M%SZ}-{hashlib.sha256(self.run_id.encode()).hexdigest()[:8]}"
 
 
-def backups_as_of(ctx: SystemContext, target: DataRuntime, at: datetime) -> list[dict[str, Any]]:
+def backups_as_of(ctx: SystemContext, target: DataTarget, at: datetime) -> list[dict[str, Any]]:
     """The backups on record for a target that were taken by `at`, newest first: what a run at `at` works with."""
     return [b for b in ctx.ledger.backups_of(ctx.profile.name, target.config.name) if b["taken_at"] <= at]
 
@@ -115,7 +112,7 @@ def retention_plan(candidates: list[Candidate], *, keep_days: int, now: datetime
     return [c.location for c in candidates if c.release_id is None and c.taken_at < cutoff and c.location != newest_verified]
 
 
-def newest_verified_backup(target: DataRuntime, backups: list[dict[str, Any]]) -> dict[str, Any] | None:
+def newest_verified_backup(target: DataTarget, backups: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The newest backup whose file is there and still has its recorded sha256 (newest first in `backups`)."""
     for backup in backups:
         try:
@@ -199,38 +196,16 @@ def check_running_version(ctx: SystemContext, run: MaintenanceRun) -> list[Findi
 # --- weekly --------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class ScratchRestore:
-    """A backup restored into a scratch database; `error` says why it is not a faithful copy."""
-
-    target: PostgresDataTarget
-    restore_seconds: float | None = None
-    error: str | None = None
-
-
-@contextmanager
-def scratch_restore(target: PostgresDataTarget, backup: dict[str, Any], scratch: str) -> Iterator[ScratchRestore]:
-    """Restore `backup` into a new database `scratch` on the target's server; dropped again on exit.
-
-    `scratch` is named after the run: one that a killed earlier attempt of it left behind is dropped first.
-    """
-    _drop_database(target, scratch)
-    _create_database(target, scratch)
-    try:
-        copy = ScratchRestore(PostgresDataTarget(config=target.config, database=scratch))
-        began = time.monotonic()
-        copy.target.restore(backup["location"], backup["sha256"])
-        copy.restore_seconds = time.monotonic() - began
-        restored = copy.target.fingerprint()
-        differing = sorted(t for t in set(restored) | set(backup["fingerprint"]) if restored.get(t) != backup["fingerprint"].get(t))
-        if differing:
-            copy.error = f"restored data differs from the recorded fingerprint in {', '.join(differing)}"
-        yield copy
-    finally:
-        _drop_database(target, scratch)
+def not_applicable(ctx: SystemContext, capability: DataCapability, check: str) -> list[Finding]:
+    """A finding per data target whose kind lacks `capability`: said, not silently left out."""
+    return [
+        Finding(ctx.profile.name, f"{check} {t.config.name}", True, f"not applicable: a {t.config.kind} target has no {capability.value}")
+        for t in ctx.data_targets
+        if capability not in t.capabilities
+    ]
 
 
-def scratch_name(ctx: SystemContext, target: PostgresDataTarget, run: MaintenanceRun, purpose: str) -> str:
+def scratch_name(ctx: SystemContext, target: DataTarget, run: MaintenanceRun, purpose: str) -> str:
     at = run.at.astimezone(UTC)
     return re.sub(r"[^a-z0-9_]", "_", f"rollout_{purpose}_{ctx.profile.name}_{target.config.name}_{at:%Y%m%d%H%M%S}".lower())[:63]
 
@@ -240,8 +215,8 @@ def restore_drill(ctx: SystemContext, run: MaintenanceRun) -> list[Finding]:
 
     Recorded as the run's drill of the target: a retried drill overwrites its row, not adds one.
     """
-    findings = []
-    for target in ctx.postgres_targets:
+    findings = not_applicable(ctx, DataCapability.SCRATCH_RESTORE, "restore drill")
+    for target in ctx.data_targets_with(DataCapability.SCRATCH_RESTORE):
         backups = backups_as_of(ctx, target, run.at)
         name = target.config.name
         if not backups:
@@ -257,7 +232,7 @@ def restore_drill(ctx: SystemContext, run: MaintenanceRun) -> list[Finding]:
             "error": None,
         }
         try:
-            with scratch_restore(target, newest, scratch_name(ctx, target, run, "drill")) as copy:
+            with target.scratch_copy(newest, scratch_name(ctx, target, run, "drill")) as copy:
                 result.update(restore_seconds=copy.restore_seconds, fingerprint_equal=copy.error is None, error=copy.error)
         except Exception as exc:  # noqa: BLE001 - a failed drill is a finding, reported with its cause
             result["error"] = ctx.redact(f"{type(exc).__name__}: {exc}")
@@ -283,32 +258,29 @@ def disaster_recovery_drill(ctx: SystemContext, run: MaintenanceRun) -> list[Fin
     """The quarterly drill: the newest backups restored into scratch databases, the running version
     started against them on a spare port, and its critical checks run there. The live service is untouched."""
     from contextlib import ExitStack
-    from urllib.parse import urlsplit, urlunsplit
 
     from airflow_rollout.checks import run_http_check
-    from airflow_rollout.targets.local_process import LocalProcessApp, free_port
-    from airflow_rollout.targets.migrations import connection_uri
+    from airflow_rollout.targets.base import free_port
 
-    findings: list[Finding] = []
+    findings = not_applicable(ctx, DataCapability.SCRATCH_RESTORE, "disaster recovery drill")
     with ExitStack() as stack:
         database_urls: dict[str, str] = {}
-        for target in ctx.postgres_targets:
+        for target in ctx.data_targets_with(DataCapability.SCRATCH_RESTORE):
             backup = newest_verified_backup(target, backups_as_of(ctx, target, run.at))
             if backup is None:
                 return [Finding(ctx.profile.name, "disaster recovery drill", False, f"no intact backup of {target.config.name}")]
-            copy = stack.enter_context(scratch_restore(target, backup, scratch_name(ctx, target, run, "dr")))
+            copy = stack.enter_context(target.scratch_copy(backup, scratch_name(ctx, target, run, "dr")))
             if copy.error:
                 return [Finding(ctx.profile.name, "disaster recovery drill", False, f"{target.config.name}: {copy.error}")]
-            live = urlsplit(connection_uri(target.hook.get_connection(target.config.conn_id)))
-            database_urls[target.config.conn_id] = urlunsplit(live._replace(path=f"/{copy.target.database}"))
+            database_urls |= copy.connection_urls or {}
         for name, app in ctx.apps.items():
-            if not isinstance(app, LocalProcessApp):
+            if AppCapability.SPARE_COPY not in app.capabilities:
                 findings.append(
                     Finding(
                         ctx.profile.name,
                         f"disaster recovery drill {name}",
                         True,
-                        "skipped: only local processes are started on a spare port",
+                        f"skipped: a {app.config.kind} app is not started on a spare port",
                     )
                 )
                 continue
@@ -316,15 +288,11 @@ def disaster_recovery_drill(ctx: SystemContext, run: MaintenanceRun) -> list[Fin
             if version is None:
                 findings.append(Finding(ctx.profile.name, f"disaster recovery drill {name}", False, "no version to start"))
                 continue
-            config = app.config.model_copy(update={"port": free_port()})
-            env = {
-                variable: database_urls[conn_id] for variable, conn_id in config.env_from_connections.items() if conn_id in database_urls
-            }
-            stand_in = LocalProcessApp(config=config, system=ctx.profile.name, state_dir=ctx.state / "dr-drill", env_overrides=env)
+            stand_in = app.spare_copy(free_port(), database_urls, ctx.state / "dr-drill")
             stack.callback(stand_in.stop)
             seconds = stand_in.switch_to(version)
             results = [
-                run_http_check(check, config.base_url, version)
+                run_http_check(check, stand_in.base_url(), version)
                 for check in ctx.profile.checks
                 if isinstance(check, HttpCheck) and check.app == name and check.critical
             ]
@@ -341,46 +309,17 @@ def disaster_recovery_drill(ctx: SystemContext, run: MaintenanceRun) -> list[Fin
     return findings
 
 
-def _create_database(target: PostgresDataTarget, name: str) -> None:
-    from psycopg import sql
-
-    with target.connect() as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def _drop_database(target: PostgresDataTarget, name: str) -> None:
-    from psycopg import sql
-
-    with target.connect() as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 def vacuum_due(schedule: VacuumSchedule, now: datetime) -> bool:
     """Weekly: every weekly run; monthly: the first weekly run of a month."""
     return schedule is VacuumSchedule.WEEKLY or (schedule is VacuumSchedule.MONTHLY and now.day <= 7)
 
 
 def vacuum(ctx: SystemContext, run: MaintenanceRun) -> list[Finding]:
-    from psycopg import sql
-
     if not vacuum_due(ctx.profile.maintenance.vacuum, run.at):
         return [Finding(ctx.profile.name, "vacuum", True, f"not due ({ctx.profile.maintenance.vacuum.value})")]
-    findings = []
-    for target in ctx.postgres_targets:
-        tables = sorted(target.fingerprint())
-        began = time.monotonic()
-        with target.connect() as conn:
-            for table in tables:
-                schema, name = table.split(".", 1)
-                conn.execute(sql.SQL("VACUUM (ANALYZE) {}.{}").format(sql.Identifier(schema), sql.Identifier(name)))
-        findings.append(
-            Finding(
-                ctx.profile.name,
-                f"vacuum {target.config.name}",
-                True,
-                f"VACUUM (ANALYZE) of {len(tables)} tables in {time.monotonic() - began:.1f} s",
-            )
-        )
+    findings = not_applicable(ctx, DataCapability.VACUUM, "vacuum")
+    for target in ctx.data_targets_with(DataCapability.VACUUM):
+        findings.append(Finding(ctx.profile.name, f"vacuum {target.config.name}", True, target.vacuum()))
     return findings
 
 

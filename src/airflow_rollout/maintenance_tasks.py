@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.sdk import TriggerRule, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
@@ -19,21 +19,35 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_rollout.config import configured_systems
 
 if TYPE_CHECKING:
+    from airflow_rollout.context import SystemContext
     from airflow_rollout.maintenance import Finding, MaintenanceRun
-    from airflow_rollout.phases import SystemContext
 
 log = logging.getLogger(__name__)
 AIRFLOW_API_CONN_ID = "airflow_api"
 AIRFLOW_SCOPE = "airflow"  # findings about Airflow itself, shown in every system's digest
 
+# The checks of `airflow_rollout.maintenance` a task runs, by name (as tasks.PhaseAction, for the same reason).
+MaintenanceAction = Literal[
+    "scheduled_backup",
+    "apply_retention",
+    "check_backup_age",
+    "check_running_version",
+    "checklist_daily_items",
+    "restore_drill",
+    "vacuum",
+    "trend",
+    "checklist_weekly_items",
+    "disaster_recovery_drill",
+]
 
-def maintenance_dag_settings(*, schedule: str, tags: list[str], params: dict[str, Any] | None = None) -> dict[str, Any]:
+
+def maintenance_dag_settings(*, tags: list[str], params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything but the schedule, which each DAG file states itself (ruff's AIR002)."""
     import pendulum
 
     from airflow_rollout.tasks import DEFAULT_ARGS
 
     return {
-        "schedule": schedule,
         "start_date": pendulum.datetime(2026, 1, 1, tz="UTC"),
         "catchup": False,
         "max_active_runs": 1,
@@ -52,7 +66,8 @@ def list_systems() -> list[str]:
 
 def system_context(system: str) -> SystemContext:
     from airflow_rollout.config import load_profile
-    from airflow_rollout.phases import SystemContext, check_connections
+    from airflow_rollout.context import SystemContext
+    from airflow_rollout.phases import check_connections
 
     ctx = SystemContext(profile=load_profile(system))
     check_connections(ctx.profile)
@@ -83,7 +98,7 @@ def record(ctx: SystemContext, findings: list[Finding]) -> list[dict[str, Any]]:
     return [f.as_dict() for f in findings]
 
 
-def run_check(system: str, check: str, action_name: str) -> list[dict[str, Any]]:
+def run_check(system: str, check: str, action_name: MaintenanceAction) -> list[dict[str, Any]]:
     """Run `airflow_rollout.maintenance.<action_name>` for one system; an exception becomes a failed finding."""
     from airflow_rollout import maintenance
 
@@ -96,7 +111,7 @@ def run_check(system: str, check: str, action_name: str) -> list[dict[str, Any]]
     return record(ctx, findings)
 
 
-def check_task(task_id: str, check: str, action_name: str, **task_kwargs: Any) -> Any:
+def check_task(task_id: str, check: str, action_name: MaintenanceAction, **task_kwargs: Any) -> Any:
     """A task mapped over the systems, labelled with the system's name in the UI."""
 
     @task(task_id=task_id, map_index_template="{{ task.op_kwargs['system'] }}", **task_kwargs)

@@ -7,67 +7,42 @@ instead of doing it twice.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import shlex
 import time
-from dataclasses import dataclass, field
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow_rollout.checks import CheckResult, run_http_check, run_latency_probe, tcp_reachable
 from airflow_rollout.config import (
-    CommandMigrations,
-    ComposeServiceTarget,
-    DatabricksAppTarget,
     DatabricksJobCheck,
     DeployOrder,
     HttpCheck,
-    KubernetesJobMigrations,
-    KubernetesTarget,
     LatencyCheck,
-    MlflowAliasTarget,
-    PostgresTarget,
     ProfileError,
     ServingEndpointCheck,
-    SqlFileMigrations,
     SystemProfile,
-    UnityCatalogTarget,
-    load_profile,
-    state_dir,
 )
 from airflow_rollout.decision import Decision, FailedCheck, Observations, Outcome, decide
-from airflow_rollout.ledger import FingerprintStage, Ledger, LedgerConflictError, Release, ReleaseNotFoundError, ReleaseStatus
-from airflow_rollout.notify import Event, Notifier, Redactor
-from airflow_rollout.targets.compose import ComposeError, ComposeServiceApp
-from airflow_rollout.targets.databricks import (
-    DatabricksApp,
-    MlflowAlias,
-    UnityCatalogDataTarget,
-    UnityCatalogMigrator,
-    run_job,
-    serving_endpoint_ready,
+from airflow_rollout.ledger import FingerprintStage, LedgerConflictError, ReleaseNotFoundError, ReleaseStatus
+from airflow_rollout.notify import Event
+from airflow_rollout.targets.base import (
+    AppCapability,
+    AppNotReadyError,
+    AppStopError,
+    AppTarget,
+    BackupIntegrityError,
+    DataCapability,
+    MigrationRun,
+    RestoreMismatchError,
 )
-from airflow_rollout.targets.files import FilesDataTarget
-from airflow_rollout.targets.kubernetes import KubernetesApp, KubernetesJobMigrator
-from airflow_rollout.targets.local_process import AppNotReadyError, AppStopError, LocalProcessApp
-from airflow_rollout.targets.migrations import CommandMigrator, MigrationError, SqlFileMigrator
-from airflow_rollout.targets.postgres import BackupIntegrityError, PostgresDataTarget, RestoreMismatchError
-from airflow_rollout.versions import InvalidVersionError, validate_version
+from airflow_rollout.targets.compose import ComposeError
+from airflow_rollout.targets.databricks import run_job, serving_endpoint_ready
+from airflow_rollout.targets.migrations import MigrationError
+from airflow_rollout.versions import InvalidVersionError
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
-    from airflow_rollout.config import FilesTarget, LocalProcessTarget
-
-    AppConfig = LocalProcessTarget | ComposeServiceTarget | KubernetesTarget | DatabricksAppTarget | MlflowAliasTarget
+    from airflow_rollout.context import ReleaseContext, SystemContext
 
 log = logging.getLogger(__name__)
-
-DataRuntime = PostgresDataTarget | FilesDataTarget | UnityCatalogDataTarget
-AppRuntime = LocalProcessApp | ComposeServiceApp | KubernetesApp | DatabricksApp | MlflowAlias
-# Apps rolled back by putting back what was recorded before the release touched them (not by a version number).
-RESTORED_FROM_SNAPSHOT = (KubernetesApp, DatabricksApp, MlflowAlias)
 
 
 class PreflightError(RuntimeError):
@@ -112,97 +87,6 @@ PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
 def is_permanent(error: BaseException) -> bool:
     """A failure a retry cannot mend: the task fails at once."""
     return isinstance(error, PERMANENT_ERRORS)
-
-
-@dataclass(kw_only=True)
-class SystemContext:
-    """One system's profile and what is built from it: ledger, Slack, data targets, apps."""
-
-    profile: SystemProfile
-    state: Path = field(default_factory=state_dir)
-
-    @cached_property
-    def ledger(self) -> Ledger:
-        return Ledger(conn_id=self.profile.ledger_conn_id)
-
-    @cached_property
-    def redact(self) -> Redactor:
-        return Redactor.for_connections(self.profile.connection_ids())
-
-    @cached_property
-    def notifier(self) -> Notifier:
-        return Notifier(slack_conn_id=self.profile.slack_conn_id, ledger=self.ledger, redactor=self.redact, system=self.profile.name)
-
-    @cached_property
-    def data_targets(self) -> list[DataRuntime]:
-        return [self._data_target(config) for config in self.profile.data_targets]
-
-    @staticmethod
-    def _data_target(config: PostgresTarget | FilesTarget | UnityCatalogTarget) -> DataRuntime:
-        if isinstance(config, PostgresTarget):
-            return PostgresDataTarget(config=config)
-        if isinstance(config, UnityCatalogTarget):
-            return UnityCatalogDataTarget(config=config)
-        return FilesDataTarget(config=config)
-
-    @property
-    def postgres_targets(self) -> list[PostgresDataTarget]:
-        """The data targets that are databases: restore drills, VACUUM and the corruption check apply to them."""
-        return [t for t in self.data_targets if isinstance(t, PostgresDataTarget)]
-
-    @cached_property
-    def apps(self) -> dict[str, AppRuntime]:
-        return {a.name: self._app(a) for a in self.profile.app_targets}
-
-    def _app(self, config: AppConfig) -> AppRuntime:
-        if isinstance(config, ComposeServiceTarget):
-            return ComposeServiceApp(config=config)
-        if isinstance(config, KubernetesTarget):
-            return KubernetesApp(config=config)
-        if isinstance(config, DatabricksAppTarget):
-            return DatabricksApp(config=config)
-        if isinstance(config, MlflowAliasTarget):
-            return MlflowAlias(config=config)
-        return LocalProcessApp(config=config, system=self.profile.name, state_dir=self.state)
-
-    def app_base_url(self, name: str) -> str:
-        """Where an app answers: from the profile, or from the platform for a Databricks App (its URL is assigned)."""
-        app = self.apps[name]
-        if isinstance(app, DatabricksApp):
-            return app.base_url
-        if isinstance(app, MlflowAlias):
-            raise ProfileError(f"{name} is a model alias: it answers no HTTP; an http or latency check cannot name it")
-        return app.config.base_url
-
-    def backup_directory(self, target: DataRuntime) -> Path:
-        configured = target.config.backup.directory if isinstance(target, PostgresDataTarget) else None
-        return configured if configured else self.state / "backups" / self.profile.name / target.config.name
-
-
-@dataclass(kw_only=True)
-class ReleaseContext(SystemContext):
-    release_id: str
-    version: str
-    triggered_by: str | None = None
-    run_id: str = ""  # the DAG run working on the release: the lock is held by the release and this run
-    reason: str | None = None  # why an operator asked for this run (a standalone rollback must say why)
-
-    @classmethod
-    def load(
-        cls, *, system: str, version: str, release_id: str, triggered_by: str | None = None, run_id: str = "", reason: str | None = None
-    ) -> ReleaseContext:
-        profile = load_profile(system)
-        return cls(
-            profile=profile,
-            release_id=release_id,
-            version=validate_version(version, profile.version_scheme),
-            triggered_by=triggered_by,
-            run_id=run_id or release_id,
-            reason=reason,
-        )
-
-    def release(self) -> Release:
-        return self.ledger.release(self.release_id)
 
 
 # --- preflight -------------------------------------------------------------------------------------
@@ -379,40 +263,27 @@ def migrate(ctx: ReleaseContext) -> dict[str, Any]:
     applied: dict[str, list[str]] = {}
     for target in ctx.data_targets:
         name = target.config.name
-        config = target.config.migrations if isinstance(target, PostgresDataTarget) else None
-        done: list[str] = []
-        if isinstance(target, UnityCatalogDataTarget) and target.config.migrations is not None:
-            for migration_id in UnityCatalogMigrator(target=target, scheme=ctx.profile.version_scheme).run(ctx.version, ctx.release_id):
-                ctx.ledger.record_migration(ctx.release_id, name, migration_id, None)
-                done.append(migration_id)
-        if isinstance(config, SqlFileMigrations) and isinstance(target, PostgresDataTarget):
-            migrator = SqlFileMigrator(target=target, config=config, scheme=ctx.profile.version_scheme)
-            for migration in migrator.pending(ctx.version):
-                migrator.apply(migration, ctx.release_id)
-                ctx.ledger.record_migration(ctx.release_id, name, migration.migration_id, migration.checksum)
-                done.append(migration.migration_id)
-        elif isinstance(config, KubernetesJobMigrations):
-            job = f"{ctx.profile.name}-migrate-{hashlib.sha256(ctx.release_id.encode()).hexdigest()[:10]}"[:63]
-            output = KubernetesJobMigrator(config=config, version=ctx.version, job_name=job).run()
-            log.info("migration job output:\n%s", ctx.redact(output))
-            ctx.ledger.record_migration(ctx.release_id, name, f"job {job}: " + " ".join(config.command), None)
-            done.append(job)
-        elif isinstance(config, CommandMigrations):
-            command = CommandMigrator(config=config, version=ctx.version)
-            output = command.run()
-            log.info("migration command output:\n%s", ctx.redact(output))
-            # As it ran, masked all the same: a profile may pass a secret as a literal argument.
-            ctx.ledger.record_migration(ctx.release_id, name, ctx.redact("command: " + shlex.join(command.args())), None)
-            done.append("command")
+
+        def record(migration_id: str, checksum: str | None, name: str = name) -> None:
+            ctx.ledger.record_migration(ctx.release_id, name, migration_id, checksum)
+
+        run = MigrationRun(
+            version=ctx.version,
+            release_id=ctx.release_id,
+            system=ctx.profile.name,
+            scheme=ctx.profile.version_scheme,
+            redact=ctx.redact,
+            record=record,
+        )
+        applied[name] = target.migrate(run)
         ctx.ledger.record_fingerprint(ctx.release_id, name, FingerprintStage.AFTER_MIGRATE, target.fingerprint())
-        applied[name] = done
     return applied
 
 
 # --- deploy ------------------------------------------------------------------------------------------
 
 
-def record_before_touching(ctx: ReleaseContext, name: str, app: AppRuntime) -> str | None:
+def record_before_touching(ctx: ReleaseContext, name: str, app: AppTarget) -> str | None:
     """The version `name` ran before this release touched it (and its snapshot), recorded once; returns that version."""
     states = ctx.ledger.app_states(ctx.release_id)
     if name in states:
@@ -421,7 +292,7 @@ def record_before_touching(ctx: ReleaseContext, name: str, app: AppRuntime) -> s
     release = ctx.release()
     running = app.current()
     previous = running.version if running else release.previous_version
-    snapshot = app.snapshot() if isinstance(app, RESTORED_FROM_SNAPSHOT) else None
+    snapshot = app.snapshot() if AppCapability.SNAPSHOT_RESTORE in app.capabilities else None
     ctx.ledger.record_app_state(ctx.release_id, name, previous_version=previous, snapshot=snapshot)
     if previous and release.previous_version is None:
         # A phase run alone had no preflight to record it; the rollback's check and message need it.
@@ -429,7 +300,7 @@ def record_before_touching(ctx: ReleaseContext, name: str, app: AppRuntime) -> s
     return previous
 
 
-def quiesce(ctx: ReleaseContext, name: str, app: AppRuntime) -> str:
+def quiesce(ctx: ReleaseContext, name: str, app: AppTarget) -> str:
     """Stop `name` serving and writing; what was stopped, and when, goes in the ledger to bring it back."""
     running = app.current()
     ctx.ledger.record_quiesced(ctx.release_id, name, {**app.quiesce(), "stopped_at": time.time()})
@@ -552,7 +423,7 @@ def observe(ctx: ReleaseContext) -> Observations:
     baseline = ctx.ledger.baseline_p95(ctx.profile.name, latency[0]["name"]) if latency else None
     downtimes = [s["downtime_seconds"] for s in ctx.ledger.app_states(ctx.release_id).values() if s["downtime_seconds"] is not None]
     corrupted: list[str] = []
-    for target in ctx.postgres_targets:
+    for target in ctx.data_targets_with(DataCapability.CORRUPTION_CHECK):
         name = target.config.name
         before = ctx.ledger.fingerprint(ctx.release_id, name, FingerprintStage.BEFORE)
         if before is not None:
@@ -562,7 +433,7 @@ def observe(ctx: ReleaseContext) -> Observations:
                     before,
                     ctx.ledger.fingerprint(ctx.release_id, name, FingerprintStage.AFTER_MIGRATE),
                     ctx.ledger.fingerprint(ctx.release_id, name, FingerprintStage.AFTER_VERIFY),
-                    set(target.config.volatile_tables),
+                    set(target.volatile_tables()),
                 )
             ]
     return Observations(
@@ -699,7 +570,7 @@ def start_previous(ctx: ReleaseContext) -> dict[str, Any]:
             result[name] = "untouched: the release never deployed it"
             continue
         previous = states[name]["previous_version"]
-        if isinstance(app, RESTORED_FROM_SNAPSHOT):  # deploy recorded what to put back
+        if AppCapability.SNAPSHOT_RESTORE in app.capabilities:  # deploy recorded what to put back
             result[name] = _put_back(app, states[name]["snapshot"], previous)
             continue
         running = app.current()
@@ -715,7 +586,7 @@ def start_previous(ctx: ReleaseContext) -> dict[str, Any]:
     return result
 
 
-def _put_back(app: KubernetesApp | DatabricksApp | MlflowAlias, recorded: dict[str, Any], previous: str | None) -> str:
+def _put_back(app: AppTarget, recorded: dict[str, Any], previous: str | None) -> str:
     """What the app was before the release, recorded then; left alone if it is already there and serving."""
     if app.snapshot() == recorded:
         try:
@@ -811,17 +682,7 @@ def rollback_failed(ctx: ReleaseContext, error: str) -> None:
 
 def take_over(ctx: ReleaseContext) -> dict[str, Any]:
     """Take the system's lock and learn what runs, as the version typed; changes nothing on the system."""
-    result: dict[str, Any] = {}
-    for name, app in ctx.apps.items():
-        if isinstance(app, LocalProcessApp):
-            result[name] = app.take_over(ctx.version)
-        elif isinstance(app, MlflowAlias):  # an alias has no release version: what it points at is the baseline
-            result[name] = f"{app.config.model}@{app.config.alias} points at model version {app.snapshot()['model_version']}"
-        elif (running := app.current()) is None or running.version != ctx.version:
-            raise AppNotReadyError(f"{name} runs {running.version if running else 'nothing'}, not {ctx.version}: nothing was adopted")
-        else:
-            result[name] = f"runs {ctx.version}"
-    return result
+    return {name: app.adopt(ctx.version) for name, app in ctx.apps.items()}
 
 
 def check_running(ctx: ReleaseContext) -> dict[str, Any]:

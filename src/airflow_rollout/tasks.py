@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.hitl import HITLBranchOperator, HITLOperator
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
     from airflow.sdk.bases.operator import BaseOperator
 
-    from airflow_rollout.phases import ReleaseContext
+    from airflow_rollout.context import ReleaseContext
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,6 @@ def dag_settings(*, tags: list[str], with_release_id: bool, with_reason: bool = 
     import pendulum
 
     return {
-        "schedule": None,
         "start_date": pendulum.datetime(2026, 1, 1, tz="UTC"),
         "catchup": False,
         "max_active_tasks": 4,
@@ -100,7 +99,8 @@ def dag_settings(*, tags: list[str], with_release_id: bool, with_reason: bool = 
 def release_context() -> ReleaseContext:
     """The release this task works on, from the run's params; validates everything first."""
     from airflow_rollout.config import ProfileError
-    from airflow_rollout.phases import PreflightError, ReleaseContext, check_connections
+    from airflow_rollout.context import ReleaseContext
+    from airflow_rollout.phases import PreflightError, check_connections
     from airflow_rollout.versions import InvalidVersionError
 
     context = get_current_context()
@@ -169,12 +169,39 @@ def run_step(
 # The phases that change a system, or read it for a decision: each step works under the system's lock.
 LOCKED_PHASES = frozenset({"backup", "migrate", "deploy", "verify", "post_deploy", "rollback", "adopt"})
 
+# The functions of `airflow_rollout.phases` a task runs, by name: importing them would make every DAG file's
+# parse import the phases (psycopg, the Kubernetes and Databricks clients). mypy checks each name a task uses
+# against this list, and tests/airflow_rollout/test_tasks.py checks the list against the module, so a renamed
+# step fails `make lint` and `make test`, not a release.
+PhaseAction = Literal[
+    "preflight",
+    "take_lock",
+    "hand_back_lock",
+    "backup",
+    "migrate",
+    "deploy",
+    "check_endpoints",
+    "probe_latency",
+    "fingerprint_after_verify",
+    "promote",
+    "stop_apps",
+    "restore_data",
+    "start_previous",
+    "verify_restored",
+    "finish_rollback",
+    "rollback_failed",
+    "take_over",
+    "check_running",
+    "record_adopted",
+    "adoption_failed",
+]
+
 # What a phase's last failed attempt does besides the usual Slack message: a failed rollback is an alarm, a failed
 # adoption frees the lock it took.
-FINAL_FAILURE_HANDLERS = {"rollback": "rollback_failed", "adopt": "adoption_failed"}
+FINAL_FAILURE_HANDLERS: dict[str, PhaseAction] = {"rollback": "rollback_failed", "adopt": "adoption_failed"}
 
 
-def step_task(phase: str, step: str, action_name: str, **task_kwargs: Any) -> Any:
+def step_task(phase: str, step: str, action_name: PhaseAction, **task_kwargs: Any) -> Any:
     """A task running `airflow_rollout.phases.<action_name>` as step `step` of `phase`."""
 
     @task(task_id=step, **task_kwargs)
@@ -195,7 +222,7 @@ def preflight() -> Any:
     return step_task("preflight", "preflight", "preflight", retries=0)
 
 
-def _one_step_group(phase: str, step: str, action_name: str, tooltip: str, **task_kwargs: Any) -> TaskGroup:
+def _one_step_group(phase: str, step: str, action_name: PhaseAction, tooltip: str, **task_kwargs: Any) -> TaskGroup:
     with TaskGroup(phase, tooltip=tooltip) as group:
         step_task(phase, step, action_name, **task_kwargs)
     return group
@@ -283,7 +310,8 @@ def hand_back_lock() -> Any:
 def unlock() -> str:
     """Free the system's lock; who asked and why are kept in the ledger and said in Slack."""
     from airflow_rollout.config import ProfileError, load_profile
-    from airflow_rollout.phases import SystemContext, unlock_system
+    from airflow_rollout.context import SystemContext
+    from airflow_rollout.phases import unlock_system
 
     context = get_current_context()
     params, dag_run = context["params"], context["dag_run"]

@@ -14,7 +14,6 @@ from airflow_rollout.config import (
     CommandMigrations,
     HttpCheck,
     LatencyCheck,
-    LocalProcessTarget,
     ProfileError,
     RollbackCriteria,
     SqlFileMigrations,
@@ -23,6 +22,7 @@ from airflow_rollout.config import (
     load_profile,
     parse_profile,
 )
+from airflow_rollout.targets.local_process import LocalProcessTarget
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "profiles"

@@ -7,8 +7,7 @@ import textwrap
 
 import pytest
 
-from airflow_rollout.config import ComposeServiceTarget
-from airflow_rollout.targets.compose import ComposeError, ComposeServiceApp
+from airflow_rollout.targets.compose import ComposeError, ComposeServiceApp, ComposeServiceTarget
 from airflow_rollout.targets.postgres import _run
 from airflow_rollout.tool_output import MAX_ERROR_LINE, error_line, shown_command
 

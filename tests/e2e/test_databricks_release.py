@@ -53,7 +53,7 @@ def free_port() -> int:
 
 def context(system: str):
     from airflow_rollout.config import load_profile
-    from airflow_rollout.phases import SystemContext
+    from airflow_rollout.context import SystemContext
 
     return SystemContext(profile=load_profile(system))
 

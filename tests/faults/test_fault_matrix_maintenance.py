@@ -23,7 +23,8 @@ from inject import pg_programs, run_detached, wait_for
 from observe import STATE_DIR, ledger, task_states
 from testenv import SESSION_DIR, slack_messages
 
-from airflow_rollout.targets.postgres import PostgresDataTarget, file_sha256
+from airflow_rollout.targets.base import file_sha256
+from airflow_rollout.targets.postgres import PostgresDataTarget
 
 pytestmark = pytest.mark.e2e
 

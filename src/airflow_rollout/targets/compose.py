@@ -15,14 +15,14 @@ import os
 import subprocess
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Annotated, Any, Literal
 
-from airflow_rollout.config import resolve_path
-from airflow_rollout.targets.local_process import AppNotReadyError, StopStartApp, http_problem
+from pydantic import Field
+
+from airflow_rollout.config import AppTargetConfig, IncludePath, Name, Readiness, resolve_path
+from airflow_rollout.targets.base import AppNotReadyError, StopStartApp, http_problem
+from airflow_rollout.targets.registry import register_app_kind
 from airflow_rollout.tool_output import error_line, shown_command
-
-if TYPE_CHECKING:
-    from airflow_rollout.config import ComposeServiceTarget
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,35 @@ def image_tag(image: str) -> str:
     return split_image(image)[1]
 
 
+class ComposeServiceTarget(AppTargetConfig):
+    """A service of a docker compose project, deployed with `docker compose up -d --no-deps SERVICE`.
+
+    The compose file names the image with a variable for the tag (`image: repo/backend:${BACKEND_TAG:-latest}`);
+    a release sets that variable to the version. Readiness: the service's own healthcheck as docker reports
+    it, then the readiness path over HTTP.
+    """
+
+    kind: Literal["compose"]
+    compose_file: IncludePath = Field(description="absolute, {state_dir}/..., or relative to include/")
+    project: Name
+    service: Annotated[str, Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")]
+    tag_variable: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]{0,62}$")]
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+$")] = Field(description="where the service answers, e.g. http://127.0.0.1:8000")
+    readiness: Readiness = Field(default_factory=Readiness)
+    docker: list[str] = Field(default_factory=lambda: ["docker"], min_length=1, description="the docker CLI, as an argument list")
+
+    @property
+    def base_url(self) -> str:
+        return self.url
+
+
 class ComposeServiceApp(StopStartApp):
+    config: ComposeServiceTarget
+    capabilities = frozenset()  # one compose project per machine: no spare copy for the drill
+
+    def base_url(self) -> str:
+        return self.config.base_url
+
     def __init__(self, *, config: ComposeServiceTarget) -> None:
         self.config = config
 
@@ -134,3 +162,6 @@ class ComposeServiceApp(StopStartApp):
     def stop(self) -> None:
         """`docker compose stop` the service: its container stays, so `up` brings a tag back."""
         self._compose("stop", self.config.service)
+
+
+register_app_kind(ComposeServiceTarget, lambda config, _environment: ComposeServiceApp(config=config))

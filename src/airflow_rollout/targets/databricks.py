@@ -25,26 +25,45 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, field_validator
 
 from airflow_rollout.checks import CheckResult
-from airflow_rollout.targets.local_process import AppNotReadyError, AppStopError, http_problem
-from airflow_rollout.targets.migrations import MigrationError, migrations_for
-from airflow_rollout.targets.postgres import (
+from airflow_rollout.config import (
+    AppTargetConfig,
+    ConnId,
+    DataTargetConfig,
+    ProfileError,
+    Readiness,
+    SqlFileMigrations,
+    SqlIdentifier,
+    StrictModel,
+)
+from airflow_rollout.targets.base import (
+    AppCapability,
+    AppNotReadyError,
+    AppStopError,
+    AppTarget,
     BackupIntegrityError,
     BackupRecord,
-    _owner_only,
-    _private_directory,
+    DataTarget,
+    MigrationRun,
     file_sha256,
+    http_problem,
+    owner_only,
+    private_directory,
     safe_file_name,
     verify_sha256,
 )
+from airflow_rollout.targets.migrations import MigrationError, migrations_for
+from airflow_rollout.targets.registry import register_app_kind, register_data_kind
 from airflow_rollout.versions import VersionScheme
 
 if TYPE_CHECKING:
     from airflow.providers.databricks.hooks.databricks import DatabricksHook
 
-    from airflow_rollout.config import DatabricksAppTarget, DatabricksJobCheck, MlflowAliasTarget, ServingEndpointCheck, UnityCatalogTarget
+    from airflow_rollout.config import DatabricksJobCheck, ServingEndpointCheck
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +128,50 @@ class Warehouse:
         return list((response.get("result") or {}).get("data_array") or [])
 
 
-class UnityCatalogDataTarget:
+PRINCIPAL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 @._-]{0,127}$"
+
+
+class Grant(StrictModel):
+    """A Unity Catalog GRANT applied after the migrations (seed 000: permissions of the app's service principal)."""
+
+    privileges: list[
+        Literal["USE_CATALOG", "USE_SCHEMA", "SELECT", "MODIFY", "CREATE_TABLE", "READ_VOLUME", "WRITE_VOLUME", "ALL_PRIVILEGES"]
+    ] = Field(min_length=1)
+    securable: Literal["CATALOG", "SCHEMA"] = Field(description="what the grant is on (not `on`: YAML reads that as true)")
+    to: Annotated[str, Field(pattern=PRINCIPAL_PATTERN)]
+
+
+class UnityCatalogTarget(DataTargetConfig):
+    """Delta tables of one Unity Catalog schema, changed through a SQL warehouse (seeds 000 and 001).
+
+    Backup: each table's Delta version (DESCRIBE HISTORY) plus a copy, `CREATE TABLE <backup_catalog>.<schema>.
+    <table>_backup_<date>_<release> AS SELECT *` (seed 000). Restore: RESTORE TABLE ... TO VERSION AS OF the
+    recorded version, or the copy when Delta no longer keeps that version.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    kind: Literal["unity_catalog"]
+    conn_id: ConnId
+    warehouse_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,64}$")]
+    catalog: SqlIdentifier
+    schema_name: SqlIdentifier = Field(alias="schema")
+    tables: list[SqlIdentifier] = Field(min_length=1, description="the tables a release backs up and restores")
+    backup_catalog: SqlIdentifier
+    grants: list[Grant] = Field(default_factory=list)
+    delta_retention_days: Annotated[float, Field(gt=0)] = Field(
+        7, description="how long VACUUM keeps old versions (Delta's default: 7 days)"
+    )
+    migrations: SqlFileMigrations | None = None
+
+    def connection_ids(self) -> list[str]:
+        return [self.conn_id]
+
+
+class UnityCatalogDataTarget(DataTarget):
+    config: UnityCatalogTarget
+    capabilities = frozenset()  # Delta tables: no scratch-database drill, and Databricks runs its own VACUUM
+
     def __init__(self, *, config: UnityCatalogTarget) -> None:
         self.config = config
         self.warehouse = Warehouse(conn_id=config.conn_id, warehouse_id=config.warehouse_id)
@@ -150,7 +212,7 @@ class UnityCatalogDataTarget:
 
     def backup(self, destination: Path) -> BackupRecord:
         """Record each table's Delta version and copy it to the backup catalog; write the manifest of both."""
-        _private_directory(destination.parent)
+        private_directory(destination.parent)
         fingerprint = self.fingerprint()
         stamp = datetime.now(UTC)
         suffix = f"{stamp:%Y%m%d}_{hashlib.sha256(destination.stem.encode()).hexdigest()[:8]}"
@@ -169,7 +231,7 @@ class UnityCatalogDataTarget:
             tables[name] = {"version": version, "backup_table": copy}
         manifest = {"target": self.config.name, "taken_at": stamp.isoformat(), "tables": tables, "fingerprint": fingerprint}
         destination.write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        _owner_only(destination)
+        owner_only(destination)
         return BackupRecord(
             location=str(destination),
             format="delta-version+ctas",
@@ -221,6 +283,14 @@ class UnityCatalogDataTarget:
     def query_value(self, query: str) -> Any:
         rows = self.warehouse.execute(query)
         return rows[0][0] if rows and rows[0] else None
+
+    def migrate(self, run: MigrationRun) -> list[str]:
+        if self.config.migrations is None:
+            return []
+        applied = UnityCatalogMigrator(target=self, scheme=run.scheme).run(run.version, run.release_id)
+        for migration_id in applied:
+            run.record(migration_id, None)
+        return applied
 
 
 def split_statements(text: str) -> list[str]:
@@ -293,7 +363,32 @@ class RunningRelease:
     detail: str
 
 
-class DatabricksApp:
+class DatabricksAppTarget(AppTargetConfig):
+    """A Databricks App (seed 000), deployed from a workspace source path per version; rolled back by redeploying the recorded one."""
+
+    kind: Literal["databricks_app"]
+    conn_id: ConnId
+    app_name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,29}$")]
+    source_code_path: Annotated[str, Field(pattern=r"^/Workspace/[A-Za-z0-9 @._/{}-]+$")] = Field(
+        description="the workspace path of a version's source; {version} stands for the version"
+    )
+    readiness: Readiness = Field(default_factory=Readiness)
+
+    @field_validator("source_code_path")
+    @classmethod
+    def _names_the_version(cls, value: str) -> str:
+        if "{version}" not in value or ".." in value.split("/"):
+            raise ValueError("must contain {version} (each version's source has its own path) and no '..'")
+        return value
+
+    def connection_ids(self) -> list[str]:
+        return [self.conn_id]
+
+
+class DatabricksApp(AppTarget):
+    config: DatabricksAppTarget
+    capabilities = frozenset({AppCapability.SNAPSHOT_RESTORE})
+
     def __init__(self, *, config: DatabricksAppTarget) -> None:
         self.config = config
 
@@ -326,8 +421,8 @@ class DatabricksApp:
     def snapshot(self) -> dict[str, Any]:
         return {"source_code_path": (self._app().get("active_deployment") or {}).get("source_code_path")}
 
-    @property
     def base_url(self) -> str:
+        """Assigned by the platform, so asked for rather than configured."""
         return str(self._app().get("url") or "").rstrip("/")
 
     def deploy_path(self, path: str) -> float:
@@ -418,11 +513,33 @@ class DatabricksApp:
         return self.deploy_path(str(snapshot["source_code_path"]))
 
 
-class MlflowAlias:
+class MlflowAliasTarget(AppTargetConfig):
+    """A registered model's alias (seed 001's `champion`), moved to the newest registered version on deploy and back on rollback."""
+
+    kind: Literal["mlflow_alias"]
+    conn_id: ConnId
+    model: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+){0,2}$")]
+    alias: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
+
+    def connection_ids(self) -> list[str]:
+        return [self.conn_id]
+
+
+class MlflowAlias(AppTarget):
     """`champion` moved to the newest registered version of the model; the version it pointed at is recorded first."""
+
+    config: MlflowAliasTarget
+    capabilities = frozenset({AppCapability.SNAPSHOT_RESTORE})
 
     def __init__(self, *, config: MlflowAliasTarget) -> None:
         self.config = config
+
+    def base_url(self) -> str:
+        raise ProfileError(f"{self.config.name} is a model alias: it answers no HTTP; an http or latency check cannot name it")
+
+    def adopt(self, version: str) -> str:
+        """An alias has no release version: what it points at is the baseline."""
+        return f"{self.config.model}@{self.config.alias} points at model version {self.snapshot()['model_version']}"
 
     @cached_property
     def hook(self) -> DatabricksHook:
@@ -524,3 +641,8 @@ def run_job(check: DatabricksJobCheck) -> CheckResult:
     return CheckResult(
         check.name, check.kind, check.critical, state.is_successful, detail, {"run_id": run_id, "seconds": round(seconds, 1)}
     )
+
+
+register_data_kind(UnityCatalogTarget, lambda config, _environment: UnityCatalogDataTarget(config=config))
+register_app_kind(DatabricksAppTarget, lambda config, _environment: DatabricksApp(config=config))
+register_app_kind(MlflowAliasTarget, lambda config, _environment: MlflowAlias(config=config))

@@ -13,25 +13,41 @@ import shutil
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
-from airflow_rollout.targets.postgres import (
+from pydantic import Field
+
+from airflow_rollout.config import DataTargetConfig, IncludePath, resolve_path
+from airflow_rollout.targets.base import (
     BackupIntegrityError,
     BackupRecord,
-    _owner_only,
-    _private_directory,
+    DataTarget,
     file_sha256,
+    owner_only,
+    private_directory,
     safe_file_name,
     verify_sha256,
 )
-
-if TYPE_CHECKING:
-    from airflow_rollout.config import FilesTarget
+from airflow_rollout.targets.registry import register_data_kind
 
 FileFingerprint = dict[str, dict[str, Any]]
 
 
-class FilesDataTarget:
+class FilesTarget(DataTargetConfig):
+    """Files backed up and restored with the data: seed 003's `models/` directory and `.env` file."""
+
+    kind: Literal["files"]
+    root: IncludePath = Field(description="the directory holding the paths; absolute, {state_dir}/..., or relative to include/")
+    paths: list[IncludePath] = Field(min_length=1, description="files or directories under root, e.g. [models, .env]")
+
+    def resolved_root(self) -> Path:
+        return resolve_path(self.root)
+
+
+class FilesDataTarget(DataTarget):
+    config: FilesTarget
+    capabilities = frozenset()  # no database: nothing to restore into a scratch copy or to VACUUM
+
     def __init__(self, *, config: FilesTarget) -> None:
         self.config = config
 
@@ -62,14 +78,14 @@ class FilesDataTarget:
         return directory / f"{self.config.name}-{safe_file_name(release_id)}.tar.gz"
 
     def backup(self, destination: Path) -> BackupRecord:
-        _private_directory(destination.parent)
+        private_directory(destination.parent)
         fingerprint = self.fingerprint()
         partial = destination.with_suffix(".partial")
         with tarfile.open(partial, "w:gz") as archive:
             for relative in self.config.paths:
                 if (self.root / relative).exists():
                     archive.add(self.root / relative, arcname=relative)
-        _owner_only(partial)
+        owner_only(partial)
         partial.replace(destination)
         entries = self.check_readable(destination)
         return BackupRecord(
@@ -110,3 +126,6 @@ class FilesDataTarget:
 
     def query_value(self, query: str) -> Any:
         raise TypeError(f"{self.config.name} is a files target: it answers no SQL ({query!r})")
+
+
+register_data_kind(FilesTarget, lambda config, _environment: FilesDataTarget(config=config))

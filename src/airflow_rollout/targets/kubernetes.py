@@ -17,18 +17,21 @@ import logging
 import time
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from airflow_rollout.config import ProfileError
+from pydantic import Field
+
+from airflow_rollout.config import AppTargetConfig, ConnId, ImageRepository, K8sName, ProfileError, Readiness
+from airflow_rollout.targets.base import AppCapability, AppNotReadyError, AppStopError, AppTarget, http_problem
 from airflow_rollout.targets.compose import image_tag
-from airflow_rollout.targets.local_process import AppNotReadyError, AppStopError, http_problem
 from airflow_rollout.targets.migrations import MigrationError
+from airflow_rollout.targets.registry import register_app_kind
 from airflow_rollout.tool_output import error_line, shown_command
 
 if TYPE_CHECKING:
     from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
 
-    from airflow_rollout.config import KubernetesJobMigrations, KubernetesTarget
+    from airflow_rollout.config import KubernetesJobMigrations
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +73,35 @@ def rollout_problem(deployment: Any) -> str | None:
     return None
 
 
-class KubernetesApp:
+class KubernetesTarget(AppTargetConfig):
+    """One Deployment, deployed by setting its container's image tag to the version (seed 002)."""
+
+    kind: Literal["kubernetes"]
+    conn_id: ConnId
+    namespace: K8sName
+    deployment: K8sName
+    container: K8sName | None = Field(default=None, description="the container whose image is set; default: the first")
+    image: ImageRepository = Field(description="the repository; the tag is the version")
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+$")] = Field(description="where the service answers (ingress or service URL)")
+    readiness: Readiness = Field(default_factory=Readiness)
+
+    @property
+    def base_url(self) -> str:
+        return self.url
+
+    def connection_ids(self) -> list[str]:
+        return [self.conn_id]
+
+
+class KubernetesApp(AppTarget):
+    config: KubernetesTarget
+    capabilities = frozenset({AppCapability.SNAPSHOT_RESTORE})
+
     def __init__(self, *, config: KubernetesTarget) -> None:
         self.config = config
+
+    def base_url(self) -> str:
+        return self.config.url
 
     @cached_property
     def hook(self) -> KubernetesHook:
@@ -243,3 +272,6 @@ class KubernetesJobMigrator:
             response = core.read_namespaced_pod_log(pod.metadata.name, namespace, _preload_content=False)
             chunks.append(response.data.decode(errors="replace"))
         return "".join(chunks).strip()
+
+
+register_app_kind(KubernetesTarget, lambda config, _environment: KubernetesApp(config=config))

@@ -13,18 +13,19 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import psutil
+from pydantic import Field, field_validator
 
-from airflow_rollout.config import INCLUDE_DIR, LocalProcessTarget
+from airflow_rollout.config import COMMAND_PLACEHOLDERS, INCLUDE_DIR, AppTargetConfig, ConnId, Readiness, refuse_unknown_placeholders
+from airflow_rollout.targets.base import AppCapability, AppNotReadyError, AppStopError, StopStartApp, http_problem
 from airflow_rollout.targets.migrations import connection_uri
+from airflow_rollout.targets.registry import TargetEnvironment, register_app_kind
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -32,33 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class AppNotReadyError(RuntimeError):
-    """The new version did not answer its readiness check in time (or exited)."""
-
-
-class AppStopError(RuntimeError):
-    """An app could not be stopped: something of it still runs."""
-
-
 KILL_WAIT_SECONDS = 5.0
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nothing listens on now (for a drill's spare copy of an app)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def http_problem(url: str) -> str | None:
-    """None when `url` answers 2xx; otherwise what is wrong, for the message when waiting runs out."""
-    import httpx
-
-    try:
-        response = httpx.get(url, timeout=2.0)
-    except httpx.HTTPError as exc:
-        return type(exc).__name__
-    return None if response.is_success else f"HTTP {response.status_code}"
 
 
 @dataclass(frozen=True)
@@ -132,31 +107,35 @@ def _top_of_group(process: psutil.Process) -> psutil.Process:
     return top
 
 
-class StopStartApp(ABC):
-    """An app that runs one version at a time: quiesced by stopping it, resumed by starting a version again."""
+class LocalProcessTarget(AppTargetConfig):
+    """A service run on this machine, one process per version, started from an argument list."""
 
-    @abstractmethod
-    def current(self) -> Any: ...
+    kind: Literal["local_process"]
+    command: list[str] = Field(min_length=1)
+    port: Annotated[int, Field(ge=1024, le=65535)]
+    host: str = "127.0.0.1"
+    env_from_connections: dict[str, ConnId] = Field(default_factory=dict)
+    readiness: Readiness = Field(default_factory=Readiness)
+    stop_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 15
 
-    @abstractmethod
-    def stop(self) -> None: ...
+    @field_validator("command")
+    @classmethod
+    def _known_placeholders(cls, command: list[str]) -> list[str]:
+        refuse_unknown_placeholders(command, COMMAND_PLACEHOLDERS)
+        return command
 
-    @abstractmethod
-    def switch_to(self, version: str) -> float: ...
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
 
-    def quiesce(self) -> dict[str, Any]:
-        """Stop serving and writing before the data is restored; what `resume` needs to bring it back."""
-        running = self.current()
-        self.stop()
-        return {"version": running.version} if running else {}
-
-    def resume(self, quiesced: dict[str, Any], version: str | None = None) -> float:
-        """Serve `version`, or the version `quiesce` stopped; returns seconds until ready."""
-        target = version or quiesced.get("version")
-        return self.switch_to(target) if target else 0.0
+    def connection_ids(self) -> list[str]:
+        return list(self.env_from_connections.values())
 
 
 class LocalProcessApp(StopStartApp):
+    config: LocalProcessTarget
+    capabilities = frozenset({AppCapability.SPARE_COPY})
+
     def __init__(
         self,
         *,
@@ -167,6 +146,7 @@ class LocalProcessApp(StopStartApp):
         extra_env: dict[str, str] | None = None,
     ) -> None:
         self.config = config
+        self.system = system
         self.env_overrides = env_overrides or {}
         self.extra_env = extra_env or {}
         self.directory = state_dir / "apps" / system / config.name
@@ -242,7 +222,15 @@ class LocalProcessApp(StopStartApp):
         tmp.write_text(json.dumps({"version": app.version, "pid": app.pid, "started": app.started}))
         tmp.replace(self.state_file)
 
-    def take_over(self, version: str) -> str:
+    def base_url(self) -> str:
+        return self.config.base_url
+
+    def spare_copy(self, port: int, connection_urls: dict[str, str], state_dir: Path) -> LocalProcessApp:
+        config = self.config.model_copy(update={"port": port})
+        env = {var: connection_urls[conn_id] for var, conn_id in config.env_from_connections.items() if conn_id in connection_urls}
+        return LocalProcessApp(config=config, system=self.system, state_dir=state_dir, env_overrides=env)
+
+    def adopt(self, version: str) -> str:
         """Manage from now on the service already listening on the app's port, as `version` (nothing is restarted).
 
         Found by its port, the one thing the profile already knows about it: a pid file's place and format are
@@ -358,3 +346,10 @@ class LocalProcessApp(StopStartApp):
         self.start(version)
         self.wait_ready(version)
         return time.monotonic() - began
+
+
+def _local_process(config: LocalProcessTarget, environment: TargetEnvironment) -> LocalProcessApp:
+    return LocalProcessApp(config=config, system=environment.system, state_dir=environment.state_dir)
+
+
+register_app_kind(LocalProcessTarget, _local_process)

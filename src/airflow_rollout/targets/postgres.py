@@ -15,46 +15,43 @@ import hashlib
 import importlib.util
 import logging
 import os
-import re
+import shlex
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass
+import time
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
-from airflow_rollout.config import BackupFormat, PostgresTarget
+from pydantic import Field
+
+from airflow_rollout.config import BackupFormat, BackupSettings, ConnId, DataTargetConfig, Migrations, SqlIdentifier
+from airflow_rollout.targets.base import (
+    BackupIntegrityError,
+    BackupRecord,
+    DataCapability,
+    DataTarget,
+    Fingerprint,
+    MigrationRun,
+    ScratchCopy,
+    file_sha256,
+    owner_only,
+    private_directory,
+    remove_backup,
+    safe_file_name,
+    verify_sha256,
+)
+from airflow_rollout.targets.registry import register_data_kind
 from airflow_rollout.tool_output import error_line
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import psycopg
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
 log = logging.getLogger(__name__)
-
-TableFingerprint = dict[str, Any]  # {"rows": int, "content": str, "columns": str}
-Fingerprint = dict[str, TableFingerprint]  # keyed by "schema.table"
-
-
-class BackupIntegrityError(RuntimeError):
-    """The backup on disk is not the one that was taken: restoring it could lose data."""
-
-
-class RestoreMismatchError(RuntimeError):
-    """The restore finished but the data differs from the pre-release fingerprint."""
-
-
-@dataclass(frozen=True)
-class BackupRecord:
-    location: str
-    format: str
-    sha256: str
-    size_bytes: int
-    fingerprint: Fingerprint
-    toc_entries: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def pg_bin_dir() -> Path:
@@ -93,29 +90,30 @@ def autocommit_connection(hook: PostgresHook) -> psycopg.Connection[Any]:
     return conn
 
 
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, or of a directory's files in name order (pg_dump's directory format)."""
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        if path.is_dir():
-            digest.update(str(file.relative_to(path)).encode() + b"\0")
-        with file.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
 
-def safe_file_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)
+class PostgresTarget(DataTargetConfig):
+    kind: Literal["postgres"]
+    conn_id: ConnId
+    schemas: list[SqlIdentifier] = Field(default_factory=lambda: ["public"], min_length=1)
+    volatile_tables: list[SqlIdentifier] = Field(
+        default_factory=list,
+        description="tables the running app writes to; left out of the corruption check",
+    )
+    backup: BackupSettings = Field(default_factory=BackupSettings)
+    migrations: Migrations | None = None
+
+    def connection_ids(self) -> list[str]:
+        return [self.conn_id, *(self.migrations.connection_ids() if self.migrations else [])]
 
 
-class PostgresDataTarget:
+class PostgresDataTarget(DataTarget):
     """One data target; `database` points it at another database on the same server (a restore drill's scratch one)."""
+
+    config: PostgresTarget
+    capabilities = frozenset({DataCapability.SCRATCH_RESTORE, DataCapability.VACUUM, DataCapability.CORRUPTION_CHECK})
 
     def __init__(self, *, config: PostgresTarget, database: str | None = None) -> None:
         self.config = config
@@ -184,6 +182,12 @@ class PostgresDataTarget:
             result[f"{schema}.{table}"] = {"rows": int(rows), "content": content, "columns": columns}
         return result
 
+    def volatile_tables(self) -> frozenset[str]:
+        return frozenset(self.config.volatile_tables)
+
+    def backup_directory(self, default: Path) -> Path:
+        return self.config.backup.directory or default
+
     def backup_path(self, directory: Path, release_id: str) -> Path:
         suffix = ".dump" if self.config.backup.format is BackupFormat.CUSTOM else ".dir"
         return directory / f"{self.config.name}-{safe_file_name(release_id)}{suffix}"
@@ -196,7 +200,7 @@ class PostgresDataTarget:
         two scans run at the same time instead of one after the other.
         """
         settings = self.config.backup
-        _private_directory(destination.parent)
+        private_directory(destination.parent)
         partial = destination.with_name(destination.name + ".partial")
         remove_backup(partial)
         with self.connect() as conn:
@@ -215,7 +219,7 @@ class PostgresDataTarget:
             stderr = errors.decode(errors="replace").strip()
             log.error("pg_dump exited with %s; its output:\n%s", dump.returncode, stderr)
             raise RuntimeError(f"pg_dump exited with {dump.returncode}: {error_line(stderr)}")
-        _owner_only(partial)
+        owner_only(partial)
         remove_backup(destination)
         partial.rename(destination)
         sha = file_sha256(destination)
@@ -260,8 +264,7 @@ class PostgresDataTarget:
             raise BackupIntegrityError(f"{path}: pg_restore lists no entries: the archive is empty or unreadable")
         return len(entries)
 
-    @staticmethod
-    def verify_integrity(location: str, expected_sha256: str) -> None:
+    def verify_integrity(self, location: str, expected_sha256: str) -> None:
         PostgresDataTarget.check_readable(verify_sha256(location, expected_sha256))
 
     def restore(self, location: str, expected_sha256: str) -> None:
@@ -288,41 +291,86 @@ class PostgresDataTarget:
         if extract.returncode:
             raise RuntimeError(f"pg_restore failed reading {location}: {extract_err.decode(errors='replace').strip()}")
 
+    def migrate(self, run: MigrationRun) -> list[str]:
+        """The profile's migrations: SQL files, the system's own command, or a Kubernetes Job of the new image."""
+        from airflow_rollout.config import CommandMigrations, KubernetesJobMigrations, SqlFileMigrations
+        from airflow_rollout.targets.migrations import CommandMigrator, SqlFileMigrator
 
-def verify_sha256(location: str, expected_sha256: str) -> Path:
-    """The backup file (a dump, an archive, a manifest) is there and is the one recorded when it was taken."""
-    path = Path(location)
-    if not path.exists():
-        raise BackupIntegrityError(f"backup {location} is missing")
-    actual = file_sha256(path)
-    if actual != expected_sha256:
-        raise BackupIntegrityError(
-            f"backup {location} has sha256 {actual}, but {expected_sha256} was recorded when it was taken: "
-            "it was altered or truncated, and restoring it could lose data"
-        )
-    return path
+        config = self.config.migrations
+        if isinstance(config, SqlFileMigrations):
+            migrator = SqlFileMigrator(target=self, config=config, scheme=run.scheme)
+            done = []
+            for migration in migrator.pending(run.version):
+                migrator.apply(migration, run.release_id)
+                run.record(migration.migration_id, migration.checksum)
+                done.append(migration.migration_id)
+            return done
+        if isinstance(config, KubernetesJobMigrations):
+            from airflow_rollout.targets.kubernetes import KubernetesJobMigrator
 
+            job = f"{run.system}-migrate-{hashlib.sha256(run.release_id.encode()).hexdigest()[:10]}"[:63]
+            output = KubernetesJobMigrator(config=config, version=run.version, job_name=job).run()
+            log.info("migration job output:\n%s", run.redact(output))
+            run.record(f"job {job}: " + " ".join(config.command), None)
+            return [job]
+        if isinstance(config, CommandMigrations):
+            command = CommandMigrator(config=config, version=run.version)
+            output = command.run()
+            log.info("migration command output:\n%s", run.redact(output))
+            # As it ran, masked all the same: a profile may pass a secret as a literal argument.
+            run.record(run.redact("command: " + shlex.join(command.args())), None)
+            return ["command"]
+        return []
 
-def _private_directory(path: Path) -> None:
-    """Create `path` and whichever of its parents are missing, each 0700 (mkdir's mode covers only the last)."""
-    missing = [p for p in (path, *path.parents) if not p.exists()]
-    for directory in reversed(missing):
-        directory.mkdir(mode=0o700, exist_ok=True)
+    @contextmanager
+    def scratch_copy(self, backup: dict[str, Any], scratch: str) -> Iterator[ScratchCopy]:
+        """Restore `backup` into a new database `scratch` on the target's server; dropped again on exit.
 
+        `scratch` is named after the run: one that a killed earlier attempt of it left behind is dropped first.
+        """
+        from urllib.parse import urlsplit, urlunsplit
 
-def _owner_only(path: Path) -> None:
-    """A dump holds every row of the database: readable by its owner alone."""
-    path.chmod(0o700 if path.is_dir() else 0o600)
-    for child in path.rglob("*") if path.is_dir() else []:
-        child.chmod(0o700 if child.is_dir() else 0o600)
+        from airflow_rollout.targets.migrations import connection_uri
 
+        self._drop_database(scratch)
+        self._create_database(scratch)
+        try:
+            target = PostgresDataTarget(config=self.config, database=scratch)
+            live = urlsplit(connection_uri(self.hook.get_connection(self.config.conn_id)))
+            copy = ScratchCopy(target, connection_urls={self.config.conn_id: urlunsplit(live._replace(path=f"/{scratch}"))})
+            began = time.monotonic()
+            target.restore(backup["location"], backup["sha256"])
+            copy.restore_seconds = time.monotonic() - began
+            restored = target.fingerprint()
+            differing = sorted(t for t in set(restored) | set(backup["fingerprint"]) if restored.get(t) != backup["fingerprint"].get(t))
+            if differing:
+                copy.error = f"restored data differs from the recorded fingerprint in {', '.join(differing)}"
+            yield copy
+        finally:
+            self._drop_database(scratch)
 
-def remove_backup(path: Path) -> None:
-    """Delete a backup: a custom-format file or a directory-format tree."""
-    if path.is_dir():
-        shutil.rmtree(path)
-    elif path.exists():
-        path.unlink()
+    def _create_database(self, name: str) -> None:
+        from psycopg import sql
+
+        with self.connect() as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+    def _drop_database(self, name: str) -> None:
+        from psycopg import sql
+
+        with self.connect() as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+    def vacuum(self) -> str:
+        from psycopg import sql
+
+        tables = sorted(self.fingerprint())
+        began = time.monotonic()
+        with self.connect() as conn:
+            for table in tables:
+                schema, name = table.split(".", 1)
+                conn.execute(sql.SQL("VACUUM (ANALYZE) {}.{}").format(sql.Identifier(schema), sql.Identifier(name)))
+        return f"VACUUM (ANALYZE) of {len(tables)} tables in {time.monotonic() - began:.1f} s"
 
 
 def _run(args: list[str], *, env: dict[str, str], what: str, stdin: Any = None) -> str:
@@ -331,3 +379,6 @@ def _run(args: list[str], *, env: dict[str, str], what: str, stdin: Any = None) 
         log.error("%s exited with %s; its output:\n%s", what, result.returncode, result.stderr.strip())
         raise RuntimeError(f"{what} exited with {result.returncode}: {error_line(result.stderr)}")
     return result.stdout
+
+
+register_data_kind(PostgresTarget, lambda config, _environment: PostgresDataTarget(config=config))

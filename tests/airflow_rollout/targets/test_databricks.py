@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_rollout.config import DatabricksAppTarget, ProfileError, parse_profile
-from airflow_rollout.targets.databricks import DatabricksApp, quote, split_statements
+from airflow_rollout.config import ProfileError, parse_profile
+from airflow_rollout.targets.databricks import DatabricksApp, DatabricksAppTarget, quote, split_statements
 
 
 def test_every_part_of_a_name_is_backtick_quoted() -> None:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_rollout.config import FilesTarget
-from airflow_rollout.targets.files import FilesDataTarget
-from airflow_rollout.targets.postgres import BackupIntegrityError
+from airflow_rollout.targets.base import BackupIntegrityError
+from airflow_rollout.targets.files import FilesDataTarget, FilesTarget
 
 
 @pytest.fixture

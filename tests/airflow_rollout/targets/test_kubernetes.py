@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from airflow_rollout.targets.base import AppNotReadyError
 from airflow_rollout.targets.kubernetes import image_tag, rollout_problem
-from airflow_rollout.targets.local_process import AppNotReadyError
 
 
 def deployment(*, generation=2, observed=2, replicas=3, updated=3, total=3, available=3, conditions=()):

@@ -8,8 +8,9 @@ import textwrap
 
 import pytest
 
-from airflow_rollout.config import COMMAND_PLACEHOLDERS, INCLUDE_DIR, LocalProcessTarget, resolve_path
-from airflow_rollout.targets.local_process import AppNotReadyError, LocalProcessApp
+from airflow_rollout.config import COMMAND_PLACEHOLDERS, INCLUDE_DIR, resolve_path
+from airflow_rollout.targets.base import AppNotReadyError
+from airflow_rollout.targets.local_process import LocalProcessApp, LocalProcessTarget
 from devtools.local_postgres import free_port
 
 SERVICE = textwrap.dedent(

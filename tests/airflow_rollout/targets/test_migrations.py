@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from airflow_rollout.config import INCLUDE_DIR, MIGRATION_PLACEHOLDERS, CommandMigrations, PostgresTarget, SqlFileMigrations, load_profile
+from airflow_rollout.config import INCLUDE_DIR, MIGRATION_PLACEHOLDERS, CommandMigrations, SqlFileMigrations, load_profile
 from airflow_rollout.notify import Redactor
 from airflow_rollout.targets.migrations import CommandMigrator, MigrationError, SqlFileMigrator, migrations_for
-from airflow_rollout.targets.postgres import PostgresDataTarget
+from airflow_rollout.targets.postgres import PostgresDataTarget, PostgresTarget
 from airflow_rollout.versions import VersionScheme
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_rollout.config import PostgresTarget
-from airflow_rollout.targets.postgres import BackupIntegrityError, PostgresDataTarget, file_sha256
+from airflow_rollout.targets.base import BackupIntegrityError, file_sha256
+from airflow_rollout.targets.postgres import PostgresDataTarget, PostgresTarget
 
 
 def target(**backup) -> PostgresDataTarget:

@@ -1,0 +1,91 @@
+"""The system and release a task works for: the profile, and the ledger, notifier and targets built from it.
+
+Everything below the DAGs takes one of these: maintenance and checklists a `SystemContext` (one system),
+the release phases a `ReleaseContext` (one release of it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from airflow_rollout.config import SystemProfile, load_profile, state_dir
+from airflow_rollout.ledger import Ledger, Release
+from airflow_rollout.notify import Notifier, Redactor
+from airflow_rollout.targets.registry import TargetEnvironment, build_app, build_data_target
+from airflow_rollout.versions import validate_version
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from airflow_rollout.targets.base import AppTarget, DataCapability, DataTarget
+
+
+@dataclass(kw_only=True)
+class SystemContext:
+    """One system's profile and what is built from it: ledger, Slack, data targets, apps."""
+
+    profile: SystemProfile
+    state: Path = field(default_factory=state_dir)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(conn_id=self.profile.ledger_conn_id)
+
+    @cached_property
+    def redact(self) -> Redactor:
+        return Redactor.for_connections(self.profile.connection_ids())
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        return Notifier(slack_conn_id=self.profile.slack_conn_id, ledger=self.ledger, redactor=self.redact, system=self.profile.name)
+
+    @cached_property
+    def environment(self) -> TargetEnvironment:
+        return TargetEnvironment(system=self.profile.name, state_dir=self.state)
+
+    @cached_property
+    def data_targets(self) -> list[DataTarget]:
+        return [build_data_target(config, self.environment) for config in self.profile.data_targets]
+
+    @cached_property
+    def apps(self) -> dict[str, AppTarget]:
+        return {config.name: build_app(config, self.environment) for config in self.profile.app_targets}
+
+    def data_targets_with(self, capability: DataCapability) -> list[DataTarget]:
+        """The data targets whose kind declares `capability` (the others are reported as not applicable)."""
+        return [t for t in self.data_targets if capability in t.capabilities]
+
+    def app_base_url(self, name: str) -> str:
+        """Where an app answers: from the profile, or from the platform (a Databricks App's URL is assigned)."""
+        return self.apps[name].base_url()
+
+    def backup_directory(self, target: DataTarget) -> Path:
+        return target.backup_directory(self.state / "backups" / self.profile.name / target.config.name)
+
+
+@dataclass(kw_only=True)
+class ReleaseContext(SystemContext):
+    release_id: str
+    version: str
+    triggered_by: str | None = None
+    run_id: str = ""  # the DAG run working on the release: the lock is held by the release and this run
+    reason: str | None = None  # why an operator asked for this run (a standalone rollback must say why)
+
+    @classmethod
+    def load(
+        cls, *, system: str, version: str, release_id: str, triggered_by: str | None = None, run_id: str = "", reason: str | None = None
+    ) -> ReleaseContext:
+        profile = load_profile(system)
+        return cls(
+            profile=profile,
+            release_id=release_id,
+            version=validate_version(version, profile.version_scheme),
+            triggered_by=triggered_by,
+            run_id=run_id or release_id,
+            reason=reason,
+        )
+
+    def release(self) -> Release:
+        return self.ledger.release(self.release_id)

@@ -1,0 +1,341 @@
+"""The contract every target kind keeps, and the types the kinds share.
+
+A data target is something a release backs up, migrates and restores (a PostgreSQL database, files, Unity
+Catalog tables); an app target is something it deploys and rolls back (a local process, a compose service,
+a Kubernetes Deployment, a Databricks App, an MLflow alias). Each kind is one module: its config model (a
+`DataTargetConfig` or `AppTargetConfig` with a `kind` literal), its runtime class (a `DataTarget` or
+`AppTarget`), and one `register_data_kind` / `register_app_kind` call (`airflow_rollout.targets.registry`).
+
+What a kind can do beyond the contract is declared, never inferred: `capabilities` lists it, and the
+maintenance DAGs report a target whose kind lacks a capability as "not applicable" instead of leaving it out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import socket
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from contextlib import AbstractContextManager
+
+    from airflow_rollout.config import AppTargetConfig, DataTargetConfig
+    from airflow_rollout.versions import VersionScheme
+
+
+# --- errors a release reacts to, whatever the kind ---------------------------------------------------------
+
+
+class BackupIntegrityError(RuntimeError):
+    """The backup on disk is not the one that was taken: restoring it could lose data."""
+
+
+class RestoreMismatchError(RuntimeError):
+    """The restore finished but the data differs from the pre-release fingerprint."""
+
+
+class AppNotReadyError(RuntimeError):
+    """The new version did not answer its readiness check in time (or exited)."""
+
+
+class AppStopError(RuntimeError):
+    """An app could not be stopped: something of it still runs."""
+
+
+class CapabilityMissingError(NotImplementedError):
+    """A target was asked for something its kind does not declare (a defect: callers check `capabilities`)."""
+
+
+# --- shared values and helpers -----------------------------------------------------------------------------
+
+TableFingerprint = dict[str, Any]  # {"rows": int, "content": str, "columns": str}
+Fingerprint = dict[str, TableFingerprint]  # keyed by "schema.table" (or a file's path)
+
+
+@dataclass(frozen=True)
+class BackupRecord:
+    location: str
+    format: str
+    sha256: str
+    size_bytes: int
+    fingerprint: Fingerprint
+    toc_entries: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, or of a directory's files in name order (pg_dump's directory format)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode() + b"\0")
+        with file.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def safe_file_name(text: str) -> str:
+    """`text` (a release or run id) as a file name: anything but letters, digits, `_.-` becomes `_`."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)
+
+
+def verify_sha256(location: str, expected_sha256: str) -> Path:
+    """The backup file (a dump, an archive, a manifest) is there and is the one recorded when it was taken."""
+    path = Path(location)
+    if not path.exists():
+        raise BackupIntegrityError(f"backup {location} is missing")
+    actual = file_sha256(path)
+    if actual != expected_sha256:
+        raise BackupIntegrityError(
+            f"backup {location} has sha256 {actual}, but {expected_sha256} was recorded when it was taken: "
+            "it was altered or truncated, and restoring it could lose data"
+        )
+    return path
+
+
+def private_directory(path: Path) -> None:
+    """Create `path` and whichever of its parents are missing, each 0700 (mkdir's mode covers only the last)."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700, exist_ok=True)
+
+
+def owner_only(path: Path) -> None:
+    """A backup holds the system's data: readable by its owner alone."""
+    path.chmod(0o700 if path.is_dir() else 0o600)
+    for child in path.rglob("*") if path.is_dir() else []:
+        child.chmod(0o700 if child.is_dir() else 0o600)
+
+
+def remove_backup(path: Path) -> None:
+    """Delete a backup: a file, or a directory tree (pg_dump's directory format)."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+def http_problem(url: str) -> str | None:
+    """None when `url` answers 2xx; otherwise what is wrong, for the message when waiting runs out."""
+    import httpx
+
+    try:
+        response = httpx.get(url, timeout=2.0)
+    except httpx.HTTPError as exc:
+        return type(exc).__name__
+    return None if response.is_success else f"HTTP {response.status_code}"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on now (for a drill's spare copy of an app)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _declares_capabilities(cls: type, base: type) -> None:
+    """A concrete kind says what it can do beyond the contract; inheriting a parent's answer silently is refused."""
+    # ABCMeta sets __abstractmethods__ only after this hook runs: look at the methods themselves.
+    abstract = any(getattr(getattr(cls, name, None), "__isabstractmethod__", False) for name in dir(cls))
+    if "capabilities" not in vars(cls) and not abstract:
+        raise TypeError(f"{cls.__name__} must declare `capabilities` (an empty frozenset for none beyond the {base.__name__} contract)")
+
+
+# --- data targets ------------------------------------------------------------------------------------------
+
+
+class DataCapability(StrEnum):
+    SCRATCH_RESTORE = "scratch_restore"  # a backup restored beside the live data: restore and disaster-recovery drills
+    VACUUM = "vacuum"  # VACUUM (ANALYZE) on the weekly run
+    # Its fingerprint may change only by migration: a change between migrate and verify is data the release
+    # corrupted, and the decision rolls it back (tables the app writes to are named in `volatile_tables`).
+    CORRUPTION_CHECK = "corruption_check"
+
+
+@dataclass(frozen=True)
+class MigrationRun:
+    """What a data target needs to apply a release's migrations, and where it reports each one applied."""
+
+    version: str
+    release_id: str
+    system: str
+    scheme: VersionScheme
+    redact: Callable[[str], str]
+    record: Callable[[str, str | None], None]  # (migration id, checksum) into the release record
+
+
+@dataclass
+class ScratchCopy:
+    """A backup restored beside the live data; `error` says why it is not a faithful copy."""
+
+    target: DataTarget
+    restore_seconds: float | None = None
+    error: str | None = None
+    # connection id -> URL of the copy: a drill starts the app against these instead of the live data
+    connection_urls: dict[str, str] | None = None
+
+
+class DataTarget(ABC):
+    """Backed up before a release, migrated by it, restored on rollback, proven equal by its fingerprint."""
+
+    config: DataTargetConfig
+    capabilities: ClassVar[frozenset[DataCapability]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _declares_capabilities(cls, DataTarget)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise when the target cannot be reached (preflight)."""
+
+    @abstractmethod
+    def fingerprint(self) -> Fingerprint:
+        """What the data is, per table (or file), comparable before and after."""
+
+    @abstractmethod
+    def backup_path(self, directory: Path, release_id: str) -> Path: ...
+
+    @abstractmethod
+    def backup(self, destination: Path) -> BackupRecord:
+        """Take a backup, read it back, and describe it (sha256, size, fingerprint)."""
+
+    @abstractmethod
+    def verify_integrity(self, location: str, expected_sha256: str) -> None:
+        """Raise BackupIntegrityError unless the backup is there, unaltered and readable."""
+
+    @abstractmethod
+    def restore(self, location: str, expected_sha256: str) -> None:
+        """Put the backup's data back in place of the live data."""
+
+    @abstractmethod
+    def query_value(self, query: str) -> Any:
+        """One value from the target (a checklist item's evidence)."""
+
+    def backup_directory(self, default: Path) -> Path:
+        """Where this target's backups go: `default` unless its config names a directory."""
+        return default
+
+    def migrate(self, run: MigrationRun) -> list[str]:
+        """Apply the release's migrations, reporting each through `run.record`; the ids applied. None by default."""
+        return []
+
+    def scratch_copy(self, backup: dict[str, Any], scratch: str) -> AbstractContextManager[ScratchCopy]:
+        """DataCapability.SCRATCH_RESTORE: `backup` restored into a copy named `scratch`, removed on exit."""
+        raise CapabilityMissingError(f"{type(self).__name__} cannot restore into a scratch copy")
+
+    def volatile_tables(self) -> frozenset[str]:
+        """DataCapability.CORRUPTION_CHECK: the tables the running app writes to, left out of the check."""
+        return frozenset()
+
+    def vacuum(self) -> str:
+        """DataCapability.VACUUM: reclaim space and refresh statistics; what was done."""
+        raise CapabilityMissingError(f"{type(self).__name__} has no VACUUM")
+
+
+# --- app targets -------------------------------------------------------------------------------------------
+
+
+class AppCapability(StrEnum):
+    # Rolled back by putting back what was recorded before the release touched it (a pod template, a source
+    # path, an alias), not by deploying a version number.
+    SNAPSHOT_RESTORE = "snapshot_restore"
+    SPARE_COPY = "spare_copy"  # can run a second copy on a spare port (the disaster-recovery drill)
+
+
+class AppTarget(ABC):
+    """Deployed by a release and rolled back by it; quiesced while its data is restored."""
+
+    config: AppTargetConfig
+    capabilities: ClassVar[frozenset[AppCapability]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _declares_capabilities(cls, AppTarget)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @abstractmethod
+    def current(self) -> Any:
+        """What runs now (an object with a `version`), or None."""
+
+    @abstractmethod
+    def recorded_version(self) -> str | None:
+        """The version this package last deployed, or learned by adopting."""
+
+    @abstractmethod
+    def switch_to(self, version: str) -> float:
+        """Serve `version`; seconds until it was ready."""
+
+    @abstractmethod
+    def wait_ready(self, version: str) -> float:
+        """Wait until `version` serves; seconds waited."""
+
+    def stop(self) -> None:
+        """Stop serving: what a first release rolled back leaves (before it, nothing ran)."""
+        self.quiesce()
+
+    @abstractmethod
+    def quiesce(self) -> dict[str, Any]:
+        """Stop serving and writing before the data is restored; what `resume` needs to bring it back."""
+
+    @abstractmethod
+    def resume(self, quiesced: dict[str, Any], version: str | None = None) -> float:
+        """Serve `version`, or what `quiesce` stopped; seconds until ready."""
+
+    @abstractmethod
+    def base_url(self) -> str:
+        """Where the app answers HTTP (checks and probes go there)."""
+
+    def adopt(self, version: str) -> str:
+        """Learn that `version` runs now, changing nothing; raise AppNotReadyError when something else runs."""
+        running = self.current()
+        if running is None or running.version != version:
+            raise AppNotReadyError(f"{self.name} runs {running.version if running else 'nothing'}, not {version}: nothing was adopted")
+        return f"runs {version}"
+
+    def snapshot(self) -> dict[str, Any]:
+        """AppCapability.SNAPSHOT_RESTORE: what the app is now, to be put back by `restore`."""
+        raise CapabilityMissingError(f"{type(self).__name__} takes no snapshot")
+
+    def restore(self, snapshot: dict[str, Any]) -> float:
+        """AppCapability.SNAPSHOT_RESTORE: put back what `snapshot` recorded; seconds until ready."""
+        raise CapabilityMissingError(f"{type(self).__name__} restores no snapshot")
+
+    def spare_copy(self, port: int, connection_urls: dict[str, str], state_dir: Path) -> AppTarget:
+        """AppCapability.SPARE_COPY: a second instance on `port`, reaching the connections `connection_urls`
+        names (connection id -> URL: a drill's scratch databases) instead of the live ones."""
+        raise CapabilityMissingError(f"{type(self).__name__} runs no spare copy")
+
+
+class StopStartApp(AppTarget):
+    """An app that runs one version at a time: quiesced by stopping it, resumed by starting a version again."""
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    def quiesce(self) -> dict[str, Any]:
+        running = self.current()
+        self.stop()
+        return {"version": running.version} if running else {}
+
+    def resume(self, quiesced: dict[str, Any], version: str | None = None) -> float:
+        target = version or quiesced.get("version")
+        return self.switch_to(target) if target else 0.0

@@ -1,0 +1,26 @@
+"""Steps are named in the DAG wiring (parsing must not import the phases): every name must be a function there."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+
+import pytest
+
+from airflow_rollout import maintenance, phases
+from airflow_rollout.maintenance_tasks import MaintenanceAction
+from airflow_rollout.tasks import PhaseAction
+
+
+@pytest.mark.parametrize("name", typing.get_args(PhaseAction))
+def test_every_phase_action_is_a_function_of_the_phases_taking_the_release(name):
+    action = getattr(phases, name, None)
+    assert inspect.isfunction(action), f"airflow_rollout.phases has no function {name}: a task would fail at run time"
+    assert next(iter(inspect.signature(action).parameters)) == "ctx"
+
+
+@pytest.mark.parametrize("name", typing.get_args(MaintenanceAction))
+def test_every_maintenance_action_is_a_check_of_the_maintenance_module(name):
+    action = getattr(maintenance, name, None)
+    assert inspect.isfunction(action), f"airflow_rollout.maintenance has no function {name}"
+    assert list(inspect.signature(action).parameters) == ["ctx", "run"]
