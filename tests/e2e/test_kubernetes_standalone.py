@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -125,7 +126,9 @@ def standalone(cluster, tmp_path_factory) -> Iterator[Standalone]:
     }
     pid = None
     try:
+        starting = time.monotonic()
         started = _up("start", state, env, "--env-file", str(env_file), timeout=300)
+        print(f"airflow standalone up and every DAG parsed in {time.monotonic() - starting:.0f} s")
         pid = up.running_pid("airflow", state)
         assert started.returncode == 0, f"{started.stdout}{started.stderr}; see {state / 'airflow.log'}"
         assert "warning" not in started.stdout, started.stdout  # every connection the profile names is in the .env
@@ -143,22 +146,40 @@ def standalone(cluster, tmp_path_factory) -> Iterator[Standalone]:
 
 
 def answer_sign_offs(airflow: Standalone, run_id: str) -> None:
-    """Approve each sign-off waiting for input, as the user it is assigned to; anything else waiting is a failure."""
+    """Approve each sign-off waiting for input, as the user it is assigned to; anything else waiting is a failure.
+
+    Only once the scheduler has seen the worker that parked the task exit (its "TaskInstance Finished" line, state
+    awaiting_input): an answer given before that is lost to a race in Airflow 3.3.2. The answer sets the task
+    instance to scheduled, the scheduler queues it again under the same key, then reads the parked worker's
+    exit, which takes that key off the executor's running set, and fails the queued task as "state changed
+    externally" (scheduler_job_runner._process_executor_events guards only the still-scheduled case).
+    """
     from airflow_rollout.tasks import APPROVE_OPTION
 
     response = airflow.api.client.get(f"/api/v2/dags/release/dagRuns/{run_id}/hitlDetails", params={"response_received": False})
     response.raise_for_status()
-    for detail in response.json()["hitl_details"]:
+    waiting = [detail for detail in response.json()["hitl_details"] if detail["task_instance"]["state"] == "awaiting_input"]
+    if not waiting:
+        return
+    parked = scheduler_saw_exit(airflow, "awaiting_input")
+    for detail in waiting:
         ti = detail["task_instance"]
-        if ti["state"] != "awaiting_input":
-            continue
         assert ti["task_id"] == "sign_off", f"{ti['task_id']} waits for a human: {detail['subject']}\n{detail['body']}"
+        if ti["id"] not in parked:
+            continue
         [user] = [assigned["id"] for assigned in detail["assigned_users"]]
         answered = airflow.as_user(user).client.patch(
             f"/api/v2/dags/release/dagRuns/{run_id}/taskInstances/sign_off/{ti['map_index']}/hitlDetails",
             json={"chosen_options": [APPROVE_OPTION], "params_input": {}},
         )
         assert answered.is_success, f"{user} could not sign off {ti['rendered_map_index']}: HTTP {answered.status_code} {answered.text}"
+
+
+def scheduler_saw_exit(airflow: Standalone, state: str) -> set[str]:
+    """Ids of the task instances whose worker's exit the scheduler processed while they were in `state` (its log)."""
+    found = re.compile(rf"TaskInstance Finished: .*\bti_id=([0-9a-f-]+), .*\bstate={state}, ")
+    with airflow.api.log.open(errors="replace") as log:
+        return {match.group(1) for line in log if (match := found.search(line))}
 
 
 def task_states(airflow: Standalone, run_id: str) -> dict[str, str | None]:
@@ -202,6 +223,8 @@ def test_good_release_is_promoted_by_a_real_worker(standalone, cluster):
         role: (True, approver.id) for role, [approver] in _roles().items()
     }
     assert "priority integer" in data_target().fingerprint()["public.routing_items"]["columns"]  # the migration Job ran
+    notes = ledger().notifications(run_id)  # Slack, reached from the task processes through the .env's connection
+    assert "promoted" in [note["event"] for note in notes] and all(note["delivered"] for note in notes), notes
     states_of_apps = ledger().app_states(run_id)
     assert states_of_apps["backend"]["snapshot"]["template"]["spec"]["containers"][0]["image"] == f"{REGISTRY}/backend:{running['backend']}"
 
@@ -222,9 +245,10 @@ def test_stalled_rollout_is_rolled_back_by_a_real_worker(standalone, cluster):
     assert images(cluster) == before_images
     assert data_target().fingerprint() == before_data
     target = data_target().config.name
-    assert ledger().fingerprint(run_id, target, FingerprintStage.AFTER_RESTORE) == ledger().fingerprint(
-        run_id, target, FingerprintStage.BEFORE
-    )
+    restored = ledger().fingerprint(run_id, target, FingerprintStage.AFTER_RESTORE)
+    assert restored is not None and restored == ledger().fingerprint(run_id, target, FingerprintStage.BEFORE)
     rollback = {s["step"]: s["status"] for s in ledger().steps(run_id) if s["phase"] == "rollback"}
     assert rollback.get("verify_restored") == "succeeded", rollback
     assert states.get("rollback.verify_restored") == "success", states
+    notes = ledger().notifications(run_id)
+    assert "rolled_back" in [note["event"] for note in notes] and all(note["delivered"] for note in notes), notes

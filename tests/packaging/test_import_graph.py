@@ -20,14 +20,13 @@ import sys
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+from package_layout import DAGS_DIR, PACKAGE, PACKAGE_DIR, PLUGINS_DIR, REPO, package_modules
 
-REPO = Path(__file__).resolve().parents[2]
-PACKAGE = "airflow_rollout"
-PACKAGE_DIR = REPO / "src" / PACKAGE
-DAGS_DIR = REPO / "dags"
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # Never a dependency of the runtime code, whatever else is installed.
 FORBIDDEN = frozenset({"devtools", "tests", "testenv", "pytest", "_pytest", "conftest"})
@@ -66,7 +65,7 @@ def imports_of(file: Path, module_name: str | None = None) -> list[Import]:
     found: list[Import] = []
 
     def add(node: ast.AST, name: str) -> None:
-        top_level = name if name.startswith(".") else name.split(".")[0]  # an unresolvable relative import stays whole
+        top_level = name if name.startswith(".") else name.split(".", maxsplit=1)[0]  # an unresolvable relative import stays whole
         found.append(Import(file, node.lineno, top_level, ast.get_source_segment(source, node) or ast.dump(node)))
 
     for node in ast.walk(tree):
@@ -130,24 +129,13 @@ def repository_top_levels() -> frozenset[str]:
     """Names importable only from the checkout: the repository root (on sys.path under `make`), tests/ (pytest
     puts it there), dags/ and plugins/ (Airflow puts them there), bench/ and include/ (scripts run from there)."""
     names: set[str] = set()
-    for folder in (REPO, REPO / "tests", DAGS_DIR, REPO / "plugins", REPO / "bench", REPO / "include"):
+    for folder in (REPO, REPO / "tests", DAGS_DIR, PLUGINS_DIR, REPO / "bench", REPO / "include"):
         for entry in folder.iterdir():
             if entry.name.startswith((".", "_")):
                 continue
             if entry.is_dir() or entry.suffix == ".py":
                 names.add(entry.stem if entry.is_file() else entry.name)
     return frozenset(names - {PACKAGE})
-
-
-def package_modules() -> dict[str, Path]:
-    """Dotted name -> file for every module in src/airflow_rollout."""
-    modules: dict[str, Path] = {}
-    for file in sorted(PACKAGE_DIR.rglob("*.py")):
-        parts = file.relative_to(PACKAGE_DIR.parent).with_suffix("").parts
-        if parts[-1] == "__init__":
-            parts = parts[:-1]
-        modules[".".join(parts)] = file
-    return modules
 
 
 def dag_files() -> list[Path]:
@@ -184,7 +172,9 @@ def package_violations(file: Path, module: str) -> list[str]:
         elif imp.top_level not in allowed and imp.top_level in repository_top_levels():
             problems.append(f"{imp.where()}  -> {imp.top_level!r} exists only in the repository checkout, not in the installed package")
         elif imp.top_level not in allowed:
-            problems.append(f"{imp.where()}  -> {imp.top_level!r} is neither stdlib, {PACKAGE}, nor from a distribution in requirements.txt")
+            problems.append(
+                f"{imp.where()}  -> {imp.top_level!r} is neither stdlib, {PACKAGE}, nor from a distribution in requirements.txt"
+            )
     return problems
 
 
@@ -259,7 +249,9 @@ def test_the_checker_sees_every_kind_of_import(tmp_path: Path):
 def test_the_checker_names_each_offending_file_and_import(tmp_path: Path):
     module = tmp_path / PACKAGE / "bad.py"
     module.parent.mkdir()
-    module.write_text("import numpy\nimport devtools.demo\nfrom testenv import ROOT\nimport ruff\nfrom observe import x\nimport release\nimport os\n")
+    module.write_text(
+        "import numpy\nimport devtools.demo\nfrom testenv import ROOT\nimport ruff\nfrom observe import x\nimport release\nimport os\n"
+    )
     problems = package_violations(module, f"{PACKAGE}.bad")
     assert [problem.split("  -> ")[0] for problem in problems] == [
         f"{module}:2: import devtools.demo",
