@@ -9,7 +9,10 @@ Measured in one run, side by side with the raw tools, on a pgbench database of a
   restore_ratio             the restore step (sha256 check + one-transaction restore) / raw pg_restore;
   parse_max_seconds         the slowest DAG file's parse time, and an empty DAG file's;
   release_overhead_ratio    a good release under `airflow standalone` / the same phase functions
-                            called in order in one process, on the demo system.
+                            called in order in one process, on the demo system;
+  task_overhead_seconds     of that same release, the mean scheduling + start cost per task, from Airflow's
+                            task-instance timings (REST API) against our ledger's step rows, in its parts
+                            (ready_to_queue, queue_to_start, start_to_step = start_to_execute + execute_to_step).
 
 It prints a table and writes bench/results.json. It stops a running `make demo` (it needs its ports).
 """
@@ -24,7 +27,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
+from statistics import fmean
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -153,22 +158,32 @@ def backup_and_restore(cluster: Any, results: dict[str, Any]) -> None:
 def rollback(results: dict[str, Any]) -> None:
     """A release that changed data and switched the app, rolled back through the rollback phase's functions."""
     from airflow_rollout import phases
+    from airflow_rollout.context import ReleaseContext
     from airflow_rollout.targets.local_process import LocalProcessApp
+    from airflow_rollout.targets.postgres import PostgresDataTarget
 
     profile = bench_profile({})
     state = BENCH_DIR / "state"
+    # The demo app starts only on a schema revision its build knows, as an Alembic-managed service does
+    # (include/demo_app/server.py): the database is at 1.0.0's revision, the 'migration' below moves it to 1.2.0's,
+    # so the previous version can start again only once the data is restored.
+    with PostgresDataTarget(config=profile.data_targets[0]).connect() as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_revision (revision text PRIMARY KEY)")
+        conn.execute("DELETE FROM schema_revision")
+        conn.execute("INSERT INTO schema_revision VALUES ('1.0.0')")
     app = LocalProcessApp(config=profile.app_targets[0], system="bench", state_dir=state)
     app.switch_to("1.0.0")
-    ctx = phases.ReleaseContext(profile=profile, release_id=f"bench-{int(time.time())}", version="1.2.0", state=state)
+    ctx = ReleaseContext(profile=profile, release_id=f"bench-{int(time.time())}", version="1.2.0", state=state)
     ctx.ledger.ensure_schema()
     ctx.ledger.open_release(release_id=ctx.release_id, system="bench", version="1.2.0", triggered_by="bench")
     ctx.ledger.set_previous_version(ctx.release_id, "1.0.0")
     say("rollback: backup, a data-changing 'migration', deploy 1.2.0 ...")
     phases.backup(ctx)
-    target = ctx.postgres_targets[0]
+    [target] = [t for t in ctx.data_targets if isinstance(t, PostgresDataTarget)]
     with target.connect() as conn:
         conn.execute("ALTER TABLE pgbench_branches ADD COLUMN note text")
         conn.execute("UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid % 100 = 0")
+        conn.execute("UPDATE schema_revision SET revision = '1.2.0'")
     phases.deploy(ctx)
     say("rollback: stop the new version, restore the data, start the previous version ...")
     stop_seconds, _ = timed(lambda: recorded(ctx, "stop_apps", phases.stop_apps))
@@ -239,6 +254,7 @@ def release_overhead(results: dict[str, Any]) -> None:
     """A good release of the demo under airflow standalone, against the same phases called in order."""
     from airflow_rollout import phases
     from airflow_rollout.config import HttpCheck, LatencyCheck, load_profile
+    from airflow_rollout.context import ReleaseContext
     from airflow_rollout.ledger import Ledger
     from devtools import demo, demo_system
 
@@ -248,16 +264,17 @@ def release_overhead(results: dict[str, Any]) -> None:
         run_id = api.trigger("release", {"system": "demo", "version": "1.1.0"})
         api.wait("the release", lambda: api.run_state("release", run_id) in demo.TERMINAL)
         run = api.client.get(f"/api/v2/dags/release/dagRuns/{run_id}").json()
-        from datetime import datetime
-
         airflow_seconds = (datetime.fromisoformat(run["end_date"]) - datetime.fromisoformat(run["start_date"])).total_seconds()
-        status = Ledger(conn_id=profile.ledger_conn_id).release(run_id).status
+        ledger = Ledger(conn_id=profile.ledger_conn_id)
+        status = ledger.release(run_id).status
         if status != "promoted":
             raise SystemExit(f"the benchmark release ended {status}, not promoted: the overhead figure would be meaningless")
+        say("release overhead: where each task's seconds went (task instances, their logs, the ledger's step rows) ...")
+        results.update(task_timings(api, ledger, run_id, run))
 
         say("release overhead: the same phases called in order, no Airflow ...")
         demo_system.reset(load_profile("demo"), demo.ROLLOUT_STATE)
-        ctx = phases.ReleaseContext(profile=profile, release_id=f"plain-{int(time.time())}", version="1.1.0", state=demo.ROLLOUT_STATE)
+        ctx = ReleaseContext(profile=profile, release_id=f"plain-{int(time.time())}", version="1.1.0", state=demo.ROLLOUT_STATE)
 
         def plain_release() -> None:
             ctx.ledger.ensure_schema()
@@ -280,6 +297,169 @@ def release_overhead(results: dict[str, Any]) -> None:
         release_plain_seconds=plain_seconds,
         release_overhead_ratio=airflow_seconds / plain_seconds,
     )
+
+
+# --- where a task's seconds go ---------------------------------------------------------------------------
+
+# The task runner opens a "Pre Execute" log group as the task process starts and closes it just before it calls
+# the operator's execute() (airflow/sdk/execution_time/task_runner.py): before the close, Airflow's start-up of
+# the task; after it, our code. (The log reader puts a group of its own, untimed, in front of the task's lines.)
+PRE_EXECUTE = ("::group::Pre Execute", "::endgroup::")
+TASK_PARTS = ("ready_to_queue", "queue_to_start", "start_to_step")
+
+
+def when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def gap(first: datetime | None, then: datetime | None) -> float | None:
+    return (then - first).total_seconds() if first and then else None
+
+
+def api_json(api: Any, path: str, params: dict[str, Any] | None = None) -> Any:
+    response = api.client.get(path, params=params, headers={"Accept": "application/json"})
+    response.raise_for_status()
+    return response.json()
+
+
+def task_instances(api: Any, run_id: str) -> list[dict[str, Any]]:
+    """Every task instance of the run (GET /api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances, offset paging)."""
+    found: list[dict[str, Any]] = []
+    while True:
+        page = api_json(api, f"/api/v2/dags/release/dagRuns/{run_id}/taskInstances", {"limit": 100, "offset": len(found)})
+        found += page["task_instances"]
+        if not page["task_instances"] or len(found) >= page["total_entries"]:
+            return found
+
+
+def execute_began(api: Any, run_id: str, ti: dict[str, Any]) -> datetime | None:
+    """When the task runner handed over to execute(), from the task's structured log; None if the log does not say."""
+    log = api_json(
+        api,
+        f"/api/v2/dags/release/dagRuns/{run_id}/taskInstances/{ti['task_id']}/logs/{ti['try_number']}",
+        {"map_index": ti["map_index"], "full_content": True},
+    )
+    opened = False
+    for event in log.get("content", []):
+        if not isinstance(event, dict):
+            continue
+        if event.get("event") == PRE_EXECUTE[0]:
+            opened = True
+        elif opened and event.get("event") == PRE_EXECUTE[1]:
+            return when(event.get("timestamp"))
+    return None
+
+
+def match_steps(ran: list[dict[str, Any]], rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """Each task instance that ran (by index in `ran`) -> the ledger row of the step it recorded (same try).
+
+    A step task records the step named as its task id (`backup.backup_data` -> backup/backup_data). The
+    checklist tasks (`list_<phase>_items`, `check_<phase>_items` mapped per item, `list_sign_off_roles`) record
+    steps named otherwise: they get the step row that began inside their own start..end, intervals taken by
+    earliest end, each row once. Where such tasks ran side by side two of them may swap rows; the means
+    do not change (the same starts and the same rows are summed). Tasks that record no step (decide, the
+    branches, complete_checklist, report_outcome) stay unmatched.
+    """
+    matched: dict[int, dict[str, Any]] = {}
+    used: set[int] = set()
+    for index, ti in enumerate(ran):
+        name = ti["task_id"].rsplit(".", 1)[-1]
+        same = [i for i, row in enumerate(rows) if row["step"] == name and row["try_number"] == ti["try_number"] and i not in used]
+        if len(same) == 1:
+            matched[index] = rows[same[0]]
+            used.add(same[0])
+    checklist = [i for i, ti in enumerate(ran) if i not in matched and ti["task_id"].startswith(("list_", "check_"))]
+    for index in sorted(checklist, key=lambda i: ran[i]["end_date"]):
+        ti = ran[index]
+        start, end = when(ti["start_date"]), when(ti["end_date"])
+        inside = [
+            i
+            for i, row in enumerate(rows)
+            if i not in used and row["try_number"] == ti["try_number"] and start and end and start <= row["started_at"] <= end
+        ]
+        if inside:
+            first = min(inside, key=lambda i: rows[i]["started_at"])
+            matched[index] = rows[first]
+            used.add(first)
+    return matched
+
+
+def task_timings(api: Any, ledger: Any, run_id: str, run: dict[str, Any]) -> dict[str, Any]:
+    """Where a task's seconds go in the release just run: Airflow's task-instance timings against our ledger's step rows.
+
+    For each task instance a worker ran that recorded a step:
+      ready_to_queue    its upstream tasks all ended (the run started, for the first task) -> Airflow queued it: the
+                        scheduler noticing (a wait for a free slot among tasks running side by side counts here too);
+      queue_to_start    queued -> its start_date: the executor's worker picks it up and the supervisor starts the task;
+      start_to_step     start_date -> our step's row began (rollout_step_attempt.started_at), split at the task
+                        runner's call of execute() (from the task's log) into start_to_execute (Airflow: the task
+                        runner's start-up, plugins, the DAG file parsed) and execute_to_step (ours: the release
+                        context built before the step row: profile, connections checked, ledger schema, release row);
+      step_to_end       our step's row finished -> the task's end_date (XCom pushed, state reported): reported beside
+                        the overhead, not in it.
+    task_overhead_seconds = ready_to_queue + queue_to_start + start_to_step, means over the same tasks.
+    """
+    instances = task_instances(api, run_id)
+    upstream: dict[str, set[str]] = {}
+    for task in api_json(api, "/api/v2/dags/release/tasks")["tasks"]:
+        for downstream in task.get("downstream_task_ids") or []:
+            upstream.setdefault(downstream, set()).add(task["task_id"])
+    ended: dict[str, list[datetime]] = {}
+    for ti in instances:
+        if end := when(ti["end_date"]):
+            ended.setdefault(ti["task_id"], []).append(end)
+    run_start = when(run["start_date"])
+
+    def ready(task_id: str) -> datetime | None:
+        """When the last of its upstream tasks was done; the run's start for the first task."""
+        dones = [done for parent in upstream.get(task_id, ()) if (done := done_at(parent))]
+        return max(dones) if dones else run_start
+
+    def done_at(task_id: str) -> datetime | None:
+        # A task skipped without running (a mapped task over nothing: sign_off without required roles) has no
+        # end_date: it was done once its own upstream was.
+        return max(ended[task_id]) if task_id in ended else ready(task_id)
+
+    # Queued and started: run by a worker (an EmptyOperator or a skipped task never is).
+    ran = sorted((ti for ti in instances if ti["queued_when"] and ti["start_date"] and ti["end_date"]), key=lambda ti: ti["start_date"])
+    rows = [row for row in ledger.step_attempts(run_id) if row["run_id"] == run_id]
+    matched = match_steps(ran, rows)
+    per_task: list[dict[str, Any]] = []
+    for index, ti in enumerate(ran):
+        label = ti["task_id"] + (f"[{ti['map_index']}]" if ti["map_index"] >= 0 else "")
+        row = matched.get(index)
+        start = when(ti["start_date"])
+        execute = execute_began(api, run_id, ti) if row else None
+        per_task.append(
+            {
+                "task": label,
+                "step": f"{row['phase']}/{row['step']}" if row else None,
+                "ready_to_queue": gap(ready(ti["task_id"]), when(ti["queued_when"])),
+                "scheduled_to_queue": gap(when(ti["scheduled_when"]), when(ti["queued_when"])),
+                "queue_to_start": gap(when(ti["queued_when"]), start),
+                "start_to_step": gap(start, row["started_at"]) if row else None,
+                "start_to_execute": gap(start, execute),
+                "execute_to_step": gap(execute, row["started_at"]) if row else None,
+                "step_seconds": gap(row["started_at"], row["finished_at"]) if row else None,
+                "step_to_end": gap(row["finished_at"], when(ti["end_date"])) if row else None,
+            }
+        )
+    measured = [t for t in per_task if t["step"] and all(t[part] is not None for part in TASK_PARTS)]
+    if not measured:
+        raise SystemExit("no task instance of the release could be matched to a step row of the ledger: see release_task_timings")
+    split = [t for t in measured if t["start_to_execute"] is not None and t["execute_to_step"] is not None]
+    means = {f"{part}_seconds": fmean(t[part] for t in measured) for part in (*TASK_PARTS, "step_to_end")}
+    for part in ("start_to_execute", "execute_to_step"):
+        means[f"{part}_seconds"] = fmean(t[part] for t in split) if split else float("nan")
+    return {
+        "task_overhead_seconds": sum(means[f"{part}_seconds"] for part in TASK_PARTS),
+        **means,
+        "task_overhead_tasks": len(measured),
+        "task_split_tasks": len(split),
+        "release_tasks_run": len(ran),
+        "release_tasks_without_step": [t["task"] for t in per_task if t not in measured],
+        "release_task_timings": per_task,
+    }
 
 
 def main() -> None:
@@ -325,6 +505,20 @@ def print_table(results: dict[str, Any]) -> None:
     ):  # fmt: skip
         value = results[key]
         print(f"{key:28} {value:10.3f}" if isinstance(value, float) else f"{key:28} {value:>10}")
+    print(
+        f"\nper task of that release under standalone: means over {results['task_overhead_tasks']} of its "
+        f"{results['release_tasks_run']} task runs (those that recorded a step)"
+    )
+    for key, note in (
+        ("task_overhead_seconds", "= ready_to_queue + queue_to_start + start_to_step"),
+        ("  ready_to_queue_seconds", "upstream ended -> queued (scheduler; a wait for a free slot too)"),
+        ("  queue_to_start_seconds", "queued -> task start_date (executor, supervisor)"),
+        ("  start_to_step_seconds", "start_date -> our step's ledger row began, of which:"),
+        ("    start_to_execute_seconds", f"Airflow's task runner up to execute() (from {results['task_split_tasks']} task logs)"),
+        ("    execute_to_step_seconds", "ours: release context before the step row"),
+        ("step_to_end_seconds", "not in the overhead: step finished -> task end_date"),
+    ):  # fmt: skip
+        print(f"{key:28} {results[key.strip()]:10.3f}  {note}")
     print(f"\nwritten to {ROOT / 'bench' / 'results.json'}")
 
 
