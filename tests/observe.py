@@ -39,6 +39,12 @@ def ledger():
     return Ledger(conn_id="rollout_ledger")
 
 
+def maintenance_store():
+    from airflow_rollout.maintenance_store import MaintenanceStore
+
+    return MaintenanceStore(conn_id="rollout_ledger")
+
+
 def run_release(dag, version: str):
     return dag.test(run_conf={"system": "demo", "version": version}), ledger()
 

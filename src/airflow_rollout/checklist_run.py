@@ -162,7 +162,7 @@ def _backup_fresh(ctx: ReleaseContext, check: Any) -> Evidence:
     names = [check.target] if check.target else [t.config.name for t in ctx.data_targets]
     ages = {}
     for name in names:
-        backups = ctx.ledger.backups_of(ctx.profile.name, name)
+        backups = ctx.maintenance_store.backups_of(ctx.profile.name, name)
         if not backups:
             return Evidence(False, f"no backup of {name} on record")
         ages[name] = round((datetime.now(UTC) - backups[0]["taken_at"]).total_seconds() / 3600, 2)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from airflow_rollout.config import SystemProfile, load_profile, state_dir
 from airflow_rollout.ledger import Ledger, Release
+from airflow_rollout.maintenance_store import MaintenanceStore
 from airflow_rollout.notify import Notifier, Redactor
 from airflow_rollout.targets.registry import TargetEnvironment, build_app, build_data_target
 from airflow_rollout.versions import validate_version
@@ -32,6 +33,11 @@ class SystemContext:
     @cached_property
     def ledger(self) -> Ledger:
         return Ledger(conn_id=self.profile.ledger_conn_id)
+
+    @cached_property
+    def maintenance_store(self) -> MaintenanceStore:
+        """Scheduled backups, drills, findings: in the ledger's database, on the ledger's connection."""
+        return MaintenanceStore(conn_id=self.profile.ledger_conn_id, database=self.ledger.database)
 
     @cached_property
     def redact(self) -> Redactor:

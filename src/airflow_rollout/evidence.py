@@ -92,7 +92,7 @@ def slack_configured(ctx: ReleaseContext) -> Evidence:
 
 def restore_drill_recent(ctx: ReleaseContext, max_age_days: float = 8) -> Evidence:
     """The weekly restore drill proved a backup restorable recently, within the RTO."""
-    drills = [d for d in ctx.ledger.drills(ctx.profile.name) if d["fingerprint_equal"] and not d["error"]]
+    drills = [d for d in ctx.maintenance_store.drills(ctx.profile.name) if d["fingerprint_equal"] and not d["error"]]
     if not drills:
         return Evidence(False, "no successful restore drill on record (maintenance_weekly runs them)")
     age_days = (datetime.now(UTC) - max(d["drilled_at"] for d in drills)).total_seconds() / 86400

@@ -23,6 +23,7 @@ from airflow_rollout.targets.postgres import autocommit_connection
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from contextlib import AbstractContextManager
     from datetime import datetime
 
     import psycopg
@@ -30,7 +31,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SCHEMA_SQL = """
+# The ledger's schema, one entry per version, applied in order once per ledger database and recorded in
+# rollout_ledger_schema. A change is a new entry at the end, never an edit of an applied one. Version 1 is the
+# schema as it stood when versioning began; every statement in it is IF NOT EXISTS, so a ledger created by an
+# earlier build of this package (with no version table) takes it and is brought up to date without losing a row.
+SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS rollout_release (
     release_id text PRIMARY KEY,
     system text NOT NULL,
@@ -203,6 +208,7 @@ CREATE TABLE IF NOT EXISTS rollout_unlock (
 ALTER TABLE rollout_notification ADD COLUMN IF NOT EXISTS idempotency_key text;
 CREATE UNIQUE INDEX IF NOT EXISTS rollout_notification_key ON rollout_notification (idempotency_key);
 """
+SCHEMA_VERSIONS: tuple[str, ...] = (SCHEMA_V1,)
 
 
 class ReleaseStatus(StrEnum):
@@ -261,30 +267,38 @@ class Release:
     finished_at: datetime | None
 
 
-class Ledger:
+class LedgerDatabase:
+    """The ledger's PostgreSQL database, as one task uses it: one connection, opened on first use and kept for
+    every statement after it (a task's dozen statements no longer pay a dozen connection set-ups), reopened
+    after an outage, closed by `close()` when the task ends."""
+
     def __init__(self, *, conn_id: str, outage_tolerance_seconds: float = 60.0) -> None:
         self.conn_id = conn_id
         self.outage_tolerance_seconds = outage_tolerance_seconds
+        self._conn: psycopg.Connection[Any] | None = None
 
     @contextmanager
-    def _connect(self) -> Iterator[psycopg.Connection[Any]]:
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
+    def connect(self) -> Iterator[psycopg.Connection[Any]]:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-        conn = autocommit_connection(PostgresHook(postgres_conn_id=self.conn_id))
-        try:
-            yield conn
-        finally:
-            conn.close()
+            self._conn = autocommit_connection(PostgresHook(postgres_conn_id=self.conn_id))
+        yield self._conn
 
-    def _execute(self, query: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def execute(self, query: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
         def run() -> list[tuple[Any, ...]]:
-            with self._connect() as conn:
+            with self.connect() as conn:
                 cursor = conn.execute(query, params)  # type: ignore[arg-type]
                 return cursor.fetchall() if cursor.description else []
 
-        return self._through_outages(run)
+        return self.through_outages(run)
 
-    def _through_outages(self, action: Callable[[], T]) -> T:
+    def through_outages(self, action: Callable[[], T]) -> T:
         """Run `action`, retrying while the ledger database is unreachable (a restart, a failover).
 
         Every write is an upsert or carries its own id, so running one again records nothing twice.
@@ -297,20 +311,66 @@ class Ledger:
             try:
                 return action()
             except OperationalError as exc:
+                self.close()  # the next try connects again
                 if time.monotonic() + pause > deadline:
                     raise
                 log.warning("ledger database unreachable (%s); retrying in %.1f s", str(exc).splitlines()[0], pause)
                 time.sleep(pause)
                 pause = min(pause * 2, 5.0)
 
-    def ensure_schema(self) -> None:
-        def create() -> None:
-            with self._connect() as conn, conn.transaction():
-                # Two first releases at once must not race to create the tables.
-                conn.execute("SELECT pg_advisory_xact_lock(hashtext('rollout_ledger_schema'))")
-                conn.execute(SCHEMA_SQL)  # type: ignore[call-overload]
+    def schema_version(self) -> int:
+        """The newest schema version applied to this ledger; 0 before versioning (or before anything)."""
+        if self.execute("SELECT to_regclass('rollout_ledger_schema')")[0][0] is None:
+            return 0
+        return int(self.execute("SELECT coalesce(max(version), 0) FROM rollout_ledger_schema")[0][0])
 
-        self._through_outages(create)
+    def ensure_schema(self) -> None:
+        """Bring the ledger's schema to this build's version: one query when it is there already (every task
+        asks), the pending versions under an advisory lock when not (two first releases at once must not race)."""
+        if self.schema_version() >= len(SCHEMA_VERSIONS):
+            return
+
+        def migrate() -> None:
+            with self.connect() as conn, conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('rollout_ledger_schema'))")
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS rollout_ledger_schema (version integer PRIMARY KEY, applied_at timestamptz DEFAULT now())"
+                )
+                row = conn.execute("SELECT coalesce(max(version), 0) FROM rollout_ledger_schema").fetchone()
+                applied = int(row[0]) if row else 0
+                for version, statements in enumerate(SCHEMA_VERSIONS[applied:], start=applied + 1):
+                    log.info("ledger %s: applying schema version %d", self.conn_id, version)
+                    conn.execute(statements)  # type: ignore[call-overload]
+                    conn.execute("INSERT INTO rollout_ledger_schema (version) VALUES (%s)", (version,))
+
+        self.through_outages(migrate)
+
+
+class OnLedgerDatabase:
+    """A view of the ledger database (the release record, the maintenance store): sharing a task's connection."""
+
+    def __init__(self, *, conn_id: str, outage_tolerance_seconds: float = 60.0, database: LedgerDatabase | None = None) -> None:
+        self.database = database or LedgerDatabase(conn_id=conn_id, outage_tolerance_seconds=outage_tolerance_seconds)
+        self.conn_id = conn_id
+
+    def _execute(self, query: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
+        return self.database.execute(query, params)
+
+    def _connect(self) -> AbstractContextManager[psycopg.Connection[Any]]:
+        return self.database.connect()
+
+    def _through_outages(self, action: Callable[[], T]) -> T:
+        return self.database.through_outages(action)
+
+    def ensure_schema(self) -> None:
+        self.database.ensure_schema()
+
+    def close(self) -> None:
+        self.database.close()
+
+
+class Ledger(OnLedgerDatabase):
+    """The record of every release, and the way phases hand each other state."""
 
     # --- releases -------------------------------------------------------------------------------
 
@@ -543,103 +603,6 @@ class Ledger:
             (system, ReleaseStatus.PROMOTED.value, check_name),
         )
         return rows[0][0] if rows else None
-
-    # --- maintenance: scheduled backups, restore drills, trends ---------------------------------------
-
-    def record_scheduled_backup(self, system: str, target: str, record: dict[str, Any], *, run_id: str) -> None:
-        """The backup `run_id` took of a target; a retry of the run that took it again overwrites the row."""
-        self._execute(
-            "INSERT INTO rollout_scheduled_backup (run_id, system, target, location, format, sha256, size_bytes, fingerprint)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (run_id, system, target) DO UPDATE SET"
-            " location = EXCLUDED.location, format = EXCLUDED.format, sha256 = EXCLUDED.sha256, size_bytes = EXCLUDED.size_bytes,"
-            " fingerprint = EXCLUDED.fingerprint, taken_at = now(), deleted_at = NULL",
-            (
-                run_id,
-                system,
-                target,
-                record["location"],
-                record["format"],
-                record["sha256"],
-                record["size_bytes"],
-                Jsonb(record["fingerprint"]),
-            ),
-        )
-
-    def scheduled_backup(self, run_id: str, system: str, target: str) -> dict[str, Any] | None:
-        """The backup of a target that `run_id` took and recorded (an earlier attempt of a retried task), if any."""
-        rows = self._execute(
-            "SELECT location, sha256, size_bytes, taken_at FROM rollout_scheduled_backup"
-            " WHERE run_id = %s AND system = %s AND target = %s AND deleted_at IS NULL",
-            (run_id, system, target),
-        )
-        return dict(zip(("location", "sha256", "size_bytes", "taken_at"), rows[0], strict=True)) if rows else None
-
-    def backups_of(self, system: str, target: str) -> list[dict[str, Any]]:
-        """Every backup on record for a target, scheduled or taken by a release, newest first."""
-        rows = self._execute(
-            "SELECT location, sha256, fingerprint, taken_at, NULL::text FROM rollout_scheduled_backup"
-            " WHERE system = %s AND target = %s AND deleted_at IS NULL"
-            " UNION ALL"
-            " SELECT b.location, b.sha256, f.fingerprint, b.taken_at, b.release_id FROM rollout_backup b"
-            " JOIN rollout_release r USING (release_id)"
-            " JOIN rollout_fingerprint f ON f.release_id = b.release_id AND f.target = b.target AND f.stage = 'before'"
-            " WHERE r.system = %s AND b.target = %s"
-            " ORDER BY taken_at DESC",
-            (system, target, system, target),
-        )
-        keys = ("location", "sha256", "fingerprint", "taken_at", "release_id")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
-
-    def mark_deleted(self, location: str) -> None:
-        self._execute("UPDATE rollout_scheduled_backup SET deleted_at = now() WHERE location = %s", (location,))
-
-    def record_drill(self, system: str, target: str, result: dict[str, Any], *, run_id: str) -> None:
-        """The restore drill `run_id` ran on a target; a retried drill overwrites its run's row."""
-        self._execute(
-            "INSERT INTO rollout_drill (run_id, system, target, location, backup_taken_at, restore_seconds, rpo_seconds,"
-            " fingerprint_equal, error) VALUES (%(run_id)s, %(system)s, %(target)s, %(location)s, %(backup_taken_at)s,"
-            " %(restore_seconds)s, %(rpo_seconds)s, %(fingerprint_equal)s, %(error)s) ON CONFLICT (run_id, system, target)"
-            " DO UPDATE SET location = EXCLUDED.location, backup_taken_at = EXCLUDED.backup_taken_at,"
-            " restore_seconds = EXCLUDED.restore_seconds, rpo_seconds = EXCLUDED.rpo_seconds,"
-            " fingerprint_equal = EXCLUDED.fingerprint_equal, error = EXCLUDED.error, drilled_at = now()",
-            {"run_id": run_id, "system": system, "target": target, **result},
-        )
-
-    def drills(self, system: str) -> list[dict[str, Any]]:
-        rows = self._execute(
-            "SELECT target, location, restore_seconds, rpo_seconds, fingerprint_equal, error, drilled_at, run_id FROM rollout_drill"
-            " WHERE system = %s ORDER BY drill_id",
-            (system,),
-        )
-        keys = ("target", "location", "restore_seconds", "rpo_seconds", "fingerprint_equal", "error", "drilled_at", "run_id")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
-
-    def record_findings(self, run_id: str, system: str, task_id: str, findings: list[dict[str, Any]]) -> None:
-        """What one task found for one system in a run, in place of what its earlier attempts found (one transaction)."""
-
-        def replace() -> None:
-            with self._connect() as conn, conn.transaction():
-                conn.execute(
-                    "DELETE FROM rollout_maintenance_finding WHERE run_id = %s AND system = %s AND task_id = %s", (run_id, system, task_id)
-                )
-                for finding in findings:
-                    conn.execute(
-                        "INSERT INTO rollout_maintenance_finding (run_id, system, check_name, ok, detail, task_id)"
-                        " VALUES (%(run_id)s, %(system)s, %(check)s, %(ok)s, %(detail)s, %(task_id)s)"
-                        " ON CONFLICT (run_id, system, check_name)"
-                        " DO UPDATE SET ok = EXCLUDED.ok, detail = EXCLUDED.detail, task_id = EXCLUDED.task_id, found_at = now()",
-                        {"run_id": run_id, "task_id": task_id, **finding},
-                    )
-
-        self._through_outages(replace)
-
-    def findings(self, run_id: str, systems: list[str]) -> list[dict[str, Any]]:
-        rows = self._execute(
-            "SELECT system, check_name, ok, detail FROM rollout_maintenance_finding WHERE run_id = %s AND system = ANY(%s)"
-            " ORDER BY found_at",
-            (run_id, systems),
-        )
-        return [{"system": s, "check": c, "ok": ok, "detail": d} for s, c, ok, d in rows]
 
     def release_baselines(self, system: str) -> list[dict[str, Any]]:
         """Latency and error rate measured by each finished release, oldest first: the trend."""

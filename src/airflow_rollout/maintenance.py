@@ -63,7 +63,7 @@ class MaintenanceRun:
 
 def backups_as_of(ctx: SystemContext, target: DataTarget, at: datetime) -> list[dict[str, Any]]:
     """The backups on record for a target that were taken by `at`, newest first: what a run at `at` works with."""
-    return [b for b in ctx.ledger.backups_of(ctx.profile.name, target.config.name) if b["taken_at"] <= at]
+    return [b for b in ctx.maintenance_store.backups_of(ctx.profile.name, target.config.name) if b["taken_at"] <= at]
 
 
 # --- daily ---------------------------------------------------------------------------------------------------
@@ -79,7 +79,7 @@ def scheduled_backup(ctx: SystemContext, run: MaintenanceRun) -> list[Finding]:
     findings = []
     for target in ctx.data_targets:
         name = target.config.name
-        recorded = ctx.ledger.scheduled_backup(run.run_id, ctx.profile.name, name)
+        recorded = ctx.maintenance_store.scheduled_backup(run.run_id, ctx.profile.name, name)
         if recorded is not None:
             try:
                 target.verify_integrity(recorded["location"], recorded["sha256"])
@@ -91,7 +91,7 @@ def scheduled_backup(ctx: SystemContext, run: MaintenanceRun) -> list[Finding]:
                 continue
         path = target.backup_path(ctx.backup_directory(target), f"scheduled-{run.tag}")
         record = target.backup(path)
-        ctx.ledger.record_scheduled_backup(ctx.profile.name, name, record.as_dict(), run_id=run.run_id)
+        ctx.maintenance_store.record_scheduled_backup(ctx.profile.name, name, record.as_dict(), run_id=run.run_id)
         findings.append(Finding(ctx.profile.name, f"backup {name}", True, f"{record.size_bytes:,} bytes, sha256 {record.sha256[:12]}…"))
     return findings
 
@@ -129,13 +129,13 @@ def apply_retention(ctx: SystemContext, run: MaintenanceRun) -> list[Finding]:
     findings = []
     keep_days = ctx.profile.maintenance.retention_days
     for target in ctx.data_targets:
-        backups = ctx.ledger.backups_of(ctx.profile.name, target.config.name)
+        backups = ctx.maintenance_store.backups_of(ctx.profile.name, target.config.name)
         newest = newest_verified_backup(target, backups)
         candidates = [Candidate(b["location"], b["taken_at"], b["release_id"]) for b in backups]
         doomed = retention_plan(candidates, keep_days=keep_days, now=run.at, newest_verified=newest["location"] if newest else None)
         for location in doomed:
             remove_backup(Path(location))
-            ctx.ledger.mark_deleted(location)
+            ctx.maintenance_store.mark_deleted(location)
         findings.append(
             Finding(
                 ctx.profile.name,
@@ -153,7 +153,7 @@ def check_backup_age(ctx: SystemContext, run: MaintenanceRun) -> list[Finding]:
     findings = []
     limit = timedelta(hours=ctx.profile.maintenance.rpo_hours)
     for target in ctx.data_targets:
-        newest = newest_verified_backup(target, ctx.ledger.backups_of(ctx.profile.name, target.config.name))
+        newest = newest_verified_backup(target, ctx.maintenance_store.backups_of(ctx.profile.name, target.config.name))
         if newest is None:
             findings.append(Finding(ctx.profile.name, f"backup age {target.config.name}", False, "no intact backup at all"))
             continue
@@ -236,7 +236,7 @@ def restore_drill(ctx: SystemContext, run: MaintenanceRun) -> list[Finding]:
                 result.update(restore_seconds=copy.restore_seconds, fingerprint_equal=copy.error is None, error=copy.error)
         except Exception as exc:  # noqa: BLE001 - a failed drill is a finding, reported with its cause
             result["error"] = ctx.redact(f"{type(exc).__name__}: {exc}")
-        ctx.ledger.record_drill(ctx.profile.name, name, result, run_id=run.run_id)
+        ctx.maintenance_store.record_drill(ctx.profile.name, name, result, run_id=run.run_id)
         rto_limit = ctx.profile.maintenance.rto_hours * 3600
         ok = result["error"] is None and (result["restore_seconds"] or 0) <= rto_limit
         detail = (

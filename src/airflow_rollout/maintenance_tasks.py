@@ -91,7 +91,9 @@ def maintenance_run() -> MaintenanceRun:
 def record(ctx: SystemContext, findings: list[Finding]) -> list[dict[str, Any]]:
     """Keep this task's findings for the system under the run, in place of those of its earlier attempts."""
     context = get_current_context()
-    ctx.ledger.record_findings(context["dag_run"].run_id, ctx.profile.name, context["ti"].task_id, [f.as_dict() for f in findings])
+    ctx.maintenance_store.record_findings(
+        context["dag_run"].run_id, ctx.profile.name, context["ti"].task_id, [f.as_dict() for f in findings]
+    )
     failed = [f for f in findings if not f.ok]
     if failed:
         raise AirflowFailException("; ".join(f"{f.check}: {f.detail}" for f in failed))
@@ -108,7 +110,10 @@ def run_check(system: str, check: str, action_name: MaintenanceAction) -> list[d
         findings = action(ctx, maintenance_run())
     except Exception as exc:  # noqa: BLE001 - recorded and re-raised below as a red task with the reason
         findings = [maintenance.Finding(system, check, False, ctx.redact(f"{type(exc).__name__}: {exc}"))]
-    return record(ctx, findings)
+    try:
+        return record(ctx, findings)
+    finally:
+        ctx.ledger.close()  # the task's one ledger connection
 
 
 def check_task(task_id: str, check: str, action_name: MaintenanceAction, **task_kwargs: Any) -> Any:
@@ -180,7 +185,7 @@ def send_digest(system: str, kind: str, airflow_findings: list[dict[str, Any]] |
 
     ctx = system_context(system)
     run = get_current_context()["dag_run"]
-    findings = [Finding(**f) for f in ctx.ledger.findings(run.run_id, [system])]
+    findings = [Finding(**f) for f in ctx.maintenance_store.findings(run.run_id, [system])]
     findings += [Finding(**f) for f in airflow_findings or []]
     now = maintenance_run().at
     reminders = [f"reminder (monthly, a person): {item}" for item in MANUAL_REMINDERS["monthly"] if now.day <= 7 and kind == "weekly"]

@@ -127,13 +127,26 @@ def run_step(
     phase: str, step: str, action: Callable[[ReleaseContext], Any], *, on_final_failure: Callable[[ReleaseContext, str], None] | None = None
 ) -> Any:
     """Run `action` as one recorded step of `phase`; returns what it returns (shown as the task's XCom)."""
+    ctx = release_context()
+    try:
+        return _recorded_step(ctx, phase, step, action, on_final_failure)
+    finally:
+        ctx.ledger.close()  # the task's one ledger connection
+
+
+def _recorded_step(
+    ctx: ReleaseContext,
+    phase: str,
+    step: str,
+    action: Callable[[ReleaseContext], Any],
+    on_final_failure: Callable[[ReleaseContext, str], None] | None,
+) -> Any:
     from airflow.sdk.exceptions import AirflowSkipException
 
     from airflow_rollout.ledger import Attempt
     from airflow_rollout.notify import Event
     from airflow_rollout.phases import ChecksFailedError, LockHeldError, StepNotApplicableError, hold_lock, is_permanent
 
-    ctx = release_context()
     ti = get_current_context()["ti"]
     attempt = Attempt(run_id=ctx.run_id, try_number=ti.try_number)
     ctx.notifier.step = f"{phase}.{step}"

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from observe import STATE_DIR, ledger, task_states
+from observe import STATE_DIR, ledger, maintenance_store, task_states
 from testenv import slack_messages
 
 from airflow_rollout.targets.postgres import PostgresDataTarget
@@ -27,7 +27,7 @@ def scheduled_backup(profile, postgres, name: str, days_old: int) -> Path:
     """A real backup recorded as a scheduled one, taken `days_old` days ago."""
     target = PostgresDataTarget(config=profile.data_targets[0])
     record = target.backup(STATE_DIR / "backups" / "demo" / "app_db" / f"app_db-{name}.dump")
-    ledger().record_scheduled_backup("demo", "app_db", record.as_dict(), run_id=f"an-earlier-run-{name}")
+    maintenance_store().record_scheduled_backup("demo", "app_db", record.as_dict(), run_id=f"an-earlier-run-{name}")
     postgres.psql(
         "rollout_ledger",
         f"UPDATE rollout_scheduled_backup SET taken_at = now() - interval '{days_old} days' WHERE location = '{record.location}'",
@@ -36,7 +36,7 @@ def scheduled_backup(profile, postgres, name: str, days_old: int) -> Path:
 
 
 def findings(run_id: str) -> dict[str, dict]:
-    return {f["check"]: f for f in ledger().findings(run_id, ["demo"])}
+    return {f["check"]: f for f in maintenance_store().findings(run_id, ["demo"])}
 
 
 def test_daily_takes_a_backup_and_keeps_exactly_the_right_ones(dags, demo, postgres):
@@ -53,7 +53,7 @@ def test_daily_takes_a_backup_and_keeps_exactly_the_right_ones(dags, demo, postg
     assert dag_run.state == "success", task_states(dag_run)
     assert not old.exists() and not older.exists()
     assert recent.exists() and release_backup.exists()  # younger than 30 days / a release points to it
-    remaining = [b["location"] for b in ledger().backups_of("demo", "app_db")]
+    remaining = [b["location"] for b in maintenance_store().backups_of("demo", "app_db")]
     assert str(recent) in remaining and str(release_backup) in remaining and str(old) not in remaining
     newest = Path(remaining[0])
     assert newest.name.startswith("app_db-scheduled-") and newest.exists()
@@ -90,7 +90,7 @@ def test_weekly_drill_proves_the_backup_and_reports_trends(dags, release_dag, de
     dag_run = dags["maintenance_weekly"].test()
 
     assert dag_run.state == "success", task_states(dag_run)
-    [drill] = ledger().drills("demo")
+    [drill] = maintenance_store().drills("demo")
     assert drill["fingerprint_equal"] is True and drill["error"] is None
     assert drill["restore_seconds"] > 0 and 0 <= drill["rpo_seconds"] < 60
     scratch = postgres.psql("postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'rollout_drill_%'")
@@ -119,7 +119,7 @@ def test_weekly_drill_of_a_damaged_backup_fails_loudly_and_names_the_file(dags, 
     states = task_states(dag_run)
     assert states["drill_restore"] == "failed"
     assert states["vacuum_analyze"] == "success"  # a failed drill stops no other maintenance
-    [drill] = ledger().drills("demo")
+    [drill] = maintenance_store().drills("demo")
     assert drill["fingerprint_equal"] is False and "altered or truncated" in drill["error"]
     digest = slack_messages()[-1]
     assert ":rotating_light:" in digest and f"FAILED restore drill app_db: {damaged}" in digest
@@ -197,13 +197,13 @@ INSERT INTO rollout_maintenance_finding (run_id, system, check_name, ok, detail)
 
 
 def test_an_older_ledger_gains_the_run_keys_keeps_its_rows_and_upserts_by_run(postgres, monkeypatch):
-    from airflow_rollout.ledger import Ledger
+    from airflow_rollout.maintenance_store import MaintenanceStore
 
     postgres.psql("postgres", "DROP DATABASE IF EXISTS ledger_before_run_ids")
     postgres.create_database("ledger_before_run_ids")
     postgres.psql("ledger_before_run_ids", LEDGER_BEFORE_RUN_IDS)
     monkeypatch.setenv("AIRFLOW_CONN_LEDGER_BEFORE_RUN_IDS", postgres.airflow_conn_json("ledger_before_run_ids"))
-    old = Ledger(conn_id="ledger_before_run_ids")
+    old = MaintenanceStore(conn_id="ledger_before_run_ids")
 
     old.ensure_schema()
     old.ensure_schema()  # applied at every start: a second time changes nothing

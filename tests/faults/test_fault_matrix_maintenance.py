@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from inject import pg_programs, run_detached, wait_for
-from observe import STATE_DIR, ledger, task_states
+from observe import STATE_DIR, maintenance_store, task_states
 from testenv import SESSION_DIR, slack_messages
 
 from airflow_rollout.targets.base import file_sha256
@@ -58,7 +58,7 @@ def scratch_databases(postgres) -> int:
 
 
 def findings(run_id: str) -> dict[str, dict]:
-    return {f["check"]: f for f in ledger().findings(run_id, ["demo"])}
+    return {f["check"]: f for f in maintenance_store().findings(run_id, ["demo"])}
 
 
 def same_run_again(dag, logical_date: datetime, run_after: datetime):
@@ -92,7 +92,7 @@ def recorded_backup(name: str) -> Path:
     from airflow_rollout.config import load_profile
 
     record = PostgresDataTarget(config=load_profile("demo").data_targets[0]).backup(BACKUPS / f"app_db-{name}.dump")
-    ledger().record_scheduled_backup("demo", "app_db", record.as_dict(), run_id=f"an-earlier-run-{name}")
+    maintenance_store().record_scheduled_backup("demo", "app_db", record.as_dict(), run_id=f"an-earlier-run-{name}")
     return Path(record.location)
 
 
@@ -193,14 +193,14 @@ def test_restore_drill_failed_then_retried_is_recorded_once(dags, demo, postgres
         first = dags["maintenance_weekly"].test()
     run_id, logical_date, run_after = first.run_id, first.logical_date, first.run_after
     assert task_states(first)["drill_restore"] == "failed"
-    [failed] = ledger().drills("demo")
+    [failed] = maintenance_store().drills("demo")
     assert failed["run_id"] == run_id and not failed["fingerprint_equal"] and "psql restore exited with 2" in failed["error"]
 
     retry = same_run_again(dags["maintenance_weekly"], logical_date, run_after)
 
     assert retry.run_id == run_id
     assert task_states(retry)["drill_restore"] == "success"
-    [drill] = ledger().drills("demo")  # the run's drill, overwritten by the retry: not a second record
+    [drill] = maintenance_store().drills("demo")  # the run's drill, overwritten by the retry: not a second record
     assert (drill["run_id"], drill["location"]) == (run_id, str(backup))
     assert drill["fingerprint_equal"] is True and drill["error"] is None and drill["drilled_at"] > failed["drilled_at"]
     assert scratch_databases(postgres) == 0
@@ -218,7 +218,7 @@ def test_restore_drill_killed_during_the_restore_the_retry_drops_the_leftover_sc
         )
     finally:
         output = kill(worker)
-    assert ledger().drills("demo") == [], output[-3000:]  # what the killed worker left: a scratch database, no record
+    assert maintenance_store().drills("demo") == [], output[-3000:]  # what the killed worker left: a scratch database, no record
     assert scratch_databases(postgres) == 1
     run_id, logical_date, run_after = detached_run(name, "maintenance_weekly")
 
@@ -226,7 +226,7 @@ def test_restore_drill_killed_during_the_restore_the_retry_drops_the_leftover_sc
 
     assert retry.run_id == run_id
     assert task_states(retry)["drill_restore"] == "success"
-    [drill] = ledger().drills("demo")
+    [drill] = maintenance_store().drills("demo")
     assert (drill["run_id"], drill["location"], drill["fingerprint_equal"], drill["error"]) == (run_id, str(backup), True, None)
     assert scratch_databases(postgres) == 0  # the killed attempt's scratch database (the same name) dropped too
     assert findings(run_id)["restore drill app_db"]["ok"]
