@@ -16,6 +16,15 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 
+# Set when the run a responder plays the human for has ended: a responder still waiting then must stop, not
+# answer the next test's run.
+_run_ended = threading.Event()
+
+
+class RunEndedError(AssertionError):
+    """The run ended without the task ever waiting for input."""
+
+
 def wait_for_awaiting_input(dag_id: str, task_id: str, timeout: float = 180.0, map_index: int = -1) -> str:
     """Run id of the first run whose `task_id` waits for input."""
     from airflow.models.taskinstance import TaskInstance
@@ -25,6 +34,8 @@ def wait_for_awaiting_input(dag_id: str, task_id: str, timeout: float = 180.0, m
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if _run_ended.is_set():
+            raise RunEndedError(f"the run ended and {dag_id}.{task_id} never waited for input")
         with create_session() as session:
             ti = session.scalars(
                 select(TaskInstance).where(
@@ -127,9 +138,13 @@ def run_with_responder(run: Callable[[], Any], responder: Callable[[], None]) ->
             errors.append(exc)
             fail_waiting_tasks()
 
+    _run_ended.clear()
     thread = threading.Thread(target=guarded, daemon=True)
     thread.start()
-    result = run()
+    try:
+        result = run()
+    finally:
+        _run_ended.set()
     thread.join(timeout=30)
     if errors:
         raise errors[0]

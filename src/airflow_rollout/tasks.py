@@ -451,13 +451,23 @@ def decide() -> str:
     release = ctx.release()
     if release.status == ReleaseStatus.ABORTED.value:
         raise AirflowFailException(f"release stopped before any change: {release.outcome_reason}")
-    if ctx.ledger.step_status(ctx.release_id, "preflight", "preflight") != "succeeded" or not backups_complete(ctx):
-        reason = "preflight or backup did not complete"
+    preflight = ctx.ledger.step_status(ctx.release_id, "preflight", "preflight")
+    if preflight != "succeeded" or not backups_complete(ctx):
+        reason = stopped_before_backup(preflight, ctx.ledger.step_status(ctx.release_id, "backup", "backup_data"))
         abort(ctx, reason)
         raise AirflowFailException(f"release stopped before any change: {reason}; see the red task upstream")
     decision = make_decision(ctx)
     log.info("decision: %s", decision.summary())
     return {Outcome.PROCEED: "proceed", Outcome.ROLLBACK: "roll_back", Outcome.INVESTIGATE: "ask_operator"}[decision.outcome]
+
+
+def stopped_before_backup(preflight: str | None, backup: str | None) -> str:
+    """Why a release stopped before changing anything, naming the step that stopped it, for the record and Slack."""
+    if preflight != "succeeded":
+        return f"preflight {preflight or 'did not run'}"
+    if backup is None:
+        return "the backup never ran: a step before it did not succeed (a sign-off rejected or unanswered, a checklist item failed)"
+    return f"the backup {backup}: not every data target has a verified backup"
 
 
 class ReleaseReviewOperator(HITLBranchOperator):

@@ -24,3 +24,18 @@ def test_every_maintenance_action_is_a_check_of_the_maintenance_module(name):
     action = getattr(maintenance, name, None)
     assert inspect.isfunction(action), f"airflow_rollout.maintenance has no function {name}"
     assert list(inspect.signature(action).parameters) == ["ctx", "run"]
+
+
+@pytest.mark.parametrize(
+    ("preflight", "backup", "reason"),
+    [
+        ("failed", None, "preflight failed"),
+        (None, None, "preflight did not run"),
+        ("succeeded", None, "the backup never ran: a step before it did not succeed"),
+        ("succeeded", "failed", "the backup failed"),
+    ],
+)
+def test_a_release_stopped_before_any_change_names_the_step_that_stopped_it(preflight, backup, reason):
+    from airflow_rollout.tasks import stopped_before_backup
+
+    assert stopped_before_backup(preflight, backup).startswith(reason)

@@ -264,7 +264,8 @@ class PostgresDataTarget(DataTarget):
             raise BackupIntegrityError(f"{path}: pg_restore lists no entries: the archive is empty or unreadable")
         return len(entries)
 
-    def verify_integrity(self, location: str, expected_sha256: str) -> None:
+    @staticmethod
+    def verify_integrity(location: str, expected_sha256: str) -> None:  # needs no connection: usable on a bare path
         PostgresDataTarget.check_readable(verify_sha256(location, expected_sha256))
 
     def restore(self, location: str, expected_sha256: str) -> None:

@@ -75,7 +75,8 @@ def test_a_tag_is_registered_once(toy_kind):
 
 
 def test_the_release_phases_back_up_deploy_and_roll_back_a_registered_kind(toy_kind, tmp_path, postgres):
-    ctx = ReleaseContext(profile=parse_profile(toy_profile(tmp_path), "toy.yaml"), release_id=f"toy-{tmp_path.name}", version="2.0.0")
+    profile = parse_profile(toy_profile(tmp_path), "toy.yaml")
+    ctx = ReleaseContext(profile=profile, release_id=f"toy-{tmp_path.name}", version="2.0.0", state=tmp_path / "state")
     [store], app = ctx.data_targets, ctx.apps["svc"]
     assert isinstance(store, DataTarget) and isinstance(app, AppTarget)
     app.switch_to("1.0.0")
