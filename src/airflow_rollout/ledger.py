@@ -406,10 +406,12 @@ class Ledger(OnLedgerDatabase):
             (status.value, reason, final, release_id),
         )
 
-    def record_decision(self, release_id: str, outcome: str, reasons: list[str], numbers: dict[str, Any], decided_by: str) -> None:
+    def record_decision(self, release_id: str, outcome: str, reasons: list[str], numbers: dict[str, Any] | None, decided_by: str) -> None:
+        """The decision and why; `numbers` None keeps the ones measured before (a human deciding measured nothing new)."""
         self._execute(
-            "UPDATE rollout_release SET decision = %s, decision_reasons = %s, decision_numbers = %s, decided_by = %s WHERE release_id = %s",
-            (outcome, Jsonb(reasons), Jsonb(numbers), decided_by, release_id),
+            "UPDATE rollout_release SET decision = %s, decision_reasons = %s, decision_numbers = coalesce(%s, decision_numbers),"
+            " decided_by = %s WHERE release_id = %s",
+            (outcome, Jsonb(reasons), None if numbers is None else Jsonb(numbers), decided_by, release_id),
         )
 
     def newest_release_id(self, system: str) -> str | None:

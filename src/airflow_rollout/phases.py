@@ -472,7 +472,7 @@ def abort(ctx: ReleaseContext, reason: str) -> None:
 def record_human_decision(ctx: ReleaseContext, choice: str, responder: str | None) -> None:
     release = ctx.release()
     reasons = [*list(release.decision_reasons or []), f"investigated: {responder or 'nobody answered in time'} chose {choice!r}"]
-    ctx.ledger.record_decision(ctx.release_id, "rollback" if choice == "Roll back" else "proceed", reasons, {}, responder or "timeout")
+    ctx.ledger.record_decision(ctx.release_id, "rollback" if choice == "Roll back" else "proceed", reasons, None, responder or "timeout")
 
 
 # --- post-deploy -------------------------------------------------------------------------------------
@@ -532,7 +532,7 @@ def record_rollback_request(ctx: ReleaseContext) -> None:
     request = f"rolled back by {requester} because {ctx.reason}"
     reasons = list(release.decision_reasons or [])
     if request not in reasons:
-        ctx.ledger.record_decision(ctx.release_id, "rollback", [*reasons, request], {}, requester)
+        ctx.ledger.record_decision(ctx.release_id, "rollback", [*reasons, request], None, requester)
 
 
 def _resume_as_before_rollback(ctx: ReleaseContext, names: list[str]) -> str:
