@@ -10,6 +10,7 @@ from __future__ import annotations
 import operator
 import os
 import subprocess
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -281,28 +282,61 @@ def _when(moment: datetime | None) -> str:
     return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else ""
 
 
-def _line(entry: Entry, results: dict[str, dict[str, Any]], signoffs: dict[str, dict[str, Any]]) -> str:
+@dataclass(frozen=True)
+class ItemState:
+    """Where one checklist item stands in a release: what the completed checklist (Markdown) and the dashboard show."""
+
+    done: bool  # ticked: passed, or signed off
+    state: str  # passed, failed, signed_off, rejected, manual, not_applicable, not_reached, maintenance
+    detail: str = ""  # the evidence, the reason it is not applicable, or why it did not run
+    role: str | None = None
+    responder: str | None = None
+    when: datetime | None = None
+
+
+def item_state(entry: Entry, results: dict[str, dict[str, Any]], signoffs: dict[str, dict[str, Any]]) -> ItemState:
+    """One item's state from the ledger's checklist results and sign-offs of a release."""
     item = entry.item
-    indent = "  " * entry.depth
     if item.not_applicable:
-        return f"{indent}- [ ] {item.text} — *not applicable: {item.not_applicable}*"
+        return ItemState(done=False, state="not_applicable", detail=item.not_applicable)
     if item.manual:
-        signed = signoffs.get(item.manual.role)
-        if item.manual.required and signed and signed["approved"]:
-            return (
-                f"{indent}- [x] {item.text} — signed off by **{signed['responder']}** ({item.manual.role}), {_when(signed['answered_at'])}"
-            )
+        role = item.manual.role
+        signed = signoffs.get(role)
         if item.manual.required and signed:
-            return f"{indent}- [ ] {item.text} — **rejected** by {signed['responder'] or 'nobody in time'} ({item.manual.role})"
-        return f"{indent}- [ ] {item.text} — *manual: {item.manual.role} confirms*"
+            state = "signed_off" if signed["approved"] else "rejected"
+            approved = bool(signed["approved"])
+            return ItemState(done=approved, state=state, role=role, responder=signed["responder"], when=signed["answered_at"])
+        return ItemState(done=False, state="manual", role=role)
     result = results.get(entry.item_id)
     if result is None:
         when = entry.phase.value if entry.phase else "?"
-        reason = f"runs in {when} maintenance" if entry.phase not in RELEASE_PHASES else f"not reached ({when})"
-        return f"{indent}- [ ] {item.text} — *{reason}*"
-    mark = "x" if result["passed"] else " "
-    verdict = "" if result["passed"] else "**FAILED**: "
-    return f"{indent}- [{mark}] {item.text} — {verdict}{result['detail']} ({_when(result['checked_at'])})"
+        if entry.phase not in RELEASE_PHASES:
+            return ItemState(done=False, state="maintenance", detail=f"runs in {when} maintenance")
+        return ItemState(done=False, state="not_reached", detail=f"not reached ({when})")
+    passed = bool(result["passed"])
+    return ItemState(done=passed, state="passed" if passed else "failed", detail=result["detail"], when=result["checked_at"])
+
+
+def _line(entry: Entry, results: dict[str, dict[str, Any]], signoffs: dict[str, dict[str, Any]]) -> str:
+    item = entry.item
+    indent = "  " * entry.depth
+    status = item_state(entry, results, signoffs)
+    mark = "x" if status.done else " "
+    match status.state:
+        case "not_applicable":
+            note = f"*not applicable: {status.detail}*"
+        case "signed_off":
+            note = f"signed off by **{status.responder}** ({status.role}), {_when(status.when)}"
+        case "rejected":
+            note = f"**rejected** by {status.responder or 'nobody in time'} ({status.role})"
+        case "manual":
+            note = f"*manual: {status.role} confirms*"
+        case "not_reached" | "maintenance":
+            note = f"*{status.detail}*"
+        case _:
+            verdict = "" if status.done else "**FAILED**: "
+            note = f"{verdict}{status.detail} ({_when(status.when)})"
+    return f"{indent}- [{mark}] {item.text} — {note}"
 
 
 def render_completed(ctx: ReleaseContext) -> str:

@@ -50,6 +50,21 @@ ICONS = {
 }
 
 
+def connection_secrets(conn_ids: Iterable[str]) -> list[str]:
+    """The secret values of these connections: each password, and every extra whose key names a token or a secret."""
+    from airflow.sdk import BaseHook
+
+    secrets: list[str] = []
+    for conn_id in conn_ids:
+        try:
+            conn = BaseHook.get_connection(conn_id)
+        except Exception:  # noqa: BLE001 - a missing connection holds no secret to hide
+            log.debug("connection %s not found; nothing of it to redact", conn_id)
+            continue
+        secrets += [conn.password or "", *(str(v) for k, v in conn.extra_dejson.items() if "token" in k or "secret" in k)]
+    return secrets
+
+
 class Redactor:
     """Replaces known secret values (and their URL-encoded forms) with ***."""
 
@@ -59,17 +74,7 @@ class Redactor:
 
     @classmethod
     def for_connections(cls, conn_ids: Iterable[str]) -> Redactor:
-        from airflow.sdk import BaseHook
-
-        secrets: list[str] = []
-        for conn_id in conn_ids:
-            try:
-                conn = BaseHook.get_connection(conn_id)
-            except Exception:  # noqa: BLE001 - a missing connection holds no secret to hide
-                log.debug("connection %s not found; nothing of it to redact", conn_id)
-                continue
-            secrets += [conn.password or "", *(str(v) for k, v in conn.extra_dejson.items() if "token" in k or "secret" in k)]
-        return cls(secrets)
+        return cls(connection_secrets(conn_ids))
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
