@@ -13,6 +13,13 @@ Measured in one run, side by side with the raw tools, on a pgbench database of a
   task_overhead_seconds     of that same release, the mean scheduling + start cost per task, from Airflow's
                             task-instance timings (REST API) against our ledger's step rows, in its parts
                             (ready_to_queue, queue_to_start, start_to_step = start_to_execute + execute_to_step).
+  dashboard_seconds         the Releases dashboard's Systems page (plugins/rollout_dashboard.py) served by that same
+                            standalone's API server, signed in, with 1,000 releases in the ledger (inserted directly,
+                            with their step attempts, backups, measurements and messages): the median of 5 loads
+                            after a first one; the release and trends pages beside it.
+
+`python bench/run.py dashboard` measures the dashboard alone (airflow standalone with the demo, no 1 GB database) and
+updates its figures in bench/results.json.
 
 It prints a table and writes bench/results.json. It stops a running `make demo` (it needs its ports).
 """
@@ -44,7 +51,10 @@ GOALS = {
     "restore_ratio": ("<", 1.1),
     "parse_max_seconds": ("<", 0.2),
     "release_overhead_ratio": ("<", 2.0),
+    "dashboard_seconds": ("<", 1.0),
 }
+DASHBOARD_RELEASES = 1000
+DASHBOARD_LOADS = 5
 
 
 def timed(action: Callable[[], Any]) -> tuple[float, Any]:
@@ -290,6 +300,7 @@ def release_overhead(results: dict[str, Any]) -> None:
             phases.promote(ctx)
 
         plain_seconds, _ = timed(plain_release)
+        dashboard(api, profile, results)
     finally:
         demo.stop(quiet=True)
     results.update(
@@ -297,6 +308,108 @@ def release_overhead(results: dict[str, Any]) -> None:
         release_plain_seconds=plain_seconds,
         release_overhead_ratio=airflow_seconds / plain_seconds,
     )
+
+
+# --- the Releases dashboard ------------------------------------------------------------------------------------
+
+# 1,000 releases of the demo, an hour apart, as the release DAG leaves them: one in ten rolled back, one in 25 stopped
+# before any change, the rest promoted; each with 34 step attempts, a backup and its fingerprint, three measurements
+# and six Slack messages; and a year of weekly restore drills.
+DASHBOARD_LEDGER_SQL = """
+INSERT INTO rollout_release (release_id, system, version, previous_version, triggered_by, status, decision, decision_reasons,
+                             decision_numbers, decided_by, outcome_reason, created_at, finished_at)
+SELECT 'bench-dashboard-' || n, %(system)s, '2.' || (n / 100) || '.' || (n %% 100), '2.' || ((n - 1) / 100) || '.' || ((n - 1) %% 100),
+       'bench', s.status, s.decision, s.reasons, jsonb_build_object('error_rate', (n %% 13) / 100.0, 'p95_ms', 40 + n %% 30),
+       'airflow_rollout.decision', s.decision, now() - (%(count)s + 1 - n) * interval '1 hour',
+       now() - (%(count)s + 1 - n) * interval '1 hour' + interval '4 minutes'
+FROM generate_series(1, %(count)s) AS n,
+     LATERAL (SELECT CASE WHEN n %% 10 = 0 THEN 'rolled_back' WHEN n %% 25 = 0 THEN 'aborted' ELSE 'promoted' END AS status,
+                     CASE WHEN n %% 10 = 0 THEN 'rollback' ELSE 'proceed' END AS decision,
+                     CASE WHEN n %% 10 = 0 THEN '["error rate 12%% > 10%%"]'::jsonb ELSE '[]'::jsonb END AS reasons) AS s;
+INSERT INTO rollout_step_attempt (release_id, phase, step, run_id, try_number, status, started_at, finished_at, detail)
+SELECT r.release_id, 'phase' || (step %% 7), 'step' || step, r.release_id, 1, 'succeeded',
+       r.created_at + step * interval '5 seconds', r.created_at + step * interval '5 seconds' + interval '2 seconds', '{"ok": true}'
+FROM rollout_release r, generate_series(1, 34) AS step WHERE r.release_id LIKE 'bench-dashboard-%%';
+INSERT INTO rollout_backup (release_id, target, location, format, sha256, size_bytes, toc_entries, taken_at)
+SELECT release_id, 'app_db', '/bench/' || release_id || '.dump', 'custom', md5(release_id) || md5(version), 5000000, 24,
+       created_at + interval '10 seconds'
+FROM rollout_release WHERE release_id LIKE 'bench-dashboard-%%';
+INSERT INTO rollout_fingerprint (release_id, target, stage, fingerprint, taken_at)
+SELECT release_id, 'app_db', 'before', '{"public.items": {"rows": 10000, "content": "1", "columns": "id integer"}}', created_at
+FROM rollout_release WHERE release_id LIKE 'bench-dashboard-%%';
+INSERT INTO rollout_measurement (release_id, check_name, kind, critical, passed, detail, metrics, measured_at)
+SELECT release_id, c.name, c.kind, true, true, 'bench', jsonb_build_object('p50_ms', 20, 'p95_ms', 60, 'error_rate', 0.0), created_at
+FROM rollout_release, (VALUES ('health', 'http'), ('items_smoke', 'http'), ('items_latency', 'latency')) AS c(name, kind)
+WHERE release_id LIKE 'bench-dashboard-%%';
+INSERT INTO rollout_notification (notification_id, release_id, event, delivered, sent_at, idempotency_key)
+SELECT gen_random_uuid(), release_id, 'event' || k, true, created_at, release_id || '|event' || k || '|-|bench'
+FROM rollout_release, generate_series(1, 6) AS k WHERE release_id LIKE 'bench-dashboard-%%';
+INSERT INTO rollout_drill (system, target, location, restore_seconds, rpo_seconds, fingerprint_equal, drilled_at, run_id)
+SELECT %(system)s, 'app_db', '/bench/drill-' || w, 40 + w, 3600 * (2 + w %% 5), true, now() - w * interval '1 week', 'bench-drill-' || w
+FROM generate_series(0, 51) AS w;
+"""
+
+
+def dashboard(api: Any, profile: Any, results: dict[str, Any]) -> None:
+    """The Releases dashboard's pages, served by the standalone's API server with 1,000 releases in the ledger."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    from airflow_rollout.ledger import Ledger
+    from airflow_rollout.targets.postgres import autocommit_connection
+
+    say(f"dashboard: {DASHBOARD_RELEASES} releases into the ledger, then the Systems page through the API server ...")
+    Ledger(conn_id=profile.ledger_conn_id).ensure_schema()
+    conn = autocommit_connection(PostgresHook(postgres_conn_id=profile.ledger_conn_id))
+    try:
+        for statement in DASHBOARD_LEDGER_SQL.split(";\n"):  # one statement per execute: they carry parameters
+            if statement.strip():
+                conn.execute(statement, {"system": profile.name, "count": DASHBOARD_RELEASES})  # type: ignore[call-overload]
+        released = conn.execute("SELECT count(*) FROM rollout_release WHERE system = %s", (profile.name,)).fetchone()[0]  # type: ignore[index]
+    finally:
+        conn.close()
+
+    def load(path: str, expect: str) -> float:
+        seconds, response = timed(lambda: api.client.get(path))
+        if response.status_code != 200 or expect not in response.text:
+            raise SystemExit(f"the dashboard's {path} answered {response.status_code} without {expect!r}: {response.text[:500]}")
+        return seconds
+
+    systems = "/rollout/"
+    first = load(systems, f"{released} releases")
+    loads = sorted(load(systems, f"{released} releases") for _ in range(DASHBOARD_LOADS))
+    release_page = f"/rollout/systems/{profile.name}/releases/bench-dashboard-{DASHBOARD_RELEASES // 2}"
+    trends_page = f"/rollout/systems/{profile.name}/trends"
+    load(release_page, "Timeline")
+    results.update(
+        dashboard_releases=released,
+        dashboard_first_seconds=first,
+        dashboard_seconds=loads[len(loads) // 2],
+        dashboard_max_seconds=loads[-1],
+        dashboard_release_seconds=sorted(load(release_page, "Timeline") for _ in range(DASHBOARD_LOADS))[DASHBOARD_LOADS // 2],
+        dashboard_trends_seconds=sorted(load(trends_page, "<svg") for _ in range(DASHBOARD_LOADS))[DASHBOARD_LOADS // 2],
+    )
+
+
+def dashboard_only() -> None:
+    """`python bench/run.py dashboard`: the dashboard's figures alone, merged into bench/results.json."""
+    from devtools import demo
+
+    results_file = ROOT / "bench" / "results.json"
+    results: dict[str, Any] = json.loads(results_file.read_text()) if results_file.exists() else {}
+    profile, api, _ = demo.start_services()
+    try:
+        dashboard(api, profile, results)
+    finally:
+        demo.stop(quiet=True)
+    results_file.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    for key in ("dashboard_seconds", *DASHBOARD_KEYS):
+        print(f"{key:28} {results[key]:10.3f}" if isinstance(results[key], float) else f"{key:28} {results[key]:>10}")
+    print(f"\nwritten to {results_file}")
+
+
+DASHBOARD_KEYS = (
+    "dashboard_releases", "dashboard_first_seconds", "dashboard_max_seconds", "dashboard_release_seconds", "dashboard_trends_seconds",
+)  # fmt: skip
 
 
 # --- where a task's seconds go ---------------------------------------------------------------------------
@@ -463,6 +576,9 @@ def task_timings(api: Any, ledger: Any, run_id: str, run: dict[str, Any]) -> dic
 
 
 def main() -> None:
+    if sys.argv[1:] == ["dashboard"]:
+        dashboard_only()
+        return
     os.environ.setdefault("AIRFLOW_HOME", str(BENCH_DIR / "airflow"))
     os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{BENCH_DIR / 'airflow' / 'airflow.db'}")
     os.environ["ROLLOUT_STATE_DIR"] = str(BENCH_DIR / "state")
@@ -501,7 +617,8 @@ def print_table(results: dict[str, Any]) -> None:
         "database_bytes", "raw_pg_dump_seconds", "backup_seconds", "raw_pg_dump_parallel_seconds", "backup_parallel_seconds",
         "raw_pg_restore_seconds", "restore_seconds", "raw_pg_restore_parallel_seconds", "restore_from_directory_seconds",
         "same_cluster_copy_seconds", "fingerprint_seconds", "rollback_app_seconds", "rollback_data_seconds",
-        "rollback_check_seconds", "parse_empty_seconds", "release_airflow_seconds", "release_plain_seconds", "bench_wall_seconds",
+        "rollback_check_seconds", "parse_empty_seconds", "release_airflow_seconds", "release_plain_seconds", *DASHBOARD_KEYS,
+        "bench_wall_seconds",
     ):  # fmt: skip
         value = results[key]
         print(f"{key:28} {value:10.3f}" if isinstance(value, float) else f"{key:28} {value:>10}")
