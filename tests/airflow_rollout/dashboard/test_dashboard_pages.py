@@ -10,7 +10,7 @@ import re
 from urllib.parse import quote
 
 import pytest
-from observe import ledger
+from observe import ledger, maintenance_store
 
 pytestmark = pytest.mark.e2e
 
@@ -130,7 +130,7 @@ def test_an_investigated_release_shows_who_answered_the_required_action_and_when
 
 
 def test_the_systems_page_shows_version_last_release_lock_backup_age_and_drill(client, releases, postgres):
-    ledger().record_drill(
+    maintenance_store().record_drill(
         "demo",
         "app_db",
         {"location": "/nowhere", "backup_taken_at": None, "restore_seconds": 12.5, "rpo_seconds": 3600.0,
