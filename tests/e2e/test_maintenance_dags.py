@@ -39,7 +39,9 @@ def findings(run_id: str) -> dict[str, dict]:
     return {f["check"]: f for f in maintenance_store().findings(run_id, ["demo"])}
 
 
-def test_daily_takes_a_backup_and_keeps_exactly_the_right_ones(dags, demo, postgres):
+def test_daily_takes_a_backup_and_keeps_exactly_the_right_ones(dags, demo, postgres, monkeypatch):
+    # No Airflow API connection here (the session's api-server, if an earlier test started it, is left out of view).
+    monkeypatch.delenv("AIRFLOW_CONN_AIRFLOW_API", raising=False)
     old = scheduled_backup(demo, postgres, "old", 40)
     older = scheduled_backup(demo, postgres, "older", 35)
     recent = scheduled_backup(demo, postgres, "recent", 5)
