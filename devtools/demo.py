@@ -136,7 +136,7 @@ def refusing_predecessor(profile: SystemProfile, ledger: Ledger, run_id: str) ->
         revision = conn.execute("SELECT revision FROM schema_revision").fetchone()[0]  # type: ignore[index]
     build = INCLUDE_DIR / "demo_app" / "releases" / f"{release.previous_version}.json"
     known = json.loads(build.read_text()).get("schema_revisions", [])
-    order = " -> ".join(a["step"] for a in ledger.step_attempts(run_id) if a["phase"] == "rollback")
+    order = " -> ".join(a.step for a in ledger.step_attempts(run_id) if a.phase == "rollback")
     before = ledger.fingerprint(run_id, "app_db", FingerprintStage.BEFORE)
     equal = "EQUAL" if ledger.fingerprint(run_id, "app_db", FingerprintStage.AFTER_RESTORE) == before else "DIFFERENT"
     return (

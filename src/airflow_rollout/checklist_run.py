@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from airflow_rollout.checklists import ItemCheck
     from airflow_rollout.context import ReleaseContext, SystemContext
+    from airflow_rollout.ledger import ChecklistItemRow, SignoffRow
 
 
 class ChecklistItemFailedError(RuntimeError):
@@ -166,17 +167,17 @@ def _backup_fresh(ctx: ReleaseContext, check: Any) -> Evidence:
         backups = ctx.maintenance_store.backups_of(ctx.profile.name, name)
         if not backups:
             return Evidence(False, f"no backup of {name} on record")
-        ages[name] = round((datetime.now(UTC) - backups[0]["taken_at"]).total_seconds() / 3600, 2)
+        ages[name] = round((datetime.now(UTC) - backups[0].taken_at).total_seconds() / 3600, 2)
     stale = [f"{name} {age} h" for name, age in ages.items() if age > check.max_age_hours]
     detail = ", ".join(f"{name}: newest backup {age} h old" for name, age in ages.items())
     return Evidence(not stale, detail + (f" (older than {check.max_age_hours:g} h: {', '.join(stale)})" if stale else ""), ages)
 
 
 def _latency(ctx: ReleaseContext, check: Any) -> Evidence:
-    measured = next((m for m in ctx.ledger.measurements(ctx.release_id) if m["name"] == check.check), None)
+    measured = next((m for m in ctx.ledger.measurements(ctx.release_id) if m.name == check.check), None)
     if measured is None:
         return Evidence(False, f"latency check {check.check} was not measured in this release")
-    metrics = measured["metrics"]
+    metrics = measured.metrics
     limits: list[tuple[str, float | None, str, Callable[[float, float], bool]]] = [
         ("p95_ms", check.max_p95_ms, "p95 {v} ms > {limit:g} ms", operator.gt),
         ("mean_ms", check.max_mean_ms, "mean {v} ms > {limit:g} ms", operator.gt),
@@ -186,7 +187,7 @@ def _latency(ctx: ReleaseContext, check: Any) -> Evidence:
     breaches = [
         text.format(v=metrics[key], limit=limit) for key, limit, text, broken in limits if limit is not None and broken(metrics[key], limit)
     ]
-    return Evidence(not breaches, measured["detail"] + ("; " + "; ".join(breaches) if breaches else ""), metrics)
+    return Evidence(not breaches, measured.detail + ("; " + "; ".join(breaches) if breaches else ""), metrics)
 
 
 def _file_present(ctx: ReleaseContext, check: Any) -> Evidence:
@@ -294,7 +295,7 @@ class ItemState:
     when: datetime | None = None
 
 
-def item_state(entry: Entry, results: dict[str, dict[str, Any]], signoffs: dict[str, dict[str, Any]]) -> ItemState:
+def item_state(entry: Entry, results: dict[str, ChecklistItemRow], signoffs: dict[str, SignoffRow]) -> ItemState:
     """One item's state from the ledger's checklist results and sign-offs of a release."""
     item = entry.item
     if item.not_applicable:
@@ -303,9 +304,8 @@ def item_state(entry: Entry, results: dict[str, dict[str, Any]], signoffs: dict[
         role = item.manual.role
         signed = signoffs.get(role)
         if item.manual.required and signed:
-            state = "signed_off" if signed["approved"] else "rejected"
-            approved = bool(signed["approved"])
-            return ItemState(done=approved, state=state, role=role, responder=signed["responder"], when=signed["answered_at"])
+            state = "signed_off" if signed.approved else "rejected"
+            return ItemState(done=signed.approved, state=state, role=role, responder=signed.responder, when=signed.answered_at)
         return ItemState(done=False, state="manual", role=role)
     result = results.get(entry.item_id)
     if result is None:
@@ -313,11 +313,10 @@ def item_state(entry: Entry, results: dict[str, dict[str, Any]], signoffs: dict[
         if entry.phase not in RELEASE_PHASES:
             return ItemState(done=False, state="maintenance", detail=f"runs in {when} maintenance")
         return ItemState(done=False, state="not_reached", detail=f"not reached ({when})")
-    passed = bool(result["passed"])
-    return ItemState(done=passed, state="passed" if passed else "failed", detail=result["detail"], when=result["checked_at"])
+    return ItemState(done=result.passed, state="passed" if result.passed else "failed", detail=result.detail, when=result.checked_at)
 
 
-def _line(entry: Entry, results: dict[str, dict[str, Any]], signoffs: dict[str, dict[str, Any]]) -> str:
+def _line(entry: Entry, results: dict[str, ChecklistItemRow], signoffs: dict[str, SignoffRow]) -> str:
     item = entry.item
     indent = "  " * entry.depth
     status = item_state(entry, results, signoffs)
@@ -356,7 +355,7 @@ def render_completed(ctx: ReleaseContext) -> str:
     ]
     if checklist:
         summary = checklist.summary()
-        passed = sum(r["passed"] for r in results.values())
+        passed = sum(r.passed for r in results.values())
         lines += [
             "",
             f"{summary['total']} items: {summary['automated']} automated ({len(results)} run in this release, {passed} passed), "
@@ -369,7 +368,7 @@ def render_completed(ctx: ReleaseContext) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _tables(ctx: ReleaseContext, signoffs: dict[str, dict[str, Any]]) -> list[str]:
+def _tables(ctx: ReleaseContext, signoffs: dict[str, SignoffRow]) -> list[str]:
     lines = ["", "## Deployment Log", "", "| Date | Version | Deployed By | Status | Notes |", "|---|---|---|---|---|"]
     for release in ctx.ledger.recent_releases(ctx.profile.name):
         note = (release.outcome_reason or "").replace("|", "/")[:160]
@@ -382,13 +381,13 @@ def _tables(ctx: ReleaseContext, signoffs: dict[str, dict[str, Any]]) -> list[st
         "|---|---|---|---|---|---|",
     ]
     for m in ctx.ledger.measurements(ctx.release_id):
-        if m["kind"] == "latency":
-            x = m["metrics"]
-            lines.append(f"| {m['name']} | {x['p50_ms']} | {x['p95_ms']} | {x['p99_ms']} | {x['error_rate']:.2%} | {x['rps']} |")
+        if m.kind == "latency":
+            x = m.metrics
+            lines.append(f"| {m.name} | {x['p50_ms']} | {x['p95_ms']} | {x['p99_ms']} | {x['error_rate']:.2%} | {x['rps']} |")
     lines += ["", "## Approval Sign-off", "", "| Role | Name | Decision | Date |", "|---|---|---|---|"]
     for role, answer in sorted(signoffs.items()):
-        decision = "approved" if answer["approved"] else "rejected"
-        lines.append(f"| {role} | {answer['responder'] or '(no answer in time)'} | {decision} | {_when(answer['answered_at'])} |")
+        decision = "approved" if answer.approved else "rejected"
+        lines.append(f"| {role} | {answer.responder or '(no answer in time)'} | {decision} | {_when(answer.answered_at)} |")
     return lines
 
 

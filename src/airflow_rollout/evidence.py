@@ -34,28 +34,28 @@ def backup_verified(ctx: ReleaseContext) -> Evidence:
         return Evidence(False, f"no backup of {', '.join(missing)}")
     if not rows:
         return Evidence(True, "the system has no data target to back up")
-    parts = [f"{name}: {row['location']} sha256 {row['sha256'][:12]}… ({row['size_bytes']} bytes)" for name, row in rows.items() if row]
-    return Evidence(True, "; ".join(parts), {name: row["sha256"] for name, row in rows.items() if row})
+    parts = [f"{name}: {row.location} sha256 {row.sha256[:12]}… ({row.size_bytes} bytes)" for name, row in rows.items() if row]
+    return Evidence(True, "; ".join(parts), {name: row.sha256 for name, row in rows.items() if row})
 
 
 def migrations_recorded(ctx: ReleaseContext) -> Evidence:
     """The migrations this release applied are in the record (none is a valid answer)."""
     applied = ctx.ledger.migrations(ctx.release_id)
-    failed = [s for s in ctx.ledger.steps(ctx.release_id) if s["phase"] == "migrate" and s["status"] == "failed"]
+    failed = [s for s in ctx.ledger.steps(ctx.release_id) if s.phase == "migrate" and s.status == "failed"]
     if failed:
-        return Evidence(False, f"migration failed: {failed[-1]['error']}")
+        return Evidence(False, f"migration failed: {failed[-1].error}")
     return Evidence(True, f"applied: {', '.join(applied)}" if applied else "no pending migration", {"applied": len(applied)})
 
 
 def release_checks_passed(ctx: ReleaseContext, checks: list[str] | None = None) -> Evidence:
     """The profile's checks (all, or the ones named) ran in verify and passed."""
-    measured = {m["name"]: m for m in ctx.ledger.measurements(ctx.release_id)}
+    measured = {m.name: m for m in ctx.ledger.measurements(ctx.release_id)}
     wanted = checks or [c.name for c in ctx.profile.checks]
     missing = [name for name in wanted if name not in measured]
-    failed = [f"{name}: {measured[name]['detail']}" for name in wanted if name in measured and not measured[name]["passed"]]
+    failed = [f"{name}: {measured[name].detail}" for name in wanted if name in measured and not measured[name].passed]
     if missing or failed:
         return Evidence(False, "; ".join([*(f"{m}: not run" for m in missing), *failed]))
-    return Evidence(True, "; ".join(f"{name}: {measured[name]['detail']}" for name in wanted))
+    return Evidence(True, "; ".join(f"{name}: {measured[name].detail}" for name in wanted))
 
 
 def data_fingerprint_recorded(ctx: ReleaseContext) -> Evidence:
@@ -92,10 +92,10 @@ def slack_configured(ctx: ReleaseContext) -> Evidence:
 
 def restore_drill_recent(ctx: ReleaseContext, max_age_days: float = 8) -> Evidence:
     """The weekly restore drill proved a backup restorable recently, within the RTO."""
-    drills = [d for d in ctx.maintenance_store.drills(ctx.profile.name) if d["fingerprint_equal"] and not d["error"]]
+    drills = [d for d in ctx.maintenance_store.drills(ctx.profile.name) if d.fingerprint_equal and not d.error]
     if not drills:
         return Evidence(False, "no successful restore drill on record (maintenance_weekly runs them)")
-    age_days = (datetime.now(UTC) - max(d["drilled_at"] for d in drills)).total_seconds() / 86400
+    age_days = (datetime.now(UTC) - max(d.drilled_at for d in drills)).total_seconds() / 86400
     return Evidence(age_days <= max_age_days, f"last drill {age_days:.1f} days ago", {"age_days": round(age_days, 2)})
 
 

@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -267,6 +267,141 @@ class Release:
     finished_at: datetime | None
 
 
+# The rows the read methods of `Ledger` return, one type per shape: a renamed column breaks at type-check time.
+# Their fields are the SELECT's columns, in its order (dataclasses.asdict gives the record's JSON its keys).
+
+
+@dataclass(frozen=True, slots=True)
+class StepAttemptRow:
+    """One attempt of one step (`Ledger.step_attempts`)."""
+
+    phase: str
+    step: str
+    attempt: int  # which attempt of this step it is, counting from 1 across every run of the release
+    run_id: str
+    try_number: int
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    detail: Any
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StepRow:
+    """The latest attempt of one step, with how many there were (`Ledger.steps`)."""
+
+    phase: str
+    step: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    detail: Any
+    error: str | None
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class BackupRow:
+    """The backup a release took of one data target (`Ledger.backup`)."""
+
+    location: str
+    format: str
+    sha256: str
+    size_bytes: int
+    toc_entries: int
+    taken_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AppStateRow:
+    """What a release recorded of one app it touched (`Ledger.app_states`)."""
+
+    app: str
+    previous_version: str | None
+    deployed_version: str | None
+    downtime_seconds: float | None
+    snapshot: dict[str, Any] | None  # what a rollback puts back, recorded before the app was touched
+    quiesced: dict[str, Any] | None  # what a quiesce stopped, and when
+
+    def as_entry(self) -> dict[str, Any]:
+        """The row as the release record shows it under the app's name: every field but `app`."""
+        return {key: value for key, value in asdict(self).items() if key != "app"}
+
+
+@dataclass(frozen=True, slots=True)
+class MeasurementRow:
+    """One check's result in a release (`Ledger.measurements`)."""
+
+    name: str  # the check's name (column check_name)
+    kind: str
+    critical: bool
+    passed: bool
+    detail: str
+    metrics: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineRow:
+    """The latency and error rate one finished release measured (`Ledger.release_baselines`)."""
+
+    version: str
+    status: str
+    finished_at: datetime
+    p50_ms: float
+    p95_ms: float
+    error_rate: float
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationRow:
+    """One message about a release, and whether it reached Slack (`Ledger.notifications`)."""
+
+    event: str
+    delivered: bool
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UnlockRow:
+    """An operator freeing a system's lock (`Ledger.unlocks`)."""
+
+    release_id: str
+    unlocked_by: str
+    reason: str
+    unlocked_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ChecklistItemRow:
+    """The evidence for one checklist item in a release (`Ledger.checklist_items`)."""
+
+    item_id: str
+    phase: str
+    passed: bool
+    detail: str
+    numbers: dict[str, Any]
+    checked_at: datetime
+
+    def as_entry(self) -> dict[str, Any]:
+        """The row as the release record shows it under the item's id: every field but `item_id`."""
+        return {key: value for key, value in asdict(self).items() if key != "item_id"}
+
+
+@dataclass(frozen=True, slots=True)
+class SignoffRow:
+    """One role's answer to a release's sign-off (`Ledger.signoffs`)."""
+
+    role: str
+    approved: bool
+    responder: str | None  # None: nobody answered in time
+    answered_at: datetime
+
+    def as_entry(self) -> dict[str, Any]:
+        """The row as the release record shows it under the role: every field but `role`."""
+        return {key: value for key, value in asdict(self).items() if key != "role"}
+
+
 class LedgerDatabase:
     """The ledger's PostgreSQL database, as one task uses it: one connection, opened on first use and kept for
     every statement after it (a task's dozen statements no longer pay a dozen connection set-ups), reopened
@@ -456,24 +591,48 @@ class Ledger(OnLedgerDatabase):
             (status, Jsonb(detail), error, release_id, phase, step, attempt.run_id, attempt.try_number),
         )
 
-    def step_attempts(self, release_id: str) -> list[dict[str, Any]]:
+    def step_attempts(self, release_id: str) -> list[StepAttemptRow]:
         """Every attempt of every step, in the order they started: the audit trail."""
         rows = self._execute(
             "SELECT phase, step, row_number() OVER (PARTITION BY phase, step ORDER BY started_at, id), run_id, try_number, status,"
             " started_at, finished_at, detail, error FROM rollout_step_attempt WHERE release_id = %s ORDER BY started_at, id",
             (release_id,),
         )
-        keys = ("phase", "step", "attempt", "run_id", "try_number", "status", "started_at", "finished_at", "detail", "error")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        return [
+            StepAttemptRow(
+                phase=phase,
+                step=step,
+                attempt=attempt,
+                run_id=run_id,
+                try_number=try_number,
+                status=status,
+                started_at=started_at,
+                finished_at=finished_at,
+                detail=detail,
+                error=error,
+            )
+            for phase, step, attempt, run_id, try_number, status, started_at, finished_at, detail, error in rows
+        ]
 
-    def steps(self, release_id: str) -> list[dict[str, Any]]:
+    def steps(self, release_id: str) -> list[StepRow]:
         """The latest attempt of each step, with how many there were, in the order the steps last started."""
-        latest: dict[tuple[str, str], dict[str, Any]] = {}
+        latest: dict[tuple[str, str], StepAttemptRow] = {}
         for attempt in self.step_attempts(release_id):
-            latest[(attempt["phase"], attempt["step"])] = attempt
-        keys = ("phase", "step", "status", "started_at", "finished_at", "detail", "error")
-        rows = [{**{k: a[k] for k in keys}, "attempts": a["attempt"]} for a in latest.values()]
-        return sorted(rows, key=lambda row: row["started_at"])
+            latest[(attempt.phase, attempt.step)] = attempt
+        rows = [
+            StepRow(
+                phase=a.phase,
+                step=a.step,
+                status=a.status,
+                started_at=a.started_at,
+                finished_at=a.finished_at,
+                detail=a.detail,
+                error=a.error,
+                attempts=a.attempt,
+            )
+            for a in latest.values()
+        ]
+        return sorted(rows, key=lambda row: row.started_at)
 
     def step_status(self, release_id: str, phase: str, step: str) -> str | None:
         rows = self._execute(
@@ -495,15 +654,17 @@ class Ledger(OnLedgerDatabase):
         )
         self.record_fingerprint(release_id, target, FingerprintStage.BEFORE, record["fingerprint"])
 
-    def backup(self, release_id: str, target: str) -> dict[str, Any] | None:
+    def backup(self, release_id: str, target: str) -> BackupRow | None:
         rows = self._execute(
             "SELECT location, format, sha256, size_bytes, toc_entries, taken_at FROM rollout_backup WHERE release_id = %s AND target = %s",
             (release_id, target),
         )
         if not rows:
             return None
-        keys = ("location", "format", "sha256", "size_bytes", "toc_entries", "taken_at")
-        return dict(zip(keys, rows[0], strict=True))
+        [(location, backup_format, sha256, size_bytes, toc_entries, taken_at)] = rows
+        return BackupRow(
+            location=location, format=backup_format, sha256=sha256, size_bytes=size_bytes, toc_entries=toc_entries, taken_at=taken_at
+        )
 
     def record_fingerprint(self, release_id: str, target: str, stage: FingerprintStage, fingerprint: dict[str, Any]) -> None:
         self._execute(
@@ -569,14 +730,24 @@ class Ledger(OnLedgerDatabase):
             (Jsonb(quiesced), release_id, app),
         )
 
-    def app_states(self, release_id: str) -> dict[str, dict[str, Any]]:
+    def app_states(self, release_id: str) -> dict[str, AppStateRow]:
+        """What the release recorded of each app it touched, by app name."""
         rows = self._execute(
             "SELECT app, previous_version, deployed_version, downtime_seconds, snapshot, quiesced FROM rollout_app_state"
             " WHERE release_id = %s",
             (release_id,),
         )
-        keys = ("previous_version", "deployed_version", "downtime_seconds", "snapshot", "quiesced")
-        return {row[0]: dict(zip(keys, row[1:], strict=True)) for row in rows}
+        return {
+            app: AppStateRow(
+                app=app,
+                previous_version=previous_version,
+                deployed_version=deployed_version,
+                downtime_seconds=downtime_seconds,
+                snapshot=snapshot,
+                quiesced=quiesced,
+            )
+            for app, previous_version, deployed_version, downtime_seconds, snapshot, quiesced in rows
+        }
 
     def record_measurement(self, release_id: str, result: dict[str, Any]) -> None:
         self._execute(
@@ -587,14 +758,16 @@ class Ledger(OnLedgerDatabase):
             (release_id, result["name"], result["kind"], result["critical"], result["passed"], result["detail"], Jsonb(result["metrics"])),
         )
 
-    def measurements(self, release_id: str) -> list[dict[str, Any]]:
+    def measurements(self, release_id: str) -> list[MeasurementRow]:
         rows = self._execute(
             "SELECT check_name, kind, critical, passed, detail, metrics FROM rollout_measurement"
             " WHERE release_id = %s ORDER BY measured_at",
             (release_id,),
         )
-        keys = ("name", "kind", "critical", "passed", "detail", "metrics")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        return [
+            MeasurementRow(name=check_name, kind=kind, critical=critical, passed=passed, detail=detail, metrics=metrics)
+            for check_name, kind, critical, passed, detail, metrics in rows
+        ]
 
     def baseline_p95(self, system: str, check_name: str) -> float | None:
         """p95 of `check_name` in the last promoted release of `system`: the performance baseline."""
@@ -606,7 +779,7 @@ class Ledger(OnLedgerDatabase):
         )
         return rows[0][0] if rows else None
 
-    def release_baselines(self, system: str) -> list[dict[str, Any]]:
+    def release_baselines(self, system: str) -> list[BaselineRow]:
         """Latency and error rate measured by each finished release, oldest first: the trend."""
         rows = self._execute(
             "SELECT r.version, r.status, r.finished_at, (m.metrics->>'p50_ms')::float, (m.metrics->>'p95_ms')::float,"
@@ -614,8 +787,10 @@ class Ledger(OnLedgerDatabase):
             " WHERE r.system = %s AND m.kind = 'latency' AND r.finished_at IS NOT NULL ORDER BY r.finished_at",
             (system,),
         )
-        keys = ("version", "status", "finished_at", "p50_ms", "p95_ms", "error_rate")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        return [
+            BaselineRow(version=version, status=status, finished_at=finished_at, p50_ms=p50_ms, p95_ms=p95_ms, error_rate=error_rate)
+            for version, status, finished_at, p50_ms, p95_ms, error_rate in rows
+        ]
 
     # --- notifications and the per-system lock ------------------------------------------------------
 
@@ -634,9 +809,9 @@ class Ledger(OnLedgerDatabase):
         """Whether the message with this idempotency key has reached Slack already."""
         return bool(self._execute("SELECT 1 FROM rollout_notification WHERE idempotency_key = %s AND delivered", (key,)))
 
-    def notifications(self, release_id: str) -> list[dict[str, Any]]:
+    def notifications(self, release_id: str) -> list[NotificationRow]:
         rows = self._execute("SELECT event, delivered, error FROM rollout_notification WHERE release_id = %s ORDER BY id", (release_id,))
-        return [{"event": e, "delivered": d, "error": err} for e, d, err in rows]
+        return [NotificationRow(event=event, delivered=delivered, error=error) for event, delivered, error in rows]
 
     def claim_lock(self, system: str, release_id: str, run_id: str) -> LockHolder | None:
         """Take the system's lock for `release_id`, worked under by DAG run `run_id`; None when taken, else who holds it.
@@ -687,11 +862,14 @@ class Ledger(OnLedgerDatabase):
         )
         return str(rows[0][0]) if rows else None
 
-    def unlocks(self, system: str) -> list[dict[str, Any]]:
+    def unlocks(self, system: str) -> list[UnlockRow]:
         rows = self._execute(
             "SELECT release_id, unlocked_by, reason, unlocked_at FROM rollout_unlock WHERE system = %s ORDER BY id", (system,)
         )
-        return [dict(zip(("release_id", "unlocked_by", "reason", "unlocked_at"), row, strict=True)) for row in rows]
+        return [
+            UnlockRow(release_id=release_id, unlocked_by=unlocked_by, reason=reason, unlocked_at=unlocked_at)
+            for release_id, unlocked_by, reason, unlocked_at in rows
+        ]
 
     # --- checklist evidence and sign-offs ------------------------------------------------------------
 
@@ -705,11 +883,15 @@ class Ledger(OnLedgerDatabase):
             (release_id, item_id, phase, passed, detail, Jsonb(numbers)),
         )
 
-    def checklist_items(self, release_id: str) -> dict[str, dict[str, Any]]:
+    def checklist_items(self, release_id: str) -> dict[str, ChecklistItemRow]:
+        """The evidence recorded for each checklist item the release checked, by item id."""
         rows = self._execute(
             "SELECT item_id, phase, passed, detail, numbers, checked_at FROM rollout_checklist_item WHERE release_id = %s", (release_id,)
         )
-        return {row[0]: dict(zip(("phase", "passed", "detail", "numbers", "checked_at"), row[1:], strict=True)) for row in rows}
+        return {
+            item_id: ChecklistItemRow(item_id=item_id, phase=phase, passed=passed, detail=detail, numbers=numbers, checked_at=checked_at)
+            for item_id, phase, passed, detail, numbers, checked_at in rows
+        }
 
     def record_signoff(self, release_id: str, role: str, *, approved: bool, responder: str | None) -> None:
         self._execute(
@@ -719,9 +901,13 @@ class Ledger(OnLedgerDatabase):
             (release_id, role, approved, responder),
         )
 
-    def signoffs(self, release_id: str) -> dict[str, dict[str, Any]]:
+    def signoffs(self, release_id: str) -> dict[str, SignoffRow]:
+        """Each role's answer to the sign-off, by role."""
         rows = self._execute("SELECT role, approved, responder, answered_at FROM rollout_signoff WHERE release_id = %s", (release_id,))
-        return {row[0]: {"approved": row[1], "responder": row[2], "answered_at": row[3]} for row in rows}
+        return {
+            role: SignoffRow(role=role, approved=approved, responder=responder, answered_at=answered_at)
+            for role, approved, responder, answered_at in rows
+        }
 
     def record_as_json(self, release_id: str) -> str:
         """The whole record of one release, as an operator would want to read or attach it."""
@@ -729,14 +915,14 @@ class Ledger(OnLedgerDatabase):
         return json.dumps(
             {
                 "release": release.__dict__,
-                "steps": self.steps(release_id),
-                "attempts": self.step_attempts(release_id),
+                "steps": [asdict(step) for step in self.steps(release_id)],
+                "attempts": [asdict(attempt) for attempt in self.step_attempts(release_id)],
                 "migrations": self.migrations(release_id),
-                "apps": self.app_states(release_id),
-                "measurements": self.measurements(release_id),
-                "notifications": self.notifications(release_id),
-                "checklist": self.checklist_items(release_id),
-                "signoffs": self.signoffs(release_id),
+                "apps": {app: state.as_entry() for app, state in self.app_states(release_id).items()},
+                "measurements": [asdict(measurement) for measurement in self.measurements(release_id)],
+                "notifications": [asdict(notification) for notification in self.notifications(release_id)],
+                "checklist": {item_id: item.as_entry() for item_id, item in self.checklist_items(release_id).items()},
+                "signoffs": {role: signoff.as_entry() for role, signoff in self.signoffs(release_id).items()},
             },
             default=str,
             indent=2,

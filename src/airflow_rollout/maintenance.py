@@ -26,6 +26,8 @@ from airflow_rollout.targets.base import AppCapability, BackupIntegrityError, Da
 
 if TYPE_CHECKING:
     from airflow_rollout.context import SystemContext
+    from airflow_rollout.ledger import BaselineRow
+    from airflow_rollout.maintenance_store import BackupOnRecord
     from airflow_rollout.targets.base import DataTarget
 
 log = logging.getLogger(__name__)
@@ -61,9 +63,9 @@ class MaintenanceRun:
         return f"{self.at.astimezone(UTC):%Y%m%dT%H%M%SZ}-{hashlib.sha256(self.run_id.encode()).hexdigest()[:8]}"
 
 
-def backups_as_of(ctx: SystemContext, target: DataTarget, at: datetime) -> list[dict[str, Any]]:
+def backups_as_of(ctx: SystemContext, target: DataTarget, at: datetime) -> list[BackupOnRecord]:
     """The backups on record for a target that were taken by `at`, newest first: what a run at `at` works with."""
-    return [b for b in ctx.maintenance_store.backups_of(ctx.profile.name, target.config.name) if b["taken_at"] <= at]
+    return [b for b in ctx.maintenance_store.backups_of(ctx.profile.name, target.config.name) if b.taken_at <= at]
 
 
 # --- daily ---------------------------------------------------------------------------------------------------
@@ -82,11 +84,11 @@ def scheduled_backup(ctx: SystemContext, run: MaintenanceRun) -> list[Finding]:
         recorded = ctx.maintenance_store.scheduled_backup(run.run_id, ctx.profile.name, name)
         if recorded is not None:
             try:
-                target.verify_integrity(recorded["location"], recorded["sha256"])
+                target.verify_integrity(recorded.location, recorded.sha256)
             except BackupIntegrityError as exc:
                 log.warning("this run's backup of %s is unusable, taking it again: %s", name, exc)
             else:
-                detail = f"{recorded['size_bytes']:,} bytes, sha256 {recorded['sha256'][:12]}… (taken by an earlier attempt of this run)"
+                detail = f"{recorded.size_bytes:,} bytes, sha256 {recorded.sha256[:12]}… (taken by an earlier attempt of this run)"
                 findings.append(Finding(ctx.profile.name, f"backup {name}", True, detail))
                 continue
         path = target.backup_path(ctx.backup_directory(target), f"scheduled-{run.tag}")
@@ -112,11 +114,11 @@ def retention_plan(candidates: list[Candidate], *, keep_days: int, now: datetime
     return [c.location for c in candidates if c.release_id is None and c.taken_at < cutoff and c.location != newest_verified]
 
 
-def newest_verified_backup(target: DataTarget, backups: list[dict[str, Any]]) -> dict[str, Any] | None:
+def newest_verified_backup(target: DataTarget, backups: list[BackupOnRecord]) -> BackupOnRecord | None:
     """The newest backup whose file is there and still has its recorded sha256 (newest first in `backups`)."""
     for backup in backups:
         try:
-            target.verify_integrity(backup["location"], backup["sha256"])
+            target.verify_integrity(backup.location, backup.sha256)
         except BackupIntegrityError as exc:
             log.warning("not a usable backup: %s", exc)
             continue
@@ -131,8 +133,8 @@ def apply_retention(ctx: SystemContext, run: MaintenanceRun) -> list[Finding]:
     for target in ctx.data_targets:
         backups = ctx.maintenance_store.backups_of(ctx.profile.name, target.config.name)
         newest = newest_verified_backup(target, backups)
-        candidates = [Candidate(b["location"], b["taken_at"], b["release_id"]) for b in backups]
-        doomed = retention_plan(candidates, keep_days=keep_days, now=run.at, newest_verified=newest["location"] if newest else None)
+        candidates = [Candidate(b.location, b.taken_at, b.release_id) for b in backups]
+        doomed = retention_plan(candidates, keep_days=keep_days, now=run.at, newest_verified=newest.location if newest else None)
         for location in doomed:
             remove_backup(Path(location))
             ctx.maintenance_store.mark_deleted(location)
@@ -157,7 +159,7 @@ def check_backup_age(ctx: SystemContext, run: MaintenanceRun) -> list[Finding]:
         if newest is None:
             findings.append(Finding(ctx.profile.name, f"backup age {target.config.name}", False, "no intact backup at all"))
             continue
-        age = max(run.at - newest["taken_at"], timedelta(0))
+        age = max(run.at - newest.taken_at, timedelta(0))
         findings.append(
             Finding(
                 ctx.profile.name,
@@ -224,9 +226,9 @@ def restore_drill(ctx: SystemContext, run: MaintenanceRun) -> list[Finding]:
             continue
         newest = backups[0]  # the newest, intact or not: a damaged newest backup must be loud
         result: dict[str, Any] = {
-            "location": newest["location"],
-            "backup_taken_at": newest["taken_at"],
-            "rpo_seconds": (run.at - newest["taken_at"]).total_seconds(),
+            "location": newest.location,
+            "backup_taken_at": newest.taken_at,
+            "rpo_seconds": (run.at - newest.taken_at).total_seconds(),
             "restore_seconds": None,
             "fingerprint_equal": False,
             "error": None,
@@ -240,10 +242,10 @@ def restore_drill(ctx: SystemContext, run: MaintenanceRun) -> list[Finding]:
         rto_limit = ctx.profile.maintenance.rto_hours * 3600
         ok = result["error"] is None and (result["restore_seconds"] or 0) <= rto_limit
         detail = (
-            f"{newest['location']}: restored in {result['restore_seconds']:.1f} s (RTO {ctx.profile.maintenance.rto_hours:g} h), "
+            f"{newest.location}: restored in {result['restore_seconds']:.1f} s (RTO {ctx.profile.maintenance.rto_hours:g} h), "
             f"backup {result['rpo_seconds'] / 3600:.1f} h old, fingerprint equal"
             if ok
-            else f"{newest['location']}: {result['error'] or 'restore took longer than the RTO'}"
+            else f"{newest.location}: {result['error'] or 'restore took longer than the RTO'}"
         )
         findings.append(Finding(ctx.profile.name, f"restore drill {name}", ok, detail))
     return findings
@@ -325,11 +327,10 @@ def vacuum(ctx: SystemContext, run: MaintenanceRun) -> list[Finding]:
 
 def trend_report(ctx: SystemContext, directory: Path, run: MaintenanceRun) -> tuple[Path, str]:
     """A PNG plot and a Markdown table of the p50/p95 latency and error rate of each release finished by the run's time."""
-    rows = [r for r in ctx.ledger.release_baselines(ctx.profile.name) if r["finished_at"] <= run.at]
+    rows = [r for r in ctx.ledger.release_baselines(ctx.profile.name) if r.finished_at <= run.at]
     lines = ["| release | status | finished | p50 ms | p95 ms | error rate |", "|---|---|---|---|---|---|"]
     lines += [
-        f"| {r['version']} | {r['status']} | {r['finished_at']:%Y-%m-%d %H:%M} "
-        f"| {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['error_rate']:.2%} |"
+        f"| {r.version} | {r.status} | {r.finished_at:%Y-%m-%d %H:%M} | {r.p50_ms:.1f} | {r.p95_ms:.1f} | {r.error_rate:.2%} |"
         for r in rows
     ]
     directory.mkdir(parents=True, exist_ok=True)
@@ -338,21 +339,21 @@ def trend_report(ctx: SystemContext, directory: Path, run: MaintenanceRun) -> tu
     return png, "\n".join(lines)
 
 
-def _plot(rows: list[dict[str, Any]], path: Path, *, title: str) -> None:
+def _plot(rows: list[BaselineRow], path: Path, *, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")  # no display on a worker
     from matplotlib import pyplot as plt
 
     figure, latency = plt.subplots(figsize=(8, 4), dpi=100)
-    labels = [r["version"] for r in rows]
+    labels = [r.version for r in rows]
     positions = range(len(rows))
-    latency.plot(positions, [r["p50_ms"] for r in rows], marker="o", label="p50 ms")
-    latency.plot(positions, [r["p95_ms"] for r in rows], marker="o", label="p95 ms")
+    latency.plot(positions, [r.p50_ms for r in rows], marker="o", label="p50 ms")
+    latency.plot(positions, [r.p95_ms for r in rows], marker="o", label="p95 ms")
     latency.set_ylabel("latency (ms)")
     latency.set_xticks(list(positions), labels, rotation=30)
     errors = latency.twinx()
-    errors.bar(positions, [r["error_rate"] * 100 for r in rows], alpha=0.25, color="red", label="error rate %")
+    errors.bar(positions, [r.error_rate * 100 for r in rows], alpha=0.25, color="red", label="error rate %")
     errors.set_ylabel("error rate (%)")
     latency.set_title(title)
     latency.legend(loc="upper left")

@@ -6,11 +6,62 @@ as a backup of its target), but apart from it in the code: the release phases ne
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from psycopg.types.json import Jsonb
 
 from airflow_rollout.ledger import OnLedgerDatabase
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+# The rows the read methods of `MaintenanceStore` return, one type per shape; fields are the SELECT's columns, in order.
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledBackupRow:
+    """The backup of a target one maintenance run took (`MaintenanceStore.scheduled_backup`)."""
+
+    location: str
+    sha256: str
+    size_bytes: int
+    taken_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BackupOnRecord:
+    """A backup of a target, scheduled or taken by a release (`MaintenanceStore.backups_of`)."""
+
+    location: str
+    sha256: str
+    fingerprint: dict[str, Any]  # the target's fingerprint when the backup was taken
+    taken_at: datetime
+    release_id: str | None  # the release that took it; None for a scheduled backup
+
+
+@dataclass(frozen=True, slots=True)
+class DrillRow:
+    """One restore drill of a target (`MaintenanceStore.drills`)."""
+
+    target: str
+    location: str
+    restore_seconds: float | None
+    rpo_seconds: float | None
+    fingerprint_equal: bool
+    error: str | None
+    drilled_at: datetime
+    run_id: str | None  # None for drills recorded before drills had a run
+
+
+@dataclass(frozen=True, slots=True)
+class FindingRow:
+    """What one check of a maintenance run found for one system (`MaintenanceStore.findings`)."""
+
+    system: str
+    check: str  # the check's name (column check_name)
+    ok: bool
+    detail: str
 
 
 class MaintenanceStore(OnLedgerDatabase):
@@ -33,16 +84,19 @@ class MaintenanceStore(OnLedgerDatabase):
             ),
         )
 
-    def scheduled_backup(self, run_id: str, system: str, target: str) -> dict[str, Any] | None:
+    def scheduled_backup(self, run_id: str, system: str, target: str) -> ScheduledBackupRow | None:
         """The backup of a target that `run_id` took and recorded (an earlier attempt of a retried task), if any."""
         rows = self._execute(
             "SELECT location, sha256, size_bytes, taken_at FROM rollout_scheduled_backup"
             " WHERE run_id = %s AND system = %s AND target = %s AND deleted_at IS NULL",
             (run_id, system, target),
         )
-        return dict(zip(("location", "sha256", "size_bytes", "taken_at"), rows[0], strict=True)) if rows else None
+        if not rows:
+            return None
+        [(location, sha256, size_bytes, taken_at)] = rows
+        return ScheduledBackupRow(location=location, sha256=sha256, size_bytes=size_bytes, taken_at=taken_at)
 
-    def backups_of(self, system: str, target: str) -> list[dict[str, Any]]:
+    def backups_of(self, system: str, target: str) -> list[BackupOnRecord]:
         """Every backup on record for a target, scheduled or taken by a release, newest first."""
         rows = self._execute(
             "SELECT location, sha256, fingerprint, taken_at, NULL::text FROM rollout_scheduled_backup"
@@ -55,8 +109,10 @@ class MaintenanceStore(OnLedgerDatabase):
             " ORDER BY taken_at DESC",
             (system, target, system, target),
         )
-        keys = ("location", "sha256", "fingerprint", "taken_at", "release_id")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        return [
+            BackupOnRecord(location=location, sha256=sha256, fingerprint=fingerprint, taken_at=taken_at, release_id=release_id)
+            for location, sha256, fingerprint, taken_at, release_id in rows
+        ]
 
     def mark_deleted(self, location: str) -> None:
         self._execute("UPDATE rollout_scheduled_backup SET deleted_at = now() WHERE location = %s", (location,))
@@ -73,14 +129,25 @@ class MaintenanceStore(OnLedgerDatabase):
             {"run_id": run_id, "system": system, "target": target, **result},
         )
 
-    def drills(self, system: str) -> list[dict[str, Any]]:
+    def drills(self, system: str) -> list[DrillRow]:
         rows = self._execute(
             "SELECT target, location, restore_seconds, rpo_seconds, fingerprint_equal, error, drilled_at, run_id FROM rollout_drill"
             " WHERE system = %s ORDER BY drill_id",
             (system,),
         )
-        keys = ("target", "location", "restore_seconds", "rpo_seconds", "fingerprint_equal", "error", "drilled_at", "run_id")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        return [
+            DrillRow(
+                target=target,
+                location=location,
+                restore_seconds=restore_seconds,
+                rpo_seconds=rpo_seconds,
+                fingerprint_equal=fingerprint_equal,
+                error=error,
+                drilled_at=drilled_at,
+                run_id=run_id,
+            )
+            for target, location, restore_seconds, rpo_seconds, fingerprint_equal, error, drilled_at, run_id in rows
+        ]
 
     def record_findings(self, run_id: str, system: str, task_id: str, findings: list[dict[str, Any]]) -> None:
         """What one task found for one system in a run, in place of what its earlier attempts found (one transaction)."""
@@ -101,10 +168,10 @@ class MaintenanceStore(OnLedgerDatabase):
 
         self._through_outages(replace)
 
-    def findings(self, run_id: str, systems: list[str]) -> list[dict[str, Any]]:
+    def findings(self, run_id: str, systems: list[str]) -> list[FindingRow]:
         rows = self._execute(
             "SELECT system, check_name, ok, detail FROM rollout_maintenance_finding WHERE run_id = %s AND system = ANY(%s)"
             " ORDER BY found_at",
             (run_id, systems),
         )
-        return [{"system": s, "check": c, "ok": ok, "detail": d} for s, c, ok, d in rows]
+        return [FindingRow(system=system, check=check_name, ok=ok, detail=detail) for system, check_name, ok, detail in rows]

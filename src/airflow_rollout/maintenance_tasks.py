@@ -185,7 +185,7 @@ def send_digest(system: str, kind: str, airflow_findings: list[dict[str, Any]] |
 
     ctx = system_context(system)
     run = get_current_context()["dag_run"]
-    findings = [Finding(**f) for f in ctx.maintenance_store.findings(run.run_id, [system])]
+    findings = [Finding(f.system, f.check, f.ok, f.detail) for f in ctx.maintenance_store.findings(run.run_id, [system])]
     findings += [Finding(**f) for f in airflow_findings or []]
     now = maintenance_run().at
     reminders = [f"reminder (monthly, a person): {item}" for item in MANUAL_REMINDERS["monthly"] if now.day <= 7 and kind == "weekly"]

@@ -220,8 +220,8 @@ def backup(ctx: ReleaseContext) -> dict[str, Any]:
         recorded = ctx.ledger.backup(ctx.release_id, name)
         if recorded:
             try:
-                target.verify_integrity(recorded["location"], recorded["sha256"])
-                taken[name] = {"location": recorded["location"], "reused": True}
+                target.verify_integrity(recorded.location, recorded.sha256)
+                taken[name] = {"location": recorded.location, "reused": True}
                 continue
             except BackupIntegrityError as exc:
                 log.warning("the recorded backup is unusable, taking a new one: %s", exc)
@@ -244,7 +244,7 @@ def require_backups(ctx: ReleaseContext) -> None:
         if recorded is None:
             missing.append(target.config.name)
         else:
-            target.verify_integrity(recorded["location"], recorded["sha256"])
+            target.verify_integrity(recorded.location, recorded.sha256)
     if missing:
         raise PreflightError(
             f"release {ctx.release_id} has no verified backup of {', '.join(missing)}: run the backup phase "
@@ -287,8 +287,7 @@ def record_before_touching(ctx: ReleaseContext, name: str, app: AppTarget) -> st
     """The version `name` ran before this release touched it (and its snapshot), recorded once; returns that version."""
     states = ctx.ledger.app_states(ctx.release_id)
     if name in states:
-        previous: str | None = states[name]["previous_version"]  # recorded by an earlier attempt: keep it
-        return previous
+        return states[name].previous_version  # recorded by an earlier attempt: keep it
     release = ctx.release()
     running = app.current()
     previous = running.version if running else release.previous_version
@@ -325,7 +324,7 @@ def deploy(ctx: ReleaseContext) -> dict[str, Any]:
             app.wait_ready(ctx.version)
             result[name] = {"previous_version": previous, "already_running": True}
             continue
-        quiesced = ctx.ledger.app_states(ctx.release_id)[name]["quiesced"]
+        quiesced = ctx.ledger.app_states(ctx.release_id)[name].quiesced
         if quiesced:  # stopped before the migration (stop_first): the downtime runs from that stop
             app.resume(quiesced, ctx.version)
             downtime = time.time() - float(quiesced["stopped_at"])
@@ -411,17 +410,15 @@ def corrupted_tables(
 def observe(ctx: ReleaseContext) -> Observations:
     steps = ctx.ledger.steps(ctx.release_id)
     phase_failures = tuple(
-        f"{s['phase']}.{s['step']}: {s['error']}"
-        for s in steps
-        if s["status"] == "failed" and s["phase"] in {"migrate", "deploy", "verify"}
+        f"{s.phase}.{s.step}: {s.error}" for s in steps if s.status == "failed" and s.phase in {"migrate", "deploy", "verify"}
     )
     measurements = ctx.ledger.measurements(ctx.release_id)
-    failed_checks = tuple(FailedCheck(m["name"], m["critical"], m["detail"]) for m in measurements if not m["passed"])
-    latency = [m for m in measurements if m["kind"] == "latency"]
-    error_rate = max((float(m["metrics"]["error_rate"]) for m in latency), default=None)
-    p95 = float(latency[0]["metrics"]["p95_ms"]) if latency else None
-    baseline = ctx.ledger.baseline_p95(ctx.profile.name, latency[0]["name"]) if latency else None
-    downtimes = [s["downtime_seconds"] for s in ctx.ledger.app_states(ctx.release_id).values() if s["downtime_seconds"] is not None]
+    failed_checks = tuple(FailedCheck(m.name, m.critical, m.detail) for m in measurements if not m.passed)
+    latency = [m for m in measurements if m.kind == "latency"]
+    error_rate = max((float(m.metrics["error_rate"]) for m in latency), default=None)
+    p95 = float(latency[0].metrics["p95_ms"]) if latency else None
+    baseline = ctx.ledger.baseline_p95(ctx.profile.name, latency[0].name) if latency else None
+    downtimes = [s.downtime_seconds for s in ctx.ledger.app_states(ctx.release_id).values() if s.downtime_seconds is not None]
     corrupted: list[str] = []
     for target in ctx.data_targets_with(DataCapability.CORRUPTION_CHECK):
         name = target.config.name
@@ -487,9 +484,9 @@ def promote(ctx: ReleaseContext) -> dict[str, Any]:
         Event.PROMOTED,
         ctx.release_id,
         f"{ctx.version} promoted (was {release.previous_version or 'nothing'})",
-        [m["detail"] for m in measurements] + [f"migrations: {', '.join(ctx.ledger.migrations(ctx.release_id)) or 'none'}"],
+        [m.detail for m in measurements] + [f"migrations: {', '.join(ctx.ledger.migrations(ctx.release_id)) or 'none'}"],
     )
-    return {"status": ReleaseStatus.PROMOTED.value, "baselines": {m["name"]: m["metrics"] for m in measurements if m["kind"] == "latency"}}
+    return {"status": ReleaseStatus.PROMOTED.value, "baselines": {m.name: m.metrics for m in measurements if m.kind == "latency"}}
 
 
 # --- rollback ----------------------------------------------------------------------------------------
@@ -543,9 +540,9 @@ def _resume_as_before_rollback(ctx: ReleaseContext, names: list[str]) -> str:
     done = []
     for name in names:
         state = states[name]
-        version = state["deployed_version"] or state["previous_version"]
+        version = state.deployed_version or state.previous_version
         try:
-            ctx.apps[name].resume(state["quiesced"] or {}, version)
+            ctx.apps[name].resume(state.quiesced or {}, version)
             done.append(f"{name} runs {version} again, as before the rollback")
         except Exception as exc:  # noqa: BLE001 - each app is tried; what failed is reported, not hidden
             done.append(f"{name} could not be started again ({ctx.redact(str(exc))}): nothing of it serves")
@@ -556,10 +553,10 @@ def start_previous(ctx: ReleaseContext) -> dict[str, Any]:
     """With the data restored: the previous version of every app the release touched, started or put back."""
     states = ctx.ledger.app_states(ctx.release_id)
     stopped = ctx.ledger.step_status(ctx.release_id, "rollback", "stop_apps") == "succeeded"
-    if not stopped or any(state["quiesced"] is None for state in states.values()):
+    if not stopped or any(state.quiesced is None for state in states.values()):
         raise StepNotApplicableError("the apps were not stopped, so nothing was restored and nothing is started here (see stop_apps)")
     if not data_restored(ctx):
-        failure = next((s["error"] for s in ctx.ledger.steps(ctx.release_id) if s["step"] == "restore_data" and s["error"]), None)
+        failure = next((s.error for s in ctx.ledger.steps(ctx.release_id) if s.step == "restore_data" and s.error), None)
         raise RollbackError(
             f"the data was not restored ({failure or 'see restore_data'}), so the previous version is not started on it; "
             + _resume_as_before_rollback(ctx, list(states))
@@ -569,9 +566,12 @@ def start_previous(ctx: ReleaseContext) -> dict[str, Any]:
         if name not in states:
             result[name] = "untouched: the release never deployed it"
             continue
-        previous = states[name]["previous_version"]
+        previous = states[name].previous_version
         if AppCapability.SNAPSHOT_RESTORE in app.capabilities:  # deploy recorded what to put back
-            result[name] = _put_back(app, states[name]["snapshot"], previous)
+            snapshot = states[name].snapshot
+            if snapshot is None:
+                raise RollbackError(f"{name}: the ledger holds no snapshot of it from before the release, so nothing can be put back")
+            result[name] = _put_back(app, snapshot, previous)
             continue
         running = app.current()
         if previous is None:
@@ -611,13 +611,13 @@ def restore_data(ctx: ReleaseContext) -> dict[str, Any]:
             ctx.ledger.record_fingerprint(ctx.release_id, name, FingerprintStage.AFTER_RESTORE, before)
             result[name] = "already equal to the pre-release fingerprint"
             continue
-        target.restore(backup_row["location"], backup_row["sha256"])
+        target.restore(backup_row.location, backup_row.sha256)
         after = target.fingerprint()
         ctx.ledger.record_fingerprint(ctx.release_id, name, FingerprintStage.AFTER_RESTORE, after)
         if after != before:
             differing = sorted(t for t in set(before) | set(after) if before.get(t) != after.get(t))
             raise RestoreMismatchError(f"{name}: after the restore these tables differ from before the release: {', '.join(differing)}")
-        result[name] = f"restored from {backup_row['location']}; fingerprint equal ({len(after)} tables)"
+        result[name] = f"restored from {backup_row.location}; fingerprint equal ({len(after)} tables)"
     return result
 
 
@@ -692,14 +692,17 @@ def check_running(ctx: ReleaseContext) -> dict[str, Any]:
 
 def record_adopted(ctx: ReleaseContext) -> dict[str, Any]:
     """The adopted version is the promoted baseline: the next release records it as the previous version."""
-    backups = {t.config.name: (ctx.ledger.backup(ctx.release_id, t.config.name) or {}).get("location") for t in ctx.data_targets}
+    backups: dict[str, str | None] = {}
+    for target in ctx.data_targets:
+        backup = ctx.ledger.backup(ctx.release_id, target.config.name)
+        backups[target.config.name] = backup.location if backup else None
     ctx.ledger.set_status(ctx.release_id, ReleaseStatus.PROMOTED, reason="adopted: it ran before this package managed it", final=True)
     ctx.ledger.release_lock(ctx.profile.name, ctx.release_id)
     ctx.notifier.send(
         Event.PROMOTED,
         ctx.release_id,
         f"{ctx.profile.name} {ctx.version} adopted: running as it was, now the baseline for the next release",
-        [m["detail"] for m in ctx.ledger.measurements(ctx.release_id)] + [f"first backup of {n}: {loc}" for n, loc in backups.items()],
+        [m.detail for m in ctx.ledger.measurements(ctx.release_id)] + [f"first backup of {n}: {loc}" for n, loc in backups.items()],
     )
     return {"status": ReleaseStatus.PROMOTED.value, "backups": backups}
 

@@ -48,11 +48,11 @@ def test_a_running_service_is_adopted_then_released_and_rolled_back_to_it(dags, 
     record = ledger().release(adopted.run_id)
     assert (record.status, record.version, record.outcome_reason) == ("promoted", "1.0.0", "adopted: it ran before this package managed it")
     assert started_outside.poll() is None  # nothing was restarted
-    take_over = next(s for s in ledger().steps(adopted.run_id) if s["step"] == "take_over")
-    assert f"took over pid {started_outside.pid}" in take_over["detail"]["web"]
-    assert {m["name"] for m in ledger().measurements(adopted.run_id)} == {"health", "items_smoke", "items_latency"}
+    take_over = next(s for s in ledger().steps(adopted.run_id) if s.step == "take_over")
+    assert f"took over pid {started_outside.pid}" in take_over.detail["web"]
+    assert {m.name for m in ledger().measurements(adopted.run_id)} == {"health", "items_smoke", "items_latency"}
     backup = ledger().backup(adopted.run_id, "app_db")
-    assert backup and len(backup["sha256"]) == 64
+    assert backup and len(backup.sha256) == 64
     assert ledger().lock_holder("demo") is None
     assert any("demo 1.0.0 adopted" in m for m in slack_messages())
 

@@ -168,9 +168,9 @@ def test_routing_good_release_is_promoted_with_every_service_on_the_new_tag(rele
     migration = [c for c in calls if c["argv"][-3:] == ["alembic", "upgrade", "head"]]
     assert migration[-1]["argv"][-8:] == ["run", "--rm", "--no-deps", "-T", "backend", "alembic", "upgrade", "head"]
     assert migration[-1]["env_subset"]["BACKEND_TAG"] == "1.1.0"
-    measured = {m["name"]: m for m in ledger().measurements(dag_run.run_id)}
+    measured = {m.name: m for m in ledger().measurements(dag_run.run_id)}
     assert set(measured) == {"health", "frontend_home", "login", "predict", "trainer_dry_run", "load_test"}
-    assert measured["load_test"]["passed"], measured["load_test"]["detail"]
+    assert measured["load_test"].passed, measured["load_test"].detail
     assert sorted(ledger().signoffs(dag_run.run_id)) == SIGN_OFF_ROLES
 
 
@@ -206,8 +206,8 @@ def test_mlops_release_is_promoted_when_the_model_passes_the_f1_gate(release_dag
 
     assert (dag_run.state, record.status) == ("success", "promoted")
     assert MLOPS.running_tags() == {"api": "1.1.0"}
-    measured = {m["name"]: m for m in ledger().measurements(dag_run.run_id)}
-    assert measured["model_f1"]["passed"] and measured["predict_latency"]["passed"], measured
+    measured = {m.name: m for m in ledger().measurements(dag_run.run_id)}
+    assert measured["model_f1"].passed and measured["predict_latency"].passed, measured
 
 
 def test_mlops_model_below_the_f1_gate_is_rolled_back(release_dag, mlops):

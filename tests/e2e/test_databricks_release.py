@@ -115,7 +115,7 @@ def test_ontos_bad_release_redeploys_the_previous_path_and_restores_every_table_
     # Every table back to the Delta version recorded before the release, by time travel (within retention).
     restores = {s for s in sql if s.startswith("RESTORE TABLE")}
     assert restores == {f"RESTORE TABLE `ontos_ml`.`workbench`.`{table}` TO VERSION AS OF {versions[table]}" for table in ONTOS_TABLES}
-    steps = {s["step"]: s["status"] for s in ledger().steps(dag_run.run_id)}
+    steps = {s.step: s.status for s in ledger().steps(dag_run.run_id)}
     assert steps["verify_restored"] == "succeeded"
 
 
@@ -144,10 +144,10 @@ def test_ml_release_moves_the_champion_alias_checks_the_endpoint_and_runs_the_ba
 
     assert (dag_run.state, record.status) == ("success", "promoted")
     assert champion() == "3"
-    assert ledger().app_states(dag_run.run_id)["champion"]["snapshot"] == {"model_version": "2"}
-    measured = {m["name"]: m for m in ledger().measurements(dag_run.run_id)}
-    assert measured["endpoint_ready"]["passed"] and "READY" in measured["endpoint_ready"]["detail"]
-    assert measured["batch_inference"]["passed"] and "SUCCESS" in measured["batch_inference"]["detail"]
+    assert ledger().app_states(dag_run.run_id)["champion"].snapshot == {"model_version": "2"}
+    measured = {m.name: m for m in ledger().measurements(dag_run.run_id)}
+    assert measured["endpoint_ready"].passed and "READY" in measured["endpoint_ready"].detail
+    assert measured["batch_inference"].passed and "SUCCESS" in measured["batch_inference"].detail
 
 
 def test_ml_release_whose_batch_job_fails_moves_the_alias_back_and_restores_the_features(release_dag, workspace, ml_platform):

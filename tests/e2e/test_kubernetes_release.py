@@ -152,7 +152,7 @@ def test_good_rollout_migrates_with_a_job_and_is_promoted(release_dag, cluster):
     [migration] = ledger().migrations(dag_run.run_id)
     assert "job ai-etl-assistant-migrate-" in migration and "alembic upgrade head" in migration
     states = ledger().app_states(dag_run.run_id)
-    assert states["backend"]["snapshot"]["template"]["spec"]["containers"][0]["image"] == f"{REGISTRY}/backend:1.0.0"
+    assert states["backend"].snapshot["template"]["spec"]["containers"][0]["image"] == f"{REGISTRY}/backend:1.0.0"
 
 
 def test_stalled_rollout_is_rolled_back_to_the_recorded_template(release_dag, cluster):
@@ -166,7 +166,7 @@ def test_stalled_rollout_is_rolled_back_to_the_recorded_template(release_dag, cl
     wait_rolled_out(cluster)
     assert data_target().fingerprint() == before_data
     restored = ledger().steps(dag_run.run_id)
-    assert any(s["step"] == "verify_restored" and s["status"] == "succeeded" for s in restored)
+    assert any(s.step == "verify_restored" and s.status == "succeeded" for s in restored)
 
 
 def test_partial_rollout_of_two_of_three_deployments_restores_all_three(release_dag, cluster):
@@ -176,8 +176,8 @@ def test_partial_rollout_of_two_of_three_deployments_restores_all_three(release_
 
     assert record.status == "rolled_back"
     states = ledger().app_states(dag_run.run_id)
-    assert (states["backend"]["deployed_version"], states["frontend"]["deployed_version"]) == ("1.2.5", "1.2.5")
-    assert states["llm-gateway"]["deployed_version"] is None
+    assert (states["backend"].deployed_version, states["frontend"].deployed_version) == ("1.2.5", "1.2.5")
+    assert states["llm-gateway"].deployed_version is None
     assert templates(cluster) == before_templates
     assert images(cluster) == dict.fromkeys(DEPLOYMENTS, "1.0.0")
     assert data_target().fingerprint() == before_data

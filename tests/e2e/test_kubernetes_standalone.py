@@ -216,17 +216,17 @@ def test_good_release_is_promoted_by_a_real_worker(standalone, cluster):
     assert images(cluster) == dict.fromkeys(DEPLOYMENTS, "1.1.0")
     verify = {ti: s for ti, s in states.items() if ti.startswith("verify.")}
     assert verify and set(verify.values()) == {"success"}, verify
-    verify_steps = [s for s in ledger().steps(run_id) if s["phase"] == "verify"]
-    assert verify_steps and all(s["status"] == "succeeded" for s in verify_steps), verify_steps
+    verify_steps = [s for s in ledger().steps(run_id) if s.phase == "verify"]
+    assert verify_steps and all(s.status == "succeeded" for s in verify_steps), verify_steps
     signoffs = ledger().signoffs(run_id)
-    assert {role: (s["approved"], s["responder"]) for role, s in signoffs.items()} == {
+    assert {role: (s.approved, s.responder) for role, s in signoffs.items()} == {
         role: (True, approver.id) for role, [approver] in _roles().items()
     }
     assert "priority integer" in data_target().fingerprint()["public.routing_items"]["columns"]  # the migration Job ran
     notes = ledger().notifications(run_id)  # Slack, reached from the task processes through the .env's connection
-    assert "promoted" in [note["event"] for note in notes] and all(note["delivered"] for note in notes), notes
+    assert "promoted" in [note.event for note in notes] and all(note.delivered for note in notes), notes
     states_of_apps = ledger().app_states(run_id)
-    assert states_of_apps["backend"]["snapshot"]["template"]["spec"]["containers"][0]["image"] == f"{REGISTRY}/backend:{running['backend']}"
+    assert states_of_apps["backend"].snapshot["template"]["spec"]["containers"][0]["image"] == f"{REGISTRY}/backend:{running['backend']}"
 
 
 def test_stalled_rollout_is_rolled_back_by_a_real_worker(standalone, cluster):
@@ -247,8 +247,8 @@ def test_stalled_rollout_is_rolled_back_by_a_real_worker(standalone, cluster):
     target = data_target().config.name
     restored = ledger().fingerprint(run_id, target, FingerprintStage.AFTER_RESTORE)
     assert restored is not None and restored == ledger().fingerprint(run_id, target, FingerprintStage.BEFORE)
-    rollback = {s["step"]: s["status"] for s in ledger().steps(run_id) if s["phase"] == "rollback"}
+    rollback = {s.step: s.status for s in ledger().steps(run_id) if s.phase == "rollback"}
     assert rollback.get("verify_restored") == "succeeded", rollback
     assert states.get("rollback.verify_restored") == "success", states
     notes = ledger().notifications(run_id)
-    assert "rolled_back" in [note["event"] for note in notes] and all(note["delivered"] for note in notes), notes
+    assert "rolled_back" in [note.event for note in notes] and all(note.delivered for note in notes), notes

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from observe import STATE_DIR, ledger, maintenance_store, task_states
 from testenv import slack_messages
 
 from airflow_rollout.targets.postgres import PostgresDataTarget
+
+if TYPE_CHECKING:
+    from airflow_rollout.maintenance_store import FindingRow
 
 pytestmark = pytest.mark.e2e
 
@@ -35,8 +40,8 @@ def scheduled_backup(profile, postgres, name: str, days_old: int) -> Path:
     return Path(record.location)
 
 
-def findings(run_id: str) -> dict[str, dict]:
-    return {f["check"]: f for f in maintenance_store().findings(run_id, ["demo"])}
+def findings(run_id: str) -> dict[str, FindingRow]:
+    return {f.check: f for f in maintenance_store().findings(run_id, ["demo"])}
 
 
 def test_daily_takes_a_backup_and_keeps_exactly_the_right_ones(dags, demo, postgres, monkeypatch):
@@ -48,21 +53,21 @@ def test_daily_takes_a_backup_and_keeps_exactly_the_right_ones(dags, demo, postg
     conf = {"system": "demo", "version": "1.1.0", "release_id": "long-ago-release"}
     assert dags["backup"].test(run_conf=conf).state == "success"
     postgres.psql("rollout_ledger", "UPDATE rollout_backup SET taken_at = now() - interval '90 days'")
-    release_backup = Path(ledger().backup("long-ago-release", "app_db")["location"])
+    release_backup = Path(ledger().backup("long-ago-release", "app_db").location)
 
     dag_run = dags["maintenance_daily"].test()
 
     assert dag_run.state == "success", task_states(dag_run)
     assert not old.exists() and not older.exists()
     assert recent.exists() and release_backup.exists()  # younger than 30 days / a release points to it
-    remaining = [b["location"] for b in maintenance_store().backups_of("demo", "app_db")]
+    remaining = [b.location for b in maintenance_store().backups_of("demo", "app_db")]
     assert str(recent) in remaining and str(release_backup) in remaining and str(old) not in remaining
     newest = Path(remaining[0])
     assert newest.name.startswith("app_db-scheduled-") and newest.exists()
     found = findings(dag_run.run_id)
-    assert found["retention app_db"]["detail"].startswith("2 deleted (older than 30 days)")
-    assert found["backup age app_db"]["ok"] and found["health web health"]["ok"]
-    assert found["checklist s8.1 Daily backup not older than a day"]["ok"]  # the checklist's daily item
+    assert found["retention app_db"].detail.startswith("2 deleted (older than 30 days)")
+    assert found["backup age app_db"].ok and found["health web health"].ok
+    assert found["checklist s8.1 Daily backup not older than a day"].ok  # the checklist's daily item
     digest = slack_messages()[-1]
     assert "daily maintenance: all" in digest and "checks passed" in digest
     assert "airflow runs: not reviewed: no `airflow_api` connection" in digest
@@ -93,11 +98,11 @@ def test_weekly_drill_proves_the_backup_and_reports_trends(dags, release_dag, de
 
     assert dag_run.state == "success", task_states(dag_run)
     [drill] = maintenance_store().drills("demo")
-    assert drill["fingerprint_equal"] is True and drill["error"] is None
-    assert drill["restore_seconds"] > 0 and 0 <= drill["rpo_seconds"] < 60
+    assert drill.fingerprint_equal is True and drill.error is None
+    assert drill.restore_seconds > 0 and 0 <= drill.rpo_seconds < 60
     scratch = postgres.psql("postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'rollout_drill_%'")
     assert scratch.strip() == "0"  # dropped
-    report = findings(dag_run.run_id)["trend report"]["detail"]
+    report = findings(dag_run.run_id)["trend report"].detail
     png = Path(report.splitlines()[0].removeprefix("plot: "))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     from PIL import Image
@@ -105,8 +110,8 @@ def test_weekly_drill_proves_the_backup_and_reports_trends(dags, release_dag, de
     with Image.open(png) as image:
         image.verify()
     assert "| 1.1.0 | promoted |" in report
-    assert "VACUUM (ANALYZE) of 4 tables" in findings(dag_run.run_id)["vacuum app_db"]["detail"]  # with schema_revision
-    assert findings(dag_run.run_id)["checklist s8.2 Restore drill passed within the last week"]["ok"]  # after the drill
+    assert "VACUUM (ANALYZE) of 4 tables" in findings(dag_run.run_id)["vacuum app_db"].detail  # with schema_revision
+    assert findings(dag_run.run_id)["checklist s8.2 Restore drill passed within the last week"].ok  # after the drill
     digest = slack_messages()[-1]
     assert "weekly maintenance: all" in digest and "fingerprint equal" in digest
 
@@ -122,7 +127,7 @@ def test_weekly_drill_of_a_damaged_backup_fails_loudly_and_names_the_file(dags, 
     assert states["drill_restore"] == "failed"
     assert states["vacuum_analyze"] == "success"  # a failed drill stops no other maintenance
     [drill] = maintenance_store().drills("demo")
-    assert drill["fingerprint_equal"] is False and "altered or truncated" in drill["error"]
+    assert drill.fingerprint_equal is False and "altered or truncated" in drill.error
     digest = slack_messages()[-1]
     assert ":rotating_light:" in digest and f"FAILED restore drill app_db: {damaged}" in digest
 
@@ -136,7 +141,7 @@ def test_disaster_recovery_drill_starts_the_running_version_on_the_restored_data
     dag_run = dags["maintenance_weekly"].test(run_conf={"force_dr_drill": True})
 
     assert dag_run.state == "success", task_states(dag_run)
-    detail = findings(dag_run.run_id)["disaster recovery drill web"]["detail"]
+    detail = findings(dag_run.run_id)["disaster recovery drill web"].detail
     assert detail.startswith("1.0.0 started on the restored data in") and detail.endswith("2 critical checks passed")
     assert app_pid(demo) == live_pid and served_version() == "1.0.0"  # the live service was not touched
     assert postgres.psql("postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'rollout_dr_%'").strip() == "0"
@@ -152,7 +157,7 @@ def test_weekly_trend_plot_is_uploaded_through_the_slack_web_api(dags, release_d
 
     dag_run = dags["maintenance_weekly"].test()
 
-    assert findings(dag_run.run_id)["trend upload"]["ok"]
+    assert findings(dag_run.run_id)["trend upload"].ok
     upload = read_uploads(SLACK_OUT)[uploads_before]
     assert upload["channel_id"] == "C0TESTS1"
     assert "| 1.1.0 | promoted |" in upload["initial_comment"]
@@ -218,12 +223,14 @@ def test_an_older_ledger_gains_the_run_keys_keeps_its_rows_and_upserts_by_run(po
     old.record_drill("demo", "app_db", {**drill, "fingerprint_equal": True}, run_id="run-1")  # its retry
     old.record_findings("old-run", "demo", "back_up", [{"system": "demo", "check": "backup app_db", "ok": False, "detail": "new"}])
 
-    newest, *older = [b["location"] for b in old.backups_of("demo", "app_db")]
+    newest, *older = [b.location for b in old.backups_of("demo", "app_db")]
     assert (newest, sorted(older)) == ("/new/run-1.dump", ["/old/a.dump", "/old/b.dump"])
-    assert old.scheduled_backup("run-1", "demo", "app_db")["sha256"] == "dd"
-    assert [(d["run_id"], d["location"], d["fingerprint_equal"]) for d in old.drills("demo")] == [
+    assert old.scheduled_backup("run-1", "demo", "app_db").sha256 == "dd"
+    assert [(d.run_id, d.location, d.fingerprint_equal) for d in old.drills("demo")] == [
         (None, "/old/a.dump", True),
         (None, "/old/b.dump", True),
         ("run-1", "/new/run-1.dump", True),
     ]
-    assert old.findings("old-run", ["demo"]) == [{"system": "demo", "check": "backup app_db", "ok": False, "detail": "new"}]
+    assert [asdict(f) for f in old.findings("old-run", ["demo"])] == [
+        {"system": "demo", "check": "backup app_db", "ok": False, "detail": "new"}
+    ]

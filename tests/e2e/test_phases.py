@@ -23,8 +23,8 @@ def test_migrate_alone_refuses_a_release_without_a_backup(dags, demo):
 
     assert task_states(dag_run) == {"take_lock": "success", "migrate.migrate_data": "failed", "hand_back_lock": "success"}
     assert ledger().lock_holder("demo") is None  # it changed nothing: the lock is free again
-    step = next(s for s in ledger().steps("hand-made-1") if s["step"] == "migrate_data")
-    assert "has no verified backup of app_db" in step["error"]
+    step = next(s for s in ledger().steps("hand-made-1") if s.step == "migrate_data")
+    assert "has no verified backup of app_db" in step.error
     assert fingerprint(demo) == before
 
 
@@ -36,10 +36,10 @@ def test_phases_triggered_one_by_one_release_and_roll_back(dags, demo):
         assert run_phase(dags, phase, release_id).state == "success", phase
     assert served_version() == "1.2.0"
     assert fingerprint(demo) != before
-    location = ledger().backup(release_id, "app_db")["location"]
+    location = ledger().backup(release_id, "app_db").location
     assert run_phase(dags, "backup", release_id).state == "success"  # again: the intact backup is kept
-    assert ledger().backup(release_id, "app_db")["location"] == location
-    assert next(s for s in ledger().steps(release_id) if s["step"] == "backup_data")["detail"]["app_db"]["reused"] is True
+    assert ledger().backup(release_id, "app_db").location == location
+    assert next(s for s in ledger().steps(release_id) if s.step == "backup_data").detail["app_db"]["reused"] is True
 
     dag_run = run_phase(dags, "rollback", release_id)
 

@@ -26,12 +26,10 @@ def test_good_release_migrates_and_is_promoted(release_dag, demo):
     assert "priority integer" in after["public.items"]["columns"]
     assert after["public.orders"] == before["public.orders"]
     backup = ledger.backup(dag_run.run_id, "app_db")
-    assert backup and len(backup["sha256"]) == 64 and Path(backup["location"]).exists()
-    assert {m["name"] for m in ledger.measurements(dag_run.run_id)} == {"health", "items_smoke", "items_latency"}
-    phase_steps = [
-        s for s in ledger.steps(dag_run.run_id) if s["phase"] in {"backup", "migrate", "deploy"} and "checklist" not in s["step"]
-    ]
-    assert [s["status"] for s in phase_steps] == ["succeeded"] * 3
+    assert backup and len(backup.sha256) == 64 and Path(backup.location).exists()
+    assert {m.name for m in ledger.measurements(dag_run.run_id)} == {"health", "items_smoke", "items_latency"}
+    phase_steps = [s for s in ledger.steps(dag_run.run_id) if s.phase in {"backup", "migrate", "deploy"} and "checklist" not in s.step]
+    assert [s.status for s in phase_steps] == ["succeeded"] * 3
     messages = slack_messages()
     assert any("release of 1.1.0 started" in m for m in messages)
     assert any("decision *proceed*" in m for m in messages)
@@ -48,7 +46,7 @@ def assert_checklist_completed(dag_run, ledger) -> None:
     expected = {e.item_id for e in checklist.entries() if e.item.check and e.phase in RELEASE_PHASES}
     results = ledger.checklist_items(dag_run.run_id)
     assert set(results) == expected
-    assert [i for i, r in results.items() if not r["passed"]] == []
+    assert [i for i, r in results.items() if not r.passed] == []
     document = completed_checklist(dag_run)
     assert "- [x] Database backup taken, checksummed and read back — app_db: " in document
     assert "- [ ] Release notes reviewed — *manual: Tech Lead confirms*" in document
@@ -129,15 +127,15 @@ def test_stop_first_deploy_stops_the_old_version_before_the_migration(release_da
     release = ledger.release(dag_run.run_id)
     assert release.status == "promoted" and served_version() == "1.1.0"
     state = ledger.app_states(dag_run.run_id)["web"]
-    stopped_at = datetime.fromtimestamp(state["quiesced"]["stopped_at"], tz=UTC)
-    assert state["quiesced"]["version"] == "1.0.0" and state["previous_version"] == "1.0.0"
-    migrate = next(a for a in ledger.step_attempts(dag_run.run_id) if a["step"] == "migrate_data")
-    deploy = next(a for a in ledger.step_attempts(dag_run.run_id) if a["step"] == "deploy_apps")
+    stopped_at = datetime.fromtimestamp(state.quiesced["stopped_at"], tz=UTC)
+    assert state.quiesced["version"] == "1.0.0" and state.previous_version == "1.0.0"
+    migrate = next(a for a in ledger.step_attempts(dag_run.run_id) if a.step == "migrate_data")
+    deploy = next(a for a in ledger.step_attempts(dag_run.run_id) if a.step == "deploy_apps")
     # 1.0.0 was gone before the first migration ran, so its code never met the new schema.
-    assert migrate["started_at"] <= stopped_at <= migrate["finished_at"]
+    assert migrate.started_at <= stopped_at <= migrate.finished_at
     assert not psutil_alive(old_pid)
     # The downtime runs from that stop until 1.1.0 answered, and the decision judged it.
-    assert state["downtime_seconds"] >= (deploy["finished_at"] - migrate["finished_at"]).total_seconds() * 0.9
+    assert state.downtime_seconds >= (deploy.finished_at - migrate.finished_at).total_seconds() * 0.9
     assert release.decision == "proceed"
     assert any("decision *proceed*" in m and "downtime_seconds: " in m for m in slack_messages())
 

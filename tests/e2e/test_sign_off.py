@@ -47,7 +47,7 @@ def test_release_waits_for_the_sign_off_and_proceeds_when_approved(release_dag, 
     assert ledger.release(dag_run.run_id).status == "promoted"
     [signoff] = ledger.signoffs(dag_run.run_id).items()
     assert signoff[0] == "Tech Lead"
-    assert (signoff[1]["approved"], signoff[1]["responder"]) == (True, "Tech Lead Tara")
+    assert (signoff[1].approved, signoff[1].responder) == (True, "Tech Lead Tara")
     document = completed_checklist(dag_run)
     assert "- [x] Release notes reviewed — signed off by **Tech Lead Tara** (Tech Lead)" in document
     assert "| Tech Lead | Tech Lead Tara | approved |" in document
@@ -69,4 +69,4 @@ def test_a_rejected_sign_off_stops_the_release_before_any_change(release_dag, de
     assert fingerprint(demo) == before
     assert ledger.lock_holder("demo") is None
     assert any("stopped before any change" in m for m in slack_messages())
-    assert ledger.signoffs(dag_run.run_id)["Tech Lead"]["approved"] is False
+    assert ledger.signoffs(dag_run.run_id)["Tech Lead"].approved is False

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from dataclasses import asdict
 
 import httpx
 import pytest
@@ -67,9 +68,9 @@ def test_backup_fails_disk_full_stops_before_any_change(release_dag, demo, monke
     assert states["backup.backup_data"] == "failed"
     assert states["migrate.migrate_data"] == "upstream_failed"
     assert led.release(dag_run.run_id).status == "aborted"
-    backup_step = next(s for s in led.steps(dag_run.run_id) if s["step"] == "backup_data")
-    assert backup_step["attempts"] == 2, backup_step  # a full disk may pass: one retry
-    assert "No space left on device" in backup_step["error"], backup_step
+    backup_step = next(s for s in led.steps(dag_run.run_id) if s.step == "backup_data")
+    assert backup_step.attempts == 2, backup_step  # a full disk may pass: one retry
+    assert "No space left on device" in backup_step.error, backup_step
     assert app_pid(demo) == pid and served_version() == "1.0.0"
     assert fingerprint(demo) == before
     assert any("backup.backup_data failed" in m and "No space left" in m for m in slack_messages())
@@ -94,7 +95,7 @@ def test_backup_altered_before_migrate_is_refused_before_any_change(dags, demo):
     before = fingerprint(demo)
     conf = {"system": "demo", "version": "1.2.0", "release_id": "altered-early"}
     assert dags["backup"].test(run_conf=conf).state == "success"
-    dump = ledger().backup("altered-early", "app_db")["location"]
+    dump = ledger().backup("altered-early", "app_db").location
     with open(dump, "r+b") as handle:
         handle.seek(100)
         handle.write(b"\0\0\0\0")
@@ -102,7 +103,7 @@ def test_backup_altered_before_migrate_is_refused_before_any_change(dags, demo):
     dag_run = dags["migrate"].test(run_conf=conf)
 
     assert task_states(dag_run)["migrate.migrate_data"] == "failed"
-    assert "altered or truncated" in next(s for s in ledger().steps("altered-early") if s["step"] == "migrate_data")["error"]
+    assert "altered or truncated" in next(s for s in ledger().steps("altered-early") if s.step == "migrate_data").error
     assert fingerprint(demo) == before and served_version() == "1.0.0"
     assert any("migrate.migrate_data failed" in m and "altered or truncated" in m for m in slack_messages())
 
@@ -244,9 +245,9 @@ def test_latency_degraded_lands_in_investigate(release_dag, demo, wide_investiga
     release = led.release(dag_run.run_id)
     # The numbers themselves move with the machine's load: what must hold is that the baseline is the p95 the
     # promoted 2.0.0 measured, and that 2.1.0's was judged against it.
-    [baseline_probe] = [m for m in led.measurements(baseline.run_id) if m["kind"] == "latency"]
+    [baseline_probe] = [m for m in led.measurements(baseline.run_id) if m.kind == "latency"]
     assert release.decision_reasons[0].startswith("p95 latency ")
-    assert f"vs baseline {baseline_probe['metrics']['p95_ms']:.0f} ms" in release.decision_reasons[0]
+    assert f"vs baseline {baseline_probe.metrics['p95_ms']:.0f} ms" in release.decision_reasons[0]
     assert release.status == "rolled_back" and release.decided_by == "On-call Olga"
     assert served_version() == "2.0.0" and fingerprint(demo) == before
     assert any("decision *investigate*" in m and "p95 latency" in m for m in slack_messages())
@@ -309,8 +310,8 @@ def test_slack_unreachable_the_release_carries_on_and_records_it(release_dag, de
     assert led.release(dag_run.run_id).status == "promoted" and served_version() == "1.1.0"
     assert migrated_and_otherwise_unchanged(demo, before)
     notifications = led.notifications(dag_run.run_id)
-    assert [n["event"] for n in notifications] == ["release_started", "decision", "promoted"]
-    assert all(not n["delivered"] and "Connect" in n["error"] for n in notifications)
+    assert [n.event for n in notifications] == ["release_started", "decision", "promoted"]
+    assert all(not n.delivered and "Connect" in n.error for n in notifications)
     assert slack_messages() == []
 
 
@@ -330,10 +331,10 @@ def test_ledger_unavailable_for_seconds_is_ridden_out_without_double_records(rel
     release = led.release(dag_run.run_id)
     assert release.status == "promoted" and served_version() == "1.1.0"
     assert migrated_and_otherwise_unchanged(demo, before)
-    events = [n["event"] for n in led.notifications(dag_run.run_id)]
+    events = [n.event for n in led.notifications(dag_run.run_id)]
     assert events == ["release_started", "decision", "promoted"]
     steps = led.steps(dag_run.run_id)
-    assert all(s["status"] == "succeeded" and s["attempts"] == 1 for s in steps)
+    assert all(s.status == "succeeded" and s.attempts == 1 for s in steps)
     assert len(led.measurements(dag_run.run_id)) == 3
     assert sum("promoted" in m for m in slack_messages()) == 1
 
@@ -376,8 +377,8 @@ def test_worker_killed_in_the_middle_of_a_rollback_the_retry_finishes_it(dags, d
     retry = dags["rollback"].test(run_conf=conf)
 
     assert retry.state == "success"
-    restore = next(s for s in ledger().steps(release_id) if s["step"] == "restore_data")
-    assert detail in restore["detail"]["app_db"]
+    restore = next(s for s in ledger().steps(release_id) if s.step == "restore_data")
+    assert detail in restore.detail["app_db"]
     assert ledger().release(release_id).status == "rolled_back"
     assert served_version() == "1.0.0"
     assert fingerprint(demo) == before
@@ -386,7 +387,7 @@ def test_worker_killed_in_the_middle_of_a_rollback_the_retry_finishes_it(dags, d
 
 def test_backup_altered_before_the_restore_is_refused_and_alerts(release_dag, demo):
     def truncate_backup() -> None:
-        location = ledger().backup(ledger().newest_release_id("demo"), "app_db")["location"]
+        location = ledger().backup(ledger().newest_release_id("demo"), "app_db").location
         with open(location, "r+b") as handle:
             handle.truncate(1000)
 
@@ -459,10 +460,10 @@ def test_previous_version_refuses_the_new_schema_until_the_data_is_restored(rele
     # What most real services do, and why the rollback cannot start the previous version first.
     assert refusal["returncode"] == "1" and "unknown schema revision '1.2.0'" in refusal["stderr"], refusal
     assert led.release(dag_run.run_id).status == "rolled_back"
-    steps = {s["step"]: s for s in led.steps(dag_run.run_id)}
-    assert steps["stop_apps"]["detail"] == {"web": "stopped 1.2.0"}
-    assert steps["restore_data"]["finished_at"] <= steps["start_previous"]["started_at"]
-    assert steps["start_previous"]["detail"]["web"].startswith("back on 1.0.0")
+    steps = {s.step: s for s in led.steps(dag_run.run_id)}
+    assert steps["stop_apps"].detail == {"web": "stopped 1.2.0"}
+    assert steps["restore_data"].finished_at <= steps["start_previous"].started_at
+    assert steps["start_previous"].detail["web"].startswith("back on 1.0.0")
     assert served_version() == "1.0.0" and schema_revision(demo) == "1.0.0"
     assert fingerprint(demo) == before
     assert any("1.2.0 rolled back: 1.0.0 is serving again" in m and "fingerprint equal" in m for m in slack_messages())
@@ -552,11 +553,11 @@ def test_a_phase_run_alone_while_a_release_runs_is_refused(dags, demo, release_i
     assert "success" not in {state for task, state in states.items() if task.startswith(f"{dag_id}.")}
     # Every step this run tried was refused before it did anything (start_previous, which runs after a failed
     # restore, checks the lock first too).
-    tried = [a for a in ledger().step_attempts(release_id) if a["run_id"] == intruder.run_id and a["phase"] != "lock"]
-    assert all(a["status"] == "refused" for a in tried), tried
-    refusal = next(s for s in ledger().steps(release_id) if s["step"] == "take_lock")
-    assert refusal["status"] == "refused" and "nothing was changed" in refusal["error"]
-    assert (holder if dag_id == "deploy" else "another run of release") in refusal["error"]
+    tried = [a for a in ledger().step_attempts(release_id) if a.run_id == intruder.run_id and a.phase != "lock"]
+    assert all(a.status == "refused" for a in tried), tried
+    refusal = next(s for s in ledger().steps(release_id) if s.step == "take_lock")
+    assert refusal.status == "refused" and "nothing was changed" in refusal.error
+    assert (holder if dag_id == "deploy" else "another run of release") in refusal.error
     assert app_pid(demo) == pid and served_version() == "1.0.0" and fingerprint(demo) == before  # nothing changed meanwhile
     assert ledger().lock_holder("demo") == holder  # the release in flight keeps its lock
     assert first.poll() is None  # and carries on: the fixture checks it ends promoted
@@ -587,9 +588,9 @@ def test_two_rollbacks_racing_only_one_runs(dags, demo, tmp_path):
     assert "DETACHED-RUN-STATE success" in first_output, first_output[-3000:]
     assert "DETACHED-RUN-STATE failed" in second_output, second_output[-3000:]
     attempts = ledger().step_attempts("raced")
-    refused = [a for a in attempts if a["status"] == "refused"]
-    assert [a["step"] for a in refused][:1] == ["take_lock"] and "another run of release raced" in refused[0]["error"]
-    assert [a["step"] for a in attempts].count("restore_data") == 1  # one restore, by the run that holds the lock
+    refused = [a for a in attempts if a.status == "refused"]
+    assert [a.step for a in refused][:1] == ["take_lock"] and "another run of release raced" in refused[0].error
+    assert [a.step for a in attempts].count("restore_data") == 1  # one restore, by the run that holds the lock
     assert ledger().release("raced").status == "rolled_back"
     assert served_version() == "1.0.0" and fingerprint(demo) == before
     assert ledger().lock_holder("demo") is None
@@ -599,7 +600,7 @@ def test_failed_rollback_keeps_the_lock_until_unlocked_with_a_reason(dags, relea
     conf = {"system": "demo", "version": "1.2.0", "release_id": "stuck"}
     for phase in ("backup", "migrate", "deploy"):
         assert dags[phase].test(run_conf=conf).state == "success"
-    with open(ledger().backup("stuck", "app_db")["location"], "r+b") as dump:
+    with open(ledger().backup("stuck", "app_db").location, "r+b") as dump:
         dump.truncate(1000)
 
     failed = dags["rollback"].test(run_conf={**conf, "reason": "1.2.0 fails one request in three"})
@@ -620,7 +621,7 @@ def test_failed_rollback_keeps_the_lock_until_unlocked_with_a_reason(dags, relea
 
     assert unlocked.state == "success"
     assert ledger().lock_holder("demo") is None
-    assert ledger().unlocks("demo")[-1] | {"unlocked_at": None} == {
+    assert asdict(ledger().unlocks("demo")[-1]) | {"unlocked_at": None} == {
         "release_id": "stuck",
         "unlocked_by": "dag_test",
         "reason": "1.2.0 restored by hand from last night's dump",
@@ -649,7 +650,7 @@ def test_retried_decide_sends_one_slack_message(release_dag, demo):
     assert make_decision(retry).outcome.value == "proceed"
 
     assert [m for m in slack_messages() if "decision *proceed*" in m] == decisions
-    assert [n["event"] for n in led.notifications(dag_run.run_id)].count("decision") == 1
+    assert [n.event for n in led.notifications(dag_run.run_id)].count("decision") == 1
 
 
 def test_step_failing_once_is_retried_and_both_attempts_stay_on_record(release_dag, demo, monkeypatch, tmp_path):
@@ -661,10 +662,10 @@ def test_step_failing_once_is_retried_and_both_attempts_stay_on_record(release_d
     dag_run, led = run_release(release_dag, "1.1.0")
 
     assert led.release(dag_run.run_id).status == "promoted"
-    attempts = [a for a in led.step_attempts(dag_run.run_id) if a["step"] == "backup_data"]
-    assert [(a["attempt"], a["try_number"], a["status"]) for a in attempts] == [(1, 1, "failed"), (2, 2, "succeeded")]
-    assert "Connection refused" in attempts[0]["error"] and attempts[0]["finished_at"] is not None
-    assert attempts[1]["error"] is None and attempts[1]["detail"]["app_db"]["sha256"]
-    latest = next(s for s in led.steps(dag_run.run_id) if s["step"] == "backup_data")
-    assert (latest["status"], latest["attempts"]) == ("succeeded", 2)
+    attempts = [a for a in led.step_attempts(dag_run.run_id) if a.step == "backup_data"]
+    assert [(a.attempt, a.try_number, a.status) for a in attempts] == [(1, 1, "failed"), (2, 2, "succeeded")]
+    assert "Connection refused" in attempts[0].error and attempts[0].finished_at is not None
+    assert attempts[1].error is None and attempts[1].detail["app_db"]["sha256"]
+    latest = next(s for s in led.steps(dag_run.run_id) if s.step == "backup_data")
+    assert (latest.status, latest.attempts) == ("succeeded", 2)
     assert not any("backup.backup_data failed" in m for m in slack_messages())  # a retried failure is not an alert

@@ -17,6 +17,7 @@ import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from inject import pg_programs, run_detached, wait_for
@@ -25,6 +26,9 @@ from testenv import SESSION_DIR, slack_messages
 
 from airflow_rollout.targets.base import file_sha256
 from airflow_rollout.targets.postgres import PostgresDataTarget
+
+if TYPE_CHECKING:
+    from airflow_rollout.maintenance_store import FindingRow
 
 pytestmark = pytest.mark.e2e
 
@@ -57,8 +61,8 @@ def scratch_databases(postgres) -> int:
     return int(postgres.psql("postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'rollout_drill_%'").strip())
 
 
-def findings(run_id: str) -> dict[str, dict]:
-    return {f["check"]: f for f in maintenance_store().findings(run_id, ["demo"])}
+def findings(run_id: str) -> dict[str, FindingRow]:
+    return {f.check: f for f in maintenance_store().findings(run_id, ["demo"])}
 
 
 def same_run_again(dag, logical_date: datetime, run_after: datetime):
@@ -117,7 +121,7 @@ def test_maintenance_backup_failed_midway_the_retry_replaces_the_partial_dump(da
     assert task_states(first)["back_up"] == "failed"
     [partial] = scheduled_artefacts() - before  # what the failed attempt left: half a dump, never recorded
     assert partial.name.endswith(".dump.partial") and scheduled_backup_rows(postgres) == []
-    assert "No space left on device" in findings(run_id)["backup"]["detail"]
+    assert "No space left on device" in findings(run_id)["backup"].detail
 
     retry = same_run_again(dags["maintenance_daily"], logical_date, run_after)
 
@@ -128,7 +132,7 @@ def test_maintenance_backup_failed_midway_the_retry_replaces_the_partial_dump(da
     assert scheduled_backup_rows(postgres) == [(run_id, str(backup), file_sha256(backup))]
     PostgresDataTarget.verify_integrity(str(backup), file_sha256(backup))  # complete: pg_restore reads it back
     found = findings(run_id)
-    assert "backup" not in found and found["backup app_db"]["ok"]  # the first attempt's failure does not outlive the retry
+    assert "backup" not in found and found["backup app_db"].ok  # the first attempt's failure does not outlive the retry
     assert "daily maintenance: all" in slack_messages()[-1]
 
 
@@ -161,7 +165,7 @@ def test_maintenance_backup_killed_before_it_was_recorded_the_retry_replaces_the
     assert backup == dumped and backup.stat().st_ino != first_inode  # the same name, dumped again: nothing recorded it
     assert scheduled_backup_rows(postgres) == [(run_id, str(backup), file_sha256(backup))]
     PostgresDataTarget.verify_integrity(str(backup), file_sha256(backup))
-    assert findings(run_id)["backup app_db"]["ok"]
+    assert findings(run_id)["backup app_db"].ok
 
 
 def test_maintenance_backup_retried_after_it_finished_reuses_the_verified_dump(dags, demo, postgres):
@@ -179,7 +183,7 @@ def test_maintenance_backup_retried_after_it_finished_reuses_the_verified_dump(d
     assert scheduled_artefacts() - before == {backup}
     assert (backup.stat().st_ino, backup.stat().st_mtime_ns) == (taken.st_ino, taken.st_mtime_ns)  # not dumped again
     assert scheduled_backup_rows(postgres) == [(run_id, str(backup), file_sha256(backup))]
-    assert findings(run_id)["backup app_db"]["detail"].endswith("(taken by an earlier attempt of this run)")
+    assert findings(run_id)["backup app_db"].detail.endswith("(taken by an earlier attempt of this run)")
 
 
 # --- the weekly restore drill ---------------------------------------------------------------------------------
@@ -194,17 +198,17 @@ def test_restore_drill_failed_then_retried_is_recorded_once(dags, demo, postgres
     run_id, logical_date, run_after = first.run_id, first.logical_date, first.run_after
     assert task_states(first)["drill_restore"] == "failed"
     [failed] = maintenance_store().drills("demo")
-    assert failed["run_id"] == run_id and not failed["fingerprint_equal"] and "psql restore exited with 2" in failed["error"]
+    assert failed.run_id == run_id and not failed.fingerprint_equal and "psql restore exited with 2" in failed.error
 
     retry = same_run_again(dags["maintenance_weekly"], logical_date, run_after)
 
     assert retry.run_id == run_id
     assert task_states(retry)["drill_restore"] == "success"
     [drill] = maintenance_store().drills("demo")  # the run's drill, overwritten by the retry: not a second record
-    assert (drill["run_id"], drill["location"]) == (run_id, str(backup))
-    assert drill["fingerprint_equal"] is True and drill["error"] is None and drill["drilled_at"] > failed["drilled_at"]
+    assert (drill.run_id, drill.location) == (run_id, str(backup))
+    assert drill.fingerprint_equal is True and drill.error is None and drill.drilled_at > failed.drilled_at
     assert scratch_databases(postgres) == 0
-    assert findings(run_id)["restore drill app_db"]["ok"]
+    assert findings(run_id)["restore drill app_db"].ok
 
 
 def test_restore_drill_killed_during_the_restore_the_retry_drops_the_leftover_scratch_database(dags, demo, postgres, tmp_path):
@@ -227,6 +231,6 @@ def test_restore_drill_killed_during_the_restore_the_retry_drops_the_leftover_sc
     assert retry.run_id == run_id
     assert task_states(retry)["drill_restore"] == "success"
     [drill] = maintenance_store().drills("demo")
-    assert (drill["run_id"], drill["location"], drill["fingerprint_equal"], drill["error"]) == (run_id, str(backup), True, None)
+    assert (drill.run_id, drill.location, drill.fingerprint_equal, drill.error) == (run_id, str(backup), True, None)
     assert scratch_databases(postgres) == 0  # the killed attempt's scratch database (the same name) dropped too
-    assert findings(run_id)["restore drill app_db"]["ok"]
+    assert findings(run_id)["restore drill app_db"].ok

@@ -116,7 +116,7 @@ def test_a_rolled_back_release_shows_no_secret_and_keeps_backups_private(release
     # The dumps hold every row: backups/ and everything below it, every dump (a file, or a
     # directory-format one) and everything inside a dump are the owner's alone. Every dump of this test
     # session counts.
-    dump = Path(ledger().backup(dag_run.run_id, "app_db")["location"])
+    dump = Path(ledger().backup(dag_run.run_id, "app_db").location)
     assert dump.exists() and dump.parent in [p for p in BACKUPS_DIR.glob("*/*") if p.is_dir()]
     wrong = {}
     for path in [BACKUPS_DIR, *BACKUPS_DIR.rglob("*")]:

@@ -20,7 +20,7 @@ from airflow_rollout.config import ProfileError, SystemProfile, configured_syste
 from airflow_rollout.dashboard.charts import Chart, Series, Threshold
 from airflow_rollout.dashboard.queries import LedgerReader, Row, read_ledger
 from airflow_rollout.decision import Observations, decide
-from airflow_rollout.ledger import FingerprintStage
+from airflow_rollout.ledger import ChecklistItemRow, FingerprintStage, SignoffRow
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -341,7 +341,7 @@ def _inline_markdown(text: str) -> str:
     return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", escaped)
 
 
-def checklist_view(system: str, results: list[Row], signoffs: list[Row]) -> dict[str, Any]:
+def checklist_view(system: str, results: list[ChecklistItemRow], signoffs: list[SignoffRow]) -> dict[str, Any]:
     """The system's checklist ticked from the ledger, as the completed checklist is: sections, items, evidence."""
     from airflow_rollout.checklist_run import checklists_directory, item_state
     from airflow_rollout.checklists import load_checklist
@@ -352,8 +352,8 @@ def checklist_view(system: str, results: list[Row], signoffs: list[Row]) -> dict
         return {"problem": str(exc).splitlines()[0][:300], "sections": []}
     if checklist is None:
         return {"problem": None, "sections": [], "missing": True}
-    by_item = {row["item_id"]: row for row in results}
-    by_role = {row["role"]: row for row in signoffs}
+    by_item = {row.item_id: row for row in results}
+    by_role = {row.role: row for row in signoffs}
     sections = []
     for section in checklist.sections:
         items: list[dict[str, Any]] = []
@@ -382,7 +382,7 @@ class ReleasePage:
     apps: list[Row]
     measurements: list[Row]
     checklist: dict[str, Any]
-    signoffs: list[Row]
+    signoffs: list[SignoffRow]
     required_actions: list[dict[str, Any]]
     notifications: list[dict[str, Any]]
     unlocks: list[Row]
@@ -400,7 +400,7 @@ def release_page(system: str, release_id: str) -> ReleasePage:
             raise NotFoundError(f"no release {release_id!r} of {system!r}")
         ledger = _release_rows(reader, release_id)
         statements = reader.statements
-    run_ids = sorted({release_id, *(a["run_id"] for a in ledger["attempts"])})
+    run_ids = sorted({release_id, *(a["run_id"] for a in ledger.attempts)})
     runs = dag_runs(run_ids)
     numbers = release["decision_numbers"] or {}
     reasons = list(release["decision_reasons"] or [])
@@ -411,19 +411,19 @@ def release_page(system: str, release_id: str) -> ReleasePage:
         system=system,
         profile=profile,
         release=release,
-        attempts=timeline(ledger["attempts"]),
+        attempts=timeline(ledger.attempts),
         criteria=criteria_rows(numbers, reasons, profile.rollback_criteria) if release["decision"] else [],
         reasons=reason_rows(reasons),
-        backups=ledger["backups"],
-        fingerprints=fingerprint_tables(ledger["fingerprints"]),
-        migrations=ledger["migrations"],
-        apps=ledger["apps"],
-        measurements=ledger["measurements"],
-        checklist=checklist_view(system, ledger["checklist"], ledger["signoffs"]),
-        signoffs=ledger["signoffs"],
+        backups=ledger.backups,
+        fingerprints=fingerprint_tables(ledger.fingerprints),
+        migrations=ledger.migrations,
+        apps=ledger.apps,
+        measurements=ledger.measurements,
+        checklist=checklist_view(system, ledger.checklist, ledger.signoffs),
+        signoffs=ledger.signoffs,
         required_actions=required_actions(run_ids),
-        notifications=[{**n, "step": _notification_step(n["idempotency_key"])} for n in ledger["notifications"]],
-        unlocks=ledger["unlocks"],
+        notifications=[{**n, "step": _notification_step(n["idempotency_key"])} for n in ledger.notifications],
+        unlocks=ledger.unlocks,
         runs=runs,
         checklist_file=str(checklist_file) if checklist_file.is_file() else None,
         statements=statements,
@@ -431,19 +431,35 @@ def release_page(system: str, release_id: str) -> ReleasePage:
     )
 
 
-def _release_rows(reader: LedgerReader, release_id: str) -> dict[str, list[Row]]:
-    return {
-        "attempts": reader.attempts(release_id),
-        "backups": reader.backups(release_id),
-        "fingerprints": reader.fingerprints(release_id),
-        "migrations": reader.migrations(release_id),
-        "apps": reader.app_states(release_id),
-        "measurements": reader.measurements(release_id),
-        "checklist": reader.checklist_items(release_id),
-        "signoffs": reader.signoffs(release_id),
-        "notifications": reader.notifications(release_id),
-        "unlocks": reader.unlocks(release_id),
-    }
+@dataclass(frozen=True)
+class _ReleaseRows:
+    """Everything the ledger holds about one release, read in one transaction."""
+
+    attempts: list[Row]
+    backups: list[Row]
+    fingerprints: list[Row]
+    migrations: list[Row]
+    apps: list[Row]
+    measurements: list[Row]
+    checklist: list[ChecklistItemRow]
+    signoffs: list[SignoffRow]
+    notifications: list[Row]
+    unlocks: list[Row]
+
+
+def _release_rows(reader: LedgerReader, release_id: str) -> _ReleaseRows:
+    return _ReleaseRows(
+        attempts=reader.attempts(release_id),
+        backups=reader.backups(release_id),
+        fingerprints=reader.fingerprints(release_id),
+        migrations=reader.migrations(release_id),
+        apps=reader.app_states(release_id),
+        measurements=reader.measurements(release_id),
+        checklist=reader.checklist_items(release_id),
+        signoffs=reader.signoffs(release_id),
+        notifications=reader.notifications(release_id),
+        unlocks=reader.unlocks(release_id),
+    )
 
 
 def _notification_step(key: str | None) -> str:

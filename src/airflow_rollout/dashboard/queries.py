@@ -11,6 +11,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
+from airflow_rollout.ledger import ChecklistItemRow, SignoffRow
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -148,17 +150,19 @@ class LedgerReader:
             (release_id,),
         )
 
-    def checklist_items(self, release_id: str) -> list[Row]:
-        return self.rows(
+    def checklist_items(self, release_id: str) -> list[ChecklistItemRow]:
+        rows = self.rows(
             "SELECT item_id, phase, passed, detail, numbers, checked_at FROM rollout_checklist_item WHERE release_id = %s",
             (release_id,),
         )
+        return [ChecklistItemRow(**row) for row in rows]
 
-    def signoffs(self, release_id: str) -> list[Row]:
-        return self.rows(
+    def signoffs(self, release_id: str) -> list[SignoffRow]:
+        rows = self.rows(
             "SELECT role, approved, responder, answered_at FROM rollout_signoff WHERE release_id = %s ORDER BY answered_at, role",
             (release_id,),
         )
+        return [SignoffRow(**row) for row in rows]
 
     def notifications(self, release_id: str) -> list[Row]:
         return self.rows(

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
     from airflow_rollout.config import AppTargetConfig, DataTargetConfig
+    from airflow_rollout.maintenance_store import BackupOnRecord
     from airflow_rollout.versions import VersionScheme
 
 
@@ -235,7 +236,7 @@ class DataTarget(ABC):
         """Apply the release's migrations, reporting each through `run.record`; the ids applied. None by default."""
         return []
 
-    def scratch_copy(self, backup: dict[str, Any], scratch: str) -> AbstractContextManager[ScratchCopy]:
+    def scratch_copy(self, backup: BackupOnRecord, scratch: str) -> AbstractContextManager[ScratchCopy]:
         """DataCapability.SCRATCH_RESTORE: `backup` restored into a copy named `scratch`, removed on exit."""
         raise CapabilityMissingError(f"{type(self).__name__} cannot restore into a scratch copy")
 

@@ -51,6 +51,8 @@ if TYPE_CHECKING:
     import psycopg
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
+    from airflow_rollout.maintenance_store import BackupOnRecord
+
 log = logging.getLogger(__name__)
 
 
@@ -324,7 +326,7 @@ class PostgresDataTarget(DataTarget):
         return []
 
     @contextmanager
-    def scratch_copy(self, backup: dict[str, Any], scratch: str) -> Iterator[ScratchCopy]:
+    def scratch_copy(self, backup: BackupOnRecord, scratch: str) -> Iterator[ScratchCopy]:
         """Restore `backup` into a new database `scratch` on the target's server; dropped again on exit.
 
         `scratch` is named after the run: one that a killed earlier attempt of it left behind is dropped first.
@@ -340,10 +342,10 @@ class PostgresDataTarget(DataTarget):
             live = urlsplit(connection_uri(self.hook.get_connection(self.config.conn_id)))
             copy = ScratchCopy(target, connection_urls={self.config.conn_id: urlunsplit(live._replace(path=f"/{scratch}"))})
             began = time.monotonic()
-            target.restore(backup["location"], backup["sha256"])
+            target.restore(backup.location, backup.sha256)
             copy.restore_seconds = time.monotonic() - began
             restored = target.fingerprint()
-            differing = sorted(t for t in set(restored) | set(backup["fingerprint"]) if restored.get(t) != backup["fingerprint"].get(t))
+            differing = sorted(t for t in set(restored) | set(backup.fingerprint) if restored.get(t) != backup.fingerprint.get(t))
             if differing:
                 copy.error = f"restored data differs from the recorded fingerprint in {', '.join(differing)}"
             yield copy

@@ -72,7 +72,7 @@ def test_a_rolled_back_release_shows_its_fingerprints_equal_after_the_restore(cl
     assert added and all(rows[name].endswith(" absent equal") for name in added), rows
     backup = ledger().backup(releases.rolled_back.run_id, "app_db")
     backups = plain(section(text, "backups"))
-    assert backup["sha256"] in backups and backup["location"] in backups and "KiB" in backups
+    assert backup.sha256 in backups and backup.location in backups and "KiB" in backups
 
 
 def test_a_release_page_shows_its_timeline_migrations_slack_and_links_into_airflow(client, releases):
@@ -89,7 +89,7 @@ def test_a_release_page_shows_its_timeline_migrations_slack_and_links_into_airfl
         assert migration.split(": ", 1)[1] in plain(section(text, "migrations"))
     slack = plain(section(text, "slack"))
     for notification in ledger().notifications(run.run_id):
-        assert notification["event"] in slack
+        assert notification.event in slack
     assert "rolled_back" in slack and "delivered" in slack
     run_link = f"/dags/release/runs/{quote(run.run_id, safe='')}"
     assert f'href="{run_link}" target="_top"' in text
