@@ -463,6 +463,12 @@ def execute_began(api: Any, run_id: str, ti: dict[str, Any]) -> datetime | None:
     return None
 
 
+def is_checklist_task(task_id: str) -> bool:
+    """A checklist task of the release, in its phase's group (`backup.check_backup_items`, `sign_off.list_sign_off_roles`)."""
+    name = task_id.rsplit(".", 1)[-1]
+    return name == "list_sign_off_roles" or (name.startswith(("list_", "check_")) and name.endswith("_items"))
+
+
 def match_steps(ran: list[dict[str, Any]], rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     """Each task instance that ran (by index in `ran`) -> the ledger row of the step it recorded (same try).
 
@@ -481,7 +487,7 @@ def match_steps(ran: list[dict[str, Any]], rows: list[dict[str, Any]]) -> dict[i
         if len(same) == 1:
             matched[index] = rows[same[0]]
             used.add(same[0])
-    checklist = [i for i, ti in enumerate(ran) if i not in matched and ti["task_id"].startswith(("list_", "check_"))]
+    checklist = [i for i, ti in enumerate(ran) if i not in matched and is_checklist_task(ti["task_id"])]
     for index in sorted(checklist, key=lambda i: ran[i]["end_date"]):
         ti = ran[index]
         start, end = when(ti["start_date"]), when(ti["end_date"])

@@ -25,4 +25,4 @@ with DAG(
     description="Back up every data target of a system, alone.",
     **dag_settings(tags=["phase", "backup"], with_release_id=True),
 ):
-    under_lock(backup_group())
+    under_lock(backup_group().group)

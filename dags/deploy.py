@@ -23,4 +23,4 @@ with DAG(
     description="Switch the app targets of a system to a version, alone.",
     **dag_settings(tags=["phase", "deploy"], with_release_id=True),
 ):
-    under_lock(deploy_group())
+    under_lock(deploy_group().group)

@@ -25,4 +25,4 @@ with DAG(
     description="Apply the pending migrations of a release, alone.",
     **dag_settings(tags=["phase", "migrate"], with_release_id=True),
 ):
-    under_lock(migrate_group())
+    under_lock(migrate_group().group)

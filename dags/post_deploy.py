@@ -22,4 +22,4 @@ with DAG(
     description="Promote a release, alone: mark it promoted and keep its numbers as the baseline.",
     **dag_settings(tags=["phase", "post_deploy"], with_release_id=True),
 ):
-    under_lock(post_deploy_group())
+    under_lock(post_deploy_group().group)

@@ -33,4 +33,4 @@ with DAG(
     description="Roll back a release, alone: stop the new version, restore the data, start the previous version, check.",
     **dag_settings(tags=["phase", "rollback"], with_release_id=True, with_reason=True),
 ):
-    under_lock(rollback_group(), complete_checklist(), report_outcome("rolled_back"))
+    under_lock(rollback_group().group, complete_checklist(), report_outcome("rolled_back"))

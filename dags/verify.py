@@ -23,4 +23,4 @@ with DAG(
     description="Check a deployed version, alone: health, smoke requests, latency probe, data fingerprint.",
     **dag_settings(tags=["phase", "verify"], with_release_id=True),
 ):
-    under_lock(verify_group())
+    under_lock(verify_group().group)

@@ -163,11 +163,12 @@ def run_releases(profile: SystemProfile, api: AirflowApi, ledger: Ledger) -> lis
 
     say("(c) triggering release of demo 1.3.0 ...")
     run_id = api.trigger("release", {"system": "demo", "version": "1.3.0"})
+    ask = "decide.ask_operator"  # the Required Action, in the decide group of the grid
     api.wait(
         "release 1.3.0 to ask for a decision",
-        lambda: api.task_state("release", run_id, "ask_operator") == "awaiting_input" or api.run_state("release", run_id) in TERMINAL,
+        lambda: api.task_state("release", run_id, ask) == "awaiting_input" or api.run_state("release", run_id) in TERMINAL,
     )
-    waiting = api.task_state("release", run_id, "ask_operator") == "awaiting_input"
+    waiting = api.task_state("release", run_id, ask) == "awaiting_input"
     say(f"(c) 1.3.0: {describe(ledger, run_id)}")
     outcomes.append(f"(c) 1.3.0: {'awaiting a human in Browse > Required Actions' if waiting else ledger.release(run_id).status}")
     return outcomes

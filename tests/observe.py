@@ -65,8 +65,8 @@ def run_signed_release(dag, system: str, version: str, roles: list[str] = SIGN_O
 
     def sign_off() -> None:
         for index, role in enumerate(roles):
-            run_id = wait_for_awaiting_input("release", "sign_off", map_index=index)
-            answer("release", run_id, "sign_off", "Approve", role.lower().replace(" ", "-"), role, map_index=index)
+            run_id = wait_for_awaiting_input("release", "sign_off.sign_off", map_index=index)
+            answer("release", run_id, "sign_off.sign_off", "Approve", role.lower().replace(" ", "-"), role, map_index=index)
 
     dag_run = run_with_responder(lambda: dag.test(run_conf={"system": system, "version": version}), sign_off)
     return dag_run, ledger().release(dag_run.run_id)

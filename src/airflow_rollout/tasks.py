@@ -11,8 +11,9 @@ Importing this module is cheap (DAG parsing imports it): heavy imports happen in
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.hitl import HITLBranchOperator, HITLOperator
@@ -235,62 +236,107 @@ def preflight() -> Any:
     return step_task("preflight", "preflight", "preflight", retries=0)
 
 
-def _one_step_group(phase: str, step: str, action_name: PhaseAction, tooltip: str, **task_kwargs: Any) -> TaskGroup:
-    with TaskGroup(phase, tooltip=tooltip) as group:
-        step_task(phase, step, action_name, **task_kwargs)
-    return group
+@dataclass(frozen=True)
+class PhaseGroup:
+    """One phase as one row of the grid: its steps, and in a release the phase's checklist items after them.
+
+    `last` is the phase's last step: what comes next waits for it, never for the checklist items, which run
+    beside the sequence (a phase without items, all of them skipped, must not skip the phases after it). The
+    items follow the phase's first steps inside the group, so the group's roots are its first steps.
+    """
+
+    group: TaskGroup
+    last: Any
+    items: Any = None  # check_<phase>_items (mapped), when the group holds the phase's checklist
 
 
-def backup_group() -> TaskGroup:
+def _phase_group(
+    phase: str, tooltip: str, steps: Callable[[], list[Any]], *, checklist: bool, checklist_phase: str | None = None
+) -> PhaseGroup:
+    """A TaskGroup `phase` of `steps` in order, then (with `checklist`) the phase's checklist items."""
+    with TaskGroup(phase, tooltip=tooltip + ("; then the phase's checklist items" if checklist else "")) as group:
+        built = steps()
+        chain(*built)
+        items = check_items(checklist_phase or phase, after=built[-1]) if checklist else None
+    return PhaseGroup(group=group, last=built[-1], items=items)
+
+
+def backup_group(*, checklist: bool = False) -> PhaseGroup:
     # NONE_FAILED: in a release the pre-deploy checklist and the sign-off come first and may have nothing to do (skipped).
-    return _one_step_group(
-        "backup",
-        "backup_data",
+    return _phase_group(
         "backup",
         "pg_dump every data target, check the archive, record sha256 and fingerprint",
-        trigger_rule=TriggerRule.NONE_FAILED,
+        lambda: [step_task("backup", "backup_data", "backup", trigger_rule=TriggerRule.NONE_FAILED)],
+        checklist=checklist,
     )
 
 
-def migrate_group() -> TaskGroup:
-    return _one_step_group("migrate", "migrate_data", "migrate", "apply pending migrations, each in its own transaction")
+def migrate_group(*, checklist: bool = False) -> PhaseGroup:
+    return _phase_group(
+        "migrate",
+        "apply pending migrations, each in its own transaction",
+        lambda: [step_task("migrate", "migrate_data", "migrate")],
+        checklist=checklist,
+    )
 
 
-def deploy_group() -> TaskGroup:
-    return _one_step_group("deploy", "deploy_apps", "deploy", "record the running version, switch to the new one, wait until ready")
+def deploy_group(*, checklist: bool = False) -> PhaseGroup:
+    return _phase_group(
+        "deploy",
+        "record the running version, switch to the new one, wait until ready",
+        lambda: [step_task("deploy", "deploy_apps", "deploy")],
+        checklist=checklist,
+    )
 
 
-def verify_group() -> TaskGroup:
-    with TaskGroup("verify", tooltip="health and smoke checks, latency probe, data fingerprint") as group:
-        endpoints = step_task("verify", "check_endpoints", "check_endpoints")
-        # The probe and the fingerprint run even when an endpoint check failed: the decision wants their numbers.
-        probe = step_task("verify", "probe_latency", "probe_latency", trigger_rule=TriggerRule.ALL_DONE)
-        fingerprint = step_task("verify", "fingerprint_data", "fingerprint_after_verify", trigger_rule=TriggerRule.ALL_DONE)
-        endpoints >> probe >> fingerprint
-    return group
+def verify_group(*, checklist: bool = False) -> PhaseGroup:
+    return _phase_group(
+        "verify",
+        "health and smoke checks, latency probe, data fingerprint",
+        lambda: [
+            step_task("verify", "check_endpoints", "check_endpoints"),
+            # The probe and the fingerprint run even when an endpoint check failed: the decision wants their numbers.
+            step_task("verify", "probe_latency", "probe_latency", trigger_rule=TriggerRule.ALL_DONE),
+            step_task("verify", "fingerprint_data", "fingerprint_after_verify", trigger_rule=TriggerRule.ALL_DONE),
+        ],
+        checklist=checklist,
+    )
 
 
-def post_deploy_group() -> TaskGroup:
-    return _one_step_group(
+def post_deploy_group(*, checklist: bool = False) -> PhaseGroup:
+    return _phase_group(
         "post_deploy",
-        "promote",
-        "promote",
         "mark the release promoted, keep its numbers as the new baseline",
-        trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
+        lambda: [step_task("post_deploy", "promote", "promote", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)],
+        checklist=checklist,
+        checklist_phase="post-deploy",
     )
 
 
-def rollback_group() -> TaskGroup:
-    with TaskGroup("rollback", tooltip="stop the new version, restore the data, start the previous version, check") as group:
-        stop = step_task("rollback", "stop_apps", "stop_apps", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
-        data = step_task("rollback", "restore_data", "restore_data")
-        # Runs when the restore failed too: it then starts again what the stop had stopped (never the previous
-        # version on data that was not restored). Skipped with the rest when the rollback branch is not taken.
-        start = step_task("rollback", "start_previous", "start_previous", trigger_rule=TriggerRule.NONE_SKIPPED)
-        check = step_task("rollback", "verify_restored", "verify_restored")
-        finish = step_task("rollback", "finish_rollback", "finish_rollback")
-        stop >> data >> start >> check >> finish
-    return group
+def rollback_group() -> PhaseGroup:
+    return _phase_group(
+        "rollback",
+        "stop the new version, restore the data, start the previous version, check",
+        lambda: [
+            step_task("rollback", "stop_apps", "stop_apps", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS),
+            step_task("rollback", "restore_data", "restore_data"),
+            # Runs when the restore failed too: it then starts again what the stop had stopped (never the previous
+            # version on data that was not restored). Skipped with the rest when the rollback branch is not taken.
+            step_task("rollback", "start_previous", "start_previous", trigger_rule=TriggerRule.NONE_SKIPPED),
+            step_task("rollback", "verify_restored", "verify_restored"),
+            step_task("rollback", "finish_rollback", "finish_rollback"),
+        ],
+        checklist=False,
+    )
+
+
+def in_sequence(first: Any, *phases: PhaseGroup) -> Any:
+    """`first`, then each phase after the last step of the one before (never after its checklist items); returns the last step."""
+    previous = first
+    for phase in phases:
+        previous >> phase.group
+        previous = phase.last
+    return previous
 
 
 def adopt_tasks() -> None:
@@ -338,8 +384,10 @@ def unlock() -> str:
 # --- the checklist ---------------------------------------------------------------------------------------------
 
 
-def check_items(phase: str, *, after: Any) -> Any:
-    """The phase's automated checklist items, once `after` is done: listed, then one mapped task each, labelled in the UI."""
+def check_items(phase: str, *, after: Any = None) -> Any:
+    """The phase's automated checklist items, once `after` is done: listed, then one mapped task each, labelled in the UI.
+
+    Without `after`, the listing is a root of the group it is built in: whatever leads into the group leads into it."""
     name = phase.replace("-", "_")
 
     # After preflight, only when it succeeded (it may have found another release running). Later phases: the
@@ -360,7 +408,8 @@ def check_items(phase: str, *, after: Any) -> Any:
         return run_step(phase, f"checklist {item_id}", lambda ctx: run_item(ctx, item_id))
 
     listed = _list()
-    after >> listed
+    if after is not None:
+        after >> listed
     return _check.expand_kwargs(listed)
 
 
@@ -426,6 +475,17 @@ def sign_off(*, after: Any) -> Any:
     return SignOffOperator.partial(task_id="sign_off", map_index_template="{{ task.role }}", retries=0).expand_kwargs(roles)
 
 
+def sign_off_group() -> PhaseGroup:
+    """The pre-deploy phase as one row of the grid: its automated checklist items, then each role's sign-off.
+
+    In the sequence, not beside it: a failed blocking item, a *Reject* or no answer stops the release before the backup.
+    """
+    with TaskGroup("sign_off", tooltip="the pre-deploy checklist: its automated items, then each role's sign-off") as group:
+        items = check_items("pre-deploy")
+        signed = sign_off(after=items)
+    return PhaseGroup(group=group, last=signed, items=items)
+
+
 @task(task_id="complete_checklist", trigger_rule=TriggerRule.ALL_DONE, retries=1)
 def complete_checklist() -> str:
     """The checklist as the seed writes it, ticked with this release's evidence and sign-offs (this task's XCom and log)."""
@@ -458,7 +518,9 @@ def decide() -> str:
         raise AirflowFailException(f"release stopped before any change: {reason}; see the red task upstream")
     decision = make_decision(ctx)
     log.info("decision: %s", decision.summary())
-    return {Outcome.PROCEED: "proceed", Outcome.ROLLBACK: "roll_back", Outcome.INVESTIGATE: "ask_operator"}[decision.outcome]
+    branch = {Outcome.PROCEED: "proceed", Outcome.ROLLBACK: "roll_back", Outcome.INVESTIGATE: "ask_operator"}[decision.outcome]
+    group = get_current_context()["ti"].task_id.rpartition(".")[0]  # the branches are in decide's group
+    return f"{group}.{branch}" if group else branch
 
 
 def stopped_before_backup(preflight: str | None, backup: str | None) -> str:
@@ -519,12 +581,23 @@ class ReleaseReviewOperator(HITLBranchOperator):
         return super().execute_complete(context=context, event=event)
 
 
-def decision_branches() -> tuple[BaseOperator, BaseOperator, BaseOperator]:
-    """decide -> proceed | roll_back | ask_operator, each leading on to post_deploy or rollback."""
-    proceed = EmptyOperator(task_id="proceed")
-    roll_back = EmptyOperator(task_id="roll_back")
-    ask = ReleaseReviewOperator(task_id="ask_operator", retries=0)
-    return proceed, roll_back, ask
+class DecisionGroup(NamedTuple):
+    """decide and its branches, one row of the grid; each branch leads on to post_deploy or rollback."""
+
+    group: TaskGroup
+    proceed: BaseOperator
+    roll_back: BaseOperator
+    ask_operator: BaseOperator
+
+
+def decision_group() -> DecisionGroup:
+    """decide -> proceed | roll_back | ask_operator (a human, for *investigate*), in one group."""
+    with TaskGroup("decide", tooltip="the rollback criteria applied to what was measured: proceed, roll back, or ask a human") as group:
+        proceed = EmptyOperator(task_id="proceed")
+        roll_back = EmptyOperator(task_id="roll_back")
+        ask = ReleaseReviewOperator(task_id="ask_operator", retries=0)
+        decide() >> [proceed, roll_back, ask]
+    return DecisionGroup(group=group, proceed=proceed, roll_back=roll_back, ask_operator=ask)
 
 
 def report_outcome(goal: str = "promoted") -> Any:

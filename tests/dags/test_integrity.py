@@ -63,18 +63,18 @@ def test_release_runs_the_same_tasks_as_each_phase_dag(dagbag, phase):
 
 def test_release_graph_branches_on_the_decision(dagbag):
     dag = dagbag.dags["release"]
-    decide = dag.get_task("decide")
+    decide = dag.get_task("decide.decide")
     assert decide.trigger_rule == "all_done"  # runs after a failed phase, so that it can roll back
-    assert decide.downstream_task_ids == {"proceed", "roll_back", "ask_operator"}
-    assert dag.get_task("ask_operator").downstream_task_ids == {"post_deploy.promote", "rollback.stop_apps"}
-    assert dag.get_task("post_deploy.promote").upstream_task_ids == {"proceed", "ask_operator"}
-    assert dag.get_task("rollback.stop_apps").upstream_task_ids == {"roll_back", "ask_operator"}
+    assert decide.downstream_task_ids == {"decide.proceed", "decide.roll_back", "decide.ask_operator"}
+    assert dag.get_task("decide.ask_operator").downstream_task_ids == {"post_deploy.promote", "rollback.stop_apps"}
+    assert dag.get_task("post_deploy.promote").upstream_task_ids == {"decide.proceed", "decide.ask_operator"}
+    assert dag.get_task("rollback.stop_apps").upstream_task_ids == {"decide.roll_back", "decide.ask_operator"}
     order = [
         "preflight",
-        "list_pre_deploy_items",
-        "check_pre_deploy_items",
-        "list_sign_off_roles",
-        "sign_off",
+        "sign_off.list_pre_deploy_items",
+        "sign_off.check_pre_deploy_items",
+        "sign_off.list_sign_off_roles",
+        "sign_off.sign_off",
         "backup.backup_data",
         "migrate.migrate_data",
         "deploy.deploy_apps",
@@ -88,12 +88,70 @@ def test_release_graph_branches_on_the_decision(dagbag):
         assert dag.get_task(f"rollback.{upstream}").downstream_task_ids == {f"rollback.{downstream}"}
     # The checklist of every other phase runs beside the chain and feeds the decision; it never gates a phase.
     for phase in ("backup", "migrate", "deploy", "verify"):
-        assert dag.get_task(f"check_{phase}_items").downstream_task_ids == {"decide"}
-    assert dag.get_task("complete_checklist").upstream_task_ids == {"check_post_deploy_items", "rollback.finish_rollback"}
+        assert dag.get_task(f"{phase}.check_{phase}_items").downstream_task_ids == {"decide.decide"}
+    assert dag.get_task("complete_checklist").upstream_task_ids == {"post_deploy.check_post_deploy_items", "rollback.finish_rollback"}
     assert dag.get_task("report_outcome").upstream_task_ids == {"complete_checklist"}
     # The lock preflight took is handed back whatever happened, without changing the run's colour.
     hand_back = dag.get_task("hand_back_lock")
     assert hand_back.is_teardown and hand_back.upstream_task_ids == {"report_outcome"}
+
+
+def grid_rows(dag) -> list[tuple[str, list[str]]]:
+    """The release grid as the UI shows it: each top-level row with the rows it expands to, in the order the API
+    server serves them (the grid view's own code, over the DAG serialized as the scheduler stores it)."""
+    from airflow.api_fastapi.core_api.services.ui.task_group import get_task_group_children_getter, task_group_to_dict_grid
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    serialized = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+    groups = serialized.task_group.get_task_group_dict()
+    nodes = [task_group_to_dict_grid(node, group_dict=groups) for node in get_task_group_children_getter()(serialized.task_group, groups)]
+    return [(node["id"], [child["id"] for child in node.get("children") or []]) for node in nodes]
+
+
+def test_release_grid_reads_as_its_phases(dagbag):
+    """An operator sees the phases in the order they run, and expands one for its steps and checklist items."""
+    rows = dict(grid_rows(dagbag.dags["release"]))
+    assert list(rows) == [
+        "preflight",
+        "sign_off",
+        "backup",
+        "migrate",
+        "deploy",
+        "verify",
+        "decide",
+        "post_deploy",
+        "rollback",
+        "complete_checklist",
+        "report_outcome",
+        "hand_back_lock",
+    ]
+    assert rows["sign_off"] == [
+        "sign_off.list_pre_deploy_items",
+        "sign_off.check_pre_deploy_items",
+        "sign_off.list_sign_off_roles",
+        "sign_off.sign_off",
+    ]
+    for phase, steps in {
+        "backup": ["backup_data"],
+        "migrate": ["migrate_data"],
+        "deploy": ["deploy_apps"],
+        "verify": ["check_endpoints", "probe_latency", "fingerprint_data"],
+        "post_deploy": ["promote"],
+    }.items():
+        assert rows[phase] == [f"{phase}.{step}" for step in steps] + [f"{phase}.list_{phase}_items", f"{phase}.check_{phase}_items"]
+    assert rows["decide"] == ["decide.decide", "decide.proceed", "decide.roll_back", "decide.ask_operator"]
+    rollback = ["stop_apps", "restore_data", "start_previous", "verify_restored", "finish_rollback"]
+    assert rows["rollback"] == [f"rollback.{step}" for step in rollback]
+    # Every task of the release is in one of these rows: none is left loose at the top level.
+    assert {task for phase, children in rows.items() for task in children or [phase]} == set(dagbag.dags["release"].task_ids)
+    # The DAG's documentation (its Docs tab) walks the same rows, in the same order.
+    documented = [
+        name.strip(" `")
+        for line in dagbag.dags["release"].doc_md.splitlines()
+        if line.startswith("| `")
+        for name in line.split("|")[1].split(" / ")
+    ]
+    assert documented == list(rows)
 
 
 def test_params_refuse_unknown_systems_and_malformed_versions(dagbag):

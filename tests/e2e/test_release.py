@@ -85,8 +85,8 @@ def test_investigate_is_answered_by_a_human(release_dag, demo, answer, status, s
     before = fingerprint(demo)
 
     def operator() -> None:
-        run_id = wait_for_awaiting_input("release", "ask_operator")
-        answer_required_action("release", run_id, "ask_operator", answer, "oncall", "On-call Olga")
+        run_id = wait_for_awaiting_input("release", "decide.ask_operator")
+        answer_required_action("release", run_id, "decide.ask_operator", answer, "oncall", "On-call Olga")
 
     dag_run, ledger = run_with_responder(lambda: run_release(release_dag, "1.3.0"), operator)
 

@@ -29,9 +29,9 @@ def _sign(answer: str, seen_while_waiting: dict):
     from observe import ledger
 
     def human() -> None:
-        run_id = wait_for_awaiting_input("release", "sign_off", map_index=0)
+        run_id = wait_for_awaiting_input("release", "sign_off.sign_off", map_index=0)
         seen_while_waiting.update(version=served_version(), backup=ledger().backup(run_id, "app_db"))
-        answer_required_action("release", run_id, "sign_off", answer, "tara", "Tech Lead Tara", map_index=0)
+        answer_required_action("release", run_id, "sign_off.sign_off", answer, "tara", "Tech Lead Tara", map_index=0)
 
     return human
 

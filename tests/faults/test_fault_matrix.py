@@ -237,8 +237,8 @@ def test_latency_degraded_lands_in_investigate(release_dag, demo, wide_investiga
     before = fingerprint(demo)
 
     def operator() -> None:
-        run_id = wait_for_awaiting_input("release", "ask_operator")
-        answer("release", run_id, "ask_operator", "Roll back", "oncall", "On-call Olga")
+        run_id = wait_for_awaiting_input("release", "decide.ask_operator")
+        answer("release", run_id, "decide.ask_operator", "Roll back", "oncall", "On-call Olga")
 
     dag_run, led = run_with_responder(lambda: run_release(release_dag, "2.1.0"), operator)
 
@@ -267,7 +267,7 @@ def test_investigate_nobody_answers_rolls_back_at_the_timeout(release_dag, demo,
     before = fingerprint(demo)
 
     def clock() -> None:
-        wait_for_awaiting_input("release", "ask_operator")
+        wait_for_awaiting_input("release", "decide.ask_operator")
         time.sleep(3.5)
         expire_waiting_tasks()  # what the scheduler's sweep does once the deadline has passed
 

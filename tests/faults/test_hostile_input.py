@@ -399,7 +399,7 @@ def test_a_missing_data_connection_stops_the_release_in_preflight(release_dag, d
     assert states["backup.backup_data"] == "upstream_failed"
     assert states["migrate.migrate_data"] == "upstream_failed"
     assert states["deploy.deploy_apps"] == "upstream_failed"
-    assert states["decide"] == "failed"
+    assert states["decide.decide"] == "failed"
     assert dag_run.state == "failed"
     captured = capfd.readouterr()
     task_logs = captured.out + captured.err  # dag.test() prints the task logs
