@@ -83,7 +83,12 @@ def _records(out: Path) -> list[dict[str, Any]]:
 
 def read_messages(out: Path) -> list[str]:
     """The text of every webhook message received so far, oldest first."""
-    return [record.get("text", "") for record in _records(out) if "file_upload" not in record]
+    return [record.get("text", "") for record in read_payloads(out)]
+
+
+def read_payloads(out: Path) -> list[dict[str, Any]]:
+    """Every webhook message received so far as it was sent (text, blocks, ...), oldest first."""
+    return [record for record in _records(out) if "file_upload" not in record]
 
 
 def read_uploads(out: Path) -> list[dict[str, str]]:

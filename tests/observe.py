@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 from testenv import APP_PORT
@@ -27,6 +29,19 @@ def fingerprint(profile) -> dict:
     from airflow_rollout.targets.postgres import PostgresDataTarget
 
     return PostgresDataTarget(config=profile.data_targets[0]).fingerprint()
+
+
+def slack_links(payload: dict) -> dict[str, str]:
+    """Label -> URL of each link in a Slack message's Block Kit blocks (`<url|label>` in their mrkdwn)."""
+    texts = [block["text"]["text"] for block in payload["blocks"] if "text" in block]
+    texts += [element["text"] for block in payload["blocks"] for element in block.get("elements", [])]
+    return {label: url for text in texts for url, label in re.findall(r"<([^<>|]+)\|([^<>]+)>", text)}
+
+
+def airflow_pages(base_url: str, run_id: str, system: str = "demo") -> tuple[str, str]:
+    """The release's page in the Releases dashboard and its run's page in Airflow, under `base_url`."""
+    run = quote(run_id, safe="")
+    return f"{base_url}/rollout/systems/{system}/releases/{run}", f"{base_url}/dags/release/runs/{run}"
 
 
 def task_states(dag_run) -> dict[str, str]:

@@ -148,3 +148,8 @@ write_test_profiles()
 
 def slack_messages() -> list[str]:
     return slack_receiver.read_messages(SLACK_OUT)
+
+
+def slack_payloads() -> list[dict]:
+    """The webhook messages as sent: the plain-text fallback `text` and the Block Kit `blocks`."""
+    return slack_receiver.read_payloads(SLACK_OUT)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from airflow_rollout.config import SystemProfile, load_profile, state_dir
 from airflow_rollout.ledger import Ledger, Release
 from airflow_rollout.maintenance_store import MaintenanceStore
-from airflow_rollout.notify import Notifier, Redactor
+from airflow_rollout.notify import AirflowRun, Notifier, Redactor
 from airflow_rollout.targets.registry import TargetEnvironment, build_app, build_data_target
 from airflow_rollout.versions import validate_version
 
@@ -29,6 +29,7 @@ class SystemContext:
 
     profile: SystemProfile
     state: Path = field(default_factory=state_dir)
+    airflow_run: AirflowRun | None = None  # the DAG run this works in: Slack messages link to it
 
     @cached_property
     def ledger(self) -> Ledger:
@@ -45,7 +46,13 @@ class SystemContext:
 
     @cached_property
     def notifier(self) -> Notifier:
-        return Notifier(slack_conn_id=self.profile.slack_conn_id, ledger=self.ledger, redactor=self.redact, system=self.profile.name)
+        return Notifier(
+            slack_conn_id=self.profile.slack_conn_id,
+            ledger=self.ledger,
+            redactor=self.redact,
+            system=self.profile.name,
+            run=self.airflow_run,
+        )
 
     @cached_property
     def environment(self) -> TargetEnvironment:
@@ -81,7 +88,15 @@ class ReleaseContext(SystemContext):
 
     @classmethod
     def load(
-        cls, *, system: str, version: str, release_id: str, triggered_by: str | None = None, run_id: str = "", reason: str | None = None
+        cls,
+        *,
+        system: str,
+        version: str,
+        release_id: str,
+        triggered_by: str | None = None,
+        run_id: str = "",
+        reason: str | None = None,
+        airflow_run: AirflowRun | None = None,
     ) -> ReleaseContext:
         profile = load_profile(system)
         return cls(
@@ -91,6 +106,7 @@ class ReleaseContext(SystemContext):
             triggered_by=triggered_by,
             run_id=run_id or release_id,
             reason=reason,
+            airflow_run=airflow_run,
         )
 
     def release(self) -> Release:

@@ -181,10 +181,11 @@ def review_airflow_runs() -> list[dict[str, Any]]:
 def send_digest(system: str, kind: str, airflow_findings: list[dict[str, Any]] | None = None) -> str:
     """One Slack message per system and run: a short one when all is well, every failure when not."""
     from airflow_rollout.maintenance import MANUAL_REMINDERS, Finding, digest
-    from airflow_rollout.notify import Event
+    from airflow_rollout.notify import AirflowRun, Event
 
     ctx = system_context(system)
     run = get_current_context()["dag_run"]
+    ctx.notifier.run = AirflowRun(run.dag_id, run.run_id)  # the digest links to this run
     findings = [Finding(f.system, f.check, f.ok, f.detail) for f in ctx.maintenance_store.findings(run.run_id, [system])]
     findings += [Finding(**f) for f in airflow_findings or []]
     now = maintenance_run().at

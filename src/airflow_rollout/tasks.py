@@ -101,6 +101,7 @@ def release_context() -> ReleaseContext:
     """The release this task works on, from the run's params; validates everything first."""
     from airflow_rollout.config import ProfileError
     from airflow_rollout.context import ReleaseContext
+    from airflow_rollout.notify import AirflowRun
     from airflow_rollout.phases import PreflightError, check_connections
     from airflow_rollout.versions import InvalidVersionError
 
@@ -115,6 +116,7 @@ def release_context() -> ReleaseContext:
             triggered_by=getattr(dag_run, "triggering_user_name", None),
             run_id=dag_run.run_id,
             reason=params.get("reason"),
+            airflow_run=AirflowRun(dag_run.dag_id, dag_run.run_id),
         )
         check_connections(ctx.profile)
     except (ProfileError, InvalidVersionError, PreflightError) as exc:
@@ -370,12 +372,13 @@ def unlock() -> str:
     """Free the system's lock; who asked and why are kept in the ledger and said in Slack."""
     from airflow_rollout.config import ProfileError, load_profile
     from airflow_rollout.context import SystemContext
+    from airflow_rollout.notify import AirflowRun
     from airflow_rollout.phases import unlock_system
 
     context = get_current_context()
     params, dag_run = context["params"], context["dag_run"]
     try:
-        ctx = SystemContext(profile=load_profile(params["system"]))
+        ctx = SystemContext(profile=load_profile(params["system"]), airflow_run=AirflowRun(dag_run.dag_id, dag_run.run_id))
     except ProfileError as exc:
         raise AirflowFailException(str(exc)) from None
     return unlock_system(ctx, requester=getattr(dag_run, "triggering_user_name", None), reason=params["reason"])
@@ -430,7 +433,7 @@ class SignOffOperator(HITLOperator):
 
     def execute(self, context: Context) -> Any:
         from airflow_rollout.checklist_run import sign_off_request
-        from airflow_rollout.notify import Event
+        from airflow_rollout.notify import Event, RequiredAction
 
         ctx = release_context()
         self.body, users = sign_off_request(ctx, self.role)
@@ -442,6 +445,7 @@ class SignOffOperator(HITLOperator):
             ctx.release_id,
             f"{ctx.version}: {self.role} must sign off within {minutes:g} min (Airflow > Browse > Required Actions)",
             [f"asked: {', '.join(u['name'] for u in users)}"],
+            required_action=RequiredAction.of(context["ti"]),
         )
         return super().execute(context)
 
@@ -550,7 +554,7 @@ class ReleaseReviewOperator(HITLBranchOperator):
         )
 
     def execute(self, context: Context) -> Any:
-        from airflow_rollout.notify import Event
+        from airflow_rollout.notify import Event, RequiredAction
 
         ctx = release_context()
         release = ctx.release()
@@ -568,6 +572,7 @@ class ReleaseReviewOperator(HITLBranchOperator):
             ctx.release_id,
             f"{release.version}: a human must decide within {minutes:g} min (Airflow > Browse > Required Actions)",
             reasons,
+            required_action=RequiredAction.of(context["ti"]),
         )
         return super().execute(context)
 

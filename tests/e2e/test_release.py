@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from observe import completed_checklist, fingerprint, run_release, served_version
-from testenv import slack_messages
+from observe import airflow_pages, completed_checklist, fingerprint, run_release, served_version, slack_links
+from testenv import slack_messages, slack_payloads
 
 pytestmark = pytest.mark.e2e
 
@@ -78,10 +78,11 @@ def test_bad_input_is_refused_before_any_task_runs(release_dag, demo, conf, comp
     ("answer", "status", "served"),
     [("Proceed", "promoted", "1.3.0"), ("Roll back", "rolled_back", "1.0.0")],
 )
-def test_investigate_is_answered_by_a_human(release_dag, demo, answer, status, served):
+def test_investigate_is_answered_by_a_human(release_dag, demo, answer, status, served, monkeypatch):
     from hitl import answer as answer_required_action
     from hitl import run_with_responder, wait_for_awaiting_input
 
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.com")  # the UI's address, as configured
     before = fingerprint(demo)
 
     def operator() -> None:
@@ -101,6 +102,16 @@ def test_investigate_is_answered_by_a_human(release_dag, demo, answer, status, s
     messages = slack_messages()
     assert any("decision *investigate*" in m for m in messages)
     assert any("a human must decide within 30 min" in m for m in messages)
+    # Every message links back to the release's page and its run; the question to its Required Action's page.
+    release_page, run_page = airflow_pages("https://airflow.example.com", dag_run.run_id)
+    payloads = slack_payloads()
+    assert len(payloads) >= 4  # started, decision, question, outcome
+    for payload in payloads:
+        links = slack_links(payload)
+        assert (links["Release page"], links["Airflow run"]) == (release_page, run_page)
+        assert f"Release page: {release_page}" in payload["text"] and f"Airflow run: {run_page}" in payload["text"]
+    [question] = [p for p in payloads if "a human must decide" in p["text"]]
+    assert slack_links(question)["Answer in Airflow (Required Actions)"] == f"{run_page}/tasks/decide.ask_operator/required_actions"
 
 
 @pytest.fixture

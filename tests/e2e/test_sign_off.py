@@ -4,8 +4,8 @@ Required Actions before anything changes; an approval lets it go on, a rejection
 from __future__ import annotations
 
 import pytest
-from observe import completed_checklist, fingerprint, run_release, served_version
-from testenv import slack_messages
+from observe import airflow_pages, completed_checklist, fingerprint, run_release, served_version, slack_links
+from testenv import slack_messages, slack_payloads
 
 pytestmark = pytest.mark.e2e
 
@@ -36,8 +36,10 @@ def _sign(answer: str, seen_while_waiting: dict):
     return human
 
 
-def test_release_waits_for_the_sign_off_and_proceeds_when_approved(release_dag, demo, required_sign_off):
+def test_release_waits_for_the_sign_off_and_proceeds_when_approved(release_dag, demo, required_sign_off, monkeypatch):
     from hitl import run_with_responder
+
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.com/")
 
     seen: dict = {}
     dag_run, ledger = run_with_responder(lambda: run_release(release_dag, "1.1.0"), _sign("Approve", seen))
@@ -52,6 +54,10 @@ def test_release_waits_for_the_sign_off_and_proceeds_when_approved(release_dag, 
     assert "- [x] Release notes reviewed — signed off by **Tech Lead Tara** (Tech Lead)" in document
     assert "| Tech Lead | Tech Lead Tara | approved |" in document
     assert any("Tech Lead must sign off" in m for m in slack_messages())
+    # The request links to the sign-off's own Required Action page: the mapped task instance of the role.
+    _, run_page = airflow_pages("https://airflow.example.com", dag_run.run_id)
+    [request] = [p for p in slack_payloads() if "Tech Lead must sign off" in p["text"]]
+    assert slack_links(request)["Answer in Airflow (Required Actions)"] == f"{run_page}/tasks/sign_off.sign_off/mapped/0/required_actions"
 
 
 def test_a_rejected_sign_off_stops_the_release_before_any_change(release_dag, demo, required_sign_off):

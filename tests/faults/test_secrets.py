@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from observe import STATE_DIR, ledger
-from testenv import slack_messages
+from testenv import slack_messages, slack_payloads
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKUPS_DIR = STATE_DIR / "backups"
@@ -92,6 +92,8 @@ def test_a_rolled_back_release_shows_no_secret_and_keeps_backups_private(release
     assert "release record:" in caplog.text
     messages = slack_messages()
     assert any("1.2.0 rolled back" in m for m in messages)
+    payloads = [json.dumps(payload, ensure_ascii=False) for payload in slack_payloads()]  # blocks and links too
+    assert len(payloads) == len(messages) and all('"blocks"' in payload for payload in payloads)
     record = ledger().record_as_json(dag_run.run_id)
     assert "rolled_back" in record
     xcoms = xcom_values("release", dag_run.run_id)
@@ -107,6 +109,7 @@ def test_a_rolled_back_release_shows_no_secret_and_keeps_backups_private(release
         for path in airflow_log_files():
             assert lines_with(secret, read_text(path)) == [], f"{what} is in {path}"
         assert [hide(secret, m) for m in messages if secret in m] == [], f"{what} is in a Slack message"
+        assert [hide(secret, p)[:300] for p in payloads if secret in p] == [], f"{what} is in a Slack message's blocks"
         assert lines_with(secret, record) == [], f"{what} is in the ledger's record of the release"
         assert [key for key, value in xcoms.items() if secret in value] == [], f"{what} is in an XCom"
         assert [hide(secret, str(p)) for p in state_paths if secret in str(p.relative_to(STATE_DIR))] == [], f"{what} is in a file name"
