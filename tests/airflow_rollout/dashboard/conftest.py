@@ -55,8 +55,8 @@ def releases(dags, postgres, slack) -> Iterator[Releases]:
         rolled_back = release_dag().test(run_conf={"system": "demo", "version": "1.2.0"})
 
         def operator() -> None:
-            run_id = wait_for_awaiting_input("release", "ask_operator")
-            answer("release", run_id, "ask_operator", "Roll back", "oncall", "On-call Olga")
+            run_id = wait_for_awaiting_input("release", "decide.ask_operator")
+            answer("release", run_id, "decide.ask_operator", "Roll back", "oncall", "On-call Olga")
 
         investigated = run_with_responder(lambda: release_dag().test(run_conf={"system": "demo", "version": "1.3.0"}), operator)
         statuses = [ledger().release(run.run_id).status for run in (promoted, rolled_back, investigated)]

@@ -123,7 +123,7 @@ def test_an_investigated_release_shows_who_answered_the_required_action_and_when
     assert re.search(r"Error rate 3(\.\d+)? % investigate ≥ 1 %, roll back > 10 % investigate error rate", decision), decision
     answers = plain(section(text, "signoffs"))
     assert re.search(r"ask_operator .* Proceed / Roll back Roll back On-call Olga \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", answers), answers
-    assert f"/dags/release/runs/{quote(run.run_id, safe='')}/tasks/ask_operator/required_actions" in text
+    assert f"/dags/release/runs/{quote(run.run_id, safe='')}/tasks/decide.ask_operator/required_actions" in text
 
 
 # --- the Systems page, a system's releases, trends --------------------------------------------------------
