@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from observe import STATE_DIR
+from observe import STATE_DIR, demo_at_start
 from testenv import ROOT, SESSION_DIR, SLACK_OUT, SLACK_PORT  # first: it sets Airflow's environment
 
 from devtools import local_postgres, slack_receiver
@@ -70,20 +70,9 @@ def release_dag(dags):
 @pytest.fixture
 def demo(postgres, slack):
     """The demo system at its starting point (data and app of 1.0.0), an empty ledger and Slack log."""
-    from airflow_rollout.config import load_profile
-    from airflow_rollout.ledger import Ledger
     from devtools import demo_system
 
-    profile = load_profile("demo")
-    ledger = Ledger(conn_id=profile.ledger_conn_id)
-    ledger.ensure_schema()
-    postgres.psql(
-        "rollout_ledger",
-        "TRUNCATE rollout_release, rollout_lock, rollout_notification, rollout_scheduled_backup, rollout_drill,"
-        " rollout_maintenance_finding, rollout_unlock CASCADE",
-    )
-    Path(slack).write_text("")
-    demo_system.reset(profile, STATE_DIR)
+    profile = demo_at_start(postgres, slack)
     yield profile
     demo_system.stop_apps(profile, STATE_DIR)
 

@@ -13,6 +13,28 @@ from testenv import APP_PORT
 STATE_DIR = Path(os.environ["ROLLOUT_STATE_DIR"])
 
 
+def demo_at_start(postgres, slack_out: Path):
+    """The demo system at its starting point (data and app of 1.0.0, in STATE_DIR), an empty ledger and Slack log; its profile.
+
+    `postgres` is the session's cluster (the `postgres` fixture), `slack_out` the Slack receiver's log (the `slack` fixture).
+    """
+    from airflow_rollout.config import load_profile
+    from airflow_rollout.ledger import Ledger
+    from devtools import demo_system
+
+    profile = load_profile("demo")
+    ledger = Ledger(conn_id=profile.ledger_conn_id)
+    ledger.ensure_schema()
+    postgres.psql(
+        "rollout_ledger",
+        "TRUNCATE rollout_release, rollout_lock, rollout_notification, rollout_scheduled_backup, rollout_drill,"
+        " rollout_maintenance_finding, rollout_unlock CASCADE",
+    )
+    slack_out.write_text("")
+    demo_system.reset(profile, STATE_DIR)
+    return profile
+
+
 def served_version() -> str:
     return str(httpx.get(f"http://127.0.0.1:{APP_PORT}/health", timeout=5).json()["version"])
 

@@ -17,28 +17,21 @@ process of the standalone's session behind, whatever the tests did.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import shutil
-import subprocess
-import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import test_kubernetes_release as kube_release
+from airflow_standalone import Standalone, running_standalone, scheduler_saw_exit, task_states
 from observe import ledger
 from test_kubernetes_release import DEPLOYMENTS, REGISTRY, SYSTEM, data_target, images, templates, wait_rolled_out
-from testenv import ROOT, SYSTEMS_DIR
-
-from devtools import local_postgres, up
+from testenv import SYSTEMS_DIR
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 pytestmark = pytest.mark.e2e
 
@@ -68,18 +61,6 @@ def cluster(postgres, slack, tmp_path_factory):
         yield apps
 
 
-@dataclass
-class Standalone:
-    state: Path
-    api: up.AirflowApi
-    passwords: dict[str, str]
-
-    def as_user(self, user: str) -> up.AirflowApi:
-        api = up.AirflowApi(self.api.base_url, self.api.log)
-        api.login(user, self.passwords[user])
-        return api
-
-
 def _roles() -> dict[str, list[Any]]:
     """The profile's sign-off roles and their approvers."""
     from airflow_rollout.config import load_profile
@@ -91,18 +72,6 @@ def _approvers() -> list[str]:
     return sorted({approver.id for approvers in _roles().values() for approver in approvers})
 
 
-def _up(action: str, state: Path, env: dict[str, str], *extra: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "devtools.up", action, "--state-dir", str(state), *extra],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
 @pytest.fixture(scope="module")
 def standalone(cluster, tmp_path_factory) -> Iterator[Standalone]:
     """`make up` over the profile alone, on a free port; stopped by `up stop`, every process of its session gone."""
@@ -110,49 +79,17 @@ def standalone(cluster, tmp_path_factory) -> Iterator[Standalone]:
     systems = base / "systems"
     systems.mkdir()
     shutil.copy(SYSTEMS_DIR / f"{SYSTEM}.yaml", systems)  # the profile as the session wrote it: its urls on free ports
-    env_file = base / "dotenv"
-    env_file.write_text("".join(f"AIRFLOW_CONN_{conn}='{os.environ[f'AIRFLOW_CONN_{conn}']}'\n" for conn in CONNECTIONS))
-    port = local_postgres.free_port()
-    state = base / "up"
     users = ",".join(["admin:admin", *(f"{user}:user" for user in _approvers())])
-    env = {
-        **{name: value for name, value in os.environ.items() if not name.startswith("AIRFLOW")},  # `up` brings Airflow's own
-        "PYTHONPATH": str(ROOT),  # for `devtools.up` itself; it gives Airflow an empty PYTHONPATH
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__CORE__PARALLELISM": "4",  # what `up` sets anyway
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": users,
-        "ROLLOUT_SYSTEMS_DIR": str(systems),
-        "ROLLOUT_STATE_DIR": str(base / "rollout"),
-    }
-    pid = None
-    try:
-        starting = time.monotonic()
-        started = _up("start", state, env, "--env-file", str(env_file), timeout=300)
-        print(f"airflow standalone up and every DAG parsed in {time.monotonic() - starting:.0f} s")
-        pid = up.running_pid("airflow", state)
-        assert started.returncode == 0, f"{started.stdout}{started.stderr}; see {state / 'airflow.log'}"
-        assert "warning" not in started.stdout, started.stdout  # every connection the profile names is in the .env
-        passwords = json.loads((state / "airflow" / up.PASSWORDS_FILE).read_text())
-        api = up.AirflowApi(up.ui_url(port), state / "airflow.log")
-        api.login("admin", passwords["admin"])
-        assert api.import_errors() == []
-        yield Standalone(state=state, api=api, passwords=passwords)
-    finally:  # also when it did not come up, or a test failed
-        pid = pid or up.running_pid("airflow", state)
-        stopped = _up("stop", state, env, timeout=60)
-        left = up.session_processes(pid) if pid else []
-    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
-    assert left == [], f"processes of airflow standalone's session {pid} left running: {left}"
+    connections = {f"AIRFLOW_CONN_{conn}": os.environ[f"AIRFLOW_CONN_{conn}"] for conn in CONNECTIONS}
+    with running_standalone(base, systems, connections, users=users, ROLLOUT_STATE_DIR=str(base / "rollout")) as airflow:
+        yield airflow
 
 
 def answer_sign_offs(airflow: Standalone, run_id: str) -> None:
     """Approve each sign-off waiting for input, as the user it is assigned to; anything else waiting is a failure.
 
-    Only once the scheduler has seen the worker that parked the task exit (its "TaskInstance Finished" line, state
-    awaiting_input): an answer given before that is lost to a race in Airflow 3.3.2. The answer sets the task
-    instance to scheduled, the scheduler queues it again under the same key, then reads the parked worker's
-    exit, which takes that key off the executor's running set, and fails the queued task as "state changed
-    externally" (scheduler_job_runner._process_executor_events guards only the still-scheduled case).
+    Only once the scheduler has seen the worker that parked the task exit: an answer given before that is lost to a
+    race in Airflow 3.3.2 (airflow_standalone.scheduler_saw_exit).
     """
     from airflow_rollout.tasks import APPROVE_OPTION
 
@@ -175,22 +112,6 @@ def answer_sign_offs(airflow: Standalone, run_id: str) -> None:
         assert answered.is_success, f"{user} could not sign off {ti['rendered_map_index']}: HTTP {answered.status_code} {answered.text}"
 
 
-def scheduler_saw_exit(airflow: Standalone, state: str) -> set[str]:
-    """Ids of the task instances whose worker's exit the scheduler processed while they were in `state` (its log)."""
-    found = re.compile(rf"TaskInstance Finished: .*\bti_id=([0-9a-f-]+), .*\bstate={state}, ")
-    with airflow.api.log.open(errors="replace") as log:
-        return {match.group(1) for line in log if (match := found.search(line))}
-
-
-def task_states(airflow: Standalone, run_id: str) -> dict[str, str | None]:
-    response = airflow.api.client.get(f"/api/v2/dags/release/dagRuns/{run_id}/taskInstances", params={"limit": 200})
-    response.raise_for_status()
-    return {
-        f"{ti['task_id']}[{ti['map_index']}]" if ti["map_index"] >= 0 else ti["task_id"]: ti["state"]
-        for ti in response.json()["task_instances"]
-    }
-
-
 def release(airflow: Standalone, version: str) -> tuple[str, str, Any]:
     """Trigger a release as the UI form does, sign it off, wait for its end; (run id, run state, ledger record)."""
     run_id = airflow.api.trigger("release", {"system": SYSTEM, "version": version})
@@ -210,7 +131,7 @@ def test_good_release_is_promoted_by_a_real_worker(standalone, cluster):
 
     run_id, state, record = release(standalone, "1.1.0")
 
-    states = task_states(standalone, run_id)
+    states = task_states(standalone, "release", run_id)
     assert (state, record.status) == ("success", "promoted"), f"{record}; tasks: {states}; logs in {standalone.state / 'airflow'}"
     assert record.previous_version == running["backend"]
     assert images(cluster) == dict.fromkeys(DEPLOYMENTS, "1.1.0")
@@ -236,7 +157,7 @@ def test_stalled_rollout_is_rolled_back_by_a_real_worker(standalone, cluster):
 
     run_id, state, record = release(standalone, "1.2.0-broken")
 
-    states = task_states(standalone, run_id)
+    states = task_states(standalone, "release", run_id)
     assert record.status == "rolled_back", f"{record}; tasks: {states}; logs in {standalone.state / 'airflow'}"
     assert state == "failed"  # report_outcome is red when the version did not ship
     assert any("progress deadline" in reason for reason in record.decision_reasons or []), record.decision_reasons

@@ -1,0 +1,128 @@
+"""A real `airflow standalone` for a test module: `python -m devtools.up start` on a free port, private state.
+
+What `make up` does, with a private `.env` (the connections given), systems directory, Airflow home and
+state directory, so that it never touches the project's `.env` or `.state/`. `running_standalone` yields it
+logged in as admin and stops it with `up stop` on the way out, also when it did not come up or a test failed,
+and then checks that no process of its session is left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from testenv import ROOT
+
+from devtools import local_postgres, up
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+    from pathlib import Path
+
+
+@dataclass
+class Standalone:
+    state: Path
+    api: up.AirflowApi
+    passwords: dict[str, str]
+
+    @property
+    def base_url(self) -> str:
+        return self.api.base_url
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.state / "airflow"
+
+    def as_user(self, user: str) -> up.AirflowApi:
+        api = up.AirflowApi(self.api.base_url, self.api.log)
+        api.login(user, self.passwords[user])
+        return api
+
+
+def up_command(action: str, state: Path, env: Mapping[str, str], *extra: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """`python -m devtools.up <action> --state-dir <state> ...`, as `make up` / `make down` run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "devtools.up", action, "--state-dir", str(state), *extra],
+        env=dict(env),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@contextmanager
+def running_standalone(
+    base: Path, systems: Path, connections: Mapping[str, str], *, users: str | None = None, **settings: str
+) -> Iterator[Standalone]:
+    """`make up` in `base` over the profiles in `systems` with `connections` (AIRFLOW_CONN_<ID> -> value) as its `.env`.
+
+    `users` is SimpleAuthManager's user list (`admin:admin,alice:user`); `settings` are more environment variables
+    (ROLLOUT_STATE_DIR, ...). Everything of the session's environment that starts with AIRFLOW is left out: `up`
+    brings Airflow's own settings.
+    """
+    env_file = base / "dotenv"
+    env_file.write_text("".join(f"{name}='{value}'\n" for name, value in connections.items()))
+    port = local_postgres.free_port()
+    state = base / "up"
+    env = {
+        **{name: value for name, value in os.environ.items() if not name.startswith("AIRFLOW")},
+        "PYTHONPATH": str(ROOT),  # for `devtools.up` itself; it gives Airflow an empty PYTHONPATH
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__CORE__PARALLELISM": "4",  # what `up` sets anyway
+        "ROLLOUT_SYSTEMS_DIR": str(systems),
+        **({"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": users} if users else {}),
+        **settings,
+    }
+    pid = None
+    try:
+        starting = time.monotonic()
+        started = up_command("start", state, env, "--env-file", str(env_file), timeout=300)
+        print(f"airflow standalone up and every DAG parsed in {time.monotonic() - starting:.0f} s")
+        pid = up.running_pid("airflow", state)
+        assert started.returncode == 0, f"{started.stdout}{started.stderr}; see {state / 'airflow.log'}"
+        assert "warning" not in started.stdout, started.stdout  # every connection the profiles name is in the .env
+        passwords = json.loads((state / "airflow" / up.PASSWORDS_FILE).read_text())
+        api = up.AirflowApi(up.ui_url(port), state / "airflow.log")
+        api.login("admin", passwords["admin"])
+        assert api.import_errors() == []
+        yield Standalone(state=state, api=api, passwords=passwords)
+    finally:  # also when it did not come up, or a test failed
+        pid = pid or up.running_pid("airflow", state)
+        stopped = up_command("stop", state, env, timeout=60)
+        left = up.session_processes(pid) if pid else []
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert left == [], f"processes of airflow standalone's session {pid} left running: {left}"
+
+
+def scheduler_saw_exit(airflow: Standalone, state: str) -> set[str]:
+    """Ids of the task instances whose worker's exit the scheduler processed while they were in `state` (its log).
+
+    A Required Action answered before the scheduler saw the worker that parked the task exit is lost to a race in
+    Airflow 3.3.2: the answer sets the task instance to scheduled, the scheduler queues it again under the same
+    key, then reads the parked worker's exit, which takes that key off the executor's running set, and fails the
+    queued task as "state changed externally" (scheduler_job_runner._process_executor_events guards only the
+    still-scheduled case). Answer only the task instances listed here.
+    """
+    found = re.compile(rf"TaskInstance Finished: .*\bti_id=([0-9a-f-]+), .*\bstate={state}, ")
+    with airflow.api.log.open(errors="replace") as log:
+        return {match.group(1) for line in log if (match := found.search(line))}
+
+
+def task_states(airflow: Standalone, dag_id: str, run_id: str) -> dict[str, str | None]:
+    """Every task instance of the run by task id (`task[map_index]` when mapped) and its state, as the REST API says."""
+    response = airflow.api.client.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 200})
+    response.raise_for_status()
+    return {
+        f"{ti['task_id']}[{ti['map_index']}]" if ti["map_index"] >= 0 else ti["task_id"]: ti["state"]
+        for ti in response.json()["task_instances"]
+    }
