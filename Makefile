@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # devtools/ (stand-ins, demo tooling) is imported from the checkout; the airflow_rollout package is installed.
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install demo stop up down test lint bench checklists
+.PHONY: install chromium demo stop up down test lint bench checklists
 
 install: $(VENV)/.installed
 
@@ -30,8 +30,14 @@ up: install
 down:
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m devtools.up stop; else echo "nothing to stop"; fi
 
+# Debian's chromium for the browser tests (tests/browser, driven by Playwright): apt-get installs it when it is missing
+# (as root, `apt-get update` first); silent when it is there. Playwright's own browser download cannot reach its host here.
+chromium: install
+	@$(BIN)/python -m devtools.chromium
+
 # A JUnit report and the failed tests' names stay under build/ (git-ignored), so a failed run can be read afterwards.
-test: install
+# The browser tests' screenshots go to build/ui/.
+test: install chromium
 	@mkdir -p build
 	$(BIN)/python -m pytest --junitxml=build/junit.xml
 

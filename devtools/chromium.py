@@ -1,0 +1,83 @@
+"""Debian's `chromium` for the browser tests: found where it is, installed with apt-get when it is missing.
+
+Playwright (from PyPI) drives it through `executable_path`: Playwright's own browser download reaches a host
+that these machines cannot, so the browser comes from Debian's packages instead. `make test` runs this before
+pytest, and the browser tests' fixture calls `executable()` again, so `pytest -m browser` alone works on a fresh
+machine too. Idempotent and silent when Chromium is there already.
+
+    python -m devtools.chromium        # prints nothing when Chromium is installed; installs it otherwise
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+# fonts-liberation: metric-compatible Arial/Times/Courier, so that the screenshots under build/ui/ read as they would
+# on a desktop; without any font Chromium draws boxes (the tests, reading the DOM, would still pass).
+PACKAGES = ("chromium", "fonts-liberation")
+CANDIDATES = ("chromium", "chromium-browser")
+# Where Debian puts it, should PATH not have /usr/bin (a stripped CI environment).
+DEBIAN_PATH = Path("/usr/bin/chromium")
+# CHROMIUM overrides the search: a browser of one's own (e.g. a Chrome on a developer's laptop).
+OVERRIDE = "CHROMIUM"
+
+
+class ChromiumUnavailableError(RuntimeError):
+    """Chromium is not installed and could not be installed here (not root, no apt-get, apt-get failed)."""
+
+
+def find() -> Path | None:
+    """The Chromium executable on this machine, or None."""
+    if override := os.environ.get(OVERRIDE):
+        path = Path(override)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise ChromiumUnavailableError(f"{OVERRIDE}={override} is not an executable file")
+        return path
+    for name in CANDIDATES:
+        if found := shutil.which(name):
+            return Path(found)
+    return DEBIAN_PATH if DEBIAN_PATH.is_file() else None
+
+
+def install() -> None:
+    """`apt-get update`, then `apt-get install` Debian's chromium (and a font), quietly; the output is shown on failure."""
+    apt_get = shutil.which("apt-get")
+    if apt_get is None:
+        raise ChromiumUnavailableError(
+            f"Chromium is not installed and there is no apt-get to install it: install Chromium and set {OVERRIDE} to its path"
+        )
+    if os.geteuid() != 0:
+        raise ChromiumUnavailableError(f"Chromium is not installed; as root: apt-get update && apt-get install -y {' '.join(PACKAGES)}")
+    print(f"[chromium] installing Debian's {', '.join(PACKAGES)} with apt-get (about a minute) ...", file=sys.stderr, flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    # Another apt-get (another checkout's test run) may hold dpkg's lock: wait for it rather than fail.
+    wait = ["-o", "DPkg::Lock::Timeout=600"]
+    for args in ([apt_get, "-qq", *wait, "update"], [apt_get, "-qq", *wait, "install", "-y", "--no-install-recommends", *PACKAGES]):
+        done = subprocess.run(args, env=env, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)  # noqa: S603
+        if done.returncode != 0:
+            raise ChromiumUnavailableError(f"`{' '.join(args[1:])}` exited with {done.returncode}:\n{done.stdout}{done.stderr}")
+
+
+def executable() -> Path:
+    """Chromium's path, installing it first when it is missing."""
+    if (found := find()) is not None:
+        return found
+    install()
+    if (found := find()) is None:
+        raise ChromiumUnavailableError(f"apt-get installed {' '.join(PACKAGES)}, yet no chromium is on PATH nor at {DEBIAN_PATH}")
+    return found
+
+
+def main() -> None:
+    try:
+        executable()
+    except ChromiumUnavailableError as exc:
+        raise SystemExit(f"[chromium] {exc}") from None
+
+
+if __name__ == "__main__":
+    main()
