@@ -1,4 +1,4 @@
-"""The browser tests' Chromium: Debian's package (installed by devtools.chromium when missing), launched once a session.
+"""The browser tests' Chromium: Debian's package (installed by devtools.chromium when missing), launched once a module.
 
 Each test's outcome is kept on its item, so that a failed test's tab can be saved as build/ui/FAILED-<test>.png.
 """
@@ -25,8 +25,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Chromium for one module, no longer: while Playwright's sync API is open, its event loop counts as running in
+    this thread, so a later test's asyncio.run() (dag.test() running a trigger inline) would fail or hang."""
     from playwright.sync_api import sync_playwright
 
     executable = chromium.executable()
