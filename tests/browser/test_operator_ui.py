@@ -32,7 +32,7 @@ from airflow_standalone import Standalone, running_standalone, scheduler_saw_exi
 from browser_page import ServerErrors, failed, new_page, screenshot
 from observe import STATE_DIR, demo_at_start, ledger, served_version
 from playwright.sync_api import expect
-from testenv import ROOT, SYSTEMS_DIR
+from testenv import SYSTEMS_DIR
 
 from devtools import demo_system
 
@@ -45,14 +45,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
 # The release DAG's phase groups as the grid shows them, top-level rows (src/airflow_rollout/tasks.py: preflight,
 # then the *_group() TaskGroups). Looked up by name: the rows between them may move.
-PHASES = ("preflight", "backup", "migrate", "deploy", "verify", "post_deploy", "rollback")
-PROMOTED = {"preflight": "Success", "backup": "Success", "migrate": "Success", "deploy": "Success", "verify": "Success"}
+PHASES = ("preflight", "sign_off", "backup", "migrate", "deploy", "verify", "decide", "post_deploy", "rollback")
+PROMOTED = dict.fromkeys(PHASES[:-2], "Success")
 CONNECTIONS = ("AIRFLOW_CONN_ROLLOUT_LEDGER", "AIRFLOW_CONN_DEMO_DB", "AIRFLOW_CONN_SLACK_DEMO", "AIRFLOW_CONN_SLACK_FILES")
 # A release here takes a minute or two; these bound a hang, not the expected run.
 RUN_TIMEOUT_MS = 600_000
 ASK_TIMEOUT_S = 600
 RUN_ENDED = re.compile(r"^\s*(Success|Failed)\s*$")
-DASHBOARD_PLUGIN = ROOT / "plugins" / "rollout_dashboard.py"
 NAV_MENUS = ("browse", "admin", "docs", "user")  # a plugin view's category puts it in that sidebar menu
 
 
@@ -317,7 +316,6 @@ def test_investigate_promoted_from_required_actions(ui, airflow, releases):
     releases.runs["1.3.0 promoted"] = run_id
 
 
-@pytest.mark.skipif(not DASHBOARD_PLUGIN.exists(), reason=f"the Releases dashboard plugin ({DASHBOARD_PLUGIN.name}) is not in plugins/ yet")
 def test_releases_dashboard_shows_systems_and_a_release(ui, releases):
     from airflow_rollout.ledger import FingerprintStage
 
@@ -336,12 +334,14 @@ def test_releases_dashboard_shows_systems_and_a_release(ui, releases):
     expect(page).to_contain_text(served_version())  # the version running now
     screenshot(ui.page, "10-releases-systems")
 
-    release = ui.page.goto(f"/rollout/releases/{quote(rolled_back, safe='')}")
-    assert release is not None and release.status == 200, f"GET /rollout/releases/{rolled_back}: HTTP {release and release.status}"
+    path = f"/rollout/systems/demo/releases/{quote(rolled_back, safe='')}"
+    release = ui.page.goto(path)
+    assert release is not None and release.status == 200, f"GET {path}: HTTP {release and release.status}"
     record = ledger().release(rolled_back)
     assert record.decision_reasons
     for reason in record.decision_reasons:
         expect(page).to_contain_text(reason)
+    expect(ui.page.locator("#criteria")).to_contain_text(re.compile(r"Error rate\s+3(\.\d+)?\s*%.*roll back > 10\s*%", re.S))
     before = ledger().fingerprint(rolled_back, "app_db", FingerprintStage.BEFORE)
     assert before is not None and ledger().fingerprint(rolled_back, "app_db", FingerprintStage.AFTER_RESTORE) == before
     expect(page).to_contain_text(re.compile(r"fingerprint", re.IGNORECASE))
