@@ -167,8 +167,8 @@ def backup_and_restore(cluster: Any, results: dict[str, Any]) -> None:
 
 def rollback(results: dict[str, Any]) -> None:
     """A release that changed data and switched the app, rolled back through the rollback phase's functions."""
-    from airflow_rollout import phases
     from airflow_rollout.context import ReleaseContext
+    from airflow_rollout.release import STEPS
     from airflow_rollout.targets.local_process import LocalProcessApp
     from airflow_rollout.targets.postgres import PostgresDataTarget
 
@@ -188,19 +188,19 @@ def rollback(results: dict[str, Any]) -> None:
     ctx.ledger.open_release(release_id=ctx.release_id, system="bench", version="1.2.0", triggered_by="bench")
     ctx.ledger.set_previous_version(ctx.release_id, "1.0.0")
     say("rollback: backup, a data-changing 'migration', deploy 1.2.0 ...")
-    phases.backup(ctx)
+    STEPS["backup"](ctx)
     [target] = [t for t in ctx.data_targets if isinstance(t, PostgresDataTarget)]
     with target.connect() as conn:
         conn.execute("ALTER TABLE pgbench_branches ADD COLUMN note text")
         conn.execute("UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid % 100 = 0")
         conn.execute("UPDATE schema_revision SET revision = '1.2.0'")
-    phases.deploy(ctx)
+    STEPS["deploy"](ctx)
     say("rollback: stop the new version, restore the data, start the previous version ...")
-    stop_seconds, _ = timed(lambda: recorded(ctx, "stop_apps", phases.stop_apps))
-    data_seconds, outcome = timed(lambda: recorded(ctx, "restore_data", phases.restore_data))
-    start_seconds, _ = timed(lambda: recorded(ctx, "start_previous", phases.start_previous))
+    stop_seconds, _ = timed(lambda: recorded(ctx, "stop_apps", STEPS["stop_apps"]))
+    data_seconds, outcome = timed(lambda: recorded(ctx, "restore_data", STEPS["restore_data"]))
+    start_seconds, _ = timed(lambda: recorded(ctx, "start_previous", STEPS["start_previous"]))
     app_seconds = stop_seconds + start_seconds
-    check_seconds, _ = timed(lambda: phases.verify_restored(ctx))
+    check_seconds, _ = timed(lambda: STEPS["verify_restored"](ctx))
     app.stop()
     results.update(
         rollback_app_seconds=app_seconds,
@@ -262,10 +262,11 @@ def parse_times(results: dict[str, Any]) -> None:
 
 def release_overhead(results: dict[str, Any]) -> None:
     """A good release of the demo under airflow standalone, against the same phases called in order."""
-    from airflow_rollout import phases
-    from airflow_rollout.config import HttpCheck, LatencyCheck, load_profile
+    from airflow_rollout.config import load_profile
     from airflow_rollout.context import ReleaseContext
     from airflow_rollout.ledger import Ledger
+    from airflow_rollout.release import STEPS
+    from airflow_rollout.release.decide import make_decision
     from devtools import demo, demo_system
 
     say("release overhead: starting airflow standalone through the demo set-up ...")
@@ -289,15 +290,10 @@ def release_overhead(results: dict[str, Any]) -> None:
         def plain_release() -> None:
             ctx.ledger.ensure_schema()
             ctx.ledger.open_release(release_id=ctx.release_id, system="demo", version="1.1.0", triggered_by="bench")
-            phases.preflight(ctx)
-            phases.backup(ctx)
-            phases.migrate(ctx)
-            phases.deploy(ctx)
-            phases.verify(ctx, (HttpCheck,))
-            phases.verify(ctx, (LatencyCheck,))
-            phases.fingerprint_after_verify(ctx)
-            phases.make_decision(ctx)
-            phases.promote(ctx)
+            for step in ("preflight", "backup", "migrate", "deploy", "check_endpoints", "probe_latency", "fingerprint_after_verify"):
+                STEPS[step](ctx)
+            make_decision(ctx)
+            STEPS["promote"](ctx)
 
         plain_seconds, _ = timed(plain_release)
         dashboard(api, profile, results)

@@ -67,7 +67,7 @@ def list_systems() -> list[str]:
 def system_context(system: str) -> SystemContext:
     from airflow_rollout.config import load_profile
     from airflow_rollout.context import SystemContext
-    from airflow_rollout.phases import check_connections
+    from airflow_rollout.release.preflight import check_connections
 
     ctx = SystemContext(profile=load_profile(system))
     check_connections(ctx.profile)

@@ -2,7 +2,7 @@
 
 Each phase is built by one function here, so the phase DAGs (`backup`, `migrate`, ...) and the
 `release` DAG that chains them run the very same tasks. Everything a task does lives in
-`airflow_rollout.phases`; a task only loads the release context, keeps the step's row in the ledger, and turns
+`airflow_rollout.release` (one module per phase); a task only loads the release context, keeps the step's row in the ledger, and turns
 errors a retry cannot mend into an immediate failure.
 
 Importing this module is cheap (DAG parsing imports it): heavy imports happen inside the tasks.
@@ -102,7 +102,8 @@ def release_context() -> ReleaseContext:
     from airflow_rollout.config import ProfileError
     from airflow_rollout.context import ReleaseContext
     from airflow_rollout.notify import AirflowRun
-    from airflow_rollout.phases import PreflightError, check_connections
+    from airflow_rollout.release.errors import PreflightError
+    from airflow_rollout.release.preflight import check_connections
     from airflow_rollout.versions import InvalidVersionError
 
     context = get_current_context()
@@ -148,7 +149,8 @@ def _recorded_step(
 
     from airflow_rollout.ledger import Attempt
     from airflow_rollout.notify import Event
-    from airflow_rollout.phases import ChecksFailedError, LockHeldError, StepNotApplicableError, hold_lock, is_permanent
+    from airflow_rollout.release.errors import ChecksFailedError, LockHeldError, StepNotApplicableError, is_permanent
+    from airflow_rollout.release.preflight import hold_lock
 
     ti = get_current_context()["ti"]
     attempt = Attempt(run_id=ctx.run_id, try_number=ti.try_number)
@@ -185,10 +187,11 @@ def _recorded_step(
 # The phases that change a system, or read it for a decision: each step works under the system's lock.
 LOCKED_PHASES = frozenset({"backup", "migrate", "deploy", "verify", "post_deploy", "rollback", "adopt"})
 
-# The functions of `airflow_rollout.phases` a task runs, by name: importing them would make every DAG file's
-# parse import the phases (psycopg, the Kubernetes and Databricks clients). mypy checks each name a task uses
-# against this list, and tests/airflow_rollout/test_tasks.py checks the list against the module, so a renamed
-# step fails `make lint` and `make test`, not a release.
+# The steps a task runs, by name: the functions themselves are in `airflow_rollout.release.STEPS`, imported when
+# the task runs, because importing them would make every DAG file's parse import the phases (psycopg, the
+# Kubernetes and Databricks clients). mypy checks each name a task uses and each key of STEPS against this list,
+# and tests/airflow_rollout/test_tasks.py checks that every name has its step, so a renamed step fails
+# `make lint` and `make test`, not a release.
 PhaseAction = Literal[
     "preflight",
     "take_lock",
@@ -205,28 +208,20 @@ PhaseAction = Literal[
     "start_previous",
     "verify_restored",
     "finish_rollback",
-    "rollback_failed",
     "take_over",
     "check_running",
     "record_adopted",
-    "adoption_failed",
 ]
-
-# What a phase's last failed attempt does besides the usual Slack message: a failed rollback is an alarm, a failed
-# adoption frees the lock it took.
-FINAL_FAILURE_HANDLERS: dict[str, PhaseAction] = {"rollback": "rollback_failed", "adopt": "adoption_failed"}
 
 
 def step_task(phase: str, step: str, action_name: PhaseAction, **task_kwargs: Any) -> Any:
-    """A task running `airflow_rollout.phases.<action_name>` as step `step` of `phase`."""
+    """A task running the step `action_name` (`airflow_rollout.release.STEPS`) as step `step` of `phase`."""
 
     @task(task_id=step, **task_kwargs)
     def _step() -> Any:
-        from airflow_rollout import phases
+        from airflow_rollout.release import FINAL_FAILURE_HANDLERS, STEPS
 
-        handler = FINAL_FAILURE_HANDLERS.get(phase)
-        on_failure = getattr(phases, handler) if handler else None
-        return run_step(phase, step, getattr(phases, action_name), on_final_failure=on_failure)
+        return run_step(phase, step, STEPS[action_name], on_final_failure=FINAL_FAILURE_HANDLERS.get(phase))
 
     return _step()
 
@@ -373,7 +368,7 @@ def unlock() -> str:
     from airflow_rollout.config import ProfileError, load_profile
     from airflow_rollout.context import SystemContext
     from airflow_rollout.notify import AirflowRun
-    from airflow_rollout.phases import unlock_system
+    from airflow_rollout.release.preflight import unlock_system
 
     context = get_current_context()
     params, dag_run = context["params"], context["dag_run"]
@@ -450,7 +445,7 @@ class SignOffOperator(HITLOperator):
         return super().execute(context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        from airflow_rollout.phases import abort
+        from airflow_rollout.release.decide import abort
 
         chosen = (event.get("chosen_options") or [REJECT_OPTION])[0]
         user = event.get("responded_by_user") or {}
@@ -509,7 +504,7 @@ def decide() -> str:
     """Branch on the decision; runs whatever happened upstream so that failures lead to a rollback."""
     from airflow_rollout.decision import Outcome
     from airflow_rollout.ledger import ReleaseStatus
-    from airflow_rollout.phases import abort, backups_complete, make_decision
+    from airflow_rollout.release.decide import abort, backups_complete, make_decision
 
     ctx = release_context()
     release = ctx.release()
@@ -577,7 +572,7 @@ class ReleaseReviewOperator(HITLBranchOperator):
         return super().execute(context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        from airflow_rollout.phases import record_human_decision
+        from airflow_rollout.release.decide import record_human_decision
 
         chosen = (event.get("chosen_options") or [ROLLBACK_OPTION])[0]
         user = event.get("responded_by_user") or {}

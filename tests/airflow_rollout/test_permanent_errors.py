@@ -7,7 +7,7 @@ import pytest
 from airflow_rollout.checklists import ChecklistError
 from airflow_rollout.config import ProfileError
 from airflow_rollout.ledger import LedgerConflictError, ReleaseNotFoundError
-from airflow_rollout.phases import ChecksFailedError, LockHeldError, PreflightError, RollbackError, is_permanent
+from airflow_rollout.release.errors import ChecksFailedError, LockHeldError, PreflightError, RollbackError, is_permanent
 from airflow_rollout.targets.base import AppNotReadyError, AppStopError, BackupIntegrityError, RestoreMismatchError
 from airflow_rollout.targets.migrations import MigrationError
 from airflow_rollout.versions import InvalidVersionError

@@ -1,4 +1,4 @@
-"""Steps are named in the DAG wiring (parsing must not import the phases): every name must be a function there."""
+"""Steps are named in the DAG wiring (parsing must not import the phases): every name must have its step."""
 
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ import typing
 
 import pytest
 
-from airflow_rollout import maintenance, phases
+from airflow_rollout import maintenance
 from airflow_rollout.maintenance_tasks import MaintenanceAction
+from airflow_rollout.release import STEPS
 from airflow_rollout.tasks import PhaseAction
 
 
 @pytest.mark.parametrize("name", typing.get_args(PhaseAction))
-def test_every_phase_action_is_a_function_of_the_phases_taking_the_release(name):
-    action = getattr(phases, name, None)
-    assert inspect.isfunction(action), f"airflow_rollout.phases has no function {name}: a task would fail at run time"
+def test_every_phase_action_has_its_step_taking_the_release(name):
+    action = STEPS.get(name)
+    assert inspect.isfunction(action), f"airflow_rollout.release.STEPS has no step {name}: a task would fail at run time"
     assert next(iter(inspect.signature(action).parameters)) == "ctx"
 
 

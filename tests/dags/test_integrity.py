@@ -185,7 +185,7 @@ for path in sys.argv[1:]:
     bag = DagBag(dag_folder=path)
     timings[path] = time.perf_counter() - began
     assert not bag.import_errors, bag.import_errors
-HEAVY = ("psycopg", "airflow_rollout.phases", "airflow_rollout.targets.postgres", "kubernetes", "databricks.sql")
+HEAVY = ("psycopg", "airflow_rollout.release", "airflow_rollout.targets.postgres", "kubernetes", "databricks.sql")
 heavy = sorted(m for m in HEAVY if m in sys.modules)
 print(json.dumps({"heavy": heavy, "timings": timings}))
 """

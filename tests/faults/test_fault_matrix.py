@@ -637,7 +637,7 @@ def test_failed_rollback_keeps_the_lock_until_unlocked_with_a_reason(dags, relea
 
 def test_retried_decide_sends_one_slack_message(release_dag, demo):
     from airflow_rollout.context import ReleaseContext
-    from airflow_rollout.phases import make_decision
+    from airflow_rollout.release.decide import make_decision
 
     dag_run, led = run_release(release_dag, "1.1.0")
     assert led.release(dag_run.run_id).status == "promoted"

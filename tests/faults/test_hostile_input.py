@@ -357,7 +357,8 @@ def test_parse_profile_refuses_the_same_data_without_a_file() -> None:
 
 
 def test_check_connections_names_every_missing_connection(monkeypatch) -> None:
-    from airflow_rollout.phases import PreflightError, check_connections
+    from airflow_rollout.release.errors import PreflightError
+    from airflow_rollout.release.preflight import check_connections
 
     monkeypatch.setenv("AIRFLOW_CONN_PRESENT_LEDGER", "postgres://user@127.0.0.1:5432/ledger")
     for name in ("ABSENT_DB", "ABSENT_ENV_DB", "ABSENT_SLACK"):
@@ -379,7 +380,7 @@ def test_check_connections_names_every_missing_connection(monkeypatch) -> None:
 
 
 def test_check_connections_passes_when_every_connection_exists(monkeypatch) -> None:
-    from airflow_rollout.phases import check_connections
+    from airflow_rollout.release.preflight import check_connections
 
     for name in ("ROLLOUT_LEDGER", "APP_DB"):
         monkeypatch.setenv(f"AIRFLOW_CONN_{name}", "postgres://user@127.0.0.1:5432/db")

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from airflow_rollout import phases
 from airflow_rollout.config import ProfileError, parse_profile
 from airflow_rollout.context import ReleaseContext
 from airflow_rollout.ledger import Attempt, FingerprintStage
+from airflow_rollout.release import STEPS
 from airflow_rollout.targets import registry
 from airflow_rollout.targets.base import AppTarget, DataTarget
 
@@ -83,13 +83,13 @@ def test_the_release_phases_back_up_deploy_and_roll_back_a_registered_kind(toy_k
     ctx.ledger.ensure_schema()
     ctx.ledger.open_release(release_id=ctx.release_id, system="toy", version="2.0.0", triggered_by="test")
 
-    phases.backup(ctx)
-    phases.deploy(ctx)
+    STEPS["backup"](ctx)
+    STEPS["deploy"](ctx)
     store.path.write_text(json.dumps({"rows": 4}))  # what the new version did to the data
     for step in ("stop_apps", "restore_data", "start_previous"):  # as their tasks run them: each attempt in the ledger
         attempt = Attempt(run_id=ctx.release_id, try_number=1)
         ctx.ledger.step_started(ctx.release_id, "rollback", step, attempt)
-        result = getattr(phases, step)(ctx)
+        result = STEPS[step](ctx)
         ctx.ledger.step_finished(ctx.release_id, "rollback", step, attempt, status="succeeded", detail=result)
 
     assert app.recorded_version() == "1.0.0"
