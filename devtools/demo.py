@@ -203,6 +203,7 @@ def up() -> None:
     say(f"Slack messages received: {len(slack_receiver.read_messages(SLACK_LOG))} (in {SLACK_LOG})")
     print()
     say(f"Airflow UI: {ui_url()}   login: admin   password: {admin_password}")
+    say(f"Releases dashboard: {standalone.dashboard_url(standalone.api_port())}   (Releases in the UI's navigation)")
     say("answer (c) under Browse > Required Actions, or let it roll back when the profile's timeout passes.")
     say("`make stop` stops everything the demo started.")
 

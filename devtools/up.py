@@ -77,6 +77,13 @@ def ui_url(port: int) -> str:
     return f"http://{API_HOST}:{port}"
 
 
+def dashboard_url(port: int) -> str:
+    """The Releases dashboard the plugin serves, beside the UI (also its **Releases** entry in the navigation)."""
+    from airflow_rollout.dashboard import URL_PREFIX
+
+    return f"{ui_url(port)}{URL_PREFIX}/"
+
+
 def airflow_settings(home: Path, port: int) -> dict[str, str]:
     """`airflow standalone` on 127.0.0.1:`port` over this checkout's dags/ and plugins/, its metadata in `home`.
 
@@ -487,6 +494,7 @@ def up(env_file: Path, state_dir: Path) -> None:
             scheduled.append(dag["dag_id"])
     print()
     say(f"Airflow UI: {url}   login: admin   password: in {home / PASSWORDS_FILE}")
+    say(f"Releases dashboard: {dashboard_url(port)}   (Releases in the UI's navigation)")
     say("trigger `release` (pick the system, type the version); the phase DAGs are unpaused too")
     if scheduled:
         say(f"paused until you unpause them in the UI: {', '.join(sorted(scheduled))} (they run on a schedule)")

@@ -208,6 +208,7 @@ def test_up_runs_airflow_over_ones_own_profile_on_another_port_and_down_stops_it
         startup_seconds = time.monotonic() - started
         password_file = state / "airflow" / up.PASSWORDS_FILE
         assert f"Airflow UI: http://127.0.0.1:{port}" in output
+        assert f"Releases dashboard: http://127.0.0.1:{port}/rollout/" in output
         assert str(password_file) in output
         assert "systems: uptest" in output
         assert "warning" not in output  # every connection the profile names is in the .env
