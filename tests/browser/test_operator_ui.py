@@ -289,6 +289,9 @@ def test_investigate_rolled_back_from_required_actions(ui, airflow, releases):
     state = ui.watch_run(run_id)
     phases = ui.phase_states(run_id)
     screenshot(ui.page, "06-release-1.3.0-rolled-back")
+    ui.page.get_by_role("button", name="Show Graph (Press g)").click()
+    expect(ui.page.locator(".react-flow__node").first).to_be_visible()
+    screenshot(ui.page, "06-release-1.3.0-rolled-back-graph")
 
     record = ledger().release(run_id)
     assert (state, record.status) == ("Failed", "rolled_back"), f"{record}; grid: {phases}"  # red: the version did not ship
