@@ -63,7 +63,7 @@ with DAG(
     phases = [backup_group(checklist=True), migrate_group(checklist=True), deploy_group(checklist=True), verify_group(checklist=True)]
     decision = decision_group()
     post_deploy = post_deploy_group(checklist=True)
-    rollback = rollback_group()
+    rollback = rollback_group(after_decision=True)
     completed = complete_checklist()
     in_sequence(lock, signed, *phases) >> decision.group
     for phase in phases:

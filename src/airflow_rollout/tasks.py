@@ -310,12 +310,17 @@ def post_deploy_group(*, checklist: bool = False) -> PhaseGroup:
     )
 
 
-def rollback_group() -> PhaseGroup:
+def rollback_group(*, after_decision: bool = False) -> PhaseGroup:
+    """The rollback steps. `after_decision`: in the release, where the decision's roll_back branch or the question to a
+    human leads here, a question that failed also rolls back (its default answer): nothing may leave the new version
+    serving with no decision (Airflow 3.3.2 can fail a Required Action answered while its task is parked; see
+    tests/airflow_standalone.py). Elsewhere (the rollback DAG's lock) a failure before it stops it."""
+    start_rule = TriggerRule.ONE_DONE if after_decision else TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
     return _phase_group(
         "rollback",
         "stop the new version, restore the data, start the previous version, check",
         lambda: [
-            step_task("rollback", "stop_apps", "stop_apps", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS),
+            step_task("rollback", "stop_apps", "stop_apps", trigger_rule=start_rule),
             step_task("rollback", "restore_data", "restore_data"),
             # Runs when the restore failed too: it then starts again what the stop had stopped (never the previous
             # version on data that was not restored). Skipped with the rest when the rollback branch is not taken.

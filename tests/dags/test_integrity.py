@@ -69,6 +69,11 @@ def test_release_graph_branches_on_the_decision(dagbag):
     assert dag.get_task("decide.ask_operator").downstream_task_ids == {"post_deploy.promote", "rollback.stop_apps"}
     assert dag.get_task("post_deploy.promote").upstream_task_ids == {"decide.proceed", "decide.ask_operator"}
     assert dag.get_task("rollback.stop_apps").upstream_task_ids == {"decide.roll_back", "decide.ask_operator"}
+    # A question to a human that fails rolls back (its default); promotion needs an answer. The rollback DAG's
+    # rollback waits for its lock instead: a failure before it stops it.
+    assert dag.get_task("rollback.stop_apps").trigger_rule == "one_done"
+    assert dag.get_task("post_deploy.promote").trigger_rule == "none_failed_min_one_success"
+    assert dagbag.dags["rollback"].get_task("rollback.stop_apps").trigger_rule == "none_failed_min_one_success"
     order = [
         "preflight",
         "sign_off.list_pre_deploy_items",

@@ -282,6 +282,36 @@ def test_investigate_nobody_answers_rolls_back_at_the_timeout(release_dag, demo,
     assert any("a human must decide within 0.05 min" in m for m in slack_messages())
 
 
+def test_investigate_question_that_fails_rolls_back(release_dag, demo, monkeypatch):
+    from airflow_rollout.release.rollback import UNANSWERED
+    from airflow_rollout.tasks import ReleaseReviewOperator
+
+    def question_fails(self, context, event):
+        # What Airflow 3.3.2's scheduler does to a Required Action answered while its task is parked: the task
+        # fails, and the answer is not on record (tests/airflow_standalone.py, scheduler_saw_exit).
+        raise RuntimeError("the scheduler failed the task: state changed externally")
+
+    monkeypatch.setattr(ReleaseReviewOperator, "execute_complete", question_fails)
+    before = fingerprint(demo)
+
+    def operator() -> None:
+        run_id = wait_for_awaiting_input("release", "decide.ask_operator")
+        answer("release", run_id, "decide.ask_operator", "Proceed", "oncall", "On-call Olga")
+
+    dag_run, led = run_with_responder(lambda: run_release(release_dag, "1.3.0"), operator)
+
+    release = led.release(dag_run.run_id)
+    states = task_states(dag_run)
+    assert (states["decide.ask_operator"], states["post_deploy.promote"]) == ("failed", "upstream_failed"), states
+    assert (release.status, release.decided_by, release.decision_reasons[-1]) == ("rolled_back", "no answer", UNANSWERED)
+    assert served_version() == "1.0.0" and fingerprint(demo) == before
+    assert led.fingerprint(dag_run.run_id, "app_db", FingerprintStage.AFTER_RESTORE) == led.fingerprint(
+        dag_run.run_id, "app_db", FingerprintStage.BEFORE
+    )
+    assert dag_run.state == "failed"
+    assert any("1.3.0 rolled back" in m and "without an answer" in m for m in slack_messages())
+
+
 def test_first_release_of_a_system_fails_and_leaves_it_as_it_was(release_dag, demo):
     from devtools import demo_system
 

@@ -10,6 +10,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from airflow_rollout.config import HttpCheck
+from airflow_rollout.decision import Outcome
 from airflow_rollout.ledger import FingerprintStage, ReleaseStatus
 from airflow_rollout.notify import Event
 from airflow_rollout.release.deploy import quiesce
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Why a release in *investigate* rolled back when its question ended without an answer.
+UNANSWERED = "investigated: the question to a human ended without an answer (its task failed): rolled back, its default"
+
 
 def stop_apps(ctx: ReleaseContext) -> dict[str, Any]:
     """Quiesce every app the release touched, so that nothing of the new version writes while the data is restored.
@@ -31,10 +35,13 @@ def stop_apps(ctx: ReleaseContext) -> dict[str, Any]:
     once its data is back, so the order is stop, restore, start. A stop that fails starts again what this
     step had stopped (the system serves as before the step) and nothing is restored.
     """
-    if ctx.release().status == ReleaseStatus.ROLLED_BACK.value:
+    release = ctx.release()
+    if release.status == ReleaseStatus.ROLLED_BACK.value:
         raise StepNotApplicableError(f"release {ctx.release_id} is rolled back already: nothing is stopped, restored or started again")
     if ctx.reason:
         record_rollback_request(ctx)
+    elif release.decision == Outcome.INVESTIGATE.value:  # no human's answer replaced it
+        record_unanswered_question(ctx)
     ctx.ledger.set_status(ctx.release_id, ReleaseStatus.ROLLING_BACK)
     states = ctx.ledger.app_states(ctx.release_id)
     result: dict[str, Any] = {}
@@ -62,6 +69,14 @@ def record_rollback_request(ctx: ReleaseContext) -> None:
     reasons = list(release.decision_reasons or [])
     if request not in reasons:
         ctx.ledger.record_decision(ctx.release_id, "rollback", [*reasons, request], None, requester)
+
+
+def record_unanswered_question(ctx: ReleaseContext) -> None:
+    """The question to a human ended without an answer on record (its task failed): the release rolls back, the
+    question's own default, and the record says why."""
+    release = ctx.release()
+    reasons = [*list(release.decision_reasons or []), UNANSWERED]
+    ctx.ledger.record_decision(ctx.release_id, "rollback", reasons, None, "no answer")
 
 
 def _resume_as_before_rollback(ctx: ReleaseContext, names: list[str]) -> str:
