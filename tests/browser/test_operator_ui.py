@@ -280,43 +280,36 @@ def test_release_triggered_from_the_form_is_promoted(ui, releases):
     releases.runs["1.1.0 promoted"] = run_id
 
 
-def test_investigate_rolled_back_from_required_actions(ui, airflow, releases):
+@pytest.mark.parametrize(
+    ("option", "shot", "ends", "serving"),
+    [
+        # Rolled back: the run is red (the version did not ship), and the release the Releases test reads.
+        ("Roll back", "05-required-action-roll-back", ("Failed", "rolled_back"), "1.1.0"),
+        ("Proceed", "07-required-action-proceed", ("Success", "promoted"), "1.3.0"),
+    ],
+    ids=["rolled back", "promoted"],
+)
+def test_investigate_answered_in_required_actions(ui, airflow, releases, option, shot, ends, serving):
     ui.logged_in()
     run_id = ui.trigger_release("1.3.0")
     wait_for_question(airflow, run_id)
 
-    ui.answer(run_id, "1.3.0", "Roll back", shot="05-required-action-roll-back")
+    ui.answer(run_id, "1.3.0", option, shot=shot)
     state = ui.watch_run(run_id)
     phases = ui.phase_states(run_id)
-    screenshot(ui.page, "06-release-1.3.0-rolled-back")
+    outcome = ends[1].replace("_", "-")
+    screenshot(ui.page, f"{int(shot[:2]) + 1:02d}-release-1.3.0-{outcome}")
     ui.page.get_by_role("button", name="Show Graph (Press g)").click()
     expect(ui.page.locator(".react-flow__node").first).to_be_visible()
-    screenshot(ui.page, "06-release-1.3.0-rolled-back-graph")
+    screenshot(ui.page, f"{int(shot[:2]) + 1:02d}-release-1.3.0-{outcome}-graph")
 
     record = ledger().release(run_id)
-    assert (state, record.status) == ("Failed", "rolled_back"), f"{record}; grid: {phases}"  # red: the version did not ship
-    assert phases == {**PROMOTED, "post_deploy": "Skipped", "rollback": "Success"}
-    assert record.decision_reasons and record.decision_reasons[-1] == "investigated: admin chose 'Roll back'"
-    assert served_version() == "1.1.0"
-    releases.runs["1.3.0 rolled back"] = run_id
-
-
-def test_investigate_promoted_from_required_actions(ui, airflow, releases):
-    ui.logged_in()
-    run_id = ui.trigger_release("1.3.0")
-    wait_for_question(airflow, run_id)
-
-    ui.answer(run_id, "1.3.0", "Proceed", shot="07-required-action-proceed")
-    state = ui.watch_run(run_id)
-    phases = ui.phase_states(run_id)
-    screenshot(ui.page, "08-release-1.3.0-proceeded")
-
-    record = ledger().release(run_id)
-    assert (state, record.status) == ("Success", "promoted"), f"{record}; grid: {phases}"
-    assert phases == {**PROMOTED, "post_deploy": "Success", "rollback": "Skipped"}
-    assert record.decision_reasons and record.decision_reasons[-1] == "investigated: admin chose 'Proceed'"
-    assert served_version() == "1.3.0"
-    releases.runs["1.3.0 promoted"] = run_id
+    assert (state, record.status) == ends, f"{record}; grid: {phases}"
+    taken, not_taken = ("rollback", "post_deploy") if record.status == "rolled_back" else ("post_deploy", "rollback")
+    assert phases == {**PROMOTED, taken: "Success", not_taken: "Skipped"}
+    assert record.decision_reasons and record.decision_reasons[-1] == f"investigated: admin chose {option!r}"
+    assert served_version() == serving
+    releases.runs[f"1.3.0 {ends[1].replace('_', ' ')}"] = run_id
 
 
 def test_releases_dashboard_shows_systems_and_a_release(ui, releases):
