@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import jinja2
@@ -27,6 +27,9 @@ from fastapi.responses import HTMLResponse
 from airflow_rollout.config import ProfileError, load_profile
 from airflow_rollout.dashboard import RELEASE_DAG, pages, ui_base_url
 from airflow_rollout.dashboard.charts import svg
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -128,32 +131,31 @@ def systems(request: Request, user: GetUserDep) -> HTMLResponse:
     return render(request, user, "systems.html", page=page)
 
 
-@router.get("/systems/{system}", response_class=HTMLResponse)
-def system(request: Request, user: GetUserDep, system: str) -> HTMLResponse:
+def _system_page(
+    request: Request, user: Any, system: str, template: str, build: Callable[[], Any], *, redacted: bool = False
+) -> HTMLResponse:
+    """A page about one system: 404 for a system or release that is not there, 503 (logged) when the ledger cannot be read."""
     try:
-        page = pages.system_page(system)
+        page = build()
     except Exception as exc:  # noqa: BLE001 - shown as a 404 or 503 page, logged
         return _failure(request, user, exc, system)
-    return render(request, user, "system.html", page=page)
+    return render(request, user, template, page=page, redact=page.redact if redacted else None)
+
+
+@router.get("/systems/{system}", response_class=HTMLResponse)
+def system(request: Request, user: GetUserDep, system: str) -> HTMLResponse:
+    return _system_page(request, user, system, "system.html", lambda: pages.system_page(system))
 
 
 # A path parameter: a release id may hold a slash (an id given to a phase DAG run alone).
 @router.get("/systems/{system}/releases/{release_id:path}", response_class=HTMLResponse)
 def release(request: Request, user: GetUserDep, system: str, release_id: str) -> HTMLResponse:
-    try:
-        page = pages.release_page(system, release_id)
-    except Exception as exc:  # noqa: BLE001 - shown as a 404 or 503 page, logged
-        return _failure(request, user, exc, system)
-    return render(request, user, "release.html", page=page, redact=page.redact)
+    return _system_page(request, user, system, "release.html", lambda: pages.release_page(system, release_id), redacted=True)
 
 
 @router.get("/systems/{system}/trends", response_class=HTMLResponse)
 def trends(request: Request, user: GetUserDep, system: str) -> HTMLResponse:
-    try:
-        page = pages.trends_page(system)
-    except Exception as exc:  # noqa: BLE001 - shown as a 404 or 503 page, logged
-        return _failure(request, user, exc, system)
-    return render(request, user, "trends.html", page=page)
+    return _system_page(request, user, system, "trends.html", lambda: pages.trends_page(system))
 
 
 def create_app() -> FastAPI:
