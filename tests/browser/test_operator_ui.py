@@ -234,7 +234,7 @@ def wait_for_question(airflow: Standalone, run_id: str) -> None:
     """Until `ask_operator` waits for a human, and the scheduler saw its worker park it (an earlier answer is lost to
     a race in Airflow 3.3.2, see airflow_standalone.scheduler_saw_exit): what the operator's pager would wait for."""
     api = airflow.api
-    path = f"/api/v2/dags/release/dagRuns/{run_id}/taskInstances/ask_operator"
+    path = f"/api/v2/dags/release/dagRuns/{run_id}/taskInstances/decide.ask_operator"
 
     def asked() -> bool:
         ti = api.client.get(path).json()
