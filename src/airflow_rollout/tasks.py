@@ -393,9 +393,11 @@ def check_items(phase: str, *, after: Any = None) -> Any:
     Without `after`, the listing is a root of the group it is built in: whatever leads into the group leads into it."""
     name = phase.replace("-", "_")
 
-    # After preflight, only when it succeeded (it may have found another release running). Later phases: the
-    # evidence is wanted whatever the phase did (a failed migration is evidence too).
-    rule = TriggerRule.ALL_SUCCESS if phase == "pre-deploy" else TriggerRule.ALL_DONE
+    # After preflight, only when it succeeded (it may have found another release running). Post-deploy: only when
+    # promote ran; a release that did not ship has no post-deployment (its items show "not reached", and its grid
+    # row skipped, not green). Other phases: the evidence is wanted whatever the phase did (a failed migration is
+    # evidence too).
+    rule = {"pre-deploy": TriggerRule.ALL_SUCCESS, "post-deploy": TriggerRule.NONE_SKIPPED}.get(phase, TriggerRule.ALL_DONE)
 
     @task(task_id=f"list_{name}_items", trigger_rule=rule, retries=0)
     def _list() -> Any:
