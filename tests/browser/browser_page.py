@@ -52,11 +52,11 @@ def new_page(browser: Browser, origin: str) -> tuple[Page, ServerErrors]:
     return page, errors
 
 
-def screenshot(page: Page, name: str) -> None:
-    """The whole page as build/ui/<name>.png."""
+def screenshot(page: Page, name: str, *, full_page: bool = True) -> None:
+    """The whole page (or what the window shows, for the README) as build/ui/<name>.png."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     # animations="disabled": a drawer still sliding in, a page still fading in, is drawn as it ends up.
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True, animations="disabled")
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page, animations="disabled")
 
 
 def failed(item: pytest.Item) -> bool:
