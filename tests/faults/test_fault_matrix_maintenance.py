@@ -107,9 +107,11 @@ def test_maintenance_backup_failed_midway_the_retry_replaces_the_partial_dump(da
     before = scheduled_artefacts()
     disk_fills_up = "\n".join(
         [
-            'for arg in "$@"; do case $arg in --file=*) out=${arg#--file=};; esac; done',
-            '$REAL "$@" || exit',
-            'truncate --size=$(( $(stat -c %s "$out") / 2 )) "$out"',
+            # pg_dump streams the archive to its stdout: half of it gets through, then the disk is full.
+            "whole=$(mktemp)",
+            '$REAL "$@" > "$whole" || exit',
+            'head --bytes=$(( $(stat -c %s "$whole") / 2 )) "$whole"',
+            'rm "$whole"',
             'echo "pg_dump: error: could not write to output file: No space left on device" >&2',
             "exit 1",
         ]

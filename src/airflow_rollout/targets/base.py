@@ -13,6 +13,7 @@ maintenance DAGs report a target whose kind lacks a capability as "not applicabl
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import socket
@@ -20,7 +21,7 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -83,6 +84,20 @@ def file_sha256(path: Path) -> str:
         with file.open("rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_hashed(source: IO[bytes], destination: Path) -> str:
+    """Write what `source` yields to `destination` (owner-only from the start), hashing it on the way.
+
+    The sha256 of exactly the bytes written, equal to `file_sha256(destination)` without reading the file again:
+    a backup streamed through here costs its writing alone.
+    """
+    digest = hashlib.sha256()
+    with os.fdopen(os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+        for chunk in iter(lambda: source.read(1 << 20), b""):
+            digest.update(chunk)
+            out.write(chunk)
     return digest.hexdigest()
 
 

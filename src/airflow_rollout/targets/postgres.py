@@ -18,7 +18,9 @@ import os
 import shlex
 import shutil
 import subprocess
+import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
@@ -41,6 +43,7 @@ from airflow_rollout.targets.base import (
     remove_backup,
     safe_file_name,
     verify_sha256,
+    write_hashed,
 )
 from airflow_rollout.targets.registry import register_data_kind
 from airflow_rollout.tool_output import error_line
@@ -199,32 +202,41 @@ class PostgresDataTarget(DataTarget):
 
         The fingerprint is taken in a repeatable-read transaction whose snapshot pg_dump imports
         (--snapshot), so both describe exactly the same data even while the application writes, and the
-        two scans run at the same time instead of one after the other.
+        two scans run at the same time instead of one after the other. The custom format streams from
+        pg_dump's stdout through the sha256 into the file, so the archive is never read again to hash it;
+        pg_dump writes the directory format itself, and that is hashed afterwards.
         """
         settings = self.config.backup
+        streamed = settings.format is BackupFormat.CUSTOM
         private_directory(destination.parent)
         partial = destination.with_name(destination.name + ".partial")
         remove_backup(partial)
-        with self.connect() as conn:
+        with self.connect() as conn, tempfile.TemporaryFile() as errors, ThreadPoolExecutor(1) as writer:
             conn.autocommit = False
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             snapshot = str(conn.execute("SELECT pg_export_snapshot()").fetchone()[0])  # type: ignore[index]
             dump = subprocess.Popen(  # noqa: S603 - pg_dump with an argument list; credentials in its environment
-                self._dump_args(partial, snapshot), env=self.client_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+                self._dump_args(None if streamed else partial, snapshot),
+                env=self.client_env(),
+                stdout=subprocess.PIPE if streamed else subprocess.DEVNULL,
+                stderr=errors,  # a file, not a pipe: nobody reads it until pg_dump ends
             )
+            hashed = writer.submit(_write_stream, dump, partial) if streamed else None
             try:
                 fingerprint = self._fingerprint(conn)
             finally:
-                _, errors = dump.communicate()
+                dump.wait()
             conn.rollback()
+            errors.seek(0)
+            stderr = errors.read().decode(errors="replace").strip()
+        streamed_sha = hashed.result() if hashed else None  # a write that failed (a full disk) is the cause: raised first
         if dump.returncode:
-            stderr = errors.decode(errors="replace").strip()
             log.error("pg_dump exited with %s; its output:\n%s", dump.returncode, stderr)
             raise RuntimeError(f"pg_dump exited with {dump.returncode}: {error_line(stderr)}")
+        sha = streamed_sha or file_sha256(partial)
         owner_only(partial)
         remove_backup(destination)
         partial.rename(destination)
-        sha = file_sha256(destination)
         record = BackupRecord(
             location=str(destination),
             format=settings.format.value,
@@ -243,16 +255,18 @@ class PostgresDataTarget(DataTarget):
         )
         return record
 
-    def _dump_args(self, output: Path, snapshot: str) -> list[str]:
+    def _dump_args(self, output: Path | None, snapshot: str) -> list[str]:
+        """pg_dump's arguments; with no `output` it writes the archive to its stdout."""
         settings = self.config.backup
         args = [
             pg_program("pg_dump"),
             f"--format={settings.format.value}",
             f"--compress={settings.compress}",
-            f"--file={output}",
             f"--snapshot={snapshot}",
             "--no-password",
         ]
+        if output is not None:
+            args.append(f"--file={output}")
         if settings.jobs > 1:
             args.append(f"--jobs={settings.jobs}")
         return args + [f"--schema={schema}" for schema in self.config.schemas]
@@ -374,6 +388,16 @@ class PostgresDataTarget(DataTarget):
                 schema, name = table.split(".", 1)
                 conn.execute(sql.SQL("VACUUM (ANALYZE) {}.{}").format(sql.Identifier(schema), sql.Identifier(name)))
         return f"VACUUM (ANALYZE) of {len(tables)} tables in {time.monotonic() - began:.1f} s"
+
+
+def _write_stream(dump: subprocess.Popen[bytes], destination: Path) -> str:
+    """pg_dump's stdout into `destination`, hashed as it goes; the pipe is closed whatever happens, so that a
+    write that fails (a full disk) ends pg_dump with a broken pipe instead of leaving it blocked on a full one."""
+    assert dump.stdout is not None  # noqa: S101 - started with stdout=PIPE just above; tells mypy
+    try:
+        return write_hashed(dump.stdout, destination)
+    finally:
+        dump.stdout.close()
 
 
 def _run(args: list[str], *, env: dict[str, str], what: str, stdin: Any = None) -> str:
