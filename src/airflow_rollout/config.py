@@ -188,6 +188,10 @@ class TargetConfig(StrictModel):
 class DataTargetConfig(TargetConfig):
     """A data target's config: backed up, migrated and restored by a release."""
 
+    def needs_apps_stopped_to_migrate(self) -> str | None:
+        """Why this target needs no app connected when the migration begins (deploy_order: stop_first), or None."""
+        return None
+
 
 class AppTargetConfig(TargetConfig):
     """An app target's config: deployed and rolled back by a release."""
@@ -395,6 +399,13 @@ class SystemProfile(StrictModel):
             duplicates = sorted({n for n in names if names.count(n) > 1})
             if duplicates:
                 raise ValueError(f"{kind} names must be unique; repeated: {', '.join(duplicates)}")
+        if self.deploy_order is not DeployOrder.STOP_FIRST:
+            for target in self.data_targets:
+                if why := target.needs_apps_stopped_to_migrate():
+                    raise ValueError(
+                        f"data target {target.name!r}: {why}, but deploy_order {self.deploy_order.value} migrates while "
+                        "the old version is connected: set deploy_order: stop_first"
+                    )
         apps = {t.name for t in self.app_targets}
         for check in self.checks:
             if isinstance(check, HttpCheck | LatencyCheck) and check.app not in apps:

@@ -27,7 +27,11 @@ def migrate(ctx: ReleaseContext) -> dict[str, Any]:
     if ctx.profile.deploy_order is DeployOrder.STOP_FIRST:
         stopped = stop_for_deploy(ctx)
         log.info("stop_first: stopped before migrating: %s", stopped)
-    applied: dict[str, list[str]] = {}
+    # Before the first migration of any target, and (stop_first, the profile checks) with no app connected.
+    snapshots = {target.config.name: taken for target in ctx.data_targets if (taken := target.take_snapshot(ctx.release_id))}
+    for name, taken in snapshots.items():
+        log.info("snapshot of %s: %s", name, taken)
+    applied: dict[str, Any] = {}
     for target in ctx.data_targets:
         name = target.config.name
 
@@ -44,4 +48,4 @@ def migrate(ctx: ReleaseContext) -> dict[str, Any]:
         )
         applied[name] = target.migrate(run)
         ctx.ledger.record_fingerprint(ctx.release_id, name, FingerprintStage.AFTER_MIGRATE, target.fingerprint())
-    return applied
+    return {**applied, "snapshots": snapshots} if snapshots else applied

@@ -26,4 +26,7 @@ def promote(ctx: ReleaseContext) -> dict[str, Any]:
         f"{ctx.version} promoted (was {release.previous_version or 'nothing'})",
         [m.detail for m in measurements] + [f"migrations: {', '.join(ctx.ledger.migrations(ctx.release_id)) or 'none'}"],
     )
-    return {"status": ReleaseStatus.PROMOTED.value, "baselines": {m.name: m.metrics for m in measurements if m.kind == "latency"}}
+    # Promoted, the release will not be rolled back through its snapshot: the copy's disk space is given back.
+    dropped = {target.config.name: done for target in ctx.data_targets if (done := target.drop_snapshot(ctx.release_id))}
+    result = {"status": ReleaseStatus.PROMOTED.value, "baselines": {m.name: m.metrics for m in measurements if m.kind == "latency"}}
+    return {**result, "snapshots": dropped} if dropped else result

@@ -154,17 +154,23 @@ def restore_data(ctx: ReleaseContext) -> dict[str, Any]:
         if backup_row is None or before is None:
             result[name] = "nothing to restore: no backup was taken, so nothing was changed"
             continue
+        # The snapshot first, in seconds; the fingerprint proves it, and a copy that differs (damaged, or written to
+        # between the backup and the stop) is replaced by the dump, as a missing one is.
+        switched = target.switch_in_snapshot(ctx.release_id)
         if target.fingerprint() == before:
             ctx.ledger.record_fingerprint(ctx.release_id, name, FingerprintStage.AFTER_RESTORE, before)
-            result[name] = "already equal to the pre-release fingerprint"
+            result[name] = f"{switched}; fingerprint equal" if switched else "already equal to the pre-release fingerprint"
             continue
+        if switched:
+            log.warning("%s: the copy switched in differs from the pre-release fingerprint; restoring the dump", name)
         target.restore(backup_row.location, backup_row.sha256)
         after = target.fingerprint()
         ctx.ledger.record_fingerprint(ctx.release_id, name, FingerprintStage.AFTER_RESTORE, after)
         if after != before:
             differing = sorted(t for t in set(before) | set(after) if before.get(t) != after.get(t))
             raise RestoreMismatchError(f"{name}: after the restore these tables differ from before the release: {', '.join(differing)}")
-        result[name] = f"restored from {backup_row.location}; fingerprint equal ({len(after)} tables)"
+        instead = " (the copy switched in differed from the pre-release fingerprint)" if switched else ""
+        result[name] = f"restored from {backup_row.location}{instead}; fingerprint equal ({len(after)} tables)"
     return result
 
 

@@ -51,6 +51,10 @@ class AppStopError(RuntimeError):
     """An app could not be stopped: something of it still runs."""
 
 
+class SnapshotRefusedError(RuntimeError):
+    """A fast snapshot was not taken: it would not fit, or the data is in use; nothing was changed."""
+
+
 class CapabilityMissingError(NotImplementedError):
     """A target was asked for something its kind does not declare (a defect: callers check `capabilities`)."""
 
@@ -250,6 +254,20 @@ class DataTarget(ABC):
     def migrate(self, run: MigrationRun) -> list[str]:
         """Apply the release's migrations, reporting each through `run.record`; the ids applied. None by default."""
         return []
+
+    def take_snapshot(self, release_id: str) -> str | None:
+        """A fast copy of the data beside the backup, taken right before the migration with no app connected (what
+        a rollback switches in within seconds); what was done, or None: this target keeps the backup alone."""
+        return None
+
+    def switch_in_snapshot(self, release_id: str) -> str | None:
+        """Rollback, the apps stopped: the release's snapshot put in place of the live data, finishing a switch an
+        earlier attempt began; what was done, or None when there is no snapshot to switch in (the backup is restored)."""
+        return None
+
+    def drop_snapshot(self, release_id: str) -> str | None:
+        """The release's snapshot removed, once it is no longer needed (the release promoted); what was done, or None."""
+        return None
 
     def scratch_copy(self, backup: BackupOnRecord, scratch: str) -> AbstractContextManager[ScratchCopy]:
         """DataCapability.SCRATCH_RESTORE: `backup` restored into a copy named `scratch`, removed on exit."""

@@ -97,3 +97,88 @@ def test_the_fingerprint_and_the_dump_describe_the_same_snapshot(loaded, tmp_pat
     loaded.psql("unit", "DELETE FROM b")
     data.restore(record.location, record.sha256)
     assert data.fingerprint() == record.fingerprint
+
+
+# --- snapshot: database_copy -------------------------------------------------------------------------------
+
+
+def copying() -> PostgresDataTarget:
+    config = PostgresTarget.model_validate({"kind": "postgres", "name": "unit", "conn_id": "unit_db", "snapshot": "database_copy"})
+    return PostgresDataTarget(config=config)
+
+
+def databases(postgres) -> set[str]:
+    return set(postgres.psql("postgres", "SELECT datname FROM pg_database").split())
+
+
+def test_the_copy_taken_before_a_change_is_switched_in_and_brings_back_exactly_the_data(loaded):
+    data = copying()
+    before = data.fingerprint()
+    copy = data.snapshot_name("release:1")
+    assert "copied unit" in data.take_snapshot("release:1")
+    assert "kept" in data.take_snapshot("release:1")  # a retried step keeps the copy it took before the migration
+
+    loaded.psql("unit", "DELETE FROM a WHERE id > 100; ALTER TABLE b ADD COLUMN c int")
+    assert data.fingerprint() != before
+    assert "switched in" in data.switch_in_snapshot("release:1")
+
+    assert data.fingerprint() == before
+    assert copy not in databases(loaded) and "unit" in databases(loaded)
+    assert data.switch_in_snapshot("release:1") is None  # switched in already: nothing left to switch
+
+
+def test_a_switch_interrupted_after_the_live_database_was_dropped_is_finished_by_running_it_again(loaded):
+    data = copying()
+    before = data.fingerprint()
+    copy = data.snapshot_name("interrupted")
+    data.take_snapshot("interrupted")
+    loaded.psql("unit", "DELETE FROM a")
+    loaded.psql("postgres", "DROP DATABASE unit WITH (FORCE)")  # where a worker killed between the two statements leaves it
+
+    assert "finishing the switch an earlier attempt began" in data.switch_in_snapshot("interrupted")
+    assert data.fingerprint() == before and copy not in databases(loaded)
+
+
+def test_without_a_copy_there_is_nothing_to_switch_in_and_the_copy_is_dropped_after_promotion(loaded):
+    data = copying()
+    assert data.switch_in_snapshot("never-copied") is None
+    data.take_snapshot("promoted")
+    assert data.drop_snapshot("promoted") == f"dropped {data.snapshot_name('promoted')}"
+    assert data.snapshot_name("promoted") not in databases(loaded)
+    assert target().take_snapshot("promoted") is None  # the default, snapshot: none, takes none
+
+
+def test_a_copy_that_would_not_fit_is_refused_before_anything_is_copied(loaded, monkeypatch):
+    import shutil
+
+    from airflow_rollout.targets.base import SnapshotRefusedError
+
+    real = shutil.disk_usage(".")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _path: real._replace(free=1000))
+    data = copying()
+    with pytest.raises(SnapshotRefusedError, match=r"the copy needs [\d,]+ bytes and the data directory .* has 1,000 free"):
+        data.take_snapshot("too-big")
+    assert data.snapshot_name("too-big") not in databases(loaded)
+
+
+def test_a_copy_is_refused_while_another_session_uses_the_database(loaded):
+    import psycopg
+
+    from airflow_rollout.targets.base import SnapshotRefusedError
+
+    data = copying()
+    refused = r"1 other session\(s\) are connected: pid \d+ \(\w+, still-running-app\)"
+    with psycopg.connect(loaded.uri("unit"), application_name="still-running-app"), pytest.raises(SnapshotRefusedError, match=refused):
+        data.take_snapshot("in-use")
+    assert data.snapshot_name("in-use") not in databases(loaded)
+
+
+def test_the_servers_own_df_reports_the_free_space_this_machine_sees(loaded):
+    """The way a remote server's free space is learned, checked here against the local answer."""
+    import shutil
+
+    data = copying()
+    with data._on_server().connect() as conn:
+        directory = conn.execute("SELECT current_setting('data_directory')").fetchone()[0]
+        on_server = PostgresDataTarget.free_bytes_on_server(conn, directory)
+    assert abs(on_server - shutil.disk_usage(directory).free) < 256 * 1024 * 1024  # other work writes meanwhile
