@@ -77,6 +77,22 @@ def demo(postgres, slack):
     demo_system.stop_apps(profile, STATE_DIR)
 
 
+@pytest.fixture
+def database_copy(demo) -> Iterator[None]:
+    """The demo profile keeping a copy of its database for a fast rollback (snapshot: database_copy, which needs
+    deploy_order: stop_first); put back afterwards."""
+    import yaml
+    from testenv import SYSTEMS_DIR
+
+    path = SYSTEMS_DIR / "demo.yaml"
+    original = path.read_text()
+    profile = yaml.safe_load(original)
+    profile["data_targets"][0]["snapshot"] = "database_copy"
+    path.write_text(yaml.safe_dump({**profile, "deploy_order": "stop_first"}, sort_keys=False))
+    yield
+    path.write_text(original)
+
+
 @pytest.fixture(scope="session")
 def airflow_api(airflow_db) -> Iterator[str]:
     """A real `airflow api-server` on this session's metadata database; its connection as `airflow_api`."""

@@ -53,6 +53,18 @@ def fingerprint(profile) -> dict:
     return PostgresDataTarget(config=profile.data_targets[0]).fingerprint()
 
 
+def databases(postgres) -> set[str]:
+    """The databases on the session's cluster (the `postgres` fixture)."""
+    return set(postgres.psql("postgres", "SELECT datname FROM pg_database").split())
+
+
+def snapshot_name(profile, release_id: str) -> str:
+    """The database copy a release of the demo (`profile`) keeps for its rollback."""
+    from airflow_rollout.targets.postgres import PostgresDataTarget
+
+    return PostgresDataTarget(config=profile.data_targets[0]).snapshot_name(release_id)
+
+
 def slack_links(payload: dict) -> dict[str, str]:
     """Label -> URL of each link in a Slack message's Block Kit blocks (`<url|label>` in their mrkdwn)."""
     texts = [block["text"]["text"] for block in payload["blocks"] if "text" in block]

@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
-from observe import airflow_pages, completed_checklist, fingerprint, run_release, served_version, slack_links
+from observe import airflow_pages, completed_checklist, databases, fingerprint, run_release, served_version, slack_links, snapshot_name
 from testenv import slack_messages, slack_payloads
 
 pytestmark = pytest.mark.e2e
@@ -152,24 +151,8 @@ def test_stop_first_deploy_stops_the_old_version_before_the_migration(release_da
     assert any("decision *proceed*" in m and "downtime_seconds: " in m for m in slack_messages())
 
 
-@pytest.fixture
-def database_copy(stop_first):
-    """The demo profile (stop_first) keeping a copy of its database for a fast rollback; put back by `stop_first`."""
-    from testenv import SYSTEMS_DIR
-
-    path = SYSTEMS_DIR / "demo.yaml"
-    profile = yaml.safe_load(path.read_text())
-    profile["data_targets"][0]["snapshot"] = "database_copy"
-    path.write_text(yaml.safe_dump(profile, sort_keys=False))
-
-
-def databases(postgres) -> set[str]:
-    return set(postgres.psql("postgres", "SELECT datname FROM pg_database").split())
-
-
 def test_bad_release_is_rolled_back_through_the_database_copy(release_dag, demo, database_copy, postgres):
     from airflow_rollout.ledger import FingerprintStage
-    from airflow_rollout.targets.postgres import PostgresDataTarget
 
     before = fingerprint(demo)
 
@@ -183,7 +166,7 @@ def test_bad_release_is_rolled_back_through_the_database_copy(release_dag, demo,
         stage: ledger.fingerprint(dag_run.run_id, "app_db", stage) for stage in (FingerprintStage.BEFORE, FingerprintStage.AFTER_RESTORE)
     }
     assert recorded == {FingerprintStage.BEFORE: before, FingerprintStage.AFTER_RESTORE: before}
-    copy = PostgresDataTarget(config=load_demo_profile().data_targets[0]).snapshot_name(dag_run.run_id)
+    copy = snapshot_name(demo, dag_run.run_id)
     steps = {s.step: s for s in ledger.steps(dag_run.run_id)}
     assert steps["migrate_data"].detail["snapshots"]["app_db"].startswith("copied demo (")
     assert steps["restore_data"].detail["app_db"].startswith(f"switched in {copy}, the copy taken before the migration")
@@ -193,21 +176,13 @@ def test_bad_release_is_rolled_back_through_the_database_copy(release_dag, demo,
 
 
 def test_a_promoted_release_drops_its_database_copy(release_dag, demo, database_copy, postgres):
-    from airflow_rollout.targets.postgres import PostgresDataTarget
-
     dag_run, ledger = run_release(release_dag, "1.1.0")
 
     assert ledger.release(dag_run.run_id).status == "promoted" and served_version() == "1.1.0"
-    copy = PostgresDataTarget(config=load_demo_profile().data_targets[0]).snapshot_name(dag_run.run_id)
+    copy = snapshot_name(demo, dag_run.run_id)
     promote = next(s for s in ledger.steps(dag_run.run_id) if s.step == "promote")
     assert promote.detail["snapshots"] == {"app_db": f"dropped {copy}"}
     assert copy not in databases(postgres)
-
-
-def load_demo_profile():
-    from airflow_rollout.config import load_profile
-
-    return load_profile("demo")
 
 
 def psutil_alive(pid: int) -> bool:

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from hitl import answer, expire_waiting_tasks, run_with_responder, wait_for_awaiting_input
 from inject import When, add_build, pg_programs, run_detached, wait_for
-from observe import STATE_DIR, app_pid, fingerprint, ledger, run_release, served_version, task_states
+from observe import STATE_DIR, app_pid, databases, fingerprint, ledger, run_release, served_version, snapshot_name, task_states
 from testenv import APP_PORT, MIGRATIONS_DIR, SYSTEMS_DIR, slack_messages
 
 from airflow_rollout.ledger import FingerprintStage
@@ -380,10 +380,7 @@ def test_ledger_unavailable_for_seconds_is_ridden_out_without_double_records(rel
 def test_worker_killed_in_the_middle_of_a_rollback_the_retry_finishes_it(dags, demo, tmp_path, psql, detail):
     before = fingerprint(demo)
     release_id = f"killed-{tmp_path.name}"
-    conf = {"system": "demo", "version": "1.2.0", "release_id": release_id}
-    for phase in ("backup", "migrate", "deploy"):
-        assert dags[phase].test(run_conf=conf).state == "success"
-    assert served_version() == "1.2.0"
+    conf = deployed_1_2_0(dags, release_id)
 
     conf["reason"] = "the fault matrix rolls it back"
     worker = run_detached(release_id, "rollback", conf, {"ROLLOUT_PG_BIN": str(pg_programs(tmp_path / "bin", {"psql": psql}))})
@@ -397,12 +394,7 @@ def test_worker_killed_in_the_middle_of_a_rollback_the_retry_finishes_it(dags, d
         os.killpg(worker.pid, signal.SIGKILL)  # the worker dies, with its psql
         worker.wait()
     assert ledger().step_status(release_id, "rollback", "restore_data") == "running"  # what a killed worker leaves
-    dead_run = ledger().lock("demo")
-    assert dead_run is not None and dead_run.release_id == release_id
-    # What the scheduler does with the dead worker's run: it fails the run and runs its teardown, which leaves
-    # the lock to the release (it changed the system and has not finished). The detached run has its own
-    # metadata database, so its teardown is played here.
-    ledger().hand_back_lock("demo", release_id, dead_run.run_id, keep_for_release=True)
+    play_the_dead_runs_teardown(release_id)
 
     retry = dags["rollback"].test(run_conf=conf)
 
@@ -413,6 +405,74 @@ def test_worker_killed_in_the_middle_of_a_rollback_the_retry_finishes_it(dags, d
     assert served_version() == "1.0.0"
     assert fingerprint(demo) == before
     assert any("1.2.0 rolled back: 1.0.0 is serving again" in m and "fingerprint equal" in m for m in slack_messages())
+
+
+def deployed_1_2_0(dags, release_id: str) -> dict[str, str]:
+    """1.2.0 backed up, migrated and deployed by the phase DAGs, each run alone; the run conf of its release."""
+    conf = {"system": "demo", "version": "1.2.0", "release_id": release_id}
+    for phase in ("backup", "migrate", "deploy"):
+        assert dags[phase].test(run_conf=conf).state == "success"
+    assert served_version() == "1.2.0"
+    return conf
+
+
+def play_the_dead_runs_teardown(release_id: str) -> None:
+    """What the scheduler does with a dead worker's run: it fails the run and runs its teardown, which leaves the lock
+    to the release (it changed the system and has not finished). A detached run has its own metadata database, so
+    its teardown is played here."""
+    dead_run = ledger().lock("demo")
+    assert dead_run is not None and dead_run.release_id == release_id
+    ledger().hand_back_lock("demo", release_id, dead_run.run_id, keep_for_release=True)
+
+
+def test_worker_killed_in_the_middle_of_switching_in_the_database_copy_the_retry_finishes_it(dags, demo, database_copy, postgres, tmp_path):
+    import psycopg
+    from psycopg import sql
+
+    before = fingerprint(demo)
+    release_id = f"killed-switch-{tmp_path.name}"
+    conf = deployed_1_2_0(dags, release_id)
+    copy = snapshot_name(demo, release_id)
+    assert copy in databases(postgres)
+
+    # The switch is two statements: drop the live database, rename the copy into its place. A transaction holding
+    # the copy's lock (an uncommitted COMMENT ON DATABASE) holds the rename back, and the worker is killed there.
+    with psycopg.connect(postgres.uri("postgres")) as holder:
+        holder.execute(sql.SQL("COMMENT ON DATABASE {} IS 'held by the fault matrix'").format(sql.Identifier(copy)))
+        conf["reason"] = "the fault matrix rolls it back"
+        worker = run_detached(release_id, "rollback", conf, {})
+        try:
+            wait_for(lambda: renaming(postgres) != [], "the switch to wait on its rename", give_up=lambda: worker.poll() is not None)
+        finally:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+        # The server ends the dead worker's session (as it does once it notices the connection gone), then the lock goes.
+        for pid in renaming(postgres):
+            postgres.psql("postgres", f"SELECT pg_terminate_backend({pid}, 10000)")
+        holder.rollback()
+    assert "demo" not in databases(postgres) and copy in databases(postgres)  # what a worker killed mid-switch leaves
+    assert ledger().step_status(release_id, "rollback", "restore_data") == "running"
+    play_the_dead_runs_teardown(release_id)
+
+    retry = dags["rollback"].test(run_conf=conf)
+
+    assert retry.state == "success"
+    restore = next(s for s in ledger().steps(release_id) if s.step == "restore_data")
+    assert "finishing the switch an earlier attempt began" in restore.detail["app_db"]
+    assert restore.detail["app_db"].endswith("fingerprint equal")
+    assert ledger().release(release_id).status == "rolled_back" and served_version() == "1.0.0"
+    assert fingerprint(demo) == before
+    assert ledger().fingerprint(release_id, "app_db", FingerprintStage.AFTER_RESTORE) == before
+    assert copy not in databases(postgres)
+
+
+def renaming(postgres) -> list[int]:
+    """The sessions waiting to rename a database."""
+    found = postgres.psql(
+        "postgres",
+        "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE 'ALTER DATABASE % RENAME TO %'",
+    )
+    return [int(pid) for pid in found.split()]
 
 
 def test_backup_altered_before_the_restore_is_refused_and_alerts(release_dag, demo):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from observe import databases
 
 from airflow_rollout.targets.base import BackupIntegrityError, file_sha256
 from airflow_rollout.targets.postgres import PostgresDataTarget, PostgresTarget
@@ -105,10 +106,6 @@ def test_the_fingerprint_and_the_dump_describe_the_same_snapshot(loaded, tmp_pat
 def copying() -> PostgresDataTarget:
     config = PostgresTarget.model_validate({"kind": "postgres", "name": "unit", "conn_id": "unit_db", "snapshot": "database_copy"})
     return PostgresDataTarget(config=config)
-
-
-def databases(postgres) -> set[str]:
-    return set(postgres.psql("postgres", "SELECT datname FROM pg_database").split())
 
 
 def test_the_copy_taken_before_a_change_is_switched_in_and_brings_back_exactly_the_data(loaded):
