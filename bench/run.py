@@ -4,8 +4,12 @@ Measured in one run, side by side with the raw tools, on a pgbench database of a
 (`BENCH_SCALE`, default 70) in the embedded PostgreSQL:
 
   rollback_seconds          previous app version serving and the data restored (app + data), through
-                            the rollback phase's own functions, after a release that changed data;
-  backup_ratio              the backup phase (dump + read back + sha256 + fingerprint) / raw pg_dump;
+                            the rollback phase's own functions, after a release that changed data, the data
+                            restored from the dump (= rollback_dump_seconds); rollback_copy_seconds the same
+                            rollback of a profile keeping a database copy (snapshot: database_copy), switched in;
+  backup_ratio              the backup phase (dump hashed as it is written + read back + fingerprint) / raw pg_dump,
+                            with its parts measured alone (the dump through the hashing writer, the read-back, the
+                            fingerprint, and the second read of the archive the hashing writer saves);
   restore_ratio             the restore step (sha256 check + one-transaction restore) / raw pg_restore;
   parse_max_seconds         the slowest DAG file's parse time, and an empty DAG file's;
   release_overhead_ratio    a good release under `airflow standalone` / the same phase functions
@@ -17,6 +21,9 @@ Measured in one run, side by side with the raw tools, on a pgbench database of a
                             standalone's API server, signed in, with 1,000 releases in the ledger (inserted directly,
                             with their step attempts, backups, measurements and messages): the median of 5 loads
                             after a first one; the release and trends pages beside it.
+
+`python bench/run.py data` measures the backup, the restore and both rollbacks alone (the 1 GB database, no Airflow)
+and updates their figures in bench/results.json.
 
 `python bench/run.py dashboard` measures the dashboard alone (airflow standalone with the demo, no 1 GB database) and
 updates its figures in bench/results.json.
@@ -47,7 +54,9 @@ BENCH_DIR = ROOT / ".state" / "bench"
 SCALE = int(os.environ.get("BENCH_SCALE", "70"))
 GOALS = {
     "rollback_seconds": ("<", 60.0),
-    "backup_ratio": ("<", 1.1),
+    "rollback_copy_seconds": ("<", 5.0),
+    "rollback_dump_seconds": ("<", 30.0),
+    "backup_ratio": ("<=", 1.2),
     "restore_ratio": ("<", 1.1),
     "parse_max_seconds": ("<", 0.2),
     "release_overhead_ratio": ("<", 2.0),
@@ -91,14 +100,16 @@ def prepare_database() -> Any:
     return cluster
 
 
-def bench_profile(backup: dict[str, Any]) -> Any:
+def bench_profile(backup: dict[str, Any], snapshot: str = "none") -> Any:
     from airflow_rollout.config import parse_profile
 
     return parse_profile(
         {
             "name": "bench",
             "ledger_conn_id": "bench_ledger",
-            "data_targets": [{"name": "db", "kind": "postgres", "conn_id": "bench_db", "backup": backup}],
+            "data_targets": [{"name": "db", "kind": "postgres", "conn_id": "bench_db", "backup": backup, "snapshot": snapshot}],
+            # A database copy needs the app gone while it is taken; the dump alone works with either order.
+            "deploy_order": "stop_first" if snapshot != "none" else "migrate_live",
             "app_targets": [
                 {
                     "name": "web",
@@ -135,6 +146,8 @@ def backup_and_restore(cluster: Any, results: dict[str, Any]) -> None:
     say("backup: the backup phase (custom, compress 6) ...")
     ours_dump, record = timed(lambda: target.backup(work / "ours.dump"))
     results.update(raw_pg_dump_seconds=raw_dump, backup_seconds=ours_dump, backup_ratio=ours_dump / raw_dump)
+    say("backup: its parts, each alone ...")
+    results.update(backup_parts(target, work, env))
 
     say("backup: directory format with 2 jobs, raw and ours ...")
     raw_parallel = raw(
@@ -151,11 +164,12 @@ def backup_and_restore(cluster: Any, results: dict[str, Any]) -> None:
         [pg_program("pg_restore"), "--clean", "--if-exists", "--jobs=2", "--dbname=bench", str(work / "raw.dir")], env
     )
     restore_ours_parallel, _ = timed(lambda: parallel_target.restore(parallel_record.location, parallel_record.sha256))
-    # The alternative the design could adopt as a first line of rollback: a same-cluster copy of the
-    # database taken before the release (the dump stays the durable copy). Measured, not used yet.
-    copy_seconds, _ = timed(lambda: cluster.psql("postgres", "CREATE DATABASE bench_copy TEMPLATE bench STRATEGY FILE_COPY"))
-    cluster.psql("postgres", "DROP DATABASE bench_copy")
-    results["same_cluster_copy_seconds"] = copy_seconds
+    # snapshot: database_copy copies with FILE_COPY (a checkpoint, then the files); WAL_LOG, PostgreSQL's default, beside it.
+    for strategy, key in (("FILE_COPY", "same_cluster_copy_seconds"), ("WAL_LOG", "same_cluster_copy_wal_log_seconds")):
+        results[key] = raw(
+            [pg_program("psql"), "-X", "-q", "-d", "postgres", "-c", f"CREATE DATABASE bench_copy TEMPLATE bench STRATEGY {strategy}"], env
+        )
+        cluster.psql("postgres", "DROP DATABASE bench_copy")
     results.update(
         raw_pg_restore_seconds=restore_raw,
         restore_seconds=restore_ours,
@@ -165,14 +179,50 @@ def backup_and_restore(cluster: Any, results: dict[str, Any]) -> None:
     )
 
 
-def rollback(results: dict[str, Any]) -> None:
+def backup_parts(target: Any, work: Path, env: dict[str, str]) -> dict[str, float]:
+    """What the backup phase is made of, each part alone: pg_dump streamed through the hashing writer, the read-back
+    (pg_restore --list), and the second read of the archive that hashing it afterwards took (saved now)."""
+    from airflow_rollout.targets.base import file_sha256, write_hashed
+    from airflow_rollout.targets.postgres import pg_program
+
+    def dump_hashed() -> str:
+        args = [pg_program("pg_dump"), "--format=custom", "--compress=6", "--schema=public"]
+        dump = subprocess.Popen(args, env=env, stdout=subprocess.PIPE)  # noqa: S603 - the wheel's pg_dump
+        assert dump.stdout is not None  # noqa: S101 - started with stdout=PIPE
+        sha = write_hashed(dump.stdout, work / "parts.dump")
+        if dump.wait():
+            raise SystemExit("pg_dump failed while measuring the backup's parts")
+        return sha
+
+    streamed, _ = timed(dump_hashed)
+    readback, _ = timed(lambda: target.check_readable(work / "parts.dump"))
+    reread, _ = timed(lambda: file_sha256(work / "parts.dump"))
+    return {"backup_dump_hashed_seconds": streamed, "backup_readback_seconds": readback, "backup_sha256_reread_seconds": reread}
+
+
+def rollbacks(results: dict[str, Any]) -> None:
+    """The same release rolled back through the dump, then through a database copy; the dump's is `rollback_seconds`."""
+    through_dump = rollback("none")
+    through_copy = rollback("database_copy")
+    results.update({f"rollback_dump_{key}": value for key, value in through_dump.items()})
+    results.update({f"rollback_copy_{key}": value for key, value in through_copy.items()})
+    results.update(
+        rollback_seconds=through_dump["seconds"],
+        rollback_app_seconds=through_dump["app_seconds"],
+        rollback_data_seconds=through_dump["data_seconds"],
+        rollback_check_seconds=through_dump["check_seconds"],
+        rollback_outcome=through_dump["outcome"],
+    )
+
+
+def rollback(snapshot: str) -> dict[str, Any]:
     """A release that changed data and switched the app, rolled back through the rollback phase's functions."""
     from airflow_rollout.context import ReleaseContext
     from airflow_rollout.release import STEPS
     from airflow_rollout.targets.local_process import LocalProcessApp
     from airflow_rollout.targets.postgres import PostgresDataTarget
 
-    profile = bench_profile({})
+    profile = bench_profile({}, snapshot)
     state = BENCH_DIR / "state"
     # The demo app starts only on a schema revision its build knows, as an Alembic-managed service does
     # (include/demo_app/server.py): the database is at 1.0.0's revision, the 'migration' below moves it to 1.2.0's,
@@ -183,12 +233,13 @@ def rollback(results: dict[str, Any]) -> None:
         conn.execute("INSERT INTO schema_revision VALUES ('1.0.0')")
     app = LocalProcessApp(config=profile.app_targets[0], system="bench", state_dir=state)
     app.switch_to("1.0.0")
-    ctx = ReleaseContext(profile=profile, release_id=f"bench-{int(time.time())}", version="1.2.0", state=state)
+    ctx = ReleaseContext(profile=profile, release_id=f"bench-{snapshot}-{int(time.time())}", version="1.2.0", state=state)
     ctx.ledger.ensure_schema()
     ctx.ledger.open_release(release_id=ctx.release_id, system="bench", version="1.2.0", triggered_by="bench")
     ctx.ledger.set_previous_version(ctx.release_id, "1.0.0")
-    say("rollback: backup, a data-changing 'migration', deploy 1.2.0 ...")
+    say(f"rollback (snapshot: {snapshot}): backup, migrate (a database copy first, if chosen) changing data, deploy 1.2.0 ...")
     STEPS["backup"](ctx)
+    snapshot_seconds, _ = timed(lambda: STEPS["migrate"](ctx))  # stop_first, the copy, the after-migrate fingerprint
     [target] = [t for t in ctx.data_targets if isinstance(t, PostgresDataTarget)]
     with target.connect() as conn:
         conn.execute("ALTER TABLE pgbench_branches ADD COLUMN note text")
@@ -202,13 +253,14 @@ def rollback(results: dict[str, Any]) -> None:
     app_seconds = stop_seconds + start_seconds
     check_seconds, _ = timed(lambda: STEPS["verify_restored"](ctx))
     app.stop()
-    results.update(
-        rollback_app_seconds=app_seconds,
-        rollback_data_seconds=data_seconds,
-        rollback_check_seconds=check_seconds,
-        rollback_seconds=app_seconds + data_seconds + check_seconds,
-        rollback_outcome=outcome["db"],
-    )
+    return {
+        "seconds": app_seconds + data_seconds + check_seconds,
+        "app_seconds": app_seconds,
+        "data_seconds": data_seconds,
+        "check_seconds": check_seconds,
+        "migrate_step_seconds": snapshot_seconds,
+        "outcome": outcome["db"],
+    }
 
 
 def recorded(ctx: Any, step: str, action: Any) -> Any:
@@ -581,6 +633,7 @@ def main() -> None:
     if sys.argv[1:] == ["dashboard"]:
         dashboard_only()
         return
+    data_only = sys.argv[1:] == ["data"]
     os.environ.setdefault("AIRFLOW_HOME", str(BENCH_DIR / "airflow"))
     os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{BENCH_DIR / 'airflow' / 'airflow.db'}")
     os.environ["ROLLOUT_STATE_DIR"] = str(BENCH_DIR / "state")
@@ -596,11 +649,17 @@ def main() -> None:
     cluster = prepare_database()
     try:
         backup_and_restore(cluster, results)
-        rollback(results)
+        rollbacks(results)
     finally:
         from devtools import local_postgres
 
         local_postgres.stop(BENCH_DIR / "postgres")
+    if data_only:
+        results_file = ROOT / "bench" / "results.json"
+        merged = {**(json.loads(results_file.read_text()) if results_file.exists() else {}), **results}
+        results_file.write_text(json.dumps(merged, indent=2, default=str) + "\n")
+        print_data(merged)
+        return
     parse_times(results)
     release_overhead(results)
     results["bench_wall_seconds"] = time.perf_counter() - began
@@ -608,22 +667,41 @@ def main() -> None:
     print_table(results)
 
 
-def print_table(results: dict[str, Any]) -> None:
+# The 1 GB database's figures beside the goals: what `bench/run.py data` measures and prints.
+DATA_GOALS = ("rollback_seconds", "rollback_copy_seconds", "rollback_dump_seconds", "backup_ratio", "restore_ratio")
+DATA_KEYS = (
+    "database_bytes", "raw_pg_dump_seconds", "backup_seconds", "backup_dump_hashed_seconds", "backup_readback_seconds",
+    "backup_sha256_reread_seconds", "fingerprint_seconds", "raw_pg_dump_parallel_seconds", "backup_parallel_seconds",
+    "raw_pg_restore_seconds", "restore_seconds", "raw_pg_restore_parallel_seconds", "restore_from_directory_seconds",
+    "same_cluster_copy_seconds", "same_cluster_copy_wal_log_seconds", "rollback_dump_app_seconds", "rollback_dump_data_seconds",
+    "rollback_dump_check_seconds", "rollback_copy_app_seconds", "rollback_copy_data_seconds", "rollback_copy_check_seconds",
+    "rollback_dump_migrate_step_seconds", "rollback_copy_migrate_step_seconds", "rollback_copy_outcome",
+)  # fmt: skip
+
+
+def print_values(results: dict[str, Any], goals: tuple[str, ...], keys: tuple[str, ...]) -> None:
     print()
-    print(f"{'measure':28} {'value':>10}  goal")
-    for key, (_, limit) in GOALS.items():
+    print(f"{'measure':34} {'value':>10}  goal")
+    for key in goals:
+        value, (operator, limit) = results[key], GOALS[key]
+        verdict = "met" if (value <= limit if operator == "<=" else value < limit) else "NOT met"
+        print(f"{key:34} {value:10.3f}  {operator} {limit:g} ({verdict})")
+    for key in keys:
         value = results[key]
-        verdict = "met" if value < limit else "NOT met"
-        print(f"{key:28} {value:10.3f}  < {limit:g} ({verdict})")
-    for key in (
-        "database_bytes", "raw_pg_dump_seconds", "backup_seconds", "raw_pg_dump_parallel_seconds", "backup_parallel_seconds",
-        "raw_pg_restore_seconds", "restore_seconds", "raw_pg_restore_parallel_seconds", "restore_from_directory_seconds",
-        "same_cluster_copy_seconds", "fingerprint_seconds", "rollback_app_seconds", "rollback_data_seconds",
-        "rollback_check_seconds", "parse_empty_seconds", "release_airflow_seconds", "release_plain_seconds", *DASHBOARD_KEYS,
-        "bench_wall_seconds",
-    ):  # fmt: skip
-        value = results[key]
-        print(f"{key:28} {value:10.3f}" if isinstance(value, float) else f"{key:28} {value:>10}")
+        print(f"{key:34} {value:10.3f}" if isinstance(value, float) else f"{key:34} {value:>10}")
+
+
+def print_data(results: dict[str, Any]) -> None:
+    print_values(results, DATA_GOALS, DATA_KEYS)
+    print(f"\nwritten to {ROOT / 'bench' / 'results.json'}")
+
+
+def print_table(results: dict[str, Any]) -> None:
+    print_values(
+        results,
+        tuple(GOALS),
+        (*DATA_KEYS, "parse_empty_seconds", "release_airflow_seconds", "release_plain_seconds", *DASHBOARD_KEYS, "bench_wall_seconds"),
+    )
     print(
         f"\nper task of that release under standalone: means over {results['task_overhead_tasks']} of its "
         f"{results['release_tasks_run']} task runs (those that recorded a step)"
