@@ -422,7 +422,7 @@ class PostgresDataTarget(DataTarget):
             size, owner = conn.execute(
                 "SELECT pg_database_size(oid), pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (live,)
             ).fetchone()  # type: ignore[misc]
-            free, where = self._free_bytes(conn)
+            free, where = self._free_bytes(conn, live)
             if size * 1.1 > free:  # a tenth to spare for the WAL and the checkpoint the copy forces
                 raise SnapshotRefusedError(
                     f"snapshot of {live} refused: the copy needs {size:,} bytes and {where} has {free:,} free (a tenth "
@@ -448,8 +448,9 @@ class PostgresDataTarget(DataTarget):
             )
         return f"copied {live} ({size:,} bytes) to {copy} in {time.monotonic() - began:.1f} s"
 
-    def _free_bytes(self, conn: psycopg.Connection[Any]) -> tuple[int, str]:
-        """Free bytes in the server's data directory and what it is; refused when that cannot be known.
+    def _free_bytes(self, conn: psycopg.Connection[Any], database: str) -> tuple[int, str]:
+        """Free bytes where the server keeps `database`'s files (its data directory, or the database's tablespace)
+        and which directory that is; refused when it cannot be known.
 
         Read here when this machine sees the server's data directory (its pg_control holds the server's system
         identifier); else on the server through `COPY … FROM PROGRAM 'df'`, which needs superuser or
@@ -458,25 +459,29 @@ class PostgresDataTarget(DataTarget):
         import psycopg
 
         try:
-            directory, system_id, may_run = conn.execute(
-                "SELECT current_setting('data_directory'), (SELECT system_identifier FROM pg_control_system()),"
-                " pg_has_role('pg_execute_server_program', 'MEMBER')"
+            data_directory, tablespace, system_id, may_run = conn.execute(
+                "SELECT current_setting('data_directory'), pg_tablespace_location(dattablespace),"
+                " (SELECT system_identifier FROM pg_control_system()), pg_has_role('pg_execute_server_program', 'MEMBER')"
+                " FROM pg_database WHERE datname = %s",
+                (database,),
             ).fetchone()  # type: ignore[misc]
         except psycopg.errors.InsufficientPrivilege as exc:
             raise SnapshotRefusedError(
                 f"snapshot refused: the free space of the server's data directory cannot be known ({exc}): grant the "
                 "login pg_read_all_settings and pg_execute_server_program, or set snapshot: none"
             ) from exc
-        control = Path(directory) / "global" / "pg_control"
+        directory = tablespace or data_directory  # pg_default's location is the empty string: the data directory
+        where = f"the tablespace directory {directory}" if tablespace else f"the data directory {directory}"
+        control = Path(data_directory) / "global" / "pg_control"
         with contextlib.suppress(OSError):
             if control.read_bytes()[:8] == int(system_id).to_bytes(8, "little"):
-                return shutil.disk_usage(directory).free, f"the data directory {directory}"
+                return shutil.disk_usage(directory).free, where
         if not may_run:
             raise SnapshotRefusedError(
-                f"snapshot refused: the data directory {directory} is on another machine, and this login may not run df "
-                "there to learn its free space: grant it pg_execute_server_program, or set snapshot: none"
+                f"snapshot refused: {where} is on another machine, and this login may not run df there to learn its "
+                "free space: grant it pg_execute_server_program, or set snapshot: none"
             )
-        return self.free_bytes_on_server(conn, directory), f"the data directory {directory} (df on the server)"
+        return self.free_bytes_on_server(conn, directory), f"{where} (df on the server)"
 
     @staticmethod
     def free_bytes_on_server(conn: psycopg.Connection[Any], directory: str) -> int:
