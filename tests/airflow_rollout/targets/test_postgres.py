@@ -92,6 +92,24 @@ def test_client_programs_never_get_the_password_on_their_command_line(loaded, tm
     assert not any(loaded.password in " ".join(args) for args in seen)
 
 
+def test_a_dump_whose_write_fails_raises_that_error_and_leaves_no_pg_dump_blocked(loaded, tmp_path, monkeypatch):
+    import errno
+
+    from airflow_rollout.targets import postgres
+
+    # Megabytes more than a pipe holds: pg_dump would block on a full pipe if nobody closed it.
+    loaded.psql("unit", "CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g + 1)::text) AS v FROM generate_series(1, 200000) g")
+
+    def disk_fills_up(source, destination):
+        source.read(1 << 16)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(postgres, "write_hashed", disk_fills_up)
+    with pytest.raises(OSError, match="No space left on device"):
+        target().backup(tmp_path / "unit.dump")
+    assert not (tmp_path / "unit.dump").exists()
+
+
 def test_the_fingerprint_and_the_dump_describe_the_same_snapshot(loaded, tmp_path):
     data = target()
     record = data.backup(tmp_path / "unit.dump")
