@@ -116,6 +116,7 @@ def _http(ctx: ReleaseContext, check: Any) -> Evidence:
         app=check.app,
         method=check.method,
         path=check.path,
+        auth=check.auth,
         expect_status=check.expect_status,
         expect_json=check.expect_json,
         critical=False,

@@ -21,7 +21,17 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from airflow_rollout.config import INCLUDE_DIR, NAME_PATTERN, ConnId, Name, ProfileError, UrlPath, read_yaml
+from airflow_rollout.config import (
+    INCLUDE_DIR,
+    NAME_PATTERN,
+    ConnId,
+    HttpStatus,
+    Name,
+    ProfileError,
+    RequestAuth,
+    UrlPath,
+    read_yaml,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -53,13 +63,18 @@ class _Strict(BaseModel):
 
 
 class HttpItemCheck(_Strict):
-    """A request to one of the system's apps; passes on the expected status (and JSON fields)."""
+    """A request to one of the system's apps; passes on the expected status (and JSON fields).
+
+    With `auth` it is sent with a connection's secret, and `auth.refused_without` makes it also prove that the
+    same request without the secret is refused: an item about authentication must fail on an open endpoint.
+    """
 
     kind: Literal["http"]
     app: Name
     path: UrlPath
     method: Literal["GET", "HEAD", "POST"] = "GET"
-    expect_status: Annotated[int, Field(ge=100, le=599)] = 200
+    auth: RequestAuth | None = None
+    expect_status: HttpStatus = 200
     expect_json: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
 

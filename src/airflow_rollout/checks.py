@@ -94,13 +94,40 @@ def _text_problem(check: HttpCheck, body: str, version: str) -> str | None:
     return None
 
 
+class MissingSecretError(ValueError):
+    """The connection a check is sent as lacks the secret it needs: the check cannot prove anything."""
+
+
+def request_as(check: HttpCheck, *, with_secret: bool) -> tuple[dict[str, str], Any]:
+    """Headers and JSON body of the check's request, with its connection's secret or (to prove it is needed) without."""
+    auth = check.auth
+    if auth is None:
+        return {}, check.json_body
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(auth.conn_id)
+    if not conn.password:
+        raise MissingSecretError(f"connection {auth.conn_id} has no password to send as the {auth.kind} secret")
+    if auth.kind == "bearer":
+        return ({"Authorization": f"Bearer {conn.password}"} if with_secret else {}), check.json_body
+    if not conn.login:
+        raise MissingSecretError(f"connection {auth.conn_id} has no login to send as the username")
+    # Without the secret, the same login with an empty password: a server that lets it in authenticates nobody.
+    body = dict(check.json_body or {}) | {"username": conn.login, "password": conn.password if with_secret else ""}
+    return {}, body
+
+
 def run_http_check(check: HttpCheck, base_url: str, version: str) -> CheckResult:
     def result(passed: bool, detail: str, **metrics: Any) -> CheckResult:
         return CheckResult(check.name, check.kind, check.critical, passed, detail, metrics)
 
+    try:
+        headers, body = request_as(check, with_secret=True)
+    except MissingSecretError as exc:
+        return result(False, f"{check.method} {check.path}: {exc}")
     began = time.perf_counter()
     try:
-        response = httpx.request(check.method, base_url + check.path, json=check.json_body, timeout=check.timeout_seconds)
+        response = httpx.request(check.method, base_url + check.path, json=body, headers=headers, timeout=check.timeout_seconds)
     except httpx.HTTPError as exc:
         return result(False, f"{check.method} {check.path}: no answer ({type(exc).__name__})")
     elapsed_ms = (time.perf_counter() - began) * 1000
@@ -111,21 +138,47 @@ def run_http_check(check: HttpCheck, base_url: str, version: str) -> CheckResult
             status=response.status_code,
             elapsed_ms=elapsed_ms,
         )
-    if problem := _text_problem(check, response.text, version):
+    problem = _body_problem(check, response, version)
+    refused = ""
+    if problem is None and check.auth and check.auth.refused_without:
+        problem, refused = _refused_without_secret(check, base_url)
+    if problem:
         return result(False, f"{check.method} {check.path}: {problem}", status=response.status_code)
+    return result(
+        True,
+        f"{check.method} {check.path}: HTTP {response.status_code} in {elapsed_ms:.0f} ms{refused}",
+        status=response.status_code,
+        elapsed_ms=elapsed_ms,
+    )
+
+
+def _body_problem(check: HttpCheck, response: httpx.Response, version: str) -> str | None:
+    """What in the answer's body (its text, its JSON) is not as the check expects, or None."""
+    if problem := _text_problem(check, response.text, version):
+        return problem
     if check.expect_json or check.expect_shape or check.expect_at_least:
         try:
             payload = response.json()
         except ValueError:
-            return result(False, f"{check.method} {check.path}: the body is not JSON", status=response.status_code)
-        if problem := _json_problem(check, payload, version):
-            return result(False, f"{check.method} {check.path}: {problem}", status=response.status_code)
-    return result(
-        True,
-        f"{check.method} {check.path}: HTTP {response.status_code} in {elapsed_ms:.0f} ms",
-        status=response.status_code,
-        elapsed_ms=elapsed_ms,
-    )
+            return "the body is not JSON"
+        return _json_problem(check, payload, version)
+    return None
+
+
+def _refused_without_secret(check: HttpCheck, base_url: str) -> tuple[str | None, str]:
+    """(problem, note): the same request without the secret must be refused, or the endpoint lets anyone in."""
+    assert check.auth is not None  # noqa: S101 - called only for a check sent with credentials
+    refused_with = check.auth.refused_without
+    headers, body = request_as(check, with_secret=False)
+    what = "without a token" if check.auth.kind == "bearer" else "with an empty password"
+    try:
+        status = httpx.request(check.method, base_url + check.path, json=body, headers=headers, timeout=check.timeout_seconds).status_code
+    except httpx.HTTPError as exc:
+        return f"{what}: no answer ({type(exc).__name__})", ""
+    wanted = ", ".join(str(s) for s in refused_with)
+    if status not in refused_with:
+        return f"{what}: HTTP {status}, expected a refusal ({wanted}): it does not need the credentials of {check.auth.conn_id}", ""
+    return None, f"; {what}: HTTP {status} (refused)"
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:

@@ -207,6 +207,25 @@ class JsonShape(StrictModel):
     keys: list[str] = Field(default_factory=list, description="keys every object (or every list item) must have")
 
 
+HttpStatus = Annotated[int, Field(ge=100, le=599)]
+
+
+class RequestAuth(StrictModel):
+    """Who a request is sent as, from an Airflow connection (a secret never goes in YAML).
+
+    `bearer`: the header `Authorization: Bearer <the connection's password>` (a Databricks App's OAuth token);
+    `json_login`: the JSON body gets `username` and `password`, the connection's login and password.
+    """
+
+    conn_id: ConnId
+    kind: Literal["bearer", "json_login"] = "bearer"
+    refused_without: list[HttpStatus] = Field(
+        default_factory=list,
+        description="statuses the same request must get without the secret (no token; an empty password), e.g. [401, 403]: "
+        "proof that the endpoint is not open to anyone; empty: not asked",
+    )
+
+
 class HttpCheck(StrictModel):
     """One request; passes when the status, the body's text, the JSON fields and the JSON shape are as expected."""
 
@@ -216,7 +235,8 @@ class HttpCheck(StrictModel):
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "GET"
     path: UrlPath
     json_body: dict[str, Any] | list[Any] | None = None
-    expect_status: Annotated[int, Field(ge=100, le=599)] = 200
+    auth: RequestAuth | None = None
+    expect_status: HttpStatus = 200
     expect_json: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="field: value; '{version}' stands for the version being checked"
     )
@@ -243,6 +263,12 @@ class HttpCheck(StrictModel):
             except re.error as exc:
                 raise ValueError(f"`{value}` is not a valid Python regular expression: {exc}") from None
         return value
+
+    @model_validator(mode="after")
+    def _login_goes_in_an_object(self) -> HttpCheck:
+        if self.auth and self.auth.kind == "json_login" and isinstance(self.json_body, list):
+            raise ValueError("auth kind json_login adds username and password to a JSON object: json_body cannot be a list")
+        return self
 
 
 def text_pattern(regex: str, version: str) -> re.Pattern[str]:
@@ -423,6 +449,7 @@ class SystemProfile(StrictModel):
         for target in [*self.data_targets, *self.app_targets]:
             ids.extend(target.connection_ids())
         ids.extend(c.conn_id for c in self.checks if isinstance(c, ServingEndpointCheck | DatabricksJobCheck))
+        ids.extend(c.auth.conn_id for c in self.checks if isinstance(c, HttpCheck) and c.auth)
         ids.extend(self.reachable)
         if self.slack_conn_id:
             ids.append(self.slack_conn_id)

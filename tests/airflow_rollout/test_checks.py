@@ -14,12 +14,15 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_rollout.checks import CheckResult, percentile, run_http_check, run_latency_probe
-from airflow_rollout.config import HttpCheck, JsonShape, LatencyCheck
+from airflow_rollout.config import HttpCheck, JsonShape, LatencyCheck, RequestAuth
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 SERVED_VERSION = "1.2.0"
+# The secrets the served app knows; the checks read them from Airflow connections (AIRFLOW_CONN_*), as in production.
+APP_TOKEN = "dapi-test-token"
+SMOKE_USER, SMOKE_PASSWORD = "rollout-smoke", "smoke-password"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -42,6 +45,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b"3.1.2\n", content_type="text/plain; charset=utf-8")
         elif self.path == "/long":
             self._send(200, b"<html>" + b"x" * 994, content_type="text/html")
+        elif self.path == "/api/v1/health/detailed":
+            # seed 000's "Test health with auth": a Databricks App refuses a request without its OAuth token
+            token = self.headers.get("Authorization")
+            if self.server.open_doors or token == f"Bearer {APP_TOKEN}":
+                self._send(200, {"status": "healthy"})
+            else:
+                self._send(401, {"error": "unauthenticated"})
         elif self.path == "/every-fourth":
             with self.server.lock:
                 self.server.every_fourth_count += 1
@@ -52,7 +62,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", 0))
-        self._send(201, json.loads(self.rfile.read(length) or b"null"))
+        body = json.loads(self.rfile.read(length) or b"null")
+        if self.path == "/api/auth/login":
+            # seed 003's login; open_doors lets anyone in whatever the password, the failure the check must catch
+            known = body.get("username") == SMOKE_USER and body.get("password") == SMOKE_PASSWORD
+            if self.server.open_doors or known:
+                self._send(200, {"access_token": "issued"})
+            else:
+                self._send(401, {"detail": "wrong username or password"})
+            return
+        self._send(201, body)
 
     def _send(self, status: int, body: Any, content_type: str | None = None) -> None:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -75,6 +94,7 @@ class _Server(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.lock = threading.Lock()
         self.every_fourth_count = 0
+        self.open_doors = False
 
 
 @dataclass(frozen=True)
@@ -274,6 +294,107 @@ def test_text_and_json_expectations_both_hold(served: Served) -> None:
     check = http("/health", expect_text=body, expect_text_regex='.*"version": "{version}".*', expect_json={"status": "ok"})
     assert run_http_check(check, served.base_url, "1.2.0").passed
     assert not run_http_check(check, served.base_url, "1.3.0").passed
+
+
+# --- requests sent as a connection: a bearer token, a login --------------------------------------------
+
+
+@pytest.fixture
+def secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The connections the checks are sent as, the way a deployment gives them: AIRFLOW_CONN_* (or a secrets backend)."""
+    connections = {
+        "APP_TOKEN": {"conn_type": "generic", "password": APP_TOKEN},
+        "WRONG_TOKEN": {"conn_type": "generic", "password": "not-the-token"},
+        "NO_PASSWORD": {"conn_type": "generic", "login": SMOKE_USER},
+        "SMOKE_USER": {"conn_type": "generic", "login": SMOKE_USER, "password": SMOKE_PASSWORD},
+    }
+    for conn_id, fields in connections.items():
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id}", json.dumps(fields))
+
+
+BEARER = RequestAuth(conn_id="app_token", refused_without=[401, 403])
+LOGIN = RequestAuth(conn_id="smoke_user", kind="json_login", refused_without=[401])
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "auth", "open_doors", "evidence"),
+    [
+        ("/api/v1/health/detailed", "GET", BEARER, False, "without a token: HTTP 401 (refused)"),
+        (
+            "/api/v1/health/detailed",
+            "GET",
+            BEARER,
+            True,
+            "without a token: HTTP 200, expected a refusal (401, 403): it does not need the credentials of app_token",
+        ),
+        ("/api/auth/login", "POST", LOGIN, False, "with an empty password: HTTP 401 (refused)"),
+        ("/api/auth/login", "POST", LOGIN, True, "with an empty password: HTTP 200, expected a refusal (401)"),
+    ],
+    ids=["token-needed", "open-without-a-token", "password-needed", "empty-password-let-in"],
+)
+def test_a_check_sent_with_a_secret_fails_when_the_request_without_it_is_not_refused(
+    served: Served, secrets: None, path: str, method: str, auth: RequestAuth, open_doors: bool, evidence: str
+) -> None:
+    served.server.open_doors = open_doors
+    result = run_http_check(http(path, method=method, auth=auth), served.base_url, "1.2.0")
+    assert result.passed is not open_doors, result.detail
+    assert evidence in result.detail
+    assert APP_TOKEN not in result.detail and SMOKE_PASSWORD not in result.detail
+
+
+def test_a_wrong_token_is_a_status_mismatch(served: Served, secrets: None) -> None:
+    result = run_http_check(http("/api/v1/health/detailed", auth=RequestAuth(conn_id="wrong_token")), served.base_url, "1.2.0")
+    assert not result.passed
+    assert "HTTP 401, expected 200" in result.detail
+
+
+def test_a_connection_without_a_password_is_a_failure_that_says_so(served: Served, secrets: None) -> None:
+    result = run_http_check(http("/api/v1/health/detailed", auth=RequestAuth(conn_id="no_password")), served.base_url, "1.2.0")
+    assert not result.passed
+    assert "connection no_password has no password to send as the bearer secret" in result.detail
+
+
+def _shipped_item(system: str, text: str) -> Any:
+    from airflow_rollout.checklists import load_checklist
+
+    checklist = load_checklist(system)
+    assert checklist is not None
+    return next(e.item.check for e in checklist.entries() if e.item.text == text)
+
+
+@pytest.mark.parametrize("open_doors", [False, True], ids=["token-needed", "open-endpoint"])
+def test_ontos_token_based_auth_works_fails_on_an_endpoint_open_without_a_token(
+    served: Served, monkeypatch: pytest.MonkeyPatch, open_doors: bool
+) -> None:
+    from types import SimpleNamespace
+
+    from airflow_rollout.checklist_run import evaluate
+
+    monkeypatch.setenv("AIRFLOW_CONN_ONTOS_APP_TOKEN", json.dumps({"conn_type": "generic", "password": APP_TOKEN}))
+    served.server.open_doors = open_doors
+    ctx = SimpleNamespace(version="1.2.0", app_base_url=lambda _app: served.base_url)
+    evidence = evaluate(ctx, _shipped_item("ontos-ml-workbench", "Verify token-based auth works"))  # type: ignore[arg-type]
+    assert evidence.passed is not open_doors, evidence.detail
+
+
+@pytest.mark.parametrize("open_doors", [False, True], ids=["password-needed", "password-less-login-accepted"])
+def test_routing_login_check_fails_when_a_login_without_the_password_succeeds(
+    served: Served, monkeypatch: pytest.MonkeyPatch, open_doors: bool
+) -> None:
+    from airflow_rollout.config import load_profile
+
+    smoke_user = {"conn_type": "generic", "login": SMOKE_USER, "password": SMOKE_PASSWORD}
+    monkeypatch.setenv("AIRFLOW_CONN_ROUTING_SMOKE_USER", json.dumps(smoke_user))
+    served.server.open_doors = open_doors
+    login = next(c for c in load_profile("routing-ml-platform").checks if c.name == "login")
+    assert isinstance(login, HttpCheck)
+    result = run_http_check(login, served.base_url, "1.2.0")
+    assert result.passed is not open_doors, result.detail
+
+
+def test_json_login_cannot_go_in_a_list_body() -> None:
+    with pytest.raises(ValueError, match="json_body cannot be a list"):
+        http("/api/auth/login", method="POST", json_body=[1], auth=RequestAuth(conn_id="smoke_user", kind="json_login"))
 
 
 # --- run_latency_probe ----------------------------------------------------------------------------------

@@ -258,6 +258,12 @@ def test_connection_ids_order_and_deduplication() -> None:
     assert profile.connection_ids() == ["ledger", "db_a", "db_b", "db_d", "db_c", "slack"]
 
 
+def test_the_connection_a_check_is_sent_as_is_one_the_release_needs() -> None:
+    # preflight refuses a release whose smoke user or token connection is missing, and its secret is redacted
+    assert "web_writer" in load_profile("full", VALID_DIR).connection_ids()
+    assert "routing_smoke_user" in load_profile("routing-ml-platform").connection_ids()
+
+
 def test_connection_ids_without_slack_or_data() -> None:
     profile = load_profile("minimal", VALID_DIR)
     assert profile.connection_ids() == ["rollout_ledger"]

@@ -108,6 +108,9 @@ def set_up_server(server: Server, postgres, slack) -> None:
     conn_id = {"routing-ml-platform": "ROUTING_DB", "mlops-system": "MLOPS_DB"}[server.system]
     os.environ[f"AIRFLOW_CONN_{conn_id}"] = postgres.airflow_conn_json(server.database)
     os.environ[f"AIRFLOW_CONN_SLACK_{conn_id.removesuffix('_DB')}"] = os.environ["AIRFLOW_CONN_SLACK_DEMO"]
+    # the smoke user the login check signs in as; seed_service.py's backend knows the same password
+    smoke_user = {"conn_type": "generic", "login": "rollout-smoke", "password": "smoke-password"}
+    os.environ["AIRFLOW_CONN_ROUTING_SMOKE_USER"] = json.dumps(smoke_user)
     ledger().ensure_schema()
     postgres.psql("rollout_ledger", "TRUNCATE rollout_release, rollout_lock CASCADE")
     Path(slack).write_text("")

@@ -5,6 +5,7 @@ the MLflow registry). The SQL the warehouse received is asserted as sent."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -42,6 +43,8 @@ def workspace(postgres, slack, tmp_path):
             os.environ[f"AIRFLOW_CONN_{conn_id}"] = server.airflow_connection()
         for slack_conn in ("SLACK_ONTOS", "SLACK_ML"):
             os.environ[f"AIRFLOW_CONN_{slack_conn}"] = os.environ["AIRFLOW_CONN_SLACK_DEMO"]
+        # the OAuth token the workbench's checks send; the app played here does not ask for one
+        os.environ["AIRFLOW_CONN_ONTOS_APP_TOKEN"] = json.dumps({"conn_type": "generic", "password": "ontos-app-token"})
         yield server
 
 
