@@ -98,6 +98,13 @@ class SqlItemCheck(_Strict):
             raise ValueError("must be one read-only statement (SELECT, WITH, SHOW or DESCRIBE)")
         return query
 
+    @model_validator(mode="after")
+    def _expects_something(self) -> SqlItemCheck:
+        # without an expectation any answer passes: the item would be proven by the database answering at all
+        if self.at_least is None and self.at_most is None and self.equals is None:
+            raise ValueError("needs an expectation of its value: at_least, at_most or equals")
+        return self
+
 
 class ConnectionItemCheck(_Strict):
     """The Airflow connection exists and its host answers (a TCP connect to host:port)."""

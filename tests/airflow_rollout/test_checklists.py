@@ -4,6 +4,7 @@ loads and how each mistake is reported (file, item, field)."""
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,6 +14,7 @@ import pytest
 from airflow_rollout.checklists import (
     ChecklistError,
     Phase,
+    SqlItemCheck,
     checklist_items,
     checklists_dir,
     load_checklist,
@@ -117,6 +119,65 @@ def test_a_checklist_naming_what_the_profile_lacks_is_refused() -> None:
         check_references(SimpleNamespace(profile=load_profile("demo")), checklist)  # type: ignore[arg-type]
     assert "item s1.1 ('a'): app 'api' is not in the profile" in str(caught.value)
     assert "role 'Product Owner' must sign off required items but sign_off.roles names nobody" in str(caught.value)
+
+
+# --- no check that cannot fail ----------------------------------------------------------------------------
+
+# `SELECT 1` held to 1 proves only that the database answers a query: the items that say exactly that.
+LIVENESS_PROBES = {
+    ("ontos-ml-workbench", "Production warehouse provisioned"),  # the warehouse the profile names runs a statement
+    ("mlops-system", "PostgreSQL healthy and accepting connections"),
+}
+COUNT = re.compile(r"^\s*SELECT\s+count\(", re.IGNORECASE)
+LITERAL = re.compile(r"^\s*SELECT\s+(-?\d+(\.\d+)?|'[^']*'|TRUE|FALSE)\s*$", re.IGNORECASE)
+
+
+def tautology(check: SqlItemCheck) -> str | None:
+    """Why the check passes whatever the system's state (its expectation holds for every value the query can give), or None."""
+    query = re.sub(r"'[^']*'", "''", check.query)  # a FROM inside a string literal reads no table
+    only_a_floor = check.at_least is not None and check.at_most is None and check.equals is None
+    if LITERAL.match(check.query):
+        return "a constant: it passes whenever the database answers"
+    if not re.search(r"\bFROM\b", query, re.IGNORECASE) and only_a_floor:
+        return "a floor on a value of the server itself (a size, a version): it never falls below it"
+    if COUNT.match(query) and only_a_floor and (check.at_least or 0) <= 0:
+        return "a count is never below 0"
+    return None
+
+
+@pytest.mark.parametrize(
+    ("query", "expectation"),
+    [
+        ("SELECT pg_database_size(current_database())", {"at_least": 1}),
+        ("SELECT 1", {"equals": 1}),
+        ("SELECT count(*) FROM pg_tables", {"at_least": 0}),
+        ("SELECT octet_length(version())", {"at_least": 1}),
+    ],
+)
+def test_a_check_that_cannot_fail_is_recognised(query: str, expectation: dict[str, float]) -> None:
+    assert tautology(SqlItemCheck(kind="sql", target="t", query=query, **expectation)) is not None
+
+
+def test_no_sql_check_of_a_checklist_is_a_tautology_over_a_constant() -> None:
+    found = []
+    for path in sorted(checklists_dir().glob("*.yaml")):
+        checklist = load_checklist(path.stem)
+        assert checklist is not None
+        for entry in checklist.entries():
+            check = entry.item.check
+            if not isinstance(check, SqlItemCheck) or (path.stem, entry.item.text) in LIVENESS_PROBES:
+                continue
+            if reason := tautology(check):
+                found.append(f"{path.stem} {entry.item_id} {entry.item.text!r}: {reason}")
+    assert found == []
+
+
+def test_the_liveness_probes_are_what_they_say() -> None:
+    for system, text in LIVENESS_PROBES:
+        checklist = load_checklist(system)
+        assert checklist is not None
+        [check] = [e.item.check for e in checklist.entries() if e.item.text == text]
+        assert isinstance(check, SqlItemCheck) and LITERAL.match(check.query), (system, text)
 
 
 # --- fixtures ---------------------------------------------------------------------------------------------

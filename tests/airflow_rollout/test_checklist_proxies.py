@@ -1,0 +1,91 @@
+"""Checks that used to pass whatever the system's state, run as shipped: each now fails when its item is false.
+
+The http items (an open endpoint, a password-less login) are in test_checks.py beside the HTTP server they use.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from airflow_rollout.checklist_run import evaluate
+from airflow_rollout.checklists import load_checklist
+from airflow_rollout.config import INCLUDE_DIR
+
+if TYPE_CHECKING:
+    from airflow_rollout.checklists import ItemCheck
+    from airflow_rollout.evidence import Evidence
+
+
+def shipped(system: str, text: str) -> ItemCheck:
+    checklist = load_checklist(system)
+    assert checklist is not None
+    [check] = [e.item.check for e in checklist.entries() if e.item.text == text and e.item.check]
+    return check
+
+
+def on_target(check: ItemCheck, query_value: Any) -> Evidence:
+    """The check run on a data target of the name it gives, answering with `query_value(query)`."""
+    target = SimpleNamespace(config=SimpleNamespace(name=getattr(check, "target", None)), query_value=query_value)
+    return evaluate(SimpleNamespace(data_targets=[target]), check)  # type: ignore[arg-type]
+
+
+# --- Ontos: "Foreign key constraints verified", on the Databricks SQL stand-in --------------------------
+
+
+@pytest.fixture
+def workbench() -> Any:
+    """The stand-in's SQL engine with seed 000's catalog and tables, as the schema files create them."""
+    from airflow_rollout.targets.databricks import split_statements
+    from devtools.databricks_sql import SqlEngine
+
+    engine = SqlEngine()
+    for name in ("01_create_catalog.sql", "02_create_tables.sql"):
+        for statement in split_statements((INCLUDE_DIR / "migrations" / "ontos-ml-workbench" / name).read_text()):
+            engine.execute(statement)
+    engine.execute("INSERT INTO ontos_ml.workbench.templates VALUES (1, 'classification', NULL)")
+    engine.execute("INSERT INTO ontos_ml.workbench.sheets VALUES (10, 'intake', 1, NULL)")
+    engine.execute("INSERT INTO ontos_ml.workbench.training_sheets VALUES (100, 10, 'ready')")
+    engine.execute("INSERT INTO ontos_ml.workbench.qa_pairs VALUES (1000, 10, 'q', 'a')")
+    return engine
+
+
+def test_ontos_references_that_hold_pass(workbench: Any) -> None:
+    evidence = on_target(shipped("ontos-ml-workbench", "Foreign key constraints verified"), lambda q: workbench.execute(q).rows[0][0])
+    assert evidence.passed, evidence.detail
+
+
+@pytest.mark.parametrize(
+    "orphan",
+    [
+        "INSERT INTO ontos_ml.workbench.qa_pairs VALUES (1001, 99, 'q', 'a')",
+        "INSERT INTO ontos_ml.workbench.training_sheets VALUES (101, 99, 'ready')",
+        "INSERT INTO ontos_ml.workbench.sheets VALUES (11, 'labels', 7, NULL)",
+    ],
+    ids=["qa-pair-of-no-sheet", "training-sheet-of-no-sheet", "sheet-of-no-template"],
+)
+def test_ontos_a_row_pointing_at_nothing_fails_foreign_keys_verified(workbench: Any, orphan: str) -> None:
+    workbench.execute(orphan)
+    evidence = on_target(shipped("ontos-ml-workbench", "Foreign key constraints verified"), lambda q: workbench.execute(q).rows[0][0])
+    assert not evidence.passed
+    assert evidence.detail.endswith("-> 1 (expected 0.0)")
+
+
+# --- MLOps: "Database size monitored", on the real PostgreSQL --------------------------------------------
+
+
+@pytest.mark.e2e
+def test_mlops_database_size_is_read_from_the_database_and_held_to_a_ceiling(postgres: Any) -> None:
+    from airflow_rollout.config import load_profile
+    from airflow_rollout.targets.postgres import PostgresDataTarget
+
+    target = PostgresDataTarget(config=load_profile("mlops-system").data_targets[0].model_copy(update={"conn_id": "demo_db"}))
+    check = shipped("mlops-system", "Database size monitored")
+    measured = on_target(check, target.query_value)
+    assert measured.passed, measured.detail
+    assert measured.numbers["value"] > 1_000_000  # an empty PostgreSQL database is already megabytes: a floor proves nothing
+    grown = on_target(check, lambda _query: 9_000_000_000)
+    assert not grown.passed
+    assert "above 8e+09" in grown.detail
