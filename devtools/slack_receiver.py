@@ -32,8 +32,8 @@ def make_server(port: int, out: Path) -> ThreadingHTTPServer:
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
             pass
 
-        def _answer(self, body: bytes, content_type: str = "application/json") -> None:
-            self.send_response(200)
+        def _answer(self, body: bytes, content_type: str = "application/json", status: int = 200) -> None:
+            self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -60,6 +60,9 @@ def make_server(port: int, out: Path) -> ThreadingHTTPServer:
                 form = self._form(body)
                 append({"file_upload": form}, self.path)
                 self._answer(json.dumps({"ok": True, "files": json.loads(form.get("files", "[]"))}).encode())
+            elif self.path.endswith("/revoked"):
+                # Slack's answer to a webhook that was removed or disabled: the message reaches nobody
+                self._answer(b"no_service", "text/plain", status=404)
             else:
                 try:
                     payload = json.loads(body or b"{}")

@@ -232,7 +232,7 @@ RUNNERS: dict[str, Callable[[Any, Any], Evidence]] = {
 
 
 # Evidence functions that read the system's record rather than one release's: maintenance can run them.
-SYSTEM_EVIDENCE = frozenset({"restore_drill_recent", "slack_configured"})
+SYSTEM_EVIDENCE = frozenset({"restore_drill_recent"})
 
 
 def run_maintenance_items(ctx: SystemContext, phase: Phase) -> list[tuple[Entry, Evidence]]:

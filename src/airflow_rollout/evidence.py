@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_rollout.ledger import FingerprintStage
+from airflow_rollout.notify import Event
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -84,10 +85,20 @@ def release_lock_held(ctx: ReleaseContext) -> Evidence:
     return Evidence(holder == ctx.release_id, f"lock held by {holder or 'nobody'}")
 
 
-def slack_configured(ctx: ReleaseContext) -> Evidence:
-    """Release messages go somewhere a human reads them."""
+def slack_delivered(ctx: ReleaseContext) -> Evidence:
+    """The release's first message ("release started") reached the team's channel: Slack's webhook accepted it.
+
+    A connection id in the profile proves nothing: its webhook may be wrong, revoked or missing.
+    """
     conn_id = ctx.profile.slack_conn_id
-    return Evidence(conn_id is not None, f"Slack connection {conn_id}" if conn_id else "no Slack connection in the profile")
+    if conn_id is None:
+        return Evidence(False, "no Slack connection in the profile: the release posts nothing")
+    started = [n for n in ctx.ledger.notifications(ctx.release_id) if n.event == Event.STARTED]
+    if not started:
+        return Evidence(False, f"no release-started message of this release on record (Slack connection {conn_id})")
+    if not any(n.delivered for n in started):
+        return Evidence(False, f"the release-started message did not reach Slack through {conn_id}: {started[-1].error}")
+    return Evidence(True, f"release-started message delivered to Slack through {conn_id}")
 
 
 def restore_drill_recent(ctx: ReleaseContext, max_age_days: float = 8) -> Evidence:
@@ -116,7 +127,7 @@ EVIDENCE: dict[str, Callable[..., Evidence]] = {
         data_fingerprint_recorded,
         rollback_ready,
         release_lock_held,
-        slack_configured,
+        slack_delivered,
         restore_drill_recent,
         decision_recorded,
     )

@@ -5,6 +5,9 @@ The http items (an open endpoint, a password-less login) are in test_checks.py b
 
 from __future__ import annotations
 
+import json
+import os
+import uuid
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -89,3 +92,39 @@ def test_mlops_database_size_is_read_from_the_database_and_held_to_a_ceiling(pos
     grown = on_target(check, lambda _query: 9_000_000_000)
     assert not grown.passed
     assert "above 8e+09" in grown.detail
+
+
+# --- "Post in team Slack channel" (Ontos) and the demo's "Release notifications configured (Slack)" -------
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("conn_id", "evidence"),
+    [
+        ("slack_demo", "release-started message delivered to Slack through slack_demo"),
+        ("slack_revoked", "the release-started message did not reach Slack through slack_revoked"),
+        (None, "no Slack connection in the profile"),
+    ],
+    ids=["delivered", "webhook-revoked", "no-connection"],
+)
+def test_slack_items_need_the_release_started_message_delivered(
+    postgres: Any, slack: Any, monkeypatch: pytest.MonkeyPatch, conn_id: str | None, evidence: str
+) -> None:
+    from airflow_rollout.ledger import Ledger
+    from airflow_rollout.notify import Event, Notifier, Redactor
+
+    revoked = json.loads(os.environ["AIRFLOW_CONN_SLACK_DEMO"])
+    revoked["password"] = revoked["password"].rsplit("/", 1)[0] + "/revoked"  # the receiver answers 404 no_service, as Slack does
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_REVOKED", json.dumps(revoked))
+    ledger = Ledger(conn_id="rollout_ledger")
+    ledger.ensure_schema()
+    release_id = f"slack-proof-{uuid.uuid4()}"
+    ctx = SimpleNamespace(profile=SimpleNamespace(slack_conn_id=conn_id), ledger=ledger, release_id=release_id)
+    check = shipped("ontos-ml-workbench", "Post in team Slack channel")
+    assert shipped("demo", "Release notifications configured (Slack)") == check
+    assert not evaluate(ctx, check).passed  # type: ignore[arg-type]  # before the release posted anything
+
+    Notifier(slack_conn_id=conn_id, ledger=ledger, redactor=Redactor([]), system="demo").send(Event.STARTED, release_id, "started")
+    found = evaluate(ctx, check)  # type: ignore[arg-type]
+    assert found.passed is (conn_id == "slack_demo"), found.detail
+    assert found.detail.startswith(evidence), found.detail
