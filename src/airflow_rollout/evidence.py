@@ -101,6 +101,32 @@ def slack_delivered(ctx: ReleaseContext) -> Evidence:
     return Evidence(True, f"release-started message delivered to Slack through {conn_id}")
 
 
+PROBES = ("liveness", "readiness", "startup")
+
+
+def deployment_probe(ctx: ReleaseContext, app: str, probe: str, path: str) -> Evidence:
+    """The app's Deployment declares the probe as an HTTP GET of `path`: what the cluster reads, not the path answering.
+
+    A request to the path proves the service answers there, not that Kubernetes restarts (liveness) or withholds
+    traffic from (readiness) a pod that stops answering.
+    """
+    if probe not in PROBES:
+        raise ValueError(f"probe must be one of {', '.join(PROBES)}, not {probe!r}")
+    read = getattr(ctx.apps[app], "probe", None)
+    if read is None:
+        return Evidence(False, f"{app} is not a Kubernetes Deployment: it has no {probe} probe to read")
+    declared = read(probe)
+    if declared is None:
+        return Evidence(False, f"the Deployment of {app} declares no {probe}Probe")
+    if declared.http_get is None:
+        return Evidence(False, f"the {probe}Probe of {app} is not an HTTP GET, so it does not call {path}")
+    found = declared.http_get.path
+    numbers = {"path": found, "period_seconds": declared.period_seconds, "failure_threshold": declared.failure_threshold}
+    if found != path:
+        return Evidence(False, f"the {probe}Probe of {app} GETs {found}, expected {path}", numbers)
+    return Evidence(True, f"the {probe}Probe of {app} GETs {found} on port {declared.http_get.port}", numbers)
+
+
 def restore_drill_recent(ctx: ReleaseContext, max_age_days: float = 8) -> Evidence:
     """The weekly restore drill proved a backup restorable recently, within the RTO."""
     drills = [d for d in ctx.maintenance_store.drills(ctx.profile.name) if d.fingerprint_equal and not d.error]
@@ -128,6 +154,7 @@ EVIDENCE: dict[str, Callable[..., Evidence]] = {
         rollback_ready,
         release_lock_held,
         slack_delivered,
+        deployment_probe,
         restore_drill_recent,
         decision_recorded,
     )

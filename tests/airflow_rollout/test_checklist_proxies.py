@@ -18,6 +18,8 @@ from airflow_rollout.checklists import load_checklist
 from airflow_rollout.config import INCLUDE_DIR
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from airflow_rollout.checklists import ItemCheck
     from airflow_rollout.evidence import Evidence
 
@@ -128,3 +130,105 @@ def test_slack_items_need_the_release_started_message_delivered(
     found = evaluate(ctx, check)  # type: ignore[arg-type]
     assert found.passed is (conn_id == "slack_demo"), found.detail
     assert found.detail.startswith(evidence), found.detail
+
+
+# --- AI ETL: "Configure liveness/readiness probes", read from the Deployment on the Kubernetes stand-in ----
+
+SEED_PROBES = {  # seed 002's "Health Checks"
+    "livenessProbe": {"httpGet": {"path": "/health/live", "port": 8000}, "initialDelaySeconds": 30, "periodSeconds": 10},
+    "readinessProbe": {"httpGet": {"path": "/health/ready", "port": 8000}, "initialDelaySeconds": 10, "periodSeconds": 5},
+}
+
+
+@pytest.fixture(scope="module")
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from devtools.kube_apiserver import KubeApiServer
+
+    # The image is in no image map: its pods are reported ready without a process, and only the spec is read.
+    with KubeApiServer(image_map={}, state_dir=tmp_path_factory.mktemp("kube") / "state", ready_delay=0.2) as server:
+        yield server
+
+
+def backend_with(kube: Any, monkeypatch: pytest.MonkeyPatch, probes: dict[str, Any]) -> Any:
+    """A context whose app `backend` is the stand-in's Deployment `backend`, its container declaring `probes`."""
+    from kubernetes import client, config
+
+    from airflow_rollout.targets.kubernetes import KubernetesApp, KubernetesTarget
+
+    kube.reset()
+    monkeypatch.setenv("AIRFLOW_CONN_AI_ETL_KUBE", kube.airflow_connection())
+    container = {"name": "backend", "image": "registry.example.com/ai-etl/backend:1.0.0", "ports": [{"containerPort": 8000}], **probes}
+    labels = {"app": "backend"}
+    manifest = {
+        "metadata": {"name": "backend", "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+        },
+    }
+    with config.new_client_from_config_dict(kube.kubeconfig()) as api:
+        client.AppsV1Api(api).create_namespaced_deployment("default", manifest)
+    target = KubernetesTarget(
+        kind="kubernetes",
+        name="backend",
+        conn_id="ai_etl_kube",
+        namespace="default",
+        deployment="backend",
+        image="registry.example.com/ai-etl/backend",
+        url="http://127.0.0.1:8000",
+    )
+    return SimpleNamespace(apps={"backend": KubernetesApp(config=target)})
+
+
+def test_ai_etl_probes_declared_as_the_seed_writes_them_pass(kube: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = backend_with(kube, monkeypatch, SEED_PROBES)
+    for text in ("**Configure liveness probes**", "**Configure readiness probes**"):
+        evidence = evaluate(ctx, shipped("ai-etl-assistant", text))
+        assert evidence.passed, evidence.detail
+        assert evidence.numbers["period_seconds"] in {10, 5}
+
+
+@pytest.mark.parametrize(
+    ("probes", "item", "evidence"),
+    [
+        ({"readinessProbe": SEED_PROBES["readinessProbe"]}, "liveness", "the Deployment of backend declares no livenessProbe"),
+        ({"livenessProbe": SEED_PROBES["livenessProbe"]}, "readiness", "the Deployment of backend declares no readinessProbe"),
+        (
+            {**SEED_PROBES, "livenessProbe": {"tcpSocket": {"port": 8000}}},
+            "liveness",
+            "the livenessProbe of backend is not an HTTP GET, so it does not call /health/live",
+        ),
+        (
+            {**SEED_PROBES, "readinessProbe": {"httpGet": {"path": "/health/live", "port": 8000}}},
+            "readiness",
+            "the readinessProbe of backend GETs /health/live, expected /health/ready",
+        ),
+    ],
+    ids=["no-liveness", "no-readiness", "liveness-not-http", "readiness-on-the-liveness-path"],
+)
+def test_ai_etl_a_probe_missing_or_elsewhere_fails_its_item(
+    kube: Any, monkeypatch: pytest.MonkeyPatch, probes: dict[str, Any], item: str, evidence: str
+) -> None:
+    found = evaluate(backend_with(kube, monkeypatch, probes), shipped("ai-etl-assistant", f"**Configure {item} probes**"))
+    assert not found.passed
+    assert found.detail == evidence
+
+
+# --- AI ETL: "Test database connectivity" asks PostgreSQL, where it only connected to Redis --------------
+
+
+@pytest.mark.e2e
+def test_ai_etl_database_connectivity_is_a_query_on_postgresql(postgres: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_rollout.config import load_profile
+    from airflow_rollout.targets.postgres import PostgresDataTarget
+    from devtools.local_postgres import free_port
+
+    check = shipped("ai-etl-assistant", "**Test database connectivity**")
+    config = load_profile("ai-etl-assistant").data_targets[0]
+    monkeypatch.setenv("AIRFLOW_CONN_AI_ETL_DB", os.environ["AIRFLOW_CONN_DEMO_DB"])
+    assert on_target(check, PostgresDataTarget(config=config).query_value).passed
+    down = json.loads(os.environ["AIRFLOW_CONN_DEMO_DB"]) | {"port": free_port()}  # nothing listens there
+    monkeypatch.setenv("AIRFLOW_CONN_AI_ETL_DB", json.dumps(down))
+    with pytest.raises(Exception, match="connect"):  # run_item records it as a failed item: "could not run: ..."
+        on_target(check, PostgresDataTarget(config=config).query_value)

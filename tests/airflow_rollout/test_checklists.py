@@ -127,6 +127,7 @@ def test_a_checklist_naming_what_the_profile_lacks_is_refused() -> None:
 LIVENESS_PROBES = {
     ("ontos-ml-workbench", "Production warehouse provisioned"),  # the warehouse the profile names runs a statement
     ("mlops-system", "PostgreSQL healthy and accepting connections"),
+    ("ai-etl-assistant", "**Test database connectivity**"),  # the seed's `psql $DATABASE_URL -c "SELECT 1"`
 }
 COUNT = re.compile(r"^\s*SELECT\s+count\(", re.IGNORECASE)
 LITERAL = re.compile(r"^\s*SELECT\s+(-?\d+(\.\d+)?|'[^']*'|TRUE|FALSE)\s*$", re.IGNORECASE)

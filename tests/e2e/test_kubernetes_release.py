@@ -95,6 +95,8 @@ def cluster(postgres, slack, tcp_services, tmp_path):
             }
             if name == "backend":
                 container["envFrom"] = [{"secretRef": {"name": "ai-etl-backend-env"}}]
+                # the seed's livenessProbe, which the checklist's "Configure liveness probes" reads
+                container["livenessProbe"] = {"httpGet": {"path": "/health/live", "port": port}, "periodSeconds": 10}
             apps.create_namespaced_deployment(
                 NAMESPACE,
                 {

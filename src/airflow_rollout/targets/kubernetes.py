@@ -128,6 +128,10 @@ class KubernetesApp(AppTarget):
         image = self._container(self._read()).image
         return RunningDeployment(version=image_tag(image), image=image)
 
+    def probe(self, kind: str) -> Any:
+        """The container's `<kind>Probe` (liveness, readiness, startup) as the Deployment declares it, or None."""
+        return getattr(self._container(self._read()), f"{kind}_probe")
+
     def recorded_version(self) -> str | None:
         running = self.current()
         return running.version if running else None
