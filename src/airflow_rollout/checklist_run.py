@@ -206,7 +206,31 @@ def _file_present(ctx: ReleaseContext, check: Any) -> Evidence:
     mode = f"0{path.stat().st_mode & 0o777:o}"
     if check.mode and mode != check.mode:
         return Evidence(False, f"{path} has mode {mode}, expected {check.mode}")
-    return Evidence(True, f"{path} present, mode {mode}, {path.stat().st_size} bytes")
+    settings = ""
+    if check.env_set or check.env_equals:
+        values = env_file_values(path)
+        # names only, and only the expected value: what a .env holds may be a secret
+        unset = [name for name in check.env_set if not values.get(name)]
+        wrong = [f"{name} is not {wanted!r}" for name, wanted in check.env_equals.items() if values.get(name) != wanted]
+        if unset or wrong:
+            return Evidence(False, f"{path}: " + "; ".join([*([f"not set: {', '.join(unset)}"] if unset else []), *wrong]))
+        settings = f", sets {', '.join([*check.env_set, *(f'{k}={v}' for k, v in check.env_equals.items())])}"
+    return Evidence(True, f"{path} present, mode {mode}, {path.stat().st_size} bytes{settings}")
+
+
+def env_file_values(path: Path) -> dict[str, str]:
+    """The variables a .env file sets, as docker compose reads it: KEY=VALUE lines, comments and blanks skipped."""
+    values = {}
+    for line in path.read_text().splitlines():
+        stripped = line.strip().removeprefix("export ").strip()
+        if not stripped or stripped.startswith("#") or "=" not in stripped:
+            continue
+        name, value = stripped.split("=", 1)
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name.strip()] = value
+    return values
 
 
 def _command(check: Any) -> Evidence:

@@ -133,8 +133,11 @@ class LatencyItemCheck(_Strict):
     max_error_rate: Annotated[float, Field(ge=0, le=1)] | None = None
 
 
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
 class FilePresentItemCheck(_Strict):
-    """A file exists (and, if given, has exactly this mode, e.g. "0600" for a .env)."""
+    """A file exists (and, if given, has exactly this mode, e.g. "0600" for a .env, and sets these variables)."""
 
     kind: Literal["file_present"]
     target: Name | None = Field(default=None, description="a files data target: the path is relative to its root")
@@ -142,6 +145,10 @@ class FilePresentItemCheck(_Strict):
         min_length=1, description="relative to the target's root; without a target absolute, {state_dir}/... or under include/"
     )
     mode: Annotated[str, Field(pattern=r"^0[0-7]{3}$")] | None = None
+    env_set: list[EnvName] = Field(
+        default_factory=list, description="a .env file: each name is set to a non-empty value (the values, maybe secrets, are never shown)"
+    )
+    env_equals: dict[EnvName, str] = Field(default_factory=dict, description="a .env file: each name is set to exactly this value")
 
 
 class CommandItemCheck(_Strict):

@@ -19,6 +19,7 @@ from airflow_rollout.config import INCLUDE_DIR
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
     from airflow_rollout.checklists import ItemCheck
     from airflow_rollout.evidence import Evidence
@@ -232,3 +233,61 @@ def test_ai_etl_database_connectivity_is_a_query_on_postgresql(postgres: Any, mo
     monkeypatch.setenv("AIRFLOW_CONN_AI_ETL_DB", json.dumps(down))
     with pytest.raises(Exception, match="connect"):  # run_item records it as a failed item: "could not run: ..."
         on_target(check, PostgresDataTarget(config=config).query_value)
+
+
+# --- Routing: "Production environment variables set:" reads the .env, not only its mode -------------------
+
+SEED_ENV = {  # seed 003's Step 3, the values the item lists
+    "ENVIRONMENT": "production",
+    "LOG_LEVEL": "INFO",
+    "JWT_SECRET_KEY": "a-secret-of-more-than-32-characters-long",
+    "DATABASE_URL": "postgresql://routing:pw@db:5432/routing_ml",
+    "CORS_ALLOWED_ORIGINS": "https://routing.example.com",
+}
+
+
+def env_item_on(tmp_path: Path, settings: dict[str, str], mode: int = 0o600) -> Evidence:
+    from airflow_rollout.config import load_profile
+
+    env = tmp_path / ".env"
+    env.write_text("# Application\n" + "".join(f"{k}={v}\n" for k, v in settings.items()))
+    env.chmod(mode)
+    profile = load_profile("routing-ml-platform")
+    files = [t.model_copy(update={"root": str(tmp_path)}) if t.name == "model_files" else t for t in profile.data_targets]
+    ctx = SimpleNamespace(profile=profile.model_copy(update={"data_targets": files}))
+    return evaluate(ctx, shipped("routing-ml-platform", "Production environment variables set:"))  # type: ignore[arg-type]
+
+
+def test_routing_a_private_env_setting_the_seed_variables_passes(tmp_path: Path) -> None:
+    evidence = env_item_on(tmp_path, SEED_ENV)
+    assert evidence.passed, evidence.detail
+    assert "sets JWT_SECRET_KEY, DATABASE_URL, CORS_ALLOWED_ORIGINS, ENVIRONMENT=production, LOG_LEVEL=INFO" in evidence.detail
+    assert SEED_ENV["JWT_SECRET_KEY"] not in evidence.detail and "pw@" not in evidence.detail
+
+
+@pytest.mark.parametrize(
+    ("settings", "evidence"),
+    [
+        ({**SEED_ENV, "JWT_SECRET_KEY": ""}, "not set: JWT_SECRET_KEY"),
+        ({k: v for k, v in SEED_ENV.items() if k != "CORS_ALLOWED_ORIGINS"}, "not set: CORS_ALLOWED_ORIGINS"),
+        ({**SEED_ENV, "ENVIRONMENT": "development"}, "ENVIRONMENT is not 'production'"),
+    ],
+    ids=["secret-empty", "cors-missing", "not-production"],
+)
+def test_routing_an_env_of_mode_0600_without_the_seed_variables_fails(tmp_path: Path, settings: dict[str, str], evidence: str) -> None:
+    found = env_item_on(tmp_path, settings)
+    assert not found.passed
+    assert found.detail.endswith(evidence)
+    assert "development" not in found.detail  # the value found is never shown: a .env holds secrets
+
+
+def test_routing_env_readable_by_others_still_fails(tmp_path: Path) -> None:
+    assert "has mode 0644, expected 0600" in env_item_on(tmp_path, SEED_ENV, mode=0o644).detail
+
+
+def test_env_file_values_are_read_as_docker_compose_reads_them(tmp_path: Path) -> None:
+    from airflow_rollout.checklist_run import env_file_values
+
+    env = tmp_path / ".env"
+    env.write_text("# comment\n\nexport A=1\nB = 'two words'\nC=\"x=y\"\nD=\nnot a setting\n")
+    assert env_file_values(env) == {"A": "1", "B": "two words", "C": "x=y", "D": ""}

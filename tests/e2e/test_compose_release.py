@@ -100,7 +100,14 @@ def set_up_server(server: Server, postgres, slack) -> None:
     (server.root / "models" / "default" / "encoder.joblib").write_bytes(bytes(range(256)) * 40)
     (server.root / "models" / "registry.db").write_text("model registry written by 1.0.0\n")
     env_file = server.root / ".env"
-    settings = {"ENVIRONMENT": "production", "APP_VERSION": "1.0.0", "DATABASE_URL": postgres.uri(server.database)}
+    settings = {
+        "ENVIRONMENT": "production",
+        "LOG_LEVEL": "INFO",  # and the other variables of seed 003's "Production environment variables set"
+        "JWT_SECRET_KEY": "e2e-jwt-secret-key-of-32-characters-at-least",
+        "CORS_ALLOWED_ORIGINS": "https://routing.example.com",
+        "APP_VERSION": "1.0.0",
+        "DATABASE_URL": postgres.uri(server.database),
+    }
     env_file.write_text("".join(f"{k}={v}\n" for k, v in {**settings, "MODEL_DIRECTORY": server.root / "models"}.items()))
     env_file.chmod(0o600)
     postgres.psql("postgres", f"DROP DATABASE IF EXISTS {server.database} WITH (FORCE)")
