@@ -101,6 +101,24 @@ def slack_delivered(ctx: ReleaseContext) -> Evidence:
     return Evidence(True, f"release-started message delivered to Slack through {conn_id}")
 
 
+def compose_services_up(ctx: ReleaseContext, app: str) -> Evidence:
+    """`docker compose ps` of the app's project shows every service of its compose file Up (running, not unhealthy).
+
+    Every service the file defines counts, those the release does not deploy too (seed 003's nginx): a release check
+    of the deployed apps would never look at them.
+    """
+    read = getattr(ctx.apps[app], "project_state", None)
+    if read is None:
+        return Evidence(False, f"{app} is not a docker compose service: there is no compose project to list")
+    services = read()
+    shown = {name: f"{c.state}{f' ({c.health})' if c.health else ''}" if c else "no container" for name, c in services.items()}
+    down = [f"{name} {shown[name]}" for name, c in services.items() if c is None or c.state != "running" or c.health == "unhealthy"]
+    detail = ", ".join(f"{name} {state}" for name, state in shown.items())
+    if down:
+        return Evidence(False, f"not Up: {', '.join(down)} (of {len(services)} services: {detail})", {"down": len(down)})
+    return Evidence(True, f"{len(services)} services Up: {detail}", {"services": len(services)})
+
+
 PROBES = ("liveness", "readiness", "startup")
 
 
@@ -155,6 +173,7 @@ EVIDENCE: dict[str, Callable[..., Evidence]] = {
         release_lock_held,
         slack_delivered,
         deployment_probe,
+        compose_services_up,
         restore_drill_recent,
         decision_recorded,
     )

@@ -291,3 +291,75 @@ def test_env_file_values_are_read_as_docker_compose_reads_them(tmp_path: Path) -
     env = tmp_path / ".env"
     env.write_text("# comment\n\nexport A=1\nB = 'two words'\nC=\"x=y\"\nD=\nnot a setting\n")
     assert env_file_values(env) == {"A": "1", "B": "two words", "C": "x=y", "D": ""}
+
+
+# --- Routing: "All services running (docker-compose ps shows "Up")", on the docker stand-in ---------------
+
+ROUTING_IMAGES = "registry.example.com/routing-ml"
+RUNNING = 'All services running (docker-compose ps shows "Up")'
+ROOT = INCLUDE_DIR.parent
+
+
+@pytest.fixture
+def compose_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A compose project of a backend the release deploys and an nginx it does not (seed 003's `ps`), on the stand-in."""
+    from airflow_rollout.targets.compose import ComposeServiceApp, ComposeServiceTarget
+    from devtools.local_postgres import free_port
+
+    app = ROOT / "tests" / "devtools" / "docker_fixtures" / "app.py"
+    command = ["{python}", str(app), "--version", "{version}", "--port", "{port}"]
+    images = {f"{ROUTING_IMAGES}/{name}": {"command": command} for name in ("backend", "nginx")}
+    (tmp_path / "images.json").write_text(json.dumps(images))
+    ports = {"BACKEND_PORT": str(free_port()), "NGINX_PORT": str(free_port())}
+    compose_file = tmp_path / "docker-compose.yml"
+    compose_file.write_text(
+        "services:\n"
+        + "".join(
+            f"  {name}:\n    image: {ROUTING_IMAGES}/{name}:1.0.0\n    ports: ['127.0.0.1:${{{name.upper()}_PORT}}:8000']\n"
+            for name in ("backend", "nginx")
+        )
+    )
+    for name, value in {
+        "PATH": f"{ROOT / 'devtools' / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        "ROLLOUT_DOCKER_STANDIN_STATE": str(tmp_path / "state"),
+        "ROLLOUT_DOCKER_STANDIN_IMAGES": str(tmp_path / "images.json"),
+        **ports,
+    }.items():
+        monkeypatch.setenv(name, value)
+    target = ComposeServiceTarget(
+        kind="compose",
+        name="backend",
+        compose_file=str(compose_file),
+        project="routing-ml",
+        service="backend",
+        tag_variable="BACKEND_TAG",
+        url=f"http://127.0.0.1:{ports['BACKEND_PORT']}",
+    )
+    backend = ComposeServiceApp(config=target)
+    yield backend
+    backend._compose("down")
+
+
+def test_routing_every_service_of_the_project_up_passes(compose_project: Any) -> None:
+    compose_project._compose("up", "-d")
+    evidence = evaluate(SimpleNamespace(apps={"backend": compose_project}), shipped("routing-ml-platform", RUNNING))  # type: ignore[arg-type]
+    assert evidence.passed, evidence.detail
+    assert evidence.detail == "2 services Up: backend running, nginx running"
+
+
+@pytest.mark.parametrize(
+    ("commands", "evidence"),
+    [
+        ([("up", "-d"), ("stop", "nginx")], "not Up: nginx exited"),
+        ([("up", "-d", "backend")], "not Up: nginx no container"),
+    ],
+    ids=["nginx-stopped", "nginx-never-started"],
+)
+def test_routing_a_service_the_release_does_not_deploy_down_fails_all_services_running(
+    compose_project: Any, commands: list[tuple[str, ...]], evidence: str
+) -> None:
+    for command in commands:
+        compose_project._compose(*command)
+    found = evaluate(SimpleNamespace(apps={"backend": compose_project}), shipped("routing-ml-platform", RUNNING))  # type: ignore[arg-type]
+    assert not found.passed
+    assert found.detail.startswith(evidence), found.detail

@@ -99,20 +99,32 @@ class ComposeServiceApp(StopStartApp):
             raise ComposeError(f"{shown} exited with {result.returncode}: {error_line(result.stderr)}")
         return result.stdout
 
-    def service_state(self) -> RunningService | None:
-        """The service's container as `docker compose ps -a` reports it, running or not; None when there is none."""
-        output = self._compose("ps", "-a", "--format", "json", self.config.service)
+    def _containers(self, *services: str) -> dict[str, RunningService]:
+        """Per service, its container as `docker compose ps -a` reports it, running or not."""
+        output = self._compose("ps", "-a", "--format", "json", *services)
         rows: list[dict[str, Any]] = []
         for line in (raw.strip() for raw in output.splitlines()):
             if line.startswith("["):  # older compose versions print one JSON array
                 rows.extend(json.loads(line))
             elif line:
                 rows.append(json.loads(line))
-        rows = [r for r in rows if r.get("Service") == self.config.service]
-        if not rows:
-            return None
-        row = rows[0]
-        return RunningService(version=image_tag(row["Image"]), image=row["Image"], state=row.get("State", ""), health=row.get("Health", ""))
+        return {
+            row["Service"]: RunningService(
+                version=image_tag(row["Image"]), image=row["Image"], state=row.get("State", ""), health=row.get("Health", "")
+            )
+            for row in reversed(rows)  # the first row of a service wins, as it did when one service was asked for
+            if "Service" in row
+        }
+
+    def service_state(self) -> RunningService | None:
+        """The service's container as `docker compose ps -a` reports it, running or not; None when there is none."""
+        return self._containers(self.config.service).get(self.config.service)
+
+    def project_state(self) -> dict[str, RunningService | None]:
+        """Every service the compose file defines (those the release does not deploy too), with its container or None."""
+        defined = self._compose("config", "--services").split()
+        containers = self._containers()
+        return {service: containers.get(service) for service in defined}
 
     def current(self) -> RunningService | None:
         """The version running now, or None when the service's container is not running."""
