@@ -128,6 +128,12 @@ def _http(ctx: ReleaseContext, check: Any) -> Evidence:
 
 def _sql(ctx: ReleaseContext, check: Any) -> Evidence:
     target = next(t for t in ctx.data_targets if t.config.name == check.target)
+    if check.as_conn_id:
+        from airflow_rollout.targets.registry import build_data_target
+
+        if not hasattr(target.config, "conn_id"):
+            return Evidence(False, f"{check.target} is a {target.config.kind} target: it has no connection to log in as {check.as_conn_id}")
+        target = build_data_target(target.config.model_copy(update={"conn_id": check.as_conn_id}), ctx.environment)
     value = target.query_value(check.query)
     problems = []
     if check.equals is not None and not _same(value, check.equals):

@@ -86,6 +86,11 @@ class SqlItemCheck(_Strict):
 
     kind: Literal["sql"]
     target: Name
+    as_conn_id: ConnId | None = Field(
+        default=None,
+        description="run the query logged in as this connection (e.g. the app's own database user) instead of the target's: "
+        "privileges are the logged-in user's",
+    )
     query: str = Field(min_length=1, max_length=4000)
     at_least: float | None = None
     at_most: float | None = None

@@ -363,3 +363,75 @@ def test_routing_a_service_the_release_does_not_deploy_down_fails_all_services_r
     found = evaluate(SimpleNamespace(apps={"backend": compose_project}), shipped("routing-ml-platform", RUNNING))  # type: ignore[arg-type]
     assert not found.passed
     assert found.detail.startswith(evidence), found.detail
+
+
+# --- MLOps: "Permissions granted" asks as the app's own login, on the real PostgreSQL ---------------------
+
+APP_ROLE_GRANTS = [
+    "GRANT USAGE ON SCHEMA loan_data TO mlops_app_test",
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA loan_data TO mlops_app_test",
+    "GRANT USAGE ON ALL SEQUENCES IN SCHEMA loan_data TO mlops_app_test",
+]
+
+
+@pytest.fixture
+def loan_data(postgres: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A database with two loan_data tables owned by the superuser, and an app role that was granted nothing."""
+    postgres.psql("postgres", "DROP DATABASE IF EXISTS mlops_grants WITH (FORCE)")
+    postgres.create_database("mlops_grants")
+    postgres.psql("postgres", "DROP ROLE IF EXISTS mlops_app_test")
+    postgres.psql("postgres", "CREATE ROLE mlops_app_test LOGIN PASSWORD 'app-test-password'")
+    postgres.psql(
+        "mlops_grants",
+        "CREATE SCHEMA loan_data; CREATE TABLE loan_data.predictions (id serial PRIMARY KEY, probability float);"
+        " CREATE TABLE loan_data.raw_data (id serial PRIMARY KEY)",
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_MLOPS_DB", postgres.airflow_conn_json("mlops_grants"))
+    app_login = json.loads(postgres.airflow_conn_json("mlops_grants")) | {"login": "mlops_app_test", "password": "app-test-password"}
+    monkeypatch.setenv("AIRFLOW_CONN_MLOPS_APP_DB", json.dumps(app_login))
+    yield postgres
+    postgres.psql("postgres", "DROP DATABASE IF EXISTS mlops_grants WITH (FORCE)")
+    postgres.psql("postgres", "DROP ROLE IF EXISTS mlops_app_test")
+
+
+def permissions_granted(postgres: Any, grants: list[str], *, as_release: bool = False) -> Evidence:
+    from airflow_rollout.config import load_profile
+    from airflow_rollout.context import SystemContext
+
+    for grant in grants:
+        postgres.psql("mlops_grants", grant)
+    check = shipped("mlops-system", "Permissions granted")
+    if as_release:  # the query as the item had it: logged in as the release's own (owner) login
+        check = check.model_copy(update={"as_conn_id": None})
+    return evaluate(SystemContext(profile=load_profile("mlops-system")), check)
+
+
+@pytest.mark.e2e
+def test_mlops_permissions_granted_to_the_app_pass(loan_data: Any) -> None:
+    evidence = permissions_granted(loan_data, APP_ROLE_GRANTS)
+    assert evidence.passed, evidence.detail
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("grants", "lacking"),
+    [([], 5), (APP_ROLE_GRANTS[:1], 4), ([APP_ROLE_GRANTS[0], "GRANT SELECT ON ALL TABLES IN SCHEMA loan_data TO mlops_app_test"], 4)],
+    ids=["nothing-granted-the-owner-login-would-pass", "schema-only", "read-only"],
+)
+def test_mlops_permissions_the_app_lacks_fail_though_the_release_login_has_them_all(
+    loan_data: Any, grants: list[str], lacking: int
+) -> None:
+    evidence = permissions_granted(loan_data, grants)
+    assert not evidence.passed
+    assert evidence.numbers["value"] == lacking  # 2 tables + 2 sequences, + the schema while it has no USAGE
+    assert permissions_granted(loan_data, [], as_release=True).passed  # the owner login proves nothing
+
+
+def test_logging_in_as_another_connection_needs_a_target_with_one() -> None:
+    from airflow_rollout.checklists import SqlItemCheck
+    from airflow_rollout.config import load_profile
+    from airflow_rollout.context import SystemContext
+
+    check = SqlItemCheck(kind="sql", target="model_files", as_conn_id="routing_app_db", query="SELECT 1", equals=1)
+    evidence = evaluate(SystemContext(profile=load_profile("routing-ml-platform")), check)
+    assert (evidence.passed, evidence.detail) == (False, "model_files is a files target: it has no connection to log in as routing_app_db")

@@ -114,6 +114,8 @@ def set_up_server(server: Server, postgres, slack) -> None:
     postgres.create_database(server.database)
     conn_id = {"routing-ml-platform": "ROUTING_DB", "mlops-system": "MLOPS_DB"}[server.system]
     os.environ[f"AIRFLOW_CONN_{conn_id}"] = postgres.airflow_conn_json(server.database)
+    # the app's own login, as its DATABASE_URL above has it: seed 004's "Permissions granted" logs in as it
+    os.environ["AIRFLOW_CONN_MLOPS_APP_DB"] = postgres.airflow_conn_json(server.database)
     os.environ[f"AIRFLOW_CONN_SLACK_{conn_id.removesuffix('_DB')}"] = os.environ["AIRFLOW_CONN_SLACK_DEMO"]
     # the smoke user the login check signs in as; seed_service.py's backend knows the same password
     smoke_user = {"conn_type": "generic", "login": "rollout-smoke", "password": "smoke-password"}
