@@ -98,7 +98,7 @@ class MissingSecretError(ValueError):
     """The connection a check is sent as lacks the secret it needs: the check cannot prove anything."""
 
 
-def request_as(check: HttpCheck, *, with_secret: bool) -> tuple[dict[str, str], Any]:
+def request_as(check: HttpCheck | LatencyCheck, *, with_secret: bool) -> tuple[dict[str, str], Any]:
     """Headers and JSON body of the check's request, with its connection's secret or (to prove it is needed) without."""
     auth = check.auth
     if auth is None:
@@ -191,6 +191,10 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 
 def run_latency_probe(check: LatencyCheck, base_url: str) -> CheckResult:
     """`check.requests` requests over `check.concurrency` connections; a non-2xx answer is an error."""
+    try:
+        headers, body = request_as(check, with_secret=True)
+    except MissingSecretError as exc:
+        return CheckResult(check.name, check.kind, check.critical, False, f"{check.method} {check.path}: {exc}", {})
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
@@ -198,14 +202,14 @@ def run_latency_probe(check: LatencyCheck, base_url: str) -> CheckResult:
 
     def worker() -> None:
         nonlocal errors
-        with httpx.Client(base_url=base_url, timeout=check.timeout_seconds) as client:
+        with httpx.Client(base_url=base_url, headers=headers, timeout=check.timeout_seconds) as client:
             while True:
                 with lock:
                     if next(remaining, None) is None:
                         return
                 began = time.perf_counter()
                 try:
-                    ok = client.request(check.method, check.path, json=check.json_body).is_success
+                    ok = client.request(check.method, check.path, json=body).is_success
                 except httpx.HTTPError:
                     ok = False
                 elapsed = (time.perf_counter() - began) * 1000

@@ -285,6 +285,7 @@ class LatencyCheck(StrictModel):
     method: Literal["GET", "POST"] = "GET"
     path: UrlPath
     json_body: dict[str, Any] | list[Any] | None = None
+    auth: RequestAuth | None = Field(default=None, description="every request sent as this connection, as an http check's")
     requests: Annotated[int, Field(ge=1, le=100_000)] = 1000
     concurrency: Annotated[int, Field(ge=1, le=256)] = 10
     timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10
@@ -298,6 +299,8 @@ class LatencyCheck(StrictModel):
     def _concurrency_within_requests(self) -> LatencyCheck:
         if self.concurrency > self.requests:
             raise ValueError("concurrency cannot exceed requests")
+        if self.auth and self.auth.refused_without:
+            raise ValueError("auth.refused_without belongs to an http check: a load probe measures, it does not prove a refusal")
         return self
 
 
@@ -449,7 +452,7 @@ class SystemProfile(StrictModel):
         for target in [*self.data_targets, *self.app_targets]:
             ids.extend(target.connection_ids())
         ids.extend(c.conn_id for c in self.checks if isinstance(c, ServingEndpointCheck | DatabricksJobCheck))
-        ids.extend(c.auth.conn_id for c in self.checks if isinstance(c, HttpCheck) and c.auth)
+        ids.extend(c.auth.conn_id for c in self.checks if isinstance(c, HttpCheck | LatencyCheck) and c.auth)
         ids.extend(self.reachable)
         if self.slack_conn_id:
             ids.append(self.slack_conn_id)

@@ -354,6 +354,14 @@ def test_a_connection_without_a_password_is_a_failure_that_says_so(served: Serve
     assert "connection no_password has no password to send as the bearer secret" in result.detail
 
 
+@pytest.mark.parametrize(("auth", "error_rate"), [(RequestAuth(conn_id="app_token"), 0.0), (None, 1.0)], ids=["with-token", "without"])
+def test_latency_probe_sends_every_request_with_the_token(
+    served: Served, secrets: None, auth: RequestAuth | None, error_rate: float
+) -> None:
+    result = run_latency_probe(latency("/api/v1/health/detailed", requests=20, concurrency=4, auth=auth), served.base_url)
+    assert result.metrics["error_rate"] == error_rate, result.detail
+
+
 def _shipped_item(system: str, text: str) -> Any:
     from airflow_rollout.checklists import load_checklist
 
