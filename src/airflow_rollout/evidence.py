@@ -1,7 +1,8 @@
 """Evidence a checklist item can point at with `check: {kind: python, function: NAME}`.
 
-Each function reads what the release itself did (the ledger) and says whether the item holds, with the
-numbers that prove it. Only the functions registered here can be named, so a checklist can never make
+Each function reads what the release itself did (the ledger), or what a system declares that no release
+check asks (a Deployment's probes, the services of a compose project), and says whether the item holds, with
+the numbers that prove it. Only the functions registered here can be named, so a checklist can never make
 the release import or run arbitrary code.
 """
 
