@@ -88,6 +88,14 @@ def ledger():
     return Ledger(conn_id="rollout_ledger")
 
 
+def checklist_results(run_id: str, system: str) -> dict:
+    """The release's checklist results (the ledger's evidence), by item text."""
+    from airflow_rollout.checklists import load_checklist
+
+    results = ledger().checklist_items(run_id)
+    return {e.item.text: results[e.item_id] for e in load_checklist(system).entries() if e.item_id in results}
+
+
 def maintenance_store():
     from airflow_rollout.maintenance_store import MaintenanceStore
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from observe import SIGN_OFF_ROLES, ledger, run_signed_release
+from observe import SIGN_OFF_ROLES, checklist_results, ledger, run_signed_release
 from testenv import ROOT, SERVERS, SESSION_DIR, on_session_server, slack_messages
 
 pytestmark = pytest.mark.e2e
@@ -184,6 +184,11 @@ def test_routing_good_release_is_promoted_with_every_service_on_the_new_tag(rele
     assert set(measured) == {"health", "frontend_home", "login", "predict", "trainer_dry_run", "load_test"}
     assert measured["load_test"].passed, measured["load_test"].detail
     assert sorted(ledger().signoffs(dag_run.run_id)) == SIGN_OFF_ROLES
+    items = checklist_results(dag_run.run_id, ROUTING.system)
+    running = items['All services running (docker-compose ps shows "Up")'].detail
+    assert running == "3 services Up: backend running (healthy), frontend-training running, frontend-prediction running"
+    assert items["Production environment variables set:"].passed, items["Production environment variables set:"].detail
+    assert "with an empty password: HTTP 401 (refused)" in measured["login"].detail
 
 
 def test_routing_broken_build_rolls_back_tag_database_models_and_env_byte_for_byte(release_dag, routing):
@@ -220,6 +225,8 @@ def test_mlops_release_is_promoted_when_the_model_passes_the_f1_gate(release_dag
     assert MLOPS.running_tags() == {"api": "1.1.0"}
     measured = {m.name: m for m in ledger().measurements(dag_run.run_id)}
     assert measured["model_f1"].passed and measured["predict_latency"].passed, measured
+    granted = checklist_results(dag_run.run_id, MLOPS.system)["Permissions granted"]  # as mlops_app_db, the app's login
+    assert granted.passed, granted.detail
 
 
 def test_mlops_model_below_the_f1_gate_is_rolled_back(release_dag, mlops):

@@ -10,7 +10,7 @@ import os
 import re
 
 import pytest
-from observe import ledger, run_signed_release
+from observe import checklist_results, ledger, run_signed_release
 from testenv import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -102,6 +102,12 @@ def test_ontos_good_release_migrates_the_tables_and_deploys_the_new_source_path(
     assert "GRANT USE SCHEMA, SELECT, MODIFY ON SCHEMA `ontos_ml`.`workbench` TO `ontos-app-sp`" in sql
     assert "SHOW TABLES IN `ontos_ml`.`workbench`" in sql
     assert ledger().migrations(dag_run.run_id) == ["unity_catalog: 1.1.0/01_sheet_owner.sql"]
+    items = checklist_results(dag_run.run_id, "ontos-ml-workbench")
+    # the played app refuses a request without the token, as a Databricks App does; the release sent it
+    assert items["Verify token-based auth works"].passed, items["Verify token-based auth works"].detail
+    assert "without a token: HTTP 401 (refused)" in items["Verify token-based auth works"].detail
+    assert items["Foreign key constraints verified"].passed, items["Foreign key constraints verified"].detail
+    assert items["Post in team Slack channel"].detail == "release-started message delivered to Slack through slack_ontos"
 
 
 def test_ontos_bad_release_redeploys_the_previous_path_and_restores_every_table_version(release_dag, workspace, ontos):

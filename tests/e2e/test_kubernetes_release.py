@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from observe import ledger, run_signed_release
+from observe import checklist_results, ledger, run_signed_release
 from testenv import ROOT, SERVER_PORTS
 
 pytestmark = pytest.mark.e2e
@@ -155,6 +155,10 @@ def test_good_rollout_migrates_with_a_job_and_is_promoted(release_dag, cluster):
     assert "job ai-etl-assistant-migrate-" in migration and "alembic upgrade head" in migration
     states = ledger().app_states(dag_run.run_id)
     assert states["backend"].snapshot["template"]["spec"]["containers"][0]["image"] == f"{REGISTRY}/backend:1.0.0"
+    items = checklist_results(dag_run.run_id, SYSTEM)
+    assert items["**Configure liveness probes**"].detail.startswith("the livenessProbe of backend GETs /health/live on port ")
+    assert items["**Configure readiness probes**"].detail.startswith("the readinessProbe of backend GETs /health/ready on port ")
+    assert items["**Test database connectivity**"].passed  # SELECT 1 on app_db
 
 
 def test_stalled_rollout_is_rolled_back_to_the_recorded_template(release_dag, cluster):
