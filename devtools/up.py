@@ -36,6 +36,7 @@ import httpx
 import psutil
 
 from airflow_rollout.config import PROJECT_ROOT, ProfileError, configured_systems, load_profile, systems_dir
+from airflow_rollout.targets.base import free_port
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -105,6 +106,10 @@ def airflow_settings(home: Path, port: int) -> dict[str, str]:
         "AIRFLOW__API__BASE_URL": base_url,
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",  # a new or changed DAG file is seen within 30 s
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        # The worker's and the triggerer's log servers on free ports: Airflow's defaults (8793, 8794) are the same for
+        # every Airflow on the machine, and a second one (make test beside make demo) could not serve its task logs.
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
         # Task processes import only the installed package: nothing of this checkout (devtools, tests) is on their path.
         "PYTHONPATH": "",
         # standalone runs its components as `airflow ...` from PATH: this venv's must come first.

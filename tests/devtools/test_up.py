@@ -143,6 +143,12 @@ def test_the_execution_api_url_follows_the_port(tmp_path):
     assert settings["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:8093/execution/"
 
 
+def test_each_airflow_serves_its_logs_on_ports_of_its_own(tmp_path):
+    first, second = up.airflow_settings(tmp_path, 8093), up.airflow_settings(tmp_path, 8094)
+    ports = [settings[f"AIRFLOW__LOGGING__{server}_LOG_SERVER_PORT"] for settings in (first, second) for server in ("WORKER", "TRIGGER")]
+    assert len(set(ports)) == 4 and not {"8793", "8794"} & set(ports)
+
+
 # --- make up, for real ----------------------------------------------------------------------------------------
 
 
