@@ -11,6 +11,7 @@ docs/guarantees.md has one row per test here; tests/faults/test_guarantees_doc.p
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import sqlite3
@@ -103,7 +104,7 @@ def recorded_backup(name: str) -> Path:
 # --- the daily backup -----------------------------------------------------------------------------------------
 
 
-def test_maintenance_backup_failed_midway_the_retry_replaces_the_partial_dump(dags, demo, postgres, monkeypatch, tmp_path):
+def test_maintenance_backup_failed_midway_leaves_no_partial_dump_and_the_retry_dumps_again(dags, demo, postgres, monkeypatch, tmp_path):
     before = scheduled_artefacts()
     disk_fills_up = "\n".join(
         [
@@ -121,16 +122,16 @@ def test_maintenance_backup_failed_midway_the_retry_replaces_the_partial_dump(da
         first = dags["maintenance_daily"].test()
     run_id, logical_date, run_after = first.run_id, first.logical_date, first.run_after
     assert task_states(first)["back_up"] == "failed"
-    [partial] = scheduled_artefacts() - before  # what the failed attempt left: half a dump, never recorded
-    assert partial.name.endswith(".dump.partial") and scheduled_backup_rows(postgres) == []
+    # The failed attempt's half dump is removed at once (the disk may be what is full), and nothing recorded it.
+    assert scheduled_artefacts() == before and scheduled_backup_rows(postgres) == []
     assert "No space left on device" in findings(run_id)["backup"].detail
 
     retry = same_run_again(dags["maintenance_daily"], logical_date, run_after)
 
     assert retry.run_id == run_id
     assert retry.state == "success", task_states(retry)
-    [backup] = scheduled_artefacts() - before  # the partial one replaced, not joined by a second dump
-    assert backup == partial.with_name(partial.name.removesuffix(".partial"))  # named after the run
+    [backup] = scheduled_artefacts() - before  # one dump of the run
+    assert backup.name.endswith(f"-{hashlib.sha256(run_id.encode()).hexdigest()[:8]}.dump")  # named after the run
     assert scheduled_backup_rows(postgres) == [(run_id, str(backup), file_sha256(backup))]
     PostgresDataTarget.verify_integrity(str(backup), file_sha256(backup))  # complete: pg_restore reads it back
     found = findings(run_id)

@@ -228,7 +228,35 @@ class PostgresDataTarget(DataTarget):
         streamed = settings.format is BackupFormat.CUSTOM
         private_directory(destination.parent)
         partial = destination.with_name(destination.name + ".partial")
-        remove_backup(partial)
+        remove_backup(partial)  # what an attempt killed mid-dump left: replaced
+        try:
+            sha, fingerprint = self._dump(partial, streamed)
+        except BaseException:
+            remove_backup(partial)  # a failed dump gives its space back (the disk may be what is full)
+            raise
+        owner_only(partial)
+        remove_backup(destination)
+        partial.rename(destination)
+        record = BackupRecord(
+            location=str(destination),
+            format=settings.format.value,
+            sha256=sha,
+            size_bytes=_size(destination),
+            fingerprint=fingerprint,
+            toc_entries=self.check_readable(destination),
+        )
+        log.info(
+            "backup of %s: %s, %d bytes, sha256 %s, %d TOC entries",
+            self.config.name,
+            destination,
+            record.size_bytes,
+            sha,
+            record.toc_entries,
+        )
+        return record
+
+    def _dump(self, partial: Path, streamed: bool) -> tuple[str, Fingerprint]:
+        """pg_dump into `partial` beside the fingerprint of the same snapshot: the archive's sha256 and the fingerprint."""
         with self.connect() as conn, tempfile.TemporaryFile() as errors, ThreadPoolExecutor(1) as writer:
             conn.autocommit = False
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -251,27 +279,7 @@ class PostgresDataTarget(DataTarget):
         if dump.returncode:
             log.error("pg_dump exited with %s; its output:\n%s", dump.returncode, stderr)
             raise RuntimeError(f"pg_dump exited with {dump.returncode}: {error_line(stderr)}")
-        sha = streamed_sha or file_sha256(partial)
-        owner_only(partial)
-        remove_backup(destination)
-        partial.rename(destination)
-        record = BackupRecord(
-            location=str(destination),
-            format=settings.format.value,
-            sha256=sha,
-            size_bytes=_size(destination),
-            fingerprint=fingerprint,
-            toc_entries=self.check_readable(destination),
-        )
-        log.info(
-            "backup of %s: %s, %d bytes, sha256 %s, %d TOC entries",
-            self.config.name,
-            destination,
-            record.size_bytes,
-            sha,
-            record.toc_entries,
-        )
-        return record
+        return streamed_sha or file_sha256(partial), fingerprint
 
     def _dump_args(self, output: Path | None, snapshot: str) -> list[str]:
         """pg_dump's arguments; with no `output` it writes the archive to its stdout."""
