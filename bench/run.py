@@ -49,6 +49,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from airflow_rollout.ledger import StepAttemptRow
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / ".state" / "bench"
 SCALE = int(os.environ.get("BENCH_SCALE", "70"))
@@ -517,7 +519,7 @@ def is_checklist_task(task_id: str) -> bool:
     return name == "list_sign_off_roles" or (name.startswith(("list_", "check_")) and name.endswith("_items"))
 
 
-def match_steps(ran: list[dict[str, Any]], rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+def match_steps(ran: list[dict[str, Any]], rows: list[StepAttemptRow]) -> dict[int, StepAttemptRow]:
     """Each task instance that ran (by index in `ran`) -> the ledger row of the step it recorded (same try).
 
     A step task records the step named as its task id (`backup.backup_data` -> backup/backup_data). The
@@ -527,11 +529,11 @@ def match_steps(ran: list[dict[str, Any]], rows: list[dict[str, Any]]) -> dict[i
     do not change (the same starts and the same rows are summed). Tasks that record no step (decide, the
     branches, complete_checklist, report_outcome) stay unmatched.
     """
-    matched: dict[int, dict[str, Any]] = {}
+    matched: dict[int, StepAttemptRow] = {}
     used: set[int] = set()
     for index, ti in enumerate(ran):
         name = ti["task_id"].rsplit(".", 1)[-1]
-        same = [i for i, row in enumerate(rows) if row["step"] == name and row["try_number"] == ti["try_number"] and i not in used]
+        same = [i for i, row in enumerate(rows) if row.step == name and row.try_number == ti["try_number"] and i not in used]
         if len(same) == 1:
             matched[index] = rows[same[0]]
             used.add(same[0])
@@ -542,10 +544,10 @@ def match_steps(ran: list[dict[str, Any]], rows: list[dict[str, Any]]) -> dict[i
         inside = [
             i
             for i, row in enumerate(rows)
-            if i not in used and row["try_number"] == ti["try_number"] and start and end and start <= row["started_at"] <= end
+            if i not in used and row.try_number == ti["try_number"] and start and end and start <= row.started_at <= end
         ]
         if inside:
-            first = min(inside, key=lambda i: rows[i]["started_at"])
+            first = min(inside, key=lambda i: rows[i].started_at)
             matched[index] = rows[first]
             used.add(first)
     return matched
@@ -589,7 +591,7 @@ def task_timings(api: Any, ledger: Any, run_id: str, run: dict[str, Any]) -> dic
 
     # Queued and started: run by a worker (an EmptyOperator or a skipped task never is).
     ran = sorted((ti for ti in instances if ti["queued_when"] and ti["start_date"] and ti["end_date"]), key=lambda ti: ti["start_date"])
-    rows = [row for row in ledger.step_attempts(run_id) if row["run_id"] == run_id]
+    rows = [row for row in ledger.step_attempts(run_id) if row.run_id == run_id]
     matched = match_steps(ran, rows)
     per_task: list[dict[str, Any]] = []
     for index, ti in enumerate(ran):
@@ -600,15 +602,15 @@ def task_timings(api: Any, ledger: Any, run_id: str, run: dict[str, Any]) -> dic
         per_task.append(
             {
                 "task": label,
-                "step": f"{row['phase']}/{row['step']}" if row else None,
+                "step": f"{row.phase}/{row.step}" if row else None,
                 "ready_to_queue": gap(ready(ti["task_id"]), when(ti["queued_when"])),
                 "scheduled_to_queue": gap(when(ti["scheduled_when"]), when(ti["queued_when"])),
                 "queue_to_start": gap(when(ti["queued_when"]), start),
-                "start_to_step": gap(start, row["started_at"]) if row else None,
+                "start_to_step": gap(start, row.started_at) if row else None,
                 "start_to_execute": gap(start, execute),
-                "execute_to_step": gap(execute, row["started_at"]) if row else None,
-                "step_seconds": gap(row["started_at"], row["finished_at"]) if row else None,
-                "step_to_end": gap(row["finished_at"], when(ti["end_date"])) if row else None,
+                "execute_to_step": gap(execute, row.started_at) if row else None,
+                "step_seconds": gap(row.started_at, row.finished_at) if row else None,
+                "step_to_end": gap(row.finished_at, when(ti["end_date"])) if row else None,
             }
         )
     measured = [t for t in per_task if t["step"] and all(t[part] is not None for part in TASK_PARTS)]
