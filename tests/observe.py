@@ -58,11 +58,13 @@ def databases(postgres) -> set[str]:
     return set(postgres.psql("postgres", "SELECT datname FROM pg_database").split())
 
 
-def snapshot_name(profile, release_id: str) -> str:
-    """The database copy a release of the demo (`profile`) keeps for its rollback."""
+def snapshot_name(profile, release_id: str, version: str) -> str:
+    """The database copy a release of the demo (`profile`) at `version` keeps for its rollback."""
     from airflow_rollout.targets.postgres import PostgresDataTarget
 
-    return PostgresDataTarget(config=profile.data_targets[0]).snapshot_name(release_id)
+    name = PostgresDataTarget(config=profile.data_targets[0]).snapshot_name(release_id, version)
+    assert name is not None, "the profile keeps no database copy"
+    return name
 
 
 def slack_links(payload: dict) -> dict[str, str]:

@@ -432,7 +432,7 @@ def test_worker_killed_in_the_middle_of_switching_in_the_database_copy_the_retry
     before = fingerprint(demo)
     release_id = f"killed-switch-{tmp_path.name}"
     conf = deployed_1_2_0(dags, release_id)
-    copy = snapshot_name(demo, release_id)
+    copy = snapshot_name(demo, release_id, "1.2.0")
     assert copy in databases(postgres)
 
     # The switch is two statements: drop the live database, rename the copy into its place. A transaction holding
