@@ -59,10 +59,12 @@ def databases(postgres) -> set[str]:
 
 
 def snapshot_name(profile, release_id: str, version: str) -> str:
-    """The database copy a release of the demo (`profile`) at `version` keeps for its rollback."""
-    from airflow_rollout.targets.postgres import PostgresDataTarget
+    """The database copy a release of the demo (`profile`, loaded before the `database_copy` fixture chose the copy) at
+    `version` keeps for its rollback."""
+    from airflow_rollout.targets.postgres import PostgresDataTarget, Snapshot
 
-    name = PostgresDataTarget(config=profile.data_targets[0]).snapshot_name(release_id, version)
+    config = profile.data_targets[0].model_copy(update={"snapshot": Snapshot.DATABASE_COPY})
+    name = PostgresDataTarget(config=config).snapshot_name(release_id, version)
     assert name is not None, "the profile keeps no database copy"
     return name
 
