@@ -487,6 +487,14 @@ class PostgresDataTarget(DataTarget):
             return None
         live, copy = self.database_name, name
         with self._on_server().connect() as conn:
+            # A worker killed in an earlier attempt's CREATE DATABASE leaves its server session running on (the server
+            # notices a client gone only when it next talks to it): ended first, or this attempt's copy would wait for it
+            # and then collide with it. The sessions that copy are known by the application name they set.
+            creator = f"airflow-rollout copy {copy}"[:63]
+            conn.execute(
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE application_name = %s AND pid <> pg_backend_pid()",
+                (creator,),
+            )
             if self._existing(conn, copy):
                 return f"{copy} kept: an earlier attempt copied {live} before the migration"
             self._on_server()._drop_database(copy)  # an invalid leftover of a copy that was killed
@@ -525,6 +533,7 @@ class PostgresDataTarget(DataTarget):
                 )
             # Before PostgreSQL 15 a template copy is a file copy anyway, and STRATEGY unknown.
             strategy = sql.SQL(" STRATEGY FILE_COPY") if conn.info.server_version >= 150000 else sql.SQL("")
+            conn.execute("SELECT set_config('application_name', %s, false)", (creator,))
             began = time.monotonic()
             conn.execute(
                 sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(sql.Identifier(copy), sql.Identifier(live), sql.Identifier(owner))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -278,6 +279,88 @@ def test_the_disk_check_counts_the_copies_kept_for_earlier_releases(loaded, monk
     assert f"2 copies kept for earlier releases hold {kept:,} bytes there" in str(refused.value)
     assert f"dropping the oldest kept copy, {older}, would make room (lower snapshot_keep)" in str(refused.value)
     assert third not in databases(loaded)
+
+
+def test_the_disk_check_looks_where_the_databases_tablespace_keeps_its_files(loaded, monkeypatch):
+    import os
+    import pwd
+    import shutil
+
+    from airflow_rollout.targets.base import SnapshotRefusedError
+    from devtools import local_postgres
+
+    # Beside the cluster, not under pytest's tmp_path: a pytest run started meanwhile prunes old tmp_path directories.
+    directory = loaded.data_dir.parent / "unit_space"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir()
+    if os.geteuid() == 0:  # the server runs as its own user, which must own the tablespace's directory
+        local_postgres._open_path_to_others(directory)
+        entry = pwd.getpwnam(local_postgres.SERVICE_USER)
+        os.chown(directory, entry.pw_uid, entry.pw_gid)
+    loaded.psql("postgres", f"CREATE TABLESPACE unit_space LOCATION '{directory}'")
+    try:
+        loaded.psql("postgres", "ALTER DATABASE unit SET TABLESPACE unit_space")
+        asked: list[str] = []
+        real = shutil.disk_usage(".")
+        monkeypatch.setattr(shutil, "disk_usage", lambda path: asked.append(str(path)) or real._replace(free=1000))
+        data = copying()
+        with pytest.raises(SnapshotRefusedError, match=f"the tablespace directory {directory} has 1,000 free"):
+            data.take_snapshot(copy_of(data, "in-a-tablespace"))
+        assert asked == [str(directory)]
+    finally:
+        loaded.psql("postgres", "DROP DATABASE IF EXISTS unit WITH (FORCE)")
+        loaded.psql("postgres", "DROP TABLESPACE unit_space")
+
+
+def test_a_copy_whose_killed_creator_lingers_on_the_server_is_taken_afresh_after_ending_that_session(loaded):
+    import signal
+    import subprocess
+    import threading
+    import time
+
+    import psycopg
+
+    from airflow_rollout.targets.postgres import pg_program
+
+    data = copying()
+    before = data.fingerprint()
+    copy = copy_of(data, "lingering")
+
+    def waiting_to_copy() -> list[int]:
+        waiting = f"SELECT pid FROM pg_stat_activity WHERE query LIKE 'CREATE DATABASE \"{copy}\"%' AND wait_event_type = 'Lock'"
+        return [int(pid) for pid in loaded.psql("postgres", waiting).split()]
+
+    def wait_until(condition) -> None:
+        deadline = time.monotonic() + 60
+        while not condition():
+            assert time.monotonic() < deadline, "the server never showed the CREATE DATABASE waiting"
+            time.sleep(0.05)
+
+    # An uncommitted COMMENT ON DATABASE holds the template's lock, so a CREATE DATABASE … TEMPLATE unit waits on it: the
+    # earlier attempt's creator is caught mid-copy, and its client (the worker) is killed there.
+    with psycopg.connect(loaded.uri("postgres")) as holder:
+        holder.execute("COMMENT ON DATABASE unit IS 'held by the test'")
+        creator = subprocess.Popen(
+            [pg_program("psql"), "-X", "-d", loaded.uri("postgres"), "-c", f'CREATE DATABASE "{copy}" TEMPLATE unit STRATEGY FILE_COPY'],
+            env={**os.environ, "PGAPPNAME": f"airflow-rollout copy {copy}"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until(lambda: len(waiting_to_copy()) == 1)
+        [lingering] = waiting_to_copy()
+        creator.send_signal(signal.SIGKILL)
+        creator.wait()
+        assert lingering in waiting_to_copy()  # the server session lives on without its client
+
+        retried: list[str] = []
+        retry = threading.Thread(target=lambda: retried.append(data.take_snapshot(copy)))
+        retry.start()
+        wait_until(lambda: waiting_to_copy() not in ([], [lingering]))  # the retry's own CREATE DATABASE now waits
+        holder.rollback()
+        retry.join()
+
+    assert retried[0].startswith("copied unit (") and lingering not in waiting_to_copy()
+    assert PostgresDataTarget(config=data.config, database=copy).fingerprint() == before
 
 
 def test_a_copy_is_refused_while_another_session_uses_the_database(loaded):
