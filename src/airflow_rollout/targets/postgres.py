@@ -520,9 +520,10 @@ class PostgresDataTarget(DataTarget):
                     f"more is kept spare){holding}{room}; free space there, or set snapshot: none to roll back through "
                     "the dump alone"
                 )
+            # An autovacuum worker is no obstacle: CREATE DATABASE ends it itself (a restore of the dump wakes them).
             others = conn.execute(
                 "SELECT pid, usename, coalesce(nullif(application_name, ''), 'no application name') FROM pg_stat_activity"
-                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                " WHERE datname = %s AND pid <> pg_backend_pid() AND backend_type <> 'autovacuum worker'",
                 (live,),
             ).fetchall()
             if others:
