@@ -58,11 +58,15 @@ def databases(postgres) -> set[str]:
     return set(postgres.psql("postgres", "SELECT datname FROM pg_database").split())
 
 
-def snapshot_name(profile, release_id: str) -> str:
-    """The database copy a release of the demo (`profile`) keeps for its rollback."""
-    from airflow_rollout.targets.postgres import PostgresDataTarget
+def snapshot_name(profile, release_id: str, version: str) -> str:
+    """The database copy a release of the demo (`profile`, loaded before the `database_copy` fixture chose the copy) at
+    `version` keeps for its rollback."""
+    from airflow_rollout.targets.postgres import PostgresDataTarget, Snapshot
 
-    return PostgresDataTarget(config=profile.data_targets[0]).snapshot_name(release_id)
+    config = profile.data_targets[0].model_copy(update={"snapshot": Snapshot.DATABASE_COPY})
+    name = PostgresDataTarget(config=config).snapshot_name(release_id, version)
+    assert name is not None, "the profile keeps no database copy"
+    return name
 
 
 def slack_links(payload: dict) -> dict[str, str]:

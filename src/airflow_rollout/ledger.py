@@ -208,7 +208,21 @@ CREATE TABLE IF NOT EXISTS rollout_unlock (
 ALTER TABLE rollout_notification ADD COLUMN IF NOT EXISTS idempotency_key text;
 CREATE UNIQUE INDEX IF NOT EXISTS rollout_notification_key ON rollout_notification (idempotency_key);
 """
-SCHEMA_VERSIONS: tuple[str, ...] = (SCHEMA_V1,)
+# A data target's fast snapshot of the data before a release (a PostgreSQL database copy on the same server): which
+# release it belongs to, what it is called there, and what became of it. Kept copies of promoted releases are found
+# here, never by their name alone.
+SCHEMA_V2 = """
+CREATE TABLE IF NOT EXISTS rollout_snapshot (
+    release_id text NOT NULL REFERENCES rollout_release ON DELETE CASCADE,
+    target text NOT NULL,
+    name text NOT NULL,
+    state text NOT NULL,
+    taken_at timestamptz NOT NULL DEFAULT now(),
+    changed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (release_id, target)
+);
+"""
+SCHEMA_VERSIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2)
 
 
 class ReleaseStatus(StrEnum):
@@ -226,6 +240,13 @@ class FingerprintStage(StrEnum):
     AFTER_MIGRATE = "after_migrate"
     AFTER_VERIFY = "after_verify"
     AFTER_RESTORE = "after_restore"
+
+
+class SnapshotState(StrEnum):
+    TAKEN = "taken"  # before the migration; the release not yet promoted nor rolled back
+    KEPT = "kept"  # the release promoted, its copy among the newest `snapshot_keep`
+    SWITCHED_IN = "switched_in"  # a rollback put it in place of the live data: it is the live data now
+    DROPPED = "dropped"  # promoted and not kept, or pushed out by newer kept copies
 
 
 class ReleaseNotFoundError(LookupError):
@@ -311,6 +332,22 @@ class BackupRow:
     size_bytes: int
     toc_entries: int
     taken_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRow:
+    """A release's snapshot of one data target (`Ledger.snapshot`, `Ledger.kept_snapshots`)."""
+
+    release_id: str
+    target: str
+    name: str  # what the target calls it (a database's name on its server)
+    state: str  # a SnapshotState
+    taken_at: datetime
+    changed_at: datetime
+
+    def as_entry(self) -> dict[str, Any]:
+        """The row as the release record shows it under the target's name: every field but `release_id` and `target`."""
+        return {key: value for key, value in asdict(self).items() if key not in ("release_id", "target")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -692,6 +729,44 @@ class Ledger(OnLedgerDatabase):
         )
         return [row[0] for row in rows]
 
+    # --- snapshots ---------------------------------------------------------------------------------
+
+    def record_snapshot(self, release_id: str, target: str, name: str) -> None:
+        """The snapshot `name` was taken for the release; recorded again by a retry, it stays as it was."""
+        self._execute(
+            "INSERT INTO rollout_snapshot (release_id, target, name, state) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (release_id, target, name, SnapshotState.TAKEN.value),
+        )
+
+    def set_snapshot_state(self, release_id: str, target: str, state: SnapshotState) -> None:
+        self._execute(
+            "UPDATE rollout_snapshot SET state = %s, changed_at = now() WHERE release_id = %s AND target = %s AND state <> %s",
+            (state.value, release_id, target, state.value),
+        )
+
+    _SNAPSHOT_COLUMNS = "s.release_id, s.target, s.name, s.state, s.taken_at, s.changed_at"
+
+    def snapshot(self, release_id: str, target: str) -> SnapshotRow | None:
+        rows = self._execute(
+            f"SELECT {self._SNAPSHOT_COLUMNS} FROM rollout_snapshot s WHERE s.release_id = %s AND s.target = %s",  # noqa: S608 - a constant
+            (release_id, target),
+        )
+        return SnapshotRow(*rows[0]) if rows else None
+
+    def snapshots(self, release_id: str) -> dict[str, SnapshotRow]:
+        """The release's snapshots, by data target."""
+        rows = self._execute(f"SELECT {self._SNAPSHOT_COLUMNS} FROM rollout_snapshot s WHERE s.release_id = %s", (release_id,))  # noqa: S608 - a constant
+        return {row.target: row for row in (SnapshotRow(*r) for r in rows)}
+
+    def kept_snapshots(self, system: str, target: str) -> list[SnapshotRow]:
+        """The snapshots of `target` kept for promoted releases of `system`, the latest promoted first."""
+        rows = self._execute(
+            f"SELECT {self._SNAPSHOT_COLUMNS} FROM rollout_snapshot s JOIN rollout_release r USING (release_id)"  # noqa: S608 - a constant
+            " WHERE r.system = %s AND s.target = %s AND s.state = %s ORDER BY r.finished_at DESC, s.taken_at DESC",
+            (system, target, SnapshotState.KEPT.value),
+        )
+        return [SnapshotRow(*row) for row in rows]
+
     # --- apps and measurements -------------------------------------------------------------------
 
     def record_app_state(
@@ -919,6 +994,7 @@ class Ledger(OnLedgerDatabase):
                 "attempts": [asdict(attempt) for attempt in self.step_attempts(release_id)],
                 "migrations": self.migrations(release_id),
                 "apps": {app: state.as_entry() for app, state in self.app_states(release_id).items()},
+                "snapshots": {target: row.as_entry() for target, row in self.snapshots(release_id).items()},
                 "measurements": [asdict(measurement) for measurement in self.measurements(release_id)],
                 "notifications": [asdict(notification) for notification in self.notifications(release_id)],
                 "checklist": {item_id: item.as_entry() for item_id, item in self.checklist_items(release_id).items()},

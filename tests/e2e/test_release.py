@@ -166,7 +166,7 @@ def test_bad_release_is_rolled_back_through_the_database_copy(release_dag, demo,
         stage: ledger.fingerprint(dag_run.run_id, "app_db", stage) for stage in (FingerprintStage.BEFORE, FingerprintStage.AFTER_RESTORE)
     }
     assert recorded == {FingerprintStage.BEFORE: before, FingerprintStage.AFTER_RESTORE: before}
-    copy = snapshot_name(demo, dag_run.run_id)
+    copy = snapshot_name(demo, dag_run.run_id, "1.2.0")
     steps = {s.step: s for s in ledger.steps(dag_run.run_id)}
     assert steps["migrate_data"].detail["snapshots"]["app_db"].startswith("copied demo (")
     assert steps["restore_data"].detail["app_db"].startswith(f"switched in {copy}, the copy taken before the migration")
@@ -179,7 +179,7 @@ def test_a_promoted_release_drops_its_database_copy(release_dag, demo, database_
     dag_run, ledger = run_release(release_dag, "1.1.0")
 
     assert ledger.release(dag_run.run_id).status == "promoted" and served_version() == "1.1.0"
-    copy = snapshot_name(demo, dag_run.run_id)
+    copy = snapshot_name(demo, dag_run.run_id, "1.1.0")
     promote = next(s for s in ledger.steps(dag_run.run_id) if s.step == "promote")
     assert promote.detail["snapshots"] == {"app_db": f"dropped {copy}"}
     assert copy not in databases(postgres)

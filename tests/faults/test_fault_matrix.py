@@ -432,7 +432,7 @@ def test_worker_killed_in_the_middle_of_switching_in_the_database_copy_the_retry
     before = fingerprint(demo)
     release_id = f"killed-switch-{tmp_path.name}"
     conf = deployed_1_2_0(dags, release_id)
-    copy = snapshot_name(demo, release_id)
+    copy = snapshot_name(demo, release_id, "1.2.0")
     assert copy in databases(postgres)
 
     # The switch is two statements: drop the live database, rename the copy into its place. A transaction holding
@@ -464,6 +464,35 @@ def test_worker_killed_in_the_middle_of_switching_in_the_database_copy_the_retry
     assert fingerprint(demo) == before
     assert ledger().fingerprint(release_id, "app_db", FingerprintStage.AFTER_RESTORE) == before
     assert copy not in databases(postgres)
+
+
+def test_kept_copy_altered_after_promotion_the_rollback_dag_leaves_it_and_restores_the_dump(
+    release_dag, dags, demo, database_copy, postgres
+):
+    profile = yaml.safe_load((SYSTEMS_DIR / "demo.yaml").read_text())
+    profile["data_targets"][0]["snapshot_keep"] = 1  # the database_copy fixture puts the original back
+    (SYSTEMS_DIR / "demo.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+    before = fingerprint(demo)
+    dag_run, led = run_release(release_dag, "1.1.0")
+    assert led.release(dag_run.run_id).status == "promoted" and served_version() == "1.1.0"
+    copy = snapshot_name(demo, dag_run.run_id, "1.1.0")
+    assert copy in databases(postgres) and led.snapshot(dag_run.run_id, "app_db").state == "kept"
+
+    postgres.psql(copy, "UPDATE orders SET quantity = quantity + 1 WHERE id = 4242")  # someone wrote into the kept copy
+    conf = {"system": "demo", "version": "1.1.0", "release_id": dag_run.run_id, "reason": "1.1.0 turned out wrong after all"}
+    try:
+        assert dags["rollback"].test(run_conf=conf).state == "success"
+
+        restore = next(s for s in led.steps(dag_run.run_id) if s.step == "restore_data").detail["app_db"]
+        assert restore.startswith("restored from ") and f"({copy} not switched in: its fingerprint differs" in restore
+        assert "in public.orders; it is left as it is" in restore
+        assert fingerprint(demo) == before and served_version() == "1.0.0"
+        assert led.fingerprint(dag_run.run_id, "app_db", FingerprintStage.AFTER_RESTORE) == before
+        assert copy in databases(postgres) and led.snapshot(dag_run.run_id, "app_db").state == "kept"  # left alone
+        assert led.release(dag_run.run_id).status == "rolled_back"
+        assert any("1.1.0 rolled back: 1.0.0 is serving again" in m and "fingerprint equal" in m for m in slack_messages())
+    finally:
+        postgres.psql("postgres", f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
 
 
 def renaming(postgres) -> list[int]:

@@ -27,10 +27,7 @@ def migrate(ctx: ReleaseContext) -> dict[str, Any]:
     if ctx.profile.deploy_order is DeployOrder.STOP_FIRST:
         stopped = stop_for_deploy(ctx)
         log.info("stop_first: stopped before migrating: %s", stopped)
-    # Before the first migration of any target, and (stop_first, the profile checks) with no app connected.
-    snapshots = {target.config.name: taken for target in ctx.data_targets if (taken := target.take_snapshot(ctx.release_id))}
-    for name, taken in snapshots.items():
-        log.info("snapshot of %s: %s", name, taken)
+    snapshots = take_snapshots(ctx)
     applied: dict[str, Any] = {}
     for target in ctx.data_targets:
         name = target.config.name
@@ -49,3 +46,21 @@ def migrate(ctx: ReleaseContext) -> dict[str, Any]:
         applied[name] = target.migrate(run)
         ctx.ledger.record_fingerprint(ctx.release_id, name, FingerprintStage.AFTER_MIGRATE, target.fingerprint())
     return {**applied, "snapshots": snapshots} if snapshots else applied
+
+
+def take_snapshots(ctx: ReleaseContext) -> dict[str, str]:
+    """Each target's snapshot, before the first migration of any target and (stop_first, the profile checks) with no app
+    connected; recorded in the ledger under the release, which is how a rollback or a later promotion finds it."""
+    snapshots: dict[str, str] = {}
+    for target in ctx.data_targets:
+        name = target.config.name
+        snapshot = target.snapshot_name(ctx.release_id, ctx.version)
+        if snapshot is None:
+            continue
+        kept = [row.name for row in reversed(ctx.ledger.kept_snapshots(ctx.profile.name, name))]  # the oldest first
+        taken = target.take_snapshot(snapshot, kept)
+        if taken:
+            ctx.ledger.record_snapshot(ctx.release_id, name, snapshot)
+            log.info("snapshot of %s: %s", name, taken)
+            snapshots[name] = taken
+    return snapshots

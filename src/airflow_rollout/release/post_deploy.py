@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_rollout.ledger import ReleaseStatus
+from airflow_rollout.ledger import ReleaseStatus, SnapshotState
 from airflow_rollout.notify import Event
 
 if TYPE_CHECKING:
@@ -26,7 +26,32 @@ def promote(ctx: ReleaseContext) -> dict[str, Any]:
         f"{ctx.version} promoted (was {release.previous_version or 'nothing'})",
         [m.detail for m in measurements] + [f"migrations: {', '.join(ctx.ledger.migrations(ctx.release_id)) or 'none'}"],
     )
-    # Promoted, the release will not be rolled back through its snapshot: the copy's disk space is given back.
-    dropped = {target.config.name: done for target in ctx.data_targets if (done := target.drop_snapshot(ctx.release_id))}
+    snapshots = keep_or_drop_snapshots(ctx)
     result = {"status": ReleaseStatus.PROMOTED.value, "baselines": {m.name: m.metrics for m in measurements if m.kind == "latency"}}
-    return {**result, "snapshots": dropped} if dropped else result
+    return {**result, "snapshots": snapshots} if snapshots else result
+
+
+def keep_or_drop_snapshots(ctx: ReleaseContext) -> dict[str, str]:
+    """Promoted, the release's snapshot is kept among the target's newest `snapshot_keep` (for a later rollback of it
+    by the rollback DAG), and those of older promoted releases beyond that number are dropped; with none to keep, it
+    is dropped, its disk space given back. Running it again does the same and nothing twice."""
+    done: dict[str, str] = {}
+    for target in ctx.data_targets:
+        name = target.config.name
+        own = ctx.ledger.snapshot(ctx.release_id, name)
+        if own is None:
+            continue
+        keep = target.snapshots_to_keep()
+        if not keep:
+            done[name] = target.drop_snapshot(own.name) or f"dropped {own.name}"
+            ctx.ledger.set_snapshot_state(ctx.release_id, name, SnapshotState.DROPPED)
+            continue
+        if own.state == SnapshotState.TAKEN.value:
+            ctx.ledger.set_snapshot_state(ctx.release_id, name, SnapshotState.KEPT)
+        kept = ctx.ledger.kept_snapshots(ctx.profile.name, name)  # this release's first: promoted last
+        notes = [f"kept {row.name}" for row in kept[:keep]]
+        for older in kept[keep:]:
+            notes.append(target.drop_snapshot(older.name) or f"dropped {older.name}")
+            ctx.ledger.set_snapshot_state(older.release_id, name, SnapshotState.DROPPED)
+        done[name] = "; ".join(notes)
+    return done

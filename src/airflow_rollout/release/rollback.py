@@ -11,12 +11,21 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_rollout.config import HttpCheck
 from airflow_rollout.decision import Outcome
-from airflow_rollout.ledger import FingerprintStage, ReleaseStatus
+from airflow_rollout.ledger import FingerprintStage, ReleaseStatus, SnapshotState
 from airflow_rollout.notify import Event
 from airflow_rollout.release.deploy import quiesce
 from airflow_rollout.release.errors import ChecksFailedError, RollbackError, StepNotApplicableError
 from airflow_rollout.release.verify import run_checks
-from airflow_rollout.targets.base import AppCapability, AppNotReadyError, AppTarget, RestoreMismatchError
+from airflow_rollout.targets.base import (
+    AppCapability,
+    AppNotReadyError,
+    AppTarget,
+    DataTarget,
+    Fingerprint,
+    RestoreMismatchError,
+    SnapshotRefusedError,
+    differing_tables,
+)
 
 if TYPE_CHECKING:
     from airflow_rollout.context import ReleaseContext
@@ -156,7 +165,7 @@ def restore_data(ctx: ReleaseContext) -> dict[str, Any]:
             continue
         # The snapshot first, in seconds; the fingerprint proves it, and a copy that differs (damaged, or written to
         # between the backup and the stop) is replaced by the dump, as a missing one is.
-        switched = target.switch_in_snapshot(ctx.release_id)
+        switched, refused = switch_in_snapshot(ctx, target, before)
         if target.fingerprint() == before:
             ctx.ledger.record_fingerprint(ctx.release_id, name, FingerprintStage.AFTER_RESTORE, before)
             result[name] = f"{switched}; fingerprint equal" if switched else "already equal to the pre-release fingerprint"
@@ -167,11 +176,37 @@ def restore_data(ctx: ReleaseContext) -> dict[str, Any]:
         after = target.fingerprint()
         ctx.ledger.record_fingerprint(ctx.release_id, name, FingerprintStage.AFTER_RESTORE, after)
         if after != before:
-            differing = sorted(t for t in set(before) | set(after) if before.get(t) != after.get(t))
+            differing = differing_tables(before, after)
             raise RestoreMismatchError(f"{name}: after the restore these tables differ from before the release: {', '.join(differing)}")
-        instead = " (the copy switched in differed from the pre-release fingerprint)" if switched else ""
+        instead = " (the copy switched in differed from the pre-release fingerprint)" if switched else refused
         result[name] = f"restored from {backup_row.location}{instead}; fingerprint equal ({len(after)} tables)"
     return result
+
+
+def switch_in_snapshot(ctx: ReleaseContext, target: DataTarget, before: Fingerprint) -> tuple[str | None, str]:
+    """The release's own snapshot switched in, if it has one: what was done (None: nothing), and why one was refused.
+
+    Found through the ledger's record of this release, never by a name alone. A snapshot taken by this release and not
+    yet kept is switched in and proven afterwards, as a restore is; one kept since the release was promoted (the
+    rollback DAG run later), or one the ledger does not record, must prove it is this release's data before anything
+    is dropped: its own fingerprint equal to the one taken before the release.
+    """
+    name = target.config.name
+    row = ctx.ledger.snapshot(ctx.release_id, name)
+    if row is not None and row.state == SnapshotState.DROPPED.value:
+        return None, ""
+    snapshot = row.name if row is not None else target.snapshot_name(ctx.release_id, ctx.version)
+    if snapshot is None:
+        return None, ""
+    proof = before if row is None or row.state == SnapshotState.KEPT.value else None
+    try:
+        switched = target.switch_in_snapshot(snapshot, proof=proof)
+    except SnapshotRefusedError as exc:
+        log.warning("%s: %s; restoring the dump", name, exc)
+        return None, f" ({exc})"
+    if switched and row is not None:
+        ctx.ledger.set_snapshot_state(ctx.release_id, name, SnapshotState.SWITCHED_IN)
+    return switched, ""
 
 
 def data_restored(ctx: ReleaseContext) -> bool:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from contextlib import AbstractContextManager
 
     from airflow_rollout.config import AppTargetConfig, DataTargetConfig
@@ -52,7 +52,8 @@ class AppStopError(RuntimeError):
 
 
 class SnapshotRefusedError(RuntimeError):
-    """A fast snapshot was not taken: it would not fit, or the data is in use; nothing was changed."""
+    """A fast snapshot was not taken (it would not fit, or the data is in use) or not switched in (its fingerprint does
+    not prove it is the data before the release); nothing was changed."""
 
 
 class CapabilityMissingError(NotImplementedError):
@@ -63,6 +64,11 @@ class CapabilityMissingError(NotImplementedError):
 
 TableFingerprint = dict[str, Any]  # {"rows": int, "content": str, "columns": str}
 Fingerprint = dict[str, TableFingerprint]  # keyed by "schema.table" (or a file's path)
+
+
+def differing_tables(before: Fingerprint, after: Fingerprint) -> list[str]:
+    """The tables (or files) whose fingerprint differs between the two, or that only one of them has, in name order."""
+    return sorted(t for t in set(before) | set(after) if before.get(t) != after.get(t))
 
 
 @dataclass(frozen=True)
@@ -255,18 +261,29 @@ class DataTarget(ABC):
         """Apply the release's migrations, reporting each through `run.record`; the ids applied. None by default."""
         return []
 
-    def take_snapshot(self, release_id: str) -> str | None:
-        """A fast copy of the data beside the backup, taken right before the migration with no app connected (what
-        a rollback switches in within seconds); what was done, or None: this target keeps the backup alone."""
+    def snapshot_name(self, release_id: str, version: str) -> str | None:
+        """What this target calls its snapshot of the data before release `release_id` (of `version`), named so that the
+        release it belongs to can be read off it; None: this target keeps the backup alone."""
         return None
 
-    def switch_in_snapshot(self, release_id: str) -> str | None:
-        """Rollback, the apps stopped: the release's snapshot put in place of the live data, finishing a switch an
-        earlier attempt began; what was done, or None when there is no snapshot to switch in (the backup is restored)."""
+    def snapshots_to_keep(self) -> int:
+        """How many promoted releases keep their snapshot (the newest); 0: a promoted release's snapshot is dropped."""
+        return 0
+
+    def take_snapshot(self, name: str, kept: Sequence[str] = ()) -> str | None:
+        """A fast copy of the data beside the backup, called `name`, taken right before the migration with no app
+        connected (what a rollback switches in within seconds); `kept` are the snapshots kept for earlier releases,
+        which the space it needs is weighed against. What was done, or None: this target keeps the backup alone."""
         return None
 
-    def drop_snapshot(self, release_id: str) -> str | None:
-        """The release's snapshot removed, once it is no longer needed (the release promoted); what was done, or None."""
+    def switch_in_snapshot(self, name: str, *, proof: Fingerprint | None = None) -> str | None:
+        """Rollback, the apps stopped: snapshot `name` put in place of the live data, finishing a switch an earlier
+        attempt began; what was done, or None when there is no such snapshot (the backup is restored). With `proof`,
+        only a snapshot whose own fingerprint equals it is switched in: else SnapshotRefusedError, nothing changed."""
+        return None
+
+    def drop_snapshot(self, name: str) -> str | None:
+        """Snapshot `name` removed, once it is no longer needed (its release promoted, and not among those kept)."""
         return None
 
     def scratch_copy(self, backup: BackupOnRecord, scratch: str) -> AbstractContextManager[ScratchCopy]:

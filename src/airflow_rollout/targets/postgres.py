@@ -15,6 +15,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -27,7 +28,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from airflow_rollout.config import BackupFormat, BackupSettings, ConnId, DataTargetConfig, Migrations, SqlIdentifier
 from airflow_rollout.targets.base import (
@@ -39,6 +40,7 @@ from airflow_rollout.targets.base import (
     MigrationRun,
     ScratchCopy,
     SnapshotRefusedError,
+    differing_tables,
     file_sha256,
     owner_only,
     private_directory,
@@ -51,7 +53,7 @@ from airflow_rollout.targets.registry import register_data_kind
 from airflow_rollout.tool_output import error_line
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
     import psycopg
     from airflow.providers.postgres.hooks.postgres import PostgresHook
@@ -107,6 +109,19 @@ class Snapshot(StrEnum):
     DATABASE_COPY = "database_copy"
 
 
+class FingerprintForm(StrEnum):
+    # Every row's text hashed: any change to any row is seen. What docs/guarantees.md's guarantees rest on by default.
+    ROWS = "rows"
+    # Row count, every key hashed, and the whole row hashed for the rows whose integer primary key is a multiple of
+    # SAMPLE_EVERY: sees any insert, delete or key change and any change of the columns, but an update of non-key
+    # columns only when it touches a sampled row (docs/guarantees.md says what that means). Tables without a
+    # one-column integer primary key are hashed row by row, as with `rows`.
+    SAMPLED = "sampled"
+
+
+SAMPLE_EVERY = 64
+
+
 class PostgresTarget(DataTargetConfig):
     kind: Literal["postgres"]
     conn_id: ConnId
@@ -121,7 +136,28 @@ class PostgresTarget(DataTargetConfig):
         description="database_copy: right before the migration, a copy of the database on the same server, which a "
         "rollback renames into place in about a second; the dump stays the durable copy (needs deploy_order: stop_first)",
     )
+    snapshot_keep: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        description="with snapshot: database_copy, how many promoted releases keep their copy (the newest ones; a later "
+        "rollback of one of them by the rollback DAG switches it in once its fingerprint proves it); 0 drops it at promotion",
+    )
+    fingerprint: FingerprintForm = Field(
+        default=FingerprintForm.ROWS,
+        description="rows: every row hashed; sampled: row counts, keys and one row in 64, cheaper and blind to some "
+        "updates (docs/guarantees.md)",
+    )
     migrations: Migrations | None = None
+
+    @model_validator(mode="after")
+    def _keeps_copies_it_takes(self) -> PostgresTarget:
+        if self.snapshot_keep and self.snapshot is not Snapshot.DATABASE_COPY:
+            raise ValueError(
+                f"snapshot_keep: {self.snapshot_keep} keeps the copies of promoted releases, but snapshot is "
+                f"{self.snapshot.value}: set snapshot: database_copy, or leave snapshot_keep out"
+            )
+        return self
 
     def connection_ids(self) -> list[str]:
         return [self.conn_id, *(self.migrations.connection_ids() if self.migrations else [])]
@@ -185,23 +221,40 @@ class PostgresDataTarget(DataTarget):
     def _fingerprint(self, conn: psycopg.Connection[Any]) -> Fingerprint:
         from psycopg import sql
 
+        # Each table's columns, and its primary key's column when the key is one integer column (what `sampled` samples by).
         tables_query = """
             SELECT n.nspname, c.relname,
-                   string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum)
+                   string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum),
+                   (SELECT k.attname FROM pg_index i JOIN pg_attribute k ON k.attrelid = i.indrelid AND k.attnum = i.indkey[0]
+                    WHERE i.indrelid = c.oid AND i.indisprimary AND i.indnkeyatts = 1
+                      AND k.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype))
             FROM pg_class c
             JOIN pg_namespace n ON n.oid = c.relnamespace
             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
             WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY(%s)
-            GROUP BY n.nspname, c.relname
+            GROUP BY n.nspname, c.relname, c.oid
             ORDER BY 1, 2
         """
         # A sum of 64-bit row hashes (summed as numeric: no overflow): independent of row order, light on
         # memory, and twice as fast as md5 on a 7-million-row table. hashtextextended is the hash that hash
         # partitioning relies on staying stable, so fingerprints compare across restores on the same major version.
-        content_query = sql.SQL("SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)), 0)::text FROM {}.{} AS t")
+        rows_query = sql.SQL("SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)), 0)::text FROM {}.{} AS t")
+        # The same scan without turning every row into text: the keys hashed as integers, and only the rows whose key
+        # is a multiple of SAMPLE_EVERY hashed whole. Chosen by key, not by page, so it compares across a restore.
+        sampled_query = sql.SQL(
+            "SELECT count(*), coalesce(sum(hashint8extended({key}::bigint, 0)), 0)::text,"
+            " coalesce(sum(hashtextextended(t::text, 0)) FILTER (WHERE {key} % {every} = 0), 0)::text FROM {schema}.{table} AS t"
+        )
+        sampled = self.config.fingerprint is FingerprintForm.SAMPLED
         result: Fingerprint = {}
-        for schema, table, columns in conn.execute(tables_query, (list(self.config.schemas),)).fetchall():
-            rows, content = conn.execute(content_query.format(sql.Identifier(schema), sql.Identifier(table))).fetchone()  # type: ignore[misc]
+        for schema, table, columns, key in conn.execute(tables_query, (list(self.config.schemas),)).fetchall():
+            names = {"schema": sql.Identifier(schema), "table": sql.Identifier(table)}
+            if sampled and key is not None:
+                query = sampled_query.format(key=sql.Identifier(key), every=sql.Literal(SAMPLE_EVERY), **names)
+                rows, keys, sample = conn.execute(query).fetchone()  # type: ignore[misc]
+                content = f"keys {keys}; rows with {key} % {SAMPLE_EVERY} = 0: {sample}"
+            else:
+                rows, content = conn.execute(rows_query.format(*names.values())).fetchone()  # type: ignore[misc]
             result[f"{schema}.{table}"] = {"rows": int(rows), "content": content, "columns": columns}
         return result
 
@@ -385,7 +438,7 @@ class PostgresDataTarget(DataTarget):
             target.restore(backup.location, backup.sha256)
             copy.restore_seconds = time.monotonic() - began
             restored = target.fingerprint()
-            differing = sorted(t for t in set(restored) | set(backup.fingerprint) if restored.get(t) != backup.fingerprint.get(t))
+            differing = differing_tables(backup.fingerprint, restored)
             if differing:
                 copy.error = f"restored data differs from the recorded fingerprint in {', '.join(differing)}"
             yield copy
@@ -398,9 +451,16 @@ class PostgresDataTarget(DataTarget):
         conn = self.hook.get_connection(self.config.conn_id)
         return self.database or conn.schema or conn.login or ""
 
-    def snapshot_name(self, release_id: str) -> str:
-        """The release's copy: named after it, so that any attempt of any step finds it (at most 61 characters)."""
-        return f"{self.database_name[:40]}_rollback_{hashlib.sha256(release_id.encode()).hexdigest()[:10]}"
+    def snapshot_name(self, release_id: str, version: str) -> str | None:
+        """The copy of the data before release `release_id`: `<database>_before_<version>_<digest of the release id>`
+        (at most 61 characters), so that a kept copy says which release it belongs to, and any attempt of any step finds it."""
+        if self.config.snapshot is Snapshot.NONE:
+            return None
+        readable = re.sub(r"[^a-z0-9]+", "_", version.lower()).strip("_")[:16]
+        return f"{self.database_name[:28]}_before_{readable}_{hashlib.sha256(release_id.encode()).hexdigest()[:8]}"
+
+    def snapshots_to_keep(self) -> int:
+        return self.config.snapshot_keep
 
     def _on_server(self) -> PostgresDataTarget:
         """The same server through its `postgres` database: copying, renaming or dropping a database needs a session outside it."""
@@ -412,8 +472,11 @@ class PostgresDataTarget(DataTarget):
         rows = conn.execute("SELECT datname FROM pg_database WHERE datname = ANY(%s) AND datconnlimit <> -2", (list(names),))
         return {str(name) for (name,) in rows.fetchall()}
 
-    def take_snapshot(self, release_id: str) -> str | None:
-        """snapshot: database_copy: `CREATE DATABASE <copy> TEMPLATE <database>`, refused unless it fits and nobody is connected.
+    def take_snapshot(self, name: str, kept: Sequence[str] = ()) -> str | None:
+        """snapshot: database_copy: `CREATE DATABASE <name> TEMPLATE <database>`, refused unless it fits and nobody is connected.
+
+        The copies kept for earlier releases (`kept`) take space where this one goes: a refusal says how much, and whether
+        dropping the oldest would make room.
 
         FILE_COPY copies the database's files after a checkpoint instead of writing every page to the WAL (the default
         WAL_LOG, PostgreSQL 15+): several times faster for a large database (bench/run.py measures both).
@@ -422,8 +485,16 @@ class PostgresDataTarget(DataTarget):
 
         if self.config.snapshot is Snapshot.NONE:
             return None
-        live, copy = self.database_name, self.snapshot_name(release_id)
+        live, copy = self.database_name, name
         with self._on_server().connect() as conn:
+            # A worker killed in an earlier attempt's CREATE DATABASE leaves its server session running on (the server
+            # notices a client gone only when it next talks to it): ended first, or this attempt's copy would wait for it
+            # and then collide with it. The sessions that copy are known by the application name they set.
+            creator = f"airflow-rollout copy {copy}"[:63]
+            conn.execute(
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE application_name = %s AND pid <> pg_backend_pid()",
+                (creator,),
+            )
             if self._existing(conn, copy):
                 return f"{copy} kept: an earlier attempt copied {live} before the migration"
             self._on_server()._drop_database(copy)  # an invalid leftover of a copy that was killed
@@ -431,14 +502,28 @@ class PostgresDataTarget(DataTarget):
                 "SELECT pg_database_size(oid), pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (live,)
             ).fetchone()  # type: ignore[misc]
             free, where = self._free_bytes(conn, live)
+            kept_sizes = dict(
+                conn.execute(
+                    "SELECT datname, pg_database_size(oid) FROM pg_database WHERE datname = ANY(%s) ORDER BY datname", (list(kept),)
+                ).fetchall()
+            )
+            holding = _kept_copies(kept, kept_sizes)
             if size * 1.1 > free:  # a tenth to spare for the WAL and the checkpoint the copy forces
+                oldest = next((name for name in kept if name in kept_sizes), None)
+                room = (
+                    f"; dropping the oldest kept copy, {oldest}, would make room (lower snapshot_keep)"
+                    if oldest and size * 1.1 <= free + kept_sizes[oldest]
+                    else ""
+                )
                 raise SnapshotRefusedError(
                     f"snapshot of {live} refused: the copy needs {size:,} bytes and {where} has {free:,} free (a tenth "
-                    "more is kept spare); free space there, or set snapshot: none to roll back through the dump alone"
+                    f"more is kept spare){holding}{room}; free space there, or set snapshot: none to roll back through "
+                    "the dump alone"
                 )
+            # An autovacuum worker is no obstacle: CREATE DATABASE ends it itself (a restore of the dump wakes them).
             others = conn.execute(
                 "SELECT pid, usename, coalesce(nullif(application_name, ''), 'no application name') FROM pg_stat_activity"
-                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                " WHERE datname = %s AND pid <> pg_backend_pid() AND backend_type <> 'autovacuum worker'",
                 (live,),
             ).fetchall()
             if others:
@@ -449,12 +534,13 @@ class PostgresDataTarget(DataTarget):
                 )
             # Before PostgreSQL 15 a template copy is a file copy anyway, and STRATEGY unknown.
             strategy = sql.SQL(" STRATEGY FILE_COPY") if conn.info.server_version >= 150000 else sql.SQL("")
+            conn.execute("SELECT set_config('application_name', %s, false)", (creator,))
             began = time.monotonic()
             conn.execute(
                 sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(sql.Identifier(copy), sql.Identifier(live), sql.Identifier(owner))
                 + strategy
             )
-        return f"copied {live} ({size:,} bytes) to {copy} in {time.monotonic() - began:.1f} s"
+        return f"copied {live} ({size:,} bytes) to {copy} in {time.monotonic() - began:.1f} s{holding}"
 
     def _free_bytes(self, conn: psycopg.Connection[Any], database: str) -> tuple[int, str]:
         """Free bytes where the server keeps `database`'s files (its data directory, or the database's tablespace)
@@ -502,37 +588,47 @@ class PostgresDataTarget(DataTarget):
             lines = [line for (line,) in conn.execute("SELECT line FROM rollout_df").fetchall()]
         return int(lines[-1].split()[-3]) * 1024  # POSIX df: filesystem, blocks, used, available, capacity, mount
 
-    def switch_in_snapshot(self, release_id: str) -> str | None:
-        """The copy renamed into place of the live database, which is dropped first (its sessions ended with it).
+    def switch_in_snapshot(self, name: str, *, proof: Fingerprint | None = None) -> str | None:
+        """The copy `name` renamed into place of the live database, which is dropped first (its sessions ended with it).
 
         Two statements, each atomic; which databases exist says how far an interrupted switch got, so running
         this again finishes it: live and copy (not begun), copy alone (the live one dropped), live alone (done,
-        or no copy was taken; the fingerprint then decides whether the dump is restored).
+        or no copy was taken; the fingerprint then decides whether the dump is restored). With `proof` (a copy kept
+        since its release was promoted, or one the ledger does not record), the copy's own fingerprint must equal it
+        before anything is dropped: a copy that is not the data before this release is left alone.
         """
         from psycopg import sql
 
         if self.config.snapshot is Snapshot.NONE:
             return None
-        live, copy = self.database_name, self.snapshot_name(release_id)
+        live, copy = self.database_name, name
         with self._on_server().connect() as conn:
             present = self._existing(conn, live, copy)
             if copy not in present:
                 if live not in present:
                     raise RuntimeError(f"neither {live} nor its copy {copy} exists: restore the dump into a new database {live} by hand")
                 return None
+            proven = ""
+            if proof is not None:
+                differing = differing_tables(proof, PostgresDataTarget(config=self.config, database=copy).fingerprint())
+                if differing:
+                    raise SnapshotRefusedError(
+                        f"{copy} not switched in: its fingerprint differs from the one taken before the release in "
+                        f"{', '.join(differing)}; it is left as it is"
+                    )
+                proven = ", its fingerprint equal to before the release"
             began = time.monotonic()
             if live in present:
                 conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(live)))
             conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(copy), sql.Identifier(live)))
         finished = "" if live in present else " (finishing the switch an earlier attempt began)"
-        return f"switched in {copy}, the copy taken before the migration, in {time.monotonic() - began:.2f} s{finished}"
+        return f"switched in {copy}, the copy taken before the migration{proven}, in {time.monotonic() - began:.2f} s{finished}"
 
-    def drop_snapshot(self, release_id: str) -> str | None:
+    def drop_snapshot(self, name: str) -> str | None:
         if self.config.snapshot is Snapshot.NONE:
             return None
-        copy = self.snapshot_name(release_id)
-        self._on_server()._drop_database(copy)
-        return f"dropped {copy}"
+        self._on_server()._drop_database(name)
+        return f"dropped {name}"
 
     def _create_database(self, name: str) -> None:
         from psycopg import sql
@@ -556,6 +652,14 @@ class PostgresDataTarget(DataTarget):
                 schema, name = table.split(".", 1)
                 conn.execute(sql.SQL("VACUUM (ANALYZE) {}.{}").format(sql.Identifier(schema), sql.Identifier(name)))
         return f"VACUUM (ANALYZE) of {len(tables)} tables in {time.monotonic() - began:.1f} s"
+
+
+def _kept_copies(kept: Sequence[str], sizes: dict[str, int]) -> str:
+    """The copies kept for earlier releases that are on the server, and the space they hold, for a message ("" if none)."""
+    present = [name for name in kept if name in sizes]
+    if not present:
+        return ""
+    return f"; {len(present)} copies kept for earlier releases hold {sum(sizes[n] for n in present):,} bytes there ({', '.join(present)})"
 
 
 def _write_stream(dump: subprocess.Popen[bytes], destination: Path) -> str:
