@@ -34,6 +34,7 @@ from airflow_rollout.config import (
     UrlPath,
     read_yaml,
 )
+from airflow_rollout.item_checks.kubernetes import KubernetesItemCheck
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -195,7 +196,8 @@ ItemCheck = Annotated[
     | LatencyItemCheck
     | FilePresentItemCheck
     | CommandItemCheck
-    | PythonItemCheck,
+    | PythonItemCheck
+    | KubernetesItemCheck,
     Field(discriminator="kind"),
 ]
 
