@@ -1,6 +1,6 @@
 """What the seed systems' platforms declare when they are set up as the seeds ask, put into the stand-ins.
 
-The checklists' kubernetes items read these; the e2e releases and the item
+The checklists' kubernetes, databricks_api and delta_table items read these; the e2e releases and the item
 check tests start from them, and each failing-case test breaks one.
 """
 
@@ -115,3 +115,70 @@ def create_ai_etl_platform(api: Any) -> None:
                 auth_settings=["BearerToken"],
                 response_types_map={201: "object"},
             )
+
+
+# --- Databricks (seeds 000 and 001) ---------------------------------------------------------------------
+
+WAREHOUSES: dict[str, dict[str, Any]] = {
+    "ontos-prod-warehouse": {
+        "warehouse_type": "PRO",
+        "auto_stop_mins": 45,
+        "spot_instance_policy": "COST_OPTIMIZED",
+        "enable_photon": True,
+    },
+    "ml-prod-warehouse": {
+        "warehouse_type": "PRO",
+        "enable_photon": True,
+        "min_num_clusters": 1,
+        "max_num_clusters": 4,
+        "auto_stop_mins": 30,
+    },
+}
+WORKSPACE_SETTINGS: dict[str, Any] = {
+    "secret_scopes": [{"name": "ml-prod", "backend_type": "AZURE_KEYVAULT", "keys": ["feature-store-token"]}],
+    "ip_access_lists": [{"label": "corporate", "list_type": "ALLOW", "ip_addresses": ["10.0.0.0/16"], "enabled": True}],
+    "workspace_conf": {"enableIpAccessLists": "true"},
+    "cluster_policies": [
+        {
+            "name": "ml-jobs",
+            "definition": {
+                "autotermination_minutes": {"type": "range", "minValue": 10, "maxValue": 60},
+                "node_type_id": {"type": "allowlist", "values": ["Standard_DS3_v2", "Standard_DS4_v2"]},
+            },
+        }
+    ],
+}
+# seed 001's batch inference job (101): scheduled nightly, the on-call told when it fails
+BATCH_JOB_SETTINGS: dict[str, Any] = {
+    "schedule": {"quartz_cron_expression": "0 0 2 * * ?", "timezone_id": "UTC", "pause_status": "UNPAUSED"},
+    "email_notifications": {"on_failure": ["ml-oncall@example.com"]},
+}
+SERVED_ENTITIES = [
+    {
+        "name": "churn",
+        "entity_name": "ml.models.churn_classifier",
+        "entity_version": "2",
+        "workload_size": "Small",
+        "scale_to_zero_enabled": False,
+    }
+]
+TABLE_PROPERTIES = {
+    "delta.autoOptimize.optimizeWrite": "true",
+    "delta.autoOptimize.autoCompact": "true",
+    "delta.deletedFileRetentionDuration": "interval 7 days",
+    "delta.logRetentionDuration": "interval 30 days",
+}
+
+
+def set_up_workspace(server: Any) -> None:
+    """The workspace's warehouses and settings as the seeds ask for them."""
+    for warehouse_id, settings in WAREHOUSES.items():
+        server.add_warehouse(warehouse_id, **settings)
+    server.set_settings(**copy.deepcopy(WORKSPACE_SETTINGS))
+
+
+def set_table_properties(target: Any, properties: dict[str, str] | None = None) -> None:
+    """The seed's Delta properties on every table of a unity_catalog data target."""
+    pairs = ", ".join(f"'{key}' = '{value}'" for key, value in (TABLE_PROPERTIES if properties is None else properties).items())
+    for table in target.config.tables:
+        target.warehouse.execute(f"ALTER TABLE {target.table(table)} SET TBLPROPERTIES ({pairs})")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_rollout.checklists import RELEASE_PHASES, Checklist, ChecklistError, Entry, Phase, PythonItemCheck, load_checklist
 from airflow_rollout.config import HttpCheck, LatencyCheck, resolve_path
 from airflow_rollout.evidence import EVIDENCE, Evidence
-from airflow_rollout.item_checks import kubernetes
+from airflow_rollout.item_checks import databricks_api, delta_table, kubernetes
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -260,6 +260,8 @@ RUNNERS: dict[str, Callable[[Any, Any], Evidence]] = {
     "file_present": _file_present,
     "command": lambda _ctx, check: _command(check),
     "kubernetes": kubernetes.run,
+    "databricks_api": databricks_api.run,
+    "delta_table": delta_table.run,
 }
 
 

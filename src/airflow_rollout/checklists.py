@@ -34,6 +34,8 @@ from airflow_rollout.config import (
     UrlPath,
     read_yaml,
 )
+from airflow_rollout.item_checks.databricks_api import DatabricksApiItemCheck
+from airflow_rollout.item_checks.delta_table import DeltaTableItemCheck
 from airflow_rollout.item_checks.kubernetes import KubernetesItemCheck
 
 if TYPE_CHECKING:
@@ -197,7 +199,9 @@ ItemCheck = Annotated[
     | FilePresentItemCheck
     | CommandItemCheck
     | PythonItemCheck
-    | KubernetesItemCheck,
+    | KubernetesItemCheck
+    | DatabricksApiItemCheck
+    | DeltaTableItemCheck,
     Field(discriminator="kind"),
 ]
 
