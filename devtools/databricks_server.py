@@ -49,7 +49,8 @@ A control API for tests, under `/_standin/` (no token needed):
     GET|DELETE /_standin/faults      list | clear the faults
     POST /_standin/jobs              {"job_id": 7, "name": "etl", "outcome": "SUCCESS|FAILED|TIMEDOUT|CANCELED|INTERNAL_ERROR",
                                       "seconds": 0, "outcomes": ["FAILED", ...] (per run, then outcome),
-                                      "state_message": "...", "tasks": ["task_key", ...], "parameters": [{"name", "default"}]}
+                                      "state_message": "...", "tasks": ["task_key", ...], "parameters": [{"name", "default"}],
+                                      "settings": {"schedule": {...}, "email_notifications": {...}, "tasks": [...], ...}}
     GET  /_standin/runs              every run: run_id, job_id, job_parameters, outcome
     POST /_standin/models            {"name": "cat.sch.model", "versions": 3 | [1, 2, 5], "aliases": {"champion": 2}}
     POST /_standin/serving-endpoints {"name": "ep", "ready": "READY|NOT_READY", "config_update":
@@ -115,7 +116,9 @@ WAREHOUSE_SETTINGS = (
     "cluster_size",
     "spot_instance_policy",
 )
-JOB_SETTINGS = ("email_notifications", "webhook_notifications", "notification_settings", "schedule", "timeout_seconds", "health")
+# documented job settings a test may give (`settings` of POST /_standin/jobs); `tasks` (with e.g. max_retries) also
+# names the job's task keys
+JOB_SETTINGS = ("email_notifications", "webhook_notifications", "notification_settings", "schedule", "timeout_seconds", "health", "tasks")
 
 
 class ApiError(Exception):
@@ -869,6 +872,8 @@ class Workspace:
         for value in [outcome, *outcomes]:
             if value not in _OUTCOMES:
                 raise _invalid(f"outcome must be one of {', '.join(_OUTCOMES)}, got {value!r}.")
+        settings = {key: value for key, value in (body.get("settings") or {}).items() if key in JOB_SETTINGS}
+        keys = [str(task["task_key"]) for task in settings["tasks"]] if "tasks" in settings else body.get("tasks") or ["main"]
         with self._lock:
             job_id = int(body.get("job_id") or (max(self.jobs, default=100) + 1))
             self.jobs[job_id] = _Job(
@@ -878,9 +883,9 @@ class Workspace:
                 outcomes=outcomes,
                 seconds=float(body.get("seconds") or 0),
                 state_message=str(body.get("state_message") or ""),
-                tasks=[str(t) for t in body.get("tasks") or ["main"]],
+                tasks=[str(t) for t in keys],
                 parameters=list(body.get("parameters") or []),
-                settings={key: body[key] for key in JOB_SETTINGS if key in body},
+                settings=settings,
             )
         return {"job_id": job_id}
 
@@ -1375,7 +1380,7 @@ class DatabricksServer:
         settings: Json | None = None,
     ) -> int:
         body = {
-            **(settings or {}),
+            "settings": settings or {},
             "job_id": job_id,
             "name": name,
             "outcome": outcome,

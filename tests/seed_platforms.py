@@ -152,6 +152,7 @@ WORKSPACE_SETTINGS: dict[str, Any] = {
 BATCH_JOB_SETTINGS: dict[str, Any] = {
     "schedule": {"quartz_cron_expression": "0 0 2 * * ?", "timezone_id": "UTC", "pause_status": "UNPAUSED"},
     "email_notifications": {"on_failure": ["ml-oncall@example.com"]},
+    "tasks": [{"task_key": "main", "max_retries": 2, "min_retry_interval_millis": 60000}],
 }
 SERVED_ENTITIES = [
     {

@@ -93,10 +93,10 @@ def _same(value: Any, expected: Any) -> bool:
 
 
 def _label(index: int, element: Any) -> str:
-    """How the evidence names a list element: by its name when it has one (a Deployment, a policy), else its index."""
+    """How the evidence names a list element: by its name when it has one (a Deployment, a policy, a job's task), else its index."""
     if isinstance(element, dict):
         name = (element.get("metadata") or {}).get("name") if isinstance(element.get("metadata"), dict) else None
-        name = name or element.get("name")
+        name = name or element.get("name") or element.get("task_key")
         if isinstance(name, str) and name:
             return name
     return str(index)

@@ -17,7 +17,7 @@ from airflow_rollout.item_checks.databricks_api import DatabricksApiItemCheck
 
 def test_the_seeds_databricks_api_items() -> None:
     assert len(shipped_checks("ontos-ml-workbench", "databricks_api")) == 4
-    assert len(shipped_checks("databricks-ml-platform", "databricks_api")) == 10
+    assert len(shipped_checks("databricks-ml-platform", "databricks_api")) == 11
 
 
 @pytest.mark.parametrize("system", SYSTEMS)
@@ -72,6 +72,10 @@ BREAKAGES: dict[tuple[str, str], tuple[Any, str]] = {
     ("databricks-ml-platform", "Job success/failure alerts configured"): (
         lambda w: w.define_job(job_id=101, name="batch-inference", settings={"schedule": BATCH_JOB_SETTINGS["schedule"]}),
         "email_notifications missing",
+    ),
+    ("databricks-ml-platform", "Error handling and retry logic implemented"): (
+        lambda w: w.define_job(job_id=101, name="batch-inference", settings={**BATCH_JOB_SETTINGS, "tasks": [{"task_key": "main"}]}),
+        "settings.tasks[main].max_retries missing",
     ),
     ("databricks-ml-platform", "Endpoint scaling configured (min/max instances)"): (
         lambda w: w.set_serving_endpoint("churn-classifier", served_entities=[{**SERVED_ENTITIES[0], "scale_to_zero_enabled": True}]),
