@@ -43,9 +43,10 @@ def cluster(kube: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     with config.new_client_from_config_dict(kube.kubeconfig()) as api:
         create_ai_etl_platform(api)
         for name in ("backend", "frontend", "llm-gateway"):
-            client.AppsV1Api(api).create_namespaced_deployment(
-                AI_ETL_NAMESPACE, ai_etl_deployment(name, {"name": name, "image": f"registry.example.com/ai-etl/{name}:1.0.0"})
-            )
+            container = {"name": name, "image": f"registry.example.com/ai-etl/{name}:1.0.0"}
+            if name == "backend":
+                container["envFrom"] = [{"secretRef": {"name": "ai-etl-backend-env"}}]
+            client.AppsV1Api(api).create_namespaced_deployment(AI_ETL_NAMESPACE, ai_etl_deployment(name, container))
         yield api
 
 
@@ -58,6 +59,7 @@ def context() -> Any:
 
 def test_the_seed_s_kubernetes_items_are_automated() -> None:
     assert set(kubernetes_items()) == {
+        "Use Kubernetes Secrets or AWS Secrets Manager",
         "Set resource quotas",
         "Create service accounts",
         "Configure role bindings",
@@ -106,6 +108,12 @@ def privileged(api: Any) -> None:
 
 
 BREAKAGES = {
+    "Use Kubernetes Secrets or AWS Secrets Manager": (
+        lambda api: patch_deployment(
+            api, "backend", {"spec": {"template": {"spec": {"containers": [{"name": "backend", "envFrom": None}]}}}}
+        ),
+        "envFrom missing",
+    ),
     "**Set resource limits**": (no_limits, "frontend"),
     "**Configure autoscaling**": (
         lambda api: replace_in(
@@ -159,3 +167,7 @@ def test_an_app_that_is_not_a_kubernetes_deployment_fails_with_the_reason() -> N
     found = evaluate(SystemContext(profile=load_profile("routing-ml-platform")), check)
     assert not found.passed
     assert "not a Kubernetes Deployment" in found.detail
+
+
+def test_every_kubernetes_item_has_a_failing_case() -> None:
+    assert set(BREAKAGES) == set(kubernetes_items())
