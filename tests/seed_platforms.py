@@ -183,3 +183,23 @@ def set_table_properties(target: Any, properties: dict[str, str] | None = None) 
     pairs = ", ".join(f"'{key}' = '{value}'" for key, value in (TABLE_PROPERTIES if properties is None else properties).items())
     for table in target.config.tables:
         target.warehouse.execute(f"ALTER TABLE {target.table(table)} SET TBLPROPERTIES ({pairs})")
+
+
+DATABRICKS_SYSTEMS = ("ontos-ml-workbench", "databricks-ml-platform")
+
+
+def context(system: str) -> Any:
+    """The system as maintenance and the item checks see it: its profile, no release."""
+    from airflow_rollout.config import load_profile
+    from airflow_rollout.context import SystemContext
+
+    return SystemContext(profile=load_profile(system))
+
+
+def shipped_checks(system: str, kind: str) -> dict[str, Any]:
+    """The checks of one kind in the system's shipped checklist, by item text."""
+    from airflow_rollout.checklists import load_checklist
+
+    checklist = load_checklist(system)
+    assert checklist is not None
+    return {e.item.text: e.item.check for e in checklist.entries() if e.item.check is not None and e.item.check.kind == kind}

@@ -5,27 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from seed_platforms import set_table_properties, set_up_workspace
+from seed_platforms import DATABRICKS_SYSTEMS, context, set_table_properties, set_up_workspace
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-SYSTEMS = ("ontos-ml-workbench", "databricks-ml-platform")
-
-
-def context(system: str) -> Any:
-    from airflow_rollout.config import load_profile
-    from airflow_rollout.context import SystemContext
-
-    return SystemContext(profile=load_profile(system))
-
-
-def shipped_checks(system: str, kind: str) -> dict[str, Any]:
-    from airflow_rollout.checklists import load_checklist
-
-    checklist = load_checklist(system)
-    assert checklist is not None
-    return {e.item.text: e.item.check for e in checklist.entries() if e.item.check is not None and e.item.check.kind == kind}
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +33,7 @@ def workspace(databricks: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     for conn_id in ("ONTOS_DATABRICKS", "DATABRICKS_ML"):
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id}", databricks.airflow_connection())
     set_up_workspace(databricks)
-    for system in SYSTEMS:
+    for system in DATABRICKS_SYSTEMS:
         for target in context(system).data_targets:
             UnityCatalogMigrator(target=target).run("1.0.0", "test-setup")
             set_table_properties(target)

@@ -7,9 +7,8 @@ import copy
 from typing import Any
 
 import pytest
-from conftest import SYSTEMS, context, shipped_checks
 from pydantic import ValidationError
-from seed_platforms import BATCH_JOB_SETTINGS, SERVED_ENTITIES, WAREHOUSES, WORKSPACE_SETTINGS
+from seed_platforms import BATCH_JOB_SETTINGS, DATABRICKS_SYSTEMS, SERVED_ENTITIES, WAREHOUSES, WORKSPACE_SETTINGS, context, shipped_checks
 
 from airflow_rollout.checklist_run import evaluate
 from airflow_rollout.item_checks.databricks_api import DatabricksApiItemCheck
@@ -20,7 +19,7 @@ def test_the_seeds_databricks_api_items() -> None:
     assert len(shipped_checks("databricks-ml-platform", "databricks_api")) == 11
 
 
-@pytest.mark.parametrize("system", SYSTEMS)
+@pytest.mark.parametrize("system", DATABRICKS_SYSTEMS)
 def test_every_databricks_api_item_passes_on_the_workspace_the_seed_sets_up(workspace: Any, system: str) -> None:
     for text, check in shipped_checks(system, "databricks_api").items():
         evidence = evaluate(context(system), check)
@@ -99,7 +98,7 @@ BREAKAGES: dict[tuple[str, str], tuple[Any, str]] = {
 
 
 def test_every_databricks_api_item_has_a_failing_case() -> None:
-    assert set(BREAKAGES) == {(system, text) for system in SYSTEMS for text in shipped_checks(system, "databricks_api")}
+    assert set(BREAKAGES) == {(system, text) for system in DATABRICKS_SYSTEMS for text in shipped_checks(system, "databricks_api")}
 
 
 @pytest.mark.parametrize("key", sorted(BREAKAGES), ids=lambda k: k[1][:40].lower().replace(" ", "-"))

@@ -6,8 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import SYSTEMS, context, shipped_checks
-from seed_platforms import set_table_properties
+from seed_platforms import DATABRICKS_SYSTEMS, context, set_table_properties, shipped_checks
 
 from airflow_rollout.checklist_run import evaluate
 from airflow_rollout.item_checks.delta_table import DeltaTableItemCheck
@@ -20,7 +19,7 @@ def test_the_seeds_delta_table_items() -> None:
     }
 
 
-@pytest.mark.parametrize("system", SYSTEMS)
+@pytest.mark.parametrize("system", DATABRICKS_SYSTEMS)
 def test_every_delta_table_item_passes_on_tables_with_the_seed_s_properties(workspace: Any, system: str) -> None:
     for text, check in shipped_checks(system, "delta_table").items():
         evidence = evaluate(context(system), check)

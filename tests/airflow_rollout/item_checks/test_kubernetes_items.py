@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from seed_platforms import AI_ETL_NAMESPACE, ai_etl_deployment, create_ai_etl_platform
+from seed_platforms import AI_ETL_NAMESPACE, ai_etl_deployment, context, create_ai_etl_platform
 
 from airflow_rollout.checklist_run import evaluate
 from airflow_rollout.checklists import load_checklist
@@ -50,13 +50,6 @@ def cluster(kube: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
         yield api
 
 
-def context() -> Any:
-    from airflow_rollout.config import load_profile
-    from airflow_rollout.context import SystemContext
-
-    return SystemContext(profile=load_profile(SYSTEM))
-
-
 def test_the_seed_s_kubernetes_items_are_automated() -> None:
     assert set(kubernetes_items()) == {
         "Use Kubernetes Secrets or AWS Secrets Manager",
@@ -73,7 +66,7 @@ def test_the_seed_s_kubernetes_items_are_automated() -> None:
 
 def test_every_kubernetes_item_passes_on_the_namespace_the_seed_sets_up(cluster: Any) -> None:
     for text, check in kubernetes_items().items():
-        evidence = evaluate(context(), check)
+        evidence = evaluate(context(SYSTEM), check)
         assert evidence.passed, f"{text}: {evidence.detail}"
         assert evidence.detail.startswith("GET /ap"), evidence.detail
         assert "via ai_etl_kube" in evidence.detail
@@ -154,7 +147,7 @@ def test_a_kubernetes_item_fails_when_the_cluster_lacks_what_it_states(cluster: 
         kube.reset()
     else:
         breaks(cluster)
-    found = evaluate(context(), kubernetes_items()[text])
+    found = evaluate(context(SYSTEM), kubernetes_items()[text])
     assert not found.passed
     assert "FAILED" in found.detail and evidence in found.detail, found.detail
 
