@@ -27,6 +27,13 @@ HTTP client) at this server. It speaks the real paths, field names, states and e
   goes PENDING -> RUNNING -> TERMINATED (or INTERNAL_ERROR) over the job's `seconds`, ending as set.
 - The MLflow model registry, as Unity Catalog models use it (`/api/2.0/mlflow/registered-models/get`,
   `.../registered-models/alias` GET/POST/DELETE, `/api/2.0/mlflow/model-versions/get`).
+- Workspace settings the checklists read, as a test set them (GET only): secret scopes
+  (`/api/2.0/secrets/scopes/list`, `/api/2.0/secrets/list?scope=`: keys and timestamps, never values), IP
+  access lists (`/api/2.0/ip-access-lists`), `/api/2.0/workspace-conf?keys=a,b`, cluster policies
+  (`/api/2.0/policies/clusters/list` and `get?policy_id=`, `definition` a JSON string as the API sends it).
+  A warehouse's settings (warehouse_type, enable_photon, enable_serverless_compute, auto_stop_mins,
+  min_num_clusters, max_num_clusters, cluster_size, spot_instance_policy) and a job's documented settings
+  (email_notifications, webhook_notifications, schedule, timeout_seconds, ...) are what the test gave.
 
 A control API for tests, under `/_standin/` (no token needed):
 
@@ -42,12 +49,16 @@ A control API for tests, under `/_standin/` (no token needed):
     GET|DELETE /_standin/faults      list | clear the faults
     POST /_standin/jobs              {"job_id": 7, "name": "etl", "outcome": "SUCCESS|FAILED|TIMEDOUT|CANCELED|INTERNAL_ERROR",
                                       "seconds": 0, "outcomes": ["FAILED", ...] (per run, then outcome),
-                                      "state_message": "...", "tasks": ["task_key", ...], "parameters": [{"name", "default"}]}
+                                      "state_message": "...", "tasks": ["task_key", ...], "parameters": [{"name", "default"}],
+                                      "settings": {"schedule": {...}, "email_notifications": {...}, "tasks": [...], ...}}
     GET  /_standin/runs              every run: run_id, job_id, job_parameters, outcome
     POST /_standin/models            {"name": "cat.sch.model", "versions": 3 | [1, 2, 5], "aliases": {"champion": 2}}
     POST /_standin/serving-endpoints {"name": "ep", "ready": "READY|NOT_READY", "config_update":
                                       "NOT_UPDATING|IN_PROGRESS|UPDATE_FAILED", "served_entities": [...]}
-    POST /_standin/warehouses        {"id": "abc123", "name": "..."}
+    POST /_standin/warehouses        {"id": "abc123", "name": "...", "warehouse_type": "PRO", "enable_photon": true, ...}
+    POST /_standin/settings          {"secret_scopes": [{"name", "backend_type", "keys": [...]}], "ip_access_lists": [...],
+                                      "workspace_conf": {"enableIpAccessLists": "true"}, "cluster_policies": [{"name",
+                                      "definition": {...}}]}: each part given replaces what was there
 
 The Airflow connection (`DatabricksServer.airflow_connection()`): conn_type `databricks`, host `127.0.0.1`,
 port, schema `http` (the hook builds `{schema}://{host}:{port}/api/...`), the token as password.
@@ -93,6 +104,21 @@ Json = dict[str, Any]
 EXEC_IN = "import os, sys; os.chdir(sys.argv[1]); os.execvp(sys.argv[2], sys.argv[2:])"
 APP_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,28}[a-z0-9]$"
 _WAIT_TIMEOUT = re.compile(r"^(0|[5-9]|[1-4][0-9]|50)s$")
+
+
+WAREHOUSE_SETTINGS = (
+    "warehouse_type",
+    "enable_photon",
+    "enable_serverless_compute",
+    "auto_stop_mins",
+    "min_num_clusters",
+    "max_num_clusters",
+    "cluster_size",
+    "spot_instance_policy",
+)
+# documented job settings a test may give (`settings` of POST /_standin/jobs); `tasks` (with e.g. max_retries) also
+# names the job's task keys
+JOB_SETTINGS = ("email_notifications", "webhook_notifications", "notification_settings", "schedule", "timeout_seconds", "health", "tasks")
 
 
 class ApiError(Exception):
@@ -191,6 +217,7 @@ class _Job:
     state_message: str = ""
     tasks: list[str] = field(default_factory=lambda: ["main"])
     parameters: list[Json] = field(default_factory=list)
+    settings: Json = field(default_factory=dict)  # further documented job settings, as given
     created: float = field(default_factory=time.time)
     runs: int = 0
 
@@ -256,6 +283,10 @@ class Workspace:
         self.statement_log: list[Json] = []
         self.faults: list[Fault] = []
         self.warehouses: dict[str, Json] = {wid: {"id": wid, "name": wid, "state": "RUNNING"} for wid in self._configured_warehouses}
+        self.secret_scopes: list[Json] = []
+        self.ip_access_lists: list[Json] = []
+        self.workspace_conf: dict[str, str] = {}
+        self.cluster_policies: list[Json] = []
         self.apps: dict[str, _App] = {name: _App(name=name, port=port, created=now) for name, port in self._configured_apps.items()}
         self.endpoints: dict[str, Json] = {}
         self.jobs: dict[int, _Job] = {}
@@ -339,10 +370,15 @@ class Workspace:
     def warehouse_json(self, warehouse_id: str) -> Json:
         warehouse = self._warehouse(warehouse_id)
         return {
-            **warehouse,
             "cluster_size": "2X-Small",
             "warehouse_type": "PRO",
             "enable_serverless_compute": True,
+            "enable_photon": True,
+            "auto_stop_mins": 120,
+            "min_num_clusters": 1,
+            "max_num_clusters": 1,
+            "spot_instance_policy": "COST_OPTIMIZED",
+            **warehouse,
             "creator_name": self.user,
             "odbc_params": {"hostname": "127.0.0.1", "path": f"/sql/1.0/warehouses/{warehouse_id}", "protocol": "https", "port": 443},
         }
@@ -356,9 +392,83 @@ class Workspace:
         warehouse_id = str(body.get("id") or "")
         if not warehouse_id:
             raise _invalid("id is required.")
+        settings = {key: body[key] for key in WAREHOUSE_SETTINGS if key in body}
         with self._lock:
-            self.warehouses[warehouse_id] = {"id": warehouse_id, "name": str(body.get("name") or warehouse_id), "state": "RUNNING"}
+            self.warehouses[warehouse_id] = {
+                "id": warehouse_id,
+                "name": str(body.get("name") or warehouse_id),
+                "state": "RUNNING",
+                **settings,
+            }
         return self.warehouse_json(warehouse_id)
+
+    # ------------------------------------------------------------------------ workspace settings
+
+    def set_settings(self, body: Json) -> Json:
+        with self._lock:
+            if "secret_scopes" in body:
+                self.secret_scopes = [
+                    {"name": str(s["name"]), "backend_type": str(s.get("backend_type") or "DATABRICKS"), "keys": list(s.get("keys") or [])}
+                    for s in body["secret_scopes"]
+                ]
+            if "ip_access_lists" in body:
+                self.ip_access_lists = [
+                    {
+                        "list_id": uuid.uuid4().hex,
+                        "label": str(entry["label"]),
+                        "list_type": str(entry.get("list_type") or "ALLOW"),
+                        "ip_addresses": list(entry.get("ip_addresses") or []),
+                        "address_count": len(entry.get("ip_addresses") or []),
+                        "enabled": bool(entry.get("enabled", True)),
+                        "created_at": _ms(time.time()),
+                        "created_by": 1,
+                    }
+                    for entry in body["ip_access_lists"]
+                ]
+            if "workspace_conf" in body:
+                self.workspace_conf = {str(k): str(v) for k, v in body["workspace_conf"].items()}
+            if "cluster_policies" in body:
+                self.cluster_policies = [
+                    {
+                        "policy_id": uuid.uuid4().hex[:16].upper(),
+                        "name": str(policy["name"]),
+                        "definition": json.dumps(policy.get("definition") or {}),  # a JSON string, as the API sends it
+                        "created_at_timestamp": _ms(time.time()),
+                        "is_default": False,
+                    }
+                    for policy in body["cluster_policies"]
+                ]
+        return {}
+
+    def list_scopes(self) -> Json:
+        with self._lock:
+            return {"scopes": [{"name": s["name"], "backend_type": s["backend_type"]} for s in self.secret_scopes]}
+
+    def list_secrets(self, scope: str | None) -> Json:
+        with self._lock:
+            found = next((s for s in self.secret_scopes if s["name"] == scope), None)
+            if found is None:
+                raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Scope {scope} does not exist!")
+            return {"secrets": [{"key": key, "last_updated_timestamp": _ms(time.time())} for key in found["keys"]]}
+
+    def list_ip_access_lists(self) -> Json:
+        with self._lock:
+            return {"ip_access_lists": json.loads(json.dumps(self.ip_access_lists))}
+
+    def get_workspace_conf(self, keys: str | None) -> Json:
+        with self._lock:
+            return {key: self.workspace_conf.get(key) for key in (keys or "").split(",") if key}
+
+    def list_policies(self) -> Json:
+        with self._lock:
+            return {"policies": [dict(p) for p in self.cluster_policies], "total_count": len(self.cluster_policies)}
+
+    def get_policy(self, policy_id: str | None) -> Json:
+        with self._lock:
+            found = next((p for p in self.cluster_policies if p["policy_id"] == policy_id), None)
+            if found is None:
+                raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Can't find a cluster policy with id: {policy_id}.")
+            return dict(found)
 
     def execute_statement(self, body: Json) -> Json:
         statement = body.get("statement")
@@ -762,6 +872,8 @@ class Workspace:
         for value in [outcome, *outcomes]:
             if value not in _OUTCOMES:
                 raise _invalid(f"outcome must be one of {', '.join(_OUTCOMES)}, got {value!r}.")
+        settings = {key: value for key, value in (body.get("settings") or {}).items() if key in JOB_SETTINGS}
+        keys = [str(task["task_key"]) for task in settings["tasks"]] if "tasks" in settings else body.get("tasks") or ["main"]
         with self._lock:
             job_id = int(body.get("job_id") or (max(self.jobs, default=100) + 1))
             self.jobs[job_id] = _Job(
@@ -771,8 +883,9 @@ class Workspace:
                 outcomes=outcomes,
                 seconds=float(body.get("seconds") or 0),
                 state_message=str(body.get("state_message") or ""),
-                tasks=[str(t) for t in body.get("tasks") or ["main"]],
+                tasks=[str(t) for t in keys],
                 parameters=list(body.get("parameters") or []),
+                settings=settings,
             )
         return {"job_id": job_id}
 
@@ -801,6 +914,7 @@ class Workspace:
                     "parameters": job.parameters,
                     "max_concurrent_runs": 1,
                     "format": "MULTI_TASK",
+                    **json.loads(json.dumps(job.settings)),
                 },
             }
 
@@ -1053,6 +1167,13 @@ def _routes() -> list[Route]:
         ("POST", r"/_standin/models", lambda w, m, q, b: w.create_model(b)),
         ("POST", r"/_standin/serving-endpoints", lambda w, m, q, b: w.set_endpoint(b)),
         ("POST", r"/_standin/warehouses", lambda w, m, q, b: w.add_warehouse(b)),
+        ("POST", r"/_standin/settings", lambda w, m, q, b: w.set_settings(b)),
+        ("GET", r"/api/2\.0/secrets/scopes/list", lambda w, m, q, b: w.list_scopes()),
+        ("GET", r"/api/2\.0/secrets/list", lambda w, m, q, b: w.list_secrets(q.get("scope"))),
+        ("GET", r"/api/2\.0/ip-access-lists", lambda w, m, q, b: w.list_ip_access_lists()),
+        ("GET", r"/api/2\.0/workspace-conf", lambda w, m, q, b: w.get_workspace_conf(q.get("keys"))),
+        ("GET", r"/api/2\.0/policies/clusters/list", lambda w, m, q, b: w.list_policies()),
+        ("GET", r"/api/2\.0/policies/clusters/get", lambda w, m, q, b: w.get_policy(q.get("policy_id"))),
     ]
     return [(method, re.compile(pattern + "$"), handler) for method, pattern, handler in table]
 
@@ -1256,8 +1377,10 @@ class DatabricksServer:
         outcomes: list[str] | None = None,
         state_message: str = "",
         tasks: list[str] | None = None,
+        settings: Json | None = None,
     ) -> int:
         body = {
+            "settings": settings or {},
             "job_id": job_id,
             "name": name,
             "outcome": outcome,
@@ -1275,6 +1398,13 @@ class DatabricksServer:
         if served_entities is not None:
             body["served_entities"] = served_entities
         return self.workspace.set_endpoint(body)
+
+    def set_settings(self, **parts: Any) -> Json:
+        """Secret scopes, IP access lists, workspace conf, cluster policies: as `POST /_standin/settings`."""
+        return self.workspace.set_settings(parts)
+
+    def add_warehouse(self, warehouse_id: str, **settings: Any) -> Json:
+        return self.workspace.add_warehouse({"id": warehouse_id, **settings})
 
     def create_model(self, name: str, *, versions: int | list[int] = 1, aliases: dict[str, int] | None = None) -> Json:
         return self.workspace.create_model({"name": name, "versions": versions, "aliases": aliases or {}})

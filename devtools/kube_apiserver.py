@@ -9,6 +9,11 @@ real REST paths, field names and status semantics (plain http, any bearer token 
   counts changes of `spec`, `resourceVersion` every write (a stale one on replace answers 409 Conflict).
 - batch/v1 Jobs (create, get, list, delete with `propagationPolicy`, `status`), core/v1 Pods (list with
   label and field selectors, get, delete, `log`) and Secrets (create, get, list, replace, delete).
+- Objects that no controller acts on here, kept as created (create, get, list, delete), for the checklist's
+  `kubernetes` items to read: autoscaling/v2 HorizontalPodAutoscalers, networking.k8s.io/v1 NetworkPolicies
+  and Ingresses, policy/v1 PodDisruptionBudgets, core/v1 ResourceQuotas and ServiceAccounts,
+  rbac.authorization.k8s.io/v1 RoleBindings. Namespaces can be created with labels (Pod Security's
+  `pod-security.kubernetes.io/enforce`); one never created still answers, with only its name label.
 - `?watch=true` on the lists streams ADDED/MODIFIED/DELETED events, as `kubernetes.watch.Watch` reads them.
 - A control API for tests under `/_standin/` (see `KubeApiServer` and the handler's `_control`).
 
@@ -38,7 +43,7 @@ The "kubelet" and the controllers:
   and `activeDeadlineSeconds` are honoured; the conditions are SuccessCriteriaMet + Complete, or
   FailureTarget + Failed (BackoffLimitExceeded or DeadlineExceeded).
 
-Not modelled: namespaces as objects (every namespace exists), ReplicaSets as API objects, paused
+Not modelled: namespaces' lifecycle (every namespace exists), ReplicaSets as API objects, paused
 Deployments, server-side apply, `minReadySeconds` beyond delaying availability, probe thresholds, RBAC.
 
     python -m devtools.kube_apiserver --port 8443 --image-map images.json --state-dir .state/kube
@@ -96,10 +101,12 @@ class _Kind:
     kind: str
     group: str
     namespaced: bool = True
+    version: str = "v1"
+    stored: bool = False  # kept as created: no controller, no validation beyond the name
 
     @property
     def api_version(self) -> str:
-        return f"{self.group}/v1" if self.group else "v1"
+        return f"{self.group}/{self.version}" if self.group else self.version
 
     @property
     def qualified(self) -> str:
@@ -112,6 +119,13 @@ KINDS: dict[str, _Kind] = {
     "jobs": _Kind("jobs", "Job", "batch"),
     "pods": _Kind("pods", "Pod", ""),
     "secrets": _Kind("secrets", "Secret", ""),
+    "horizontalpodautoscalers": _Kind("horizontalpodautoscalers", "HorizontalPodAutoscaler", "autoscaling", version="v2", stored=True),
+    "networkpolicies": _Kind("networkpolicies", "NetworkPolicy", "networking.k8s.io", stored=True),
+    "ingresses": _Kind("ingresses", "Ingress", "networking.k8s.io", stored=True),
+    "poddisruptionbudgets": _Kind("poddisruptionbudgets", "PodDisruptionBudget", "policy", stored=True),
+    "resourcequotas": _Kind("resourcequotas", "ResourceQuota", "", stored=True),
+    "serviceaccounts": _Kind("serviceaccounts", "ServiceAccount", "", stored=True),
+    "rolebindings": _Kind("rolebindings", "RoleBinding", "rbac.authorization.k8s.io", stored=True),
 }
 
 
@@ -628,6 +642,7 @@ class Cluster:
         self.behaviours: dict[str, Behaviour] = {}
         self.lock = threading.RLock()
         self.objects: dict[str, dict[tuple[str, str], Json]] = {plural: {} for plural in KINDS}
+        self.namespace_labels: dict[str, dict[str, str]] = {}  # the namespaces created through the API
         self.deployments: dict[tuple[str, str], _DeploymentRuntime] = {}
         self.jobs: dict[tuple[str, str], _JobRuntime] = {}
         self.retired: list[_DeploymentRuntime] = []  # deleted Deployments whose process is being stopped
@@ -721,6 +736,8 @@ class Cluster:
             elif plural == "secrets":
                 problems = _validate_name(name)
                 self._normalise_secret(obj)
+            elif kind.stored:
+                problems = _validate_name(name)
             else:
                 raise ApiError(405, "MethodNotAllowed", f"create is not supported for {plural} here")
             if problems:
@@ -1614,6 +1631,7 @@ class Cluster:
                 job.cancel.set()
             for objects in self.objects.values():
                 objects.clear()
+            self.namespace_labels.clear()
             self.deployments.clear()
             self.jobs.clear()
             self.retired = []
@@ -1668,11 +1686,17 @@ def _kill_pod_processes(pod_uid: str) -> None:
 
 # --- HTTP ---------------------------------------------------------------------------------------------
 
-_NAMESPACED = re.compile(
-    r"^/(?:api/v1|apis/(?P<group>apps|batch)/v1)/namespaces/(?P<ns>[^/]+)/(?P<plural>[a-z]+)(?:/(?P<name>[^/]+)(?:/(?P<sub>status|log))?)?$"
-)
-_CLUSTER_WIDE = re.compile(r"^/(?:api/v1|apis/(?P<group>apps|batch)/v1)/(?P<plural>[a-z]+)$")
-_GROUP_OF = {"deployments": "apps", "jobs": "batch", "pods": None, "secrets": None}
+_GROUP_VERSION = r"(?:api/(?P<core>v1)|apis/(?P<group>[a-z0-9.]+)/(?P<version>v[0-9a-z]+))"
+_NAMESPACED = re.compile(rf"^/{_GROUP_VERSION}/namespaces/(?P<ns>[^/]+)/(?P<plural>[a-z]+)(?:/(?P<name>[^/]+)(?:/(?P<sub>status|log))?)?$")
+_CLUSTER_WIDE = re.compile(rf"^/{_GROUP_VERSION}/(?P<plural>[a-z]+)$")
+
+
+def _served(match: re.Match[str]) -> bool:
+    """The path names a kind this server knows, under the group and version it is served at."""
+    kind = KINDS.get(match.group("plural"))
+    if kind is None:
+        return False
+    return (match.group("group") or "", match.group("version") or match.group("core")) == (kind.group, kind.version)
 
 
 def _resource_list(group_version: str, plurals: list[str]) -> Json:
@@ -1761,7 +1785,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- routes
 
-    def _route(self) -> None:  # noqa: PLR0912, PLR0915 - one dispatch table for the whole API
+    def _route(self) -> None:  # noqa: PLR0911, PLR0912, PLR0915 - one dispatch table for the whole API
         url = urlparse(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         path = url.path.rstrip("/") or "/"
@@ -1775,15 +1799,19 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET" and (path in ("/version", "/api", "/apis", "/api/v1") or re.fullmatch(r"/apis/(apps|batch)(/v1)?", path)):
             self._json(200, self._discovery(path))
             return
+        if method == "POST" and path == "/api/v1/namespaces":
+            self._json(201, self._create_namespace(self._json_body()))
+            return
         if method == "GET" and (m := re.fullmatch(r"/api/v1/namespaces(?:/([^/]+))?", path)):
             names = sorted(
-                {"default", "kube-system", "kube-public"} | {key[0] for objects in self.cluster.objects.values() for key in objects}
+                {"default", "kube-system", "kube-public"}
+                | {key[0] for objects in self.cluster.objects.values() for key in objects}
+                | set(self.cluster.namespace_labels)
             )
-            shape: Json = {"kind": "Namespace", "apiVersion": "v1", "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
             if m.group(1):
-                self._json(200, {**shape, "metadata": {"name": m.group(1), "labels": {"kubernetes.io/metadata.name": m.group(1)}}})
+                self._json(200, self._namespace(m.group(1)))
             else:
-                items = [{**shape, "metadata": {"name": n}} for n in names]
+                items = [self._namespace(n) for n in names]
                 self._json(
                     200,
                     {
@@ -1794,13 +1822,13 @@ class _Handler(BaseHTTPRequestHandler):
                     },
                 )
             return
-        if (m := _CLUSTER_WIDE.match(path)) and m.group("plural") in KINDS and _GROUP_OF[m.group("plural")] == m.group("group"):
+        if (m := _CLUSTER_WIDE.match(path)) and _served(m):
             if method != "GET":
                 raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource ({method})")
             self._list(m.group("plural"), None, query)
             return
         m = _NAMESPACED.match(path)
-        if not m or m.group("plural") not in KINDS or _GROUP_OF[m.group("plural")] != m.group("group"):
+        if not m or not _served(m):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         plural, namespace, name, sub = m.group("plural"), m.group("ns"), m.group("name"), m.group("sub") or ""
         cluster = self.cluster
@@ -1838,6 +1866,29 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, cluster.delete(plural, namespace, name, policy))
         else:
             raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource ({method})")
+
+    def _namespace(self, name: str) -> Json:
+        """A namespace as the API shows it: the labels it was created with, and the name label every namespace has."""
+        labels = {**self.cluster.namespace_labels.get(name, {}), "kubernetes.io/metadata.name": name}
+        return {
+            "kind": "Namespace",
+            "apiVersion": "v1",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"finalizers": ["kubernetes"]},
+            "status": {"phase": "Active"},
+        }
+
+    def _create_namespace(self, body: Any) -> Json:
+        metadata = body.get("metadata") if isinstance(body, dict) else None
+        name = metadata.get("name") if isinstance(metadata, dict) else None
+        if not isinstance(name, str) or _validate_name(name):
+            raise ApiError(422, "Invalid", f'Namespace "{name}" is invalid: metadata.name: Invalid value')
+        with self.cluster.lock:
+            if name in self.cluster.namespace_labels:
+                raise ApiError(409, "AlreadyExists", f'namespaces "{name}" already exists', {"name": name, "kind": "namespaces"})
+            self.cluster.namespace_labels[name] = {str(k): str(v) for k, v in (metadata.get("labels") or {}).items()}  # type: ignore[union-attr]
+            self.cluster.next_rv()
+        return self._namespace(name)
 
     def _list(self, plural: str, namespace: str | None, query: dict[str, str]) -> None:
         labels, fields = query.get("labelSelector", ""), query.get("fieldSelector", "")

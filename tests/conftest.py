@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from observe import STATE_DIR, demo_at_start
@@ -15,7 +15,44 @@ from testenv import ROOT, SESSION_DIR, SLACK_OUT, SLACK_PORT  # first: it sets A
 from devtools import local_postgres, slack_receiver
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
+
+
+@pytest.fixture(scope="session", autouse=True)
+def record_failing_checks() -> Iterator[None]:
+    """Every check that returns a failure in any test is noted for `make checklists`' "proven failing" column.
+
+    The runners and evidence functions are wrapped where `evaluate` looks them up at each call (its registries),
+    so tests that imported `evaluate` itself, or run items through a release, are all seen.
+    """
+    from airflow_rollout import checklist_run, evidence
+    from airflow_rollout.checklists import PythonItemCheck
+    from devtools.checklist_summary import record_failure
+
+    def recording_runner(run: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+        def runner(ctx: Any, check: Any) -> Any:
+            found = run(ctx, check)
+            if not found.passed:
+                record_failure(check)
+            return found
+
+        return runner
+
+    def recording_function(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapped(ctx: Any, **args: Any) -> Any:
+            found = function(ctx, **args)
+            if not found.passed:
+                record_failure(PythonItemCheck(kind="python", function=name, args=args))
+            return found
+
+        return wrapped
+
+    with pytest.MonkeyPatch.context() as patch:
+        for kind, run in list(checklist_run.RUNNERS.items()):
+            patch.setitem(checklist_run.RUNNERS, kind, recording_runner(run))
+        for name, function in list(evidence.EVIDENCE.items()):
+            patch.setitem(evidence.EVIDENCE, name, recording_function(name, function))
+        yield
 
 
 @pytest.fixture(scope="session")

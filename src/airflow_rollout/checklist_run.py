@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_rollout.checklists import RELEASE_PHASES, Checklist, ChecklistError, Entry, Phase, PythonItemCheck, load_checklist
 from airflow_rollout.config import HttpCheck, LatencyCheck, resolve_path
 from airflow_rollout.evidence import EVIDENCE, Evidence
+from airflow_rollout.item_checks import databricks_api, delta_table, kubernetes
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -258,6 +259,9 @@ RUNNERS: dict[str, Callable[[Any, Any], Evidence]] = {
     "latency": _latency,
     "file_present": _file_present,
     "command": lambda _ctx, check: _command(check),
+    "kubernetes": kubernetes.run,
+    "databricks_api": databricks_api.run,
+    "delta_table": delta_table.run,
 }
 
 
@@ -319,7 +323,7 @@ class ItemState:
     """Where one checklist item stands in a release: what the completed checklist (Markdown) and the dashboard show."""
 
     done: bool  # ticked: passed, or signed off
-    state: str  # passed, failed, signed_off, rejected, manual, not_applicable, not_reached, maintenance
+    state: str  # passed, failed, signed_off, rejected, manual, not_applicable, not_reached, maintenance, derived_{done,failed,open}
     detail: str = ""  # the evidence, the reason it is not applicable, or why it did not run
     role: str | None = None
     responder: str | None = None
@@ -328,6 +332,10 @@ class ItemState:
 
 def item_state(entry: Entry, results: dict[str, ChecklistItemRow], signoffs: dict[str, SignoffRow]) -> ItemState:
     """One item's state from the ledger's checklist results and sign-offs of a release."""
+    return (_derived_state if entry.item.derived else _own_state)(entry, results, signoffs)
+
+
+def _own_state(entry: Entry, results: dict[str, ChecklistItemRow], signoffs: dict[str, SignoffRow]) -> ItemState:
     item = entry.item
     if item.not_applicable:
         return ItemState(done=False, state="not_applicable", detail=item.not_applicable)
@@ -347,6 +355,22 @@ def item_state(entry: Entry, results: dict[str, ChecklistItemRow], signoffs: dic
     return ItemState(done=result.passed, state="passed" if result.passed else "failed", detail=result.detail, when=result.checked_at)
 
 
+FAILED_STATES = frozenset({"failed", "rejected", "derived_failed"})
+
+
+def _derived_state(entry: Entry, results: dict[str, ChecklistItemRow], signoffs: dict[str, SignoffRow]) -> ItemState:
+    """A parent's state from its sub-items': done when every one is done, failed when one failed, open otherwise."""
+    children = [(child, item_state(child, results, signoffs)) for child in entry.children()]
+    failed = [child.item_id for child, state in children if state.state in FAILED_STATES]
+    done = sum(state.done for _, state in children)
+    counted = f"{done} of {len(children)} sub-items done"
+    if failed:
+        return ItemState(done=False, state="derived_failed", detail=f"{counted}; failed: {', '.join(failed)}")
+    if done == len(children):
+        return ItemState(done=True, state="derived_done", detail=counted)
+    return ItemState(done=False, state="derived_open", detail=counted)
+
+
 def _line(entry: Entry, results: dict[str, ChecklistItemRow], signoffs: dict[str, SignoffRow]) -> str:
     item = entry.item
     indent = "  " * entry.depth
@@ -363,6 +387,10 @@ def _line(entry: Entry, results: dict[str, ChecklistItemRow], signoffs: dict[str
             note = f"*manual: {status.role} confirms*"
         case "not_reached" | "maintenance":
             note = f"*{status.detail}*"
+        case "derived_done" | "derived_open":
+            note = f"*derived: {status.detail}*"
+        case "derived_failed":
+            note = f"**FAILED** (derived): {status.detail}"
         case _:
             verdict = "" if status.done else "**FAILED**: "
             note = f"{verdict}{status.detail} ({_when(status.when)})"
@@ -390,7 +418,8 @@ def render_completed(ctx: ReleaseContext) -> str:
         lines += [
             "",
             f"{summary['total']} items: {summary['automated']} automated ({len(results)} run in this release, {passed} passed), "
-            f"{summary['manual']} manual, {summary['not_applicable']} not applicable.",
+            f"{summary['manual']} manual, {summary['not_applicable']} not applicable, "
+            f"{summary['derived']} derived from their sub-items.",
         ]
         for section in checklist.sections:
             lines += ["", f"{'#' * section.level} {section.title}", ""]

@@ -7,7 +7,9 @@ recognise it, and says for every item how it is done:
   command, python); the release runs it in the item's phase and keeps the evidence;
 - `manual`: a role signs off (`manual: Tech Lead`, or `{role: Tech Lead, required: true}` when the
   release must wait for that role's approval before anything changes);
-- `not_applicable`: the reason it does not apply to this system.
+- `not_applicable`: the reason it does not apply to this system;
+- `derived: true`: a parent (a seed's bold header over sub-items) done when all its sub-items are done, failed
+  when one failed; it needs no person of its own.
 
 An item's `phase` says when it is done; a section's `phase` is the default of its items. Errors name the
 file, the item and the field.
@@ -32,6 +34,9 @@ from airflow_rollout.config import (
     UrlPath,
     read_yaml,
 )
+from airflow_rollout.item_checks.databricks_api import DatabricksApiItemCheck
+from airflow_rollout.item_checks.delta_table import DeltaTableItemCheck
+from airflow_rollout.item_checks.kubernetes import KubernetesItemCheck
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -193,7 +198,10 @@ ItemCheck = Annotated[
     | LatencyItemCheck
     | FilePresentItemCheck
     | CommandItemCheck
-    | PythonItemCheck,
+    | PythonItemCheck
+    | KubernetesItemCheck
+    | DatabricksApiItemCheck
+    | DeltaTableItemCheck,
     Field(discriminator="kind"),
 ]
 
@@ -209,6 +217,7 @@ class Item(_Strict):
     check: ItemCheck | None = None
     manual: Manual | None = None
     not_applicable: str | None = Field(default=None, min_length=1)
+    derived: bool = Field(default=False, description="a parent whose state is its sub-items': all done, done; one failed, failed")
     blocking: bool = Field(default=False, description="a failed check stops the release (pre-deploy) or rolls it back (verify)")
     items: list[Item] = Field(default_factory=list)
 
@@ -220,8 +229,11 @@ class Item(_Strict):
     @model_validator(mode="after")
     def _exactly_one_way(self) -> Item:
         ways = [name for name in ("check", "manual", "not_applicable") if getattr(self, name) is not None]
+        ways += ["derived"] if self.derived else []
         if len(ways) != 1:
-            raise ValueError(f"needs exactly one of check, manual or not_applicable; has {', '.join(ways) or 'none'}")
+            raise ValueError(f"needs exactly one of check, manual, not_applicable or derived; has {', '.join(ways) or 'none'}")
+        if self.derived and not self.items:
+            raise ValueError("derived takes its state from sub-items, and it has none")
         if self.blocking and self.check is None:
             raise ValueError("blocking applies to automated items (with a check) only")
         return self
@@ -262,6 +274,7 @@ class Checklist(_Strict):
             "automated": sum(e.item.check is not None for e in entries),
             "manual": sum(e.item.manual is not None for e in entries),
             "not_applicable": sum(e.item.not_applicable is not None for e in entries),
+            "derived": sum(e.item.derived for e in entries),
         }
 
     def required_roles(self) -> list[str]:
@@ -285,13 +298,20 @@ class Entry(BaseModel):
         text = re.sub(r"[*`]", "", self.item.text)
         return f"{self.item_id} {text[:70]}"
 
+    def children(self) -> list[Entry]:
+        """The item's sub-items where they sit, with the ids and phases `Checklist.entries` gives them."""
+        return list(_walk(self.section, self.item.items, self.item_id, self.depth + 1, self.phase, recurse=False))
 
-def _walk(section: Section, items: list[Item], prefix: str, depth: int, inherited: Phase | None = None) -> Iterator[Entry]:
+
+def _walk(
+    section: Section, items: list[Item], prefix: str, depth: int, inherited: Phase | None = None, *, recurse: bool = True
+) -> Iterator[Entry]:
     for index, item in enumerate(items, 1):
         item_id = f"{prefix}.{index}"
         phase = item.phase or inherited or section.phase
         yield Entry(item_id=item_id, section=section, depth=depth, item=item, phase=phase)
-        yield from _walk(section, item.items, item_id, depth + 1, phase)
+        if recurse:
+            yield from _walk(section, item.items, item_id, depth + 1, phase)
 
 
 def checklists_dir() -> Path:

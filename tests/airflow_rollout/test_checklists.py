@@ -8,6 +8,7 @@ import re
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -77,7 +78,7 @@ def test_shipped_checklists_are_honest_about_how_each_item_is_done(path: Path) -
     checklist = load_checklist(path.stem)
     assert checklist is not None
     summary = checklist.summary()
-    assert summary["total"] == summary["automated"] + summary["manual"] + summary["not_applicable"]
+    assert summary["total"] == summary["automated"] + summary["manual"] + summary["not_applicable"] + summary["derived"]
     assert summary["automated"] > 0
     for entry in checklist.entries():
         if entry.item.not_applicable:
@@ -188,7 +189,7 @@ def test_valid_fixtures_load() -> None:
     minimal = load_checklist("minimal", FIXTURES / "valid")
     full = load_checklist("full", FIXTURES / "valid")
     assert minimal is not None and full is not None
-    assert minimal.summary() == {"total": 1, "automated": 1, "manual": 0, "not_applicable": 0}
+    assert minimal.summary() == {"total": 1, "automated": 1, "manual": 0, "not_applicable": 0, "derived": 0}
     kinds = {e.item.check.kind for e in full.entries() if e.item.check}
     assert kinds == {"http", "sql", "connection", "backup_fresh", "latency", "file_present", "command", "python"}
     assert full.required_roles() == ["Security Lead"]
@@ -239,5 +240,85 @@ def test_make_checklists_accounts_for_every_seed(
     assert set(written) == set(SEEDS)
     for seed, counts in written.items():
         assert counts["total"] == len(seed_items(seed_text(seed)))
-        assert counts["total"] == counts["automated"] + counts["manual"] + counts["not_applicable"]
+        assert counts["total"] == counts["automated"] + counts["manual"] + counts["not_applicable"] + counts["derived"]
+        assert 0 <= counts["proven_failing"] <= counts["automated"]
     assert "all seeds" in capsys.readouterr().out
+
+
+def test_proven_failing_counts_an_item_only_while_its_check_is_the_one_seen_failing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from devtools import checklist_summary
+
+    monkeypatch.setattr(checklist_summary, "PROJECT_ROOT", tmp_path)
+    minimal = load_checklist("minimal", FIXTURES / "valid")
+    assert minimal is not None
+    [check] = [e.item.check for e in minimal.entries() if e.item.check]
+    assert checklist_summary._counts(minimal, checklist_summary.recorded_failures())["proven_failing"] == 0
+    checklist_summary.record_failure(check.model_copy(update={"expect_status": 500}))  # another check of the same kind
+    assert checklist_summary._counts(minimal, checklist_summary.recorded_failures())["proven_failing"] == 0
+    checklist_summary.record_failure(check)
+    assert checklist_summary._counts(minimal, checklist_summary.recorded_failures())["proven_failing"] == 1
+
+
+# --- derived parents ----------------------------------------------------------------------------------------
+
+PARENT = {
+    "system": "parents",
+    "title": "t",
+    "sections": [
+        {
+            "title": "S",
+            "phase": "verify",
+            "items": [
+                {
+                    "text": "**Health**",
+                    "derived": True,
+                    "items": [
+                        {"text": "live", "check": {"kind": "python", "function": "backup_verified"}},
+                        {"text": "ready", "manual": {"role": "Tech Lead", "required": True}},
+                    ],
+                }
+            ],
+        }
+    ],
+}
+
+
+def _row(passed: bool) -> Any:
+    return SimpleNamespace(passed=passed, detail="seen", checked_at=None)
+
+
+@pytest.mark.parametrize(
+    ("results", "signoffs", "state", "done"),
+    [
+        ({"s1.1.1": True}, {"Tech Lead": True}, "derived_done", True),
+        ({"s1.1.1": True}, {}, "derived_open", False),
+        ({}, {"Tech Lead": True}, "derived_open", False),
+        ({"s1.1.1": False}, {"Tech Lead": True}, "derived_failed", False),
+        ({"s1.1.1": True}, {"Tech Lead": False}, "derived_failed", False),
+    ],
+    ids=["all-done", "one-unsigned", "one-not-run", "one-failed", "one-rejected"],
+)
+def test_a_derived_parent_takes_its_state_from_its_sub_items(
+    results: dict[str, bool], signoffs: dict[str, bool], state: str, done: bool
+) -> None:
+    from airflow_rollout.checklist_run import item_state
+
+    checklist = parse_checklist(PARENT, "parents.yaml")
+    parent = checklist.entries()[0]
+    assert [child.item_id for child in parent.children()] == ["s1.1.1", "s1.1.2"]
+    answers = {role: SimpleNamespace(approved=ok, responder="ana", answered_at=None) for role, ok in signoffs.items()}
+    found = item_state(parent, {item: _row(ok) for item, ok in results.items()}, answers)  # type: ignore[arg-type]
+    assert (found.state, found.done) == (state, done)
+    assert checklist.summary() == {"total": 3, "automated": 1, "manual": 1, "not_applicable": 0, "derived": 1}
+
+
+def test_the_seeds_bold_parents_over_manual_items_are_derived() -> None:
+    """Parents over sub-items need no person of their own; the one left manual is a required sign-off."""
+    for path in sorted(checklists_dir().glob("*.yaml")):
+        checklist = load_checklist(path.stem)
+        assert checklist is not None
+        for entry in checklist.entries():
+            if entry.item.items and entry.item.manual:
+                assert entry.item.manual.required, f"{path.stem} {entry.item_id} {entry.item.text!r}: make it derived"

@@ -365,3 +365,25 @@ def test_command_line(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_workspace_settings_answer_with_their_documented_fields(dbx, hook):
+    dbx.set_settings(
+        secret_scopes=[{"name": "prod", "backend_type": "AZURE_KEYVAULT", "keys": ["token"]}],
+        workspace_conf={"enableIpAccessLists": "true"},
+        cluster_policies=[{"name": "jobs", "definition": {"autotermination_minutes": {"type": "fixed", "value": 30}}}],
+    )
+    dbx.add_warehouse("wh", warehouse_type="CLASSIC", enable_photon=False)
+    assert hook._do_api_call(("GET", "2.0/secrets/scopes/list")) == {"scopes": [{"name": "prod", "backend_type": "AZURE_KEYVAULT"}]}
+    [secret] = hook._do_api_call(("GET", "2.0/secrets/list"), {"scope": "prod"})["secrets"]
+    assert secret["key"] == "token" and "value" not in secret
+    with pytest.raises(DatabricksApiError, match="RESOURCE_DOES_NOT_EXIST"):
+        hook._do_api_call(("GET", "2.0/secrets/list"), {"scope": "none"})
+    conf = hook._do_api_call(("GET", "2.0/workspace-conf"), {"keys": "enableIpAccessLists,enableTokensConfig"})
+    assert conf == {"enableIpAccessLists": "true", "enableTokensConfig": None}
+    [policy] = hook._do_api_call(("GET", "2.0/policies/clusters/list"))["policies"]
+    assert json.loads(policy["definition"]) == {"autotermination_minutes": {"type": "fixed", "value": 30}}
+    assert hook._do_api_call(("GET", "2.0/policies/clusters/get"), {"policy_id": policy["policy_id"]})["name"] == "jobs"
+    warehouse = hook._do_api_call(("GET", "2.0/sql/warehouses/wh"))
+    assert (warehouse["warehouse_type"], warehouse["enable_photon"], warehouse["state"]) == ("CLASSIC", False, "RUNNING")
+    assert hook._do_api_call(("GET", "2.0/ip-access-lists")) == {"ip_access_lists": []}

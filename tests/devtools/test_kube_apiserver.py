@@ -415,3 +415,30 @@ def test_a_failed_migration_job_leads_with_its_command_and_the_exception_line(ku
         "RuntimeError: Can not locate revision 3c4d"
     )
     assert "noise " * 500 in caplog.text and "Traceback (most recent call last)" in caplog.text  # the whole pod log
+
+
+def test_kept_kinds_and_labelled_namespaces_answer_as_the_api_does(api):
+    """The kinds no controller acts on here are kept as created, under their own group and version only."""
+    from kubernetes.client.exceptions import ApiException
+
+    def call(path: str, method: str = "GET", body: dict | None = None, status: int = 200) -> dict:
+        return api.call_api(path, method, body=body, auth_settings=["BearerToken"], response_types_map={status: "object"})[0]
+
+    call("/api/v1/namespaces", "POST", {"metadata": {"name": "apps", "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}, 201)
+    labels = call("/api/v1/namespaces/apps")["metadata"]["labels"]
+    assert labels == {"pod-security.kubernetes.io/enforce": "restricted", "kubernetes.io/metadata.name": "apps"}
+    assert call("/api/v1/namespaces/elsewhere")["metadata"]["labels"] == {"kubernetes.io/metadata.name": "elsewhere"}
+    with pytest.raises(ApiException) as taken:
+        call("/api/v1/namespaces", "POST", {"metadata": {"name": "apps"}}, 201)
+    assert taken.value.status == 409
+    hpa = {
+        "metadata": {"name": "web"},
+        "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "minReplicas": 2, "maxReplicas": 5},
+    }
+    created = call("/apis/autoscaling/v2/namespaces/apps/horizontalpodautoscalers", "POST", hpa, 201)
+    assert (created["kind"], created["apiVersion"], created["spec"]["minReplicas"]) == ("HorizontalPodAutoscaler", "autoscaling/v2", 2)
+    listed = call("/apis/autoscaling/v2/namespaces/apps/horizontalpodautoscalers")
+    assert [item["metadata"]["name"] for item in listed["items"]] == ["web"]
+    with pytest.raises(ApiException) as wrong_version:
+        call("/apis/autoscaling/v1/namespaces/apps/horizontalpodautoscalers")
+    assert wrong_version.value.status == 404

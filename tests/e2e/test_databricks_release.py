@@ -11,6 +11,7 @@ import re
 
 import pytest
 from observe import checklist_results, ledger, run_signed_release
+from seed_platforms import BATCH_JOB_SETTINGS, SERVED_ENTITIES, set_table_properties, set_up_workspace
 from testenv import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -39,6 +40,7 @@ def workspace(postgres, slack, tmp_path):
         app_readiness_path="/api/health",
         app_ready_timeout=5,
     ) as server:
+        set_up_workspace(server)  # the warehouses' and the workspace's settings the checklists' databricks_api items read
         for conn_id in ("ONTOS_DATABRICKS", "DATABRICKS_ML"):
             os.environ[f"AIRFLOW_CONN_{conn_id}"] = server.airflow_connection()
         for slack_conn in ("SLACK_ONTOS", "SLACK_ML"):
@@ -75,6 +77,7 @@ def ontos(workspace):
     [target] = context("ontos-ml-workbench").data_targets
     target.warehouse.execute("INSERT INTO `ontos_ml`.`workbench`.`sheets` VALUES (1, 'intake', 1, NULL), (2, 'labels', 2, NULL)")
     target.warehouse.execute("INSERT INTO `ontos_ml`.`workbench`.`qa_pairs` VALUES (1, 1, 'why?', 'because'), (2, 1, 'how?', 'so')")
+    set_table_properties(target)
     app = context("ontos-ml-workbench").apps["workbench"]
     app.switch_to("1.0.0")
     workspace.clear_statements = len(workspace.statements())
@@ -108,6 +111,8 @@ def test_ontos_good_release_migrates_the_tables_and_deploys_the_new_source_path(
     assert "without a token: HTTP 401 (refused)" in items["Verify token-based auth works"].detail
     assert items["Foreign key constraints verified"].passed, items["Foreign key constraints verified"].detail
     assert items["Post in team Slack channel"].detail == "release-started message delivered to Slack through slack_ontos"
+    for text in ("Warehouse type: Pro or Serverless", "Auto-stop configured (30-60 minutes)", "Table properties optimized"):
+        assert items[text].passed, items[text].detail
 
 
 def test_ontos_bad_release_redeploys_the_previous_path_and_restores_every_table_version(release_dag, workspace, ontos):
@@ -137,8 +142,9 @@ def ml_platform(workspace):
     migrate_to("databricks-ml-platform", "1.0.0")
     [target] = context("databricks-ml-platform").data_targets
     target.warehouse.execute("INSERT INTO `ml`.`features`.`customer_features` VALUES (1, 34, 120.5, NULL), (2, 51, 80.0, NULL)")
+    set_table_properties(target)
     workspace.create_model("ml.models.churn_classifier", versions=3, aliases={"champion": 2})
-    workspace.set_serving_endpoint("churn-classifier", ready="READY", config_update="NOT_UPDATING")
+    workspace.set_serving_endpoint("churn-classifier", ready="READY", config_update="NOT_UPDATING", served_entities=SERVED_ENTITIES)
     return target
 
 
@@ -147,7 +153,7 @@ def champion() -> str | None:
 
 
 def test_ml_release_moves_the_champion_alias_checks_the_endpoint_and_runs_the_batch_job(release_dag, workspace, ml_platform):
-    workspace.define_job(job_id=101, name="batch-inference", outcome="SUCCESS", seconds=1)
+    workspace.define_job(job_id=101, name="batch-inference", outcome="SUCCESS", seconds=1, settings=BATCH_JOB_SETTINGS)
 
     dag_run, record = run_signed_release(release_dag, "databricks-ml-platform", "1.1.0")
 
@@ -157,10 +163,18 @@ def test_ml_release_moves_the_champion_alias_checks_the_endpoint_and_runs_the_ba
     measured = {m.name: m for m in ledger().measurements(dag_run.run_id)}
     assert measured["endpoint_ready"].passed and "READY" in measured["endpoint_ready"].detail
     assert measured["batch_inference"].passed and "SUCCESS" in measured["batch_inference"].detail
+    items = checklist_results(dag_run.run_id, "databricks-ml-platform")
+    automated = (
+        "Photon engine enabled for performance",
+        "Job success/failure alerts configured",
+        "Endpoint scaling configured (min/max instances)",
+    )
+    for text in (*automated, "Delta table properties optimized (optimize write, auto-compact)"):
+        assert items[text].passed, items[text].detail
 
 
 def test_ml_release_whose_batch_job_fails_moves_the_alias_back_and_restores_the_features(release_dag, workspace, ml_platform):
-    workspace.define_job(job_id=101, name="batch-inference", outcome="FAILED", seconds=1)
+    workspace.define_job(job_id=101, name="batch-inference", outcome="FAILED", seconds=1, settings=BATCH_JOB_SETTINGS)
     before = ml_platform.fingerprint()
     version = ml_platform.table_version("customer_features")
 

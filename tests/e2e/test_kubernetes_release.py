@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from observe import checklist_results, ledger, run_signed_release
+from seed_platforms import ai_etl_deployment, create_ai_etl_platform
 from testenv import ROOT, SERVER_PORTS
 
 pytestmark = pytest.mark.e2e
@@ -45,7 +46,8 @@ def tcp_services():
 
 @pytest.fixture
 def cluster(postgres, slack, tcp_services, tmp_path):
-    """ai-etl-prod with 1.0.0 running: the three Deployments ready, the database migrated, the backend's Secret."""
+    """ai-etl-prod with 1.0.0 running: the three Deployments ready, the database migrated, the backend's Secret, and
+    the namespace's Pod Security labels, HPAs, quota, RBAC and Ingress the checklist's kubernetes items read."""
     from kubernetes import client
 
     from devtools.kube_apiserver import KubeApiServer
@@ -83,6 +85,7 @@ def cluster(postgres, slack, tcp_services, tmp_path):
         client.CoreV1Api(api).create_namespaced_secret(
             NAMESPACE, {"metadata": {"name": "ai-etl-backend-env"}, "stringData": {"DATABASE_URL": postgres.uri("ai_etl")}}
         )
+        create_ai_etl_platform(api)
         apps = client.AppsV1Api(api)
         for name, (image, _, seed_port, path) in DEPLOYMENTS.items():
             port = PORTS[seed_port]
@@ -97,18 +100,9 @@ def cluster(postgres, slack, tcp_services, tmp_path):
                 container["envFrom"] = [{"secretRef": {"name": "ai-etl-backend-env"}}]
                 # the seed's livenessProbe, which the checklist's "Configure liveness probes" reads
                 container["livenessProbe"] = {"httpGet": {"path": "/health/live", "port": port}, "periodSeconds": 10}
-            apps.create_namespaced_deployment(
-                NAMESPACE,
-                {
-                    "metadata": {"name": name, "labels": {"app": name}},
-                    "spec": {
-                        "replicas": 2,
-                        "progressDeadlineSeconds": 8,  # the seed's default is 600: a stall is found in seconds here
-                        "selector": {"matchLabels": {"app": name}},
-                        "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [container]}},
-                    },
-                },
-            )
+            deployment = ai_etl_deployment(name, container)
+            deployment["spec"]["progressDeadlineSeconds"] = 8  # the seed's default is 600: a stall is found in seconds here
+            apps.create_namespaced_deployment(NAMESPACE, deployment)
         wait_rolled_out(apps)
         yield apps
 
@@ -159,6 +153,9 @@ def test_good_rollout_migrates_with_a_job_and_is_promoted(release_dag, cluster):
     assert items["**Configure liveness probes**"].detail.startswith("the livenessProbe of backend GETs /health/live on port ")
     assert items["**Configure readiness probes**"].detail.startswith("the readinessProbe of backend GETs /health/ready on port ")
     assert items["**Test database connectivity**"].passed  # SELECT 1 on app_db
+    for text in ("**Set resource limits**", "**Configure autoscaling**", "Enable Pod Security Standards", "**Configure Ingress**"):
+        assert items[text].passed, items[text].detail
+        assert items[text].detail.startswith("GET /ap") and "via ai_etl_kube" in items[text].detail
 
 
 def test_stalled_rollout_is_rolled_back_to_the_recorded_template(release_dag, cluster):

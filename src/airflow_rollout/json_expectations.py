@@ -1,0 +1,152 @@
+"""Expectations over a JSON document an item check read (a Kubernetes object, a Databricks API answer, a Delta table's detail).
+
+An expectation names a path into the document and what every value found there must be. A path is a list of
+keys and list indexes; `"*"` stands for every element of a list (or every value of a mapping), so
+`[spec, template, spec, containers, "*", resources, limits, memory]` reads the memory limit of each container.
+Keys holding dots (`pod-security.kubernetes.io/enforce`) are one step: no escaping is needed. A string that
+holds a JSON object (a cluster policy's `definition`) is read as that object when the path goes on into it.
+
+With `match: all` (the default) every value must satisfy the comparison, and a branch of a `"*"` that lacks the
+rest of the path counts as a value that is missing (a container without `resources.limits` fails "every container
+has a memory limit"); with `match: any`, at least `min_count` values must satisfy it (an HPA among several that
+scales the backend). Either way at least `min_count` values must be found, so an expectation cannot pass on a
+document that lacks what the item states. Without a comparison, each value must be present and not empty.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from airflow_rollout.config import StrictModel
+
+Scalar = str | int | float | bool
+PathStep = Annotated[str, Field(min_length=1, max_length=253)] | Annotated[int, Field(ge=0)]
+
+
+class Expectation(StrictModel):
+    path: list[PathStep] = Field(min_length=1)
+    equals: Scalar | dict[str, Any] | list[Any] | None = None
+    one_of: list[Scalar] | None = Field(default=None, min_length=1)
+    at_least: float | None = None
+    at_most: float | None = None
+    contains: Scalar | dict[str, Any] | None = Field(default=None, description="a list value holds this element")
+    min_count: Annotated[int, Field(ge=1)] = Field(1, description="how many values the path must find at least")
+    match: Literal["all", "any"] = Field("all", description="all: every value found must satisfy it; any: min_count of them")
+
+    @model_validator(mode="after")
+    def _bounds_in_order(self) -> Expectation:
+        if self.at_least is not None and self.at_most is not None and self.at_least > self.at_most:
+            raise ValueError(f"at_least {self.at_least:g} is above at_most {self.at_most:g}: nothing could pass")
+        return self
+
+    def path_text(self) -> str:
+        return ".".join(f"[{step}]" if isinstance(step, int) or "." in step else step for step in self.path)
+
+    def wanted(self) -> str:
+        parts = [f"{name} {json.dumps(value)}" for name in ("equals", "one_of", "contains") if (value := getattr(self, name)) is not None]
+        parts += [f"at least {self.at_least:g}"] if self.at_least is not None else []
+        parts += [f"at most {self.at_most:g}"] if self.at_most is not None else []
+        found = f"{self.min_count}+ values" if self.min_count > 1 else "a value"
+        which = "each" if self.match == "all" else f"{self.min_count}+ of them"
+        return f"{found}, {which} {' and '.join(parts) if parts else 'set'}"
+
+    def problem(self, value: Any) -> str | None:
+        """Why `value` does not satisfy the comparison, or None when it does."""
+        compared = (self.equals, self.one_of, self.contains, self.at_least, self.at_most)
+        if all(c is None for c in compared):
+            return "empty" if value is None or value in ("", [], {}) else None
+        number = _number(value)
+        failures = [
+            (self.equals is not None and not _same(value, self.equals), "differs"),
+            (self.one_of is not None and not any(_same(value, choice) for choice in self.one_of or []), "not one of them"),
+            (
+                self.contains is not None and not (isinstance(value, list) and any(_same(e, self.contains) for e in value)),
+                "does not contain it",
+            ),
+            ((self.at_least is not None or self.at_most is not None) and number is None, "not a number"),
+            (number is not None and self.at_least is not None and number < self.at_least, "below the bound"),
+            (number is not None and self.at_most is not None and number > self.at_most, "above the bound"),
+        ]
+        return next((why for failed, why in failures if failed), None)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _same(value: Any, expected: Any) -> bool:
+    """APIs answer numbers and booleans as strings at times (Delta properties, SQL results): compare as the expectation's type."""
+    if isinstance(expected, bool):
+        return value is expected or (isinstance(value, str) and value.lower() == str(expected).lower())
+    if isinstance(expected, int | float):
+        number = _number(value)
+        return number is not None and number == expected
+    return bool(value == expected)
+
+
+def _label(index: int, element: Any) -> str:
+    """How the evidence names a list element: by its name when it has one (a Deployment, a policy, a job's task), else its index."""
+    if isinstance(element, dict):
+        name = (element.get("metadata") or {}).get("name") if isinstance(element.get("metadata"), dict) else None
+        name = name or element.get("name") or element.get("task_key")
+        if isinstance(name, str) and name:
+            return name
+    return str(index)
+
+
+def _parsed(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def values_at(document: Any, path: list[str | int]) -> tuple[list[tuple[str, Any]], list[str]]:
+    """Each value at `path` with the concrete path it was found at, and where the path broke off (a missing key)."""
+    found: list[tuple[str, Any]] = [("", document)]
+    missing: list[str] = []
+    for step in path:
+        following: list[tuple[str, Any]] = []
+        for where, value in found:
+            node = _parsed(value) if isinstance(value, str) and value.lstrip().startswith(("{", "[")) else value
+            if step == "*":
+                children = enumerate(node) if isinstance(node, list) else node.items() if isinstance(node, dict) else []
+                following += [
+                    (f"{where}[{_label(key, child)}]" if isinstance(key, int) else f"{where}.{key}", child) for key, child in children
+                ]
+            elif isinstance(step, int) and isinstance(node, list) and step < len(node):
+                following.append((f"{where}[{step}]", node[step]))
+            elif isinstance(step, str) and isinstance(node, dict) and step in node:
+                following.append((f"{where}.{step}", node[step]))
+            else:
+                missing.append(f"{where}.{step}".lstrip(".") if isinstance(step, str) else f"{where}[{step}]")
+        found = following
+    return [(where.lstrip("."), value) for where, value in found], missing
+
+
+def check_document(document: Any, expectations: list[Expectation], source: str) -> tuple[bool, str, dict[str, Any]]:
+    """Whether every expectation holds of `document`, what was compared (for the evidence), and the values found."""
+    lines, numbers, passed = [], {}, True
+    for expectation in expectations:
+        found, missing = values_at(document, list(expectation.path))
+        wrong = [f"{where} = {json.dumps(value)} ({why})" for where, value in found if (why := expectation.problem(value))]
+        wrong += [f"{where} missing" for where in missing] if expectation.match == "all" else []
+        shown = ", ".join(json.dumps(value) for _, value in found[:6]) + (", ..." if len(found) > 6 else "")
+        numbers[expectation.path_text()] = [value for _, value in found[:20]]
+        satisfying = len(found) - len(wrong) + (len(missing) if expectation.match == "all" else 0)
+        held = satisfying >= expectation.min_count and (expectation.match == "any" or not wrong)
+        if not held:
+            passed = False
+            reason = "; ".join(wrong[:4]) if wrong else f"found {len(found)} value(s)"
+            lines.append(f"{expectation.path_text()}: FAILED, expected {expectation.wanted()}: {reason}")
+        else:
+            lines.append(f"{expectation.path_text()} = {shown} (expected {expectation.wanted()})")
+    return passed, f"{source}: " + "; ".join(lines), numbers

@@ -1,0 +1,117 @@
+"""`kind: databricks_api` items of seeds 000 and 001 run as shipped against the Databricks stand-in, through
+DatabricksHook: they pass on the workspace set up as the seeds ask, and each fails when the setting is not so."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+from seed_platforms import BATCH_JOB_SETTINGS, DATABRICKS_SYSTEMS, SERVED_ENTITIES, WAREHOUSES, WORKSPACE_SETTINGS, context, shipped_checks
+
+from airflow_rollout.checklist_run import evaluate
+from airflow_rollout.item_checks.databricks_api import DatabricksApiItemCheck
+
+
+def test_the_seeds_databricks_api_items() -> None:
+    assert len(shipped_checks("ontos-ml-workbench", "databricks_api")) == 4
+    assert len(shipped_checks("databricks-ml-platform", "databricks_api")) == 11
+
+
+@pytest.mark.parametrize("system", DATABRICKS_SYSTEMS)
+def test_every_databricks_api_item_passes_on_the_workspace_the_seed_sets_up(workspace: Any, system: str) -> None:
+    for text, check in shipped_checks(system, "databricks_api").items():
+        evidence = evaluate(context(system), check)
+        assert evidence.passed, f"{text}: {evidence.detail}"
+        assert evidence.detail.startswith(f"GET {check.path}"), evidence.detail
+
+
+def settings_without(part: str, change: Any) -> dict[str, Any]:
+    settings = copy.deepcopy(WORKSPACE_SETTINGS[part])
+    change(settings)
+    return {part: settings}
+
+
+BREAKAGES: dict[tuple[str, str], tuple[Any, str]] = {
+    ("databricks-ml-platform", "Secrets stored in Azure Key Vault"): (
+        lambda w: w.set_settings(secret_scopes=[*WORKSPACE_SETTINGS["secret_scopes"], {"name": "local", "backend_type": "DATABRICKS"}]),
+        'scopes[local].backend_type = "DATABRICKS" (differs)',
+    ),
+    ("databricks-ml-platform", "Databricks secret scopes configured"): (lambda w: w.set_settings(secret_scopes=[]), "found 0 value(s)"),
+    ("databricks-ml-platform", "IP access lists configured (if required)"): (
+        lambda w: w.set_settings(**settings_without("ip_access_lists", lambda lists: lists[0].update(enabled=False))),
+        "enabled = false",
+    ),
+    ("ontos-ml-workbench", "IP access lists configured"): (lambda w: w.set_settings(ip_access_lists=[]), "found 0 value(s)"),
+    ("databricks-ml-platform", "Cluster policies enforced (instance types, auto-termination)"): (
+        lambda w: w.set_settings(**settings_without("cluster_policies", lambda p: p[0]["definition"].pop("node_type_id"))),
+        "node_type_id missing",
+    ),
+    ("databricks-ml-platform", "Photon engine enabled for performance"): (
+        lambda w: w.add_warehouse("ml-prod-warehouse", **{**WAREHOUSES["ml-prod-warehouse"], "enable_photon": False}),
+        "enable_photon = false",
+    ),
+    ("databricks-ml-platform", "Auto-scaling configured based on load patterns"): (
+        lambda w: w.add_warehouse("ml-prod-warehouse", **{**WAREHOUSES["ml-prod-warehouse"], "max_num_clusters": 1}),
+        "max_num_clusters = 1",
+    ),
+    ("databricks-ml-platform", "Model registry set up with staging/production stages"): (
+        lambda w: w.create_model("ml.models.churn_classifier", versions=3, aliases={}),
+        "found 0 value(s)",
+    ),
+    ("databricks-ml-platform", "Scheduling configured via Databricks Jobs"): (
+        lambda w: w.define_job(
+            job_id=101,
+            name="batch-inference",
+            settings={**BATCH_JOB_SETTINGS, "schedule": {**BATCH_JOB_SETTINGS["schedule"], "pause_status": "PAUSED"}},
+        ),
+        'pause_status = "PAUSED"',
+    ),
+    ("databricks-ml-platform", "Job success/failure alerts configured"): (
+        lambda w: w.define_job(job_id=101, name="batch-inference", settings={"schedule": BATCH_JOB_SETTINGS["schedule"]}),
+        "email_notifications missing",
+    ),
+    ("databricks-ml-platform", "Error handling and retry logic implemented"): (
+        lambda w: w.define_job(job_id=101, name="batch-inference", settings={**BATCH_JOB_SETTINGS, "tasks": [{"task_key": "main"}]}),
+        "settings.tasks[main].max_retries missing",
+    ),
+    ("databricks-ml-platform", "Endpoint scaling configured (min/max instances)"): (
+        lambda w: w.set_serving_endpoint("churn-classifier", served_entities=[{**SERVED_ENTITIES[0], "scale_to_zero_enabled": True}]),
+        "scale_to_zero_enabled = true",
+    ),
+    ("ontos-ml-workbench", "Warehouse type: Pro or Serverless"): (
+        lambda w: w.add_warehouse("ontos-prod-warehouse", **{**WAREHOUSES["ontos-prod-warehouse"], "warehouse_type": "CLASSIC"}),
+        'warehouse_type = "CLASSIC"',
+    ),
+    ("ontos-ml-workbench", "Auto-stop configured (30-60 minutes)"): (
+        lambda w: w.add_warehouse("ontos-prod-warehouse", **{**WAREHOUSES["ontos-prod-warehouse"], "auto_stop_mins": 0}),
+        "auto_stop_mins = 0 (below the bound)",
+    ),
+    ("ontos-ml-workbench", "Spot instance policy configured (if applicable)"): (
+        lambda w: w.add_warehouse(
+            "ontos-prod-warehouse", **{**WAREHOUSES["ontos-prod-warehouse"], "spot_instance_policy": "POLICY_UNSPECIFIED"}
+        ),
+        "not one of them",
+    ),
+}
+
+
+def test_every_databricks_api_item_has_a_failing_case() -> None:
+    assert set(BREAKAGES) == {(system, text) for system in DATABRICKS_SYSTEMS for text in shipped_checks(system, "databricks_api")}
+
+
+@pytest.mark.parametrize("key", sorted(BREAKAGES), ids=lambda k: k[1][:40].lower().replace(" ", "-"))
+def test_a_databricks_api_item_fails_when_the_workspace_is_not_so(workspace: Any, key: tuple[str, str]) -> None:
+    system, text = key
+    breaks, evidence = BREAKAGES[key]
+    breaks(workspace)
+    found = evaluate(context(system), shipped_checks(system, "databricks_api")[text])
+    assert not found.passed
+    assert "FAILED" in found.detail and evidence in found.detail, found.detail
+
+
+def test_a_path_that_is_not_a_documented_api_get_is_refused() -> None:
+    for path in ("/api/2.0/../secrets", "api/2.0/secrets/scopes/list", "/api/3.0/x", "https://evil.example/api/2.0/x", "/api/2.0/a?b=c"):
+        with pytest.raises(ValidationError):
+            DatabricksApiItemCheck(kind="databricks_api", conn_id="x", path=path, expect=[{"path": ["a"]}])

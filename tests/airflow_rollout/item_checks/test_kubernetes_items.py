@@ -1,0 +1,166 @@
+"""`kind: kubernetes` items of seed 002 run as shipped against the Kubernetes API stand-in, through KubernetesHook:
+they pass on the namespace set up as the seed asks, and each fails when the cluster lacks what it states."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from seed_platforms import AI_ETL_NAMESPACE, ai_etl_deployment, context, create_ai_etl_platform
+
+from airflow_rollout.checklist_run import evaluate
+from airflow_rollout.checklists import load_checklist
+from airflow_rollout.item_checks.kubernetes import KubernetesItemCheck
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+SYSTEM = "ai-etl-assistant"
+
+
+def kubernetes_items() -> dict[str, KubernetesItemCheck]:
+    checklist = load_checklist(SYSTEM)
+    assert checklist is not None
+    return {e.item.text: e.item.check for e in checklist.entries() if isinstance(e.item.check, KubernetesItemCheck)}
+
+
+@pytest.fixture(scope="module")
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from devtools.kube_apiserver import KubeApiServer
+
+    with KubeApiServer(image_map={}, state_dir=tmp_path_factory.mktemp("kube"), ready_delay=0.1) as server:
+        yield server
+
+
+@pytest.fixture
+def cluster(kube: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
+    """ai-etl-prod as the seed sets it up: its three Deployments, Pod Security labels, HPAs, quota, RBAC, Ingress."""
+    from kubernetes import client, config
+
+    kube.reset()
+    monkeypatch.setenv("AIRFLOW_CONN_AI_ETL_KUBE", kube.airflow_connection(AI_ETL_NAMESPACE))
+    with config.new_client_from_config_dict(kube.kubeconfig()) as api:
+        create_ai_etl_platform(api)
+        for name in ("backend", "frontend", "llm-gateway"):
+            container = {"name": name, "image": f"registry.example.com/ai-etl/{name}:1.0.0"}
+            if name == "backend":
+                container["envFrom"] = [{"secretRef": {"name": "ai-etl-backend-env"}}]
+            client.AppsV1Api(api).create_namespaced_deployment(AI_ETL_NAMESPACE, ai_etl_deployment(name, container))
+        yield api
+
+
+def test_the_seed_s_kubernetes_items_are_automated() -> None:
+    assert set(kubernetes_items()) == {
+        "Use Kubernetes Secrets or AWS Secrets Manager",
+        "Set resource quotas",
+        "Create service accounts",
+        "Configure role bindings",
+        "Limit pod security policies",
+        "Enable Pod Security Standards",
+        "**Set resource limits**",
+        "**Configure autoscaling**",
+        "**Configure Ingress**",
+    }
+
+
+def test_every_kubernetes_item_passes_on_the_namespace_the_seed_sets_up(cluster: Any) -> None:
+    for text, check in kubernetes_items().items():
+        evidence = evaluate(context(SYSTEM), check)
+        assert evidence.passed, f"{text}: {evidence.detail}"
+        assert evidence.detail.startswith("GET /ap"), evidence.detail
+        assert "via ai_etl_kube" in evidence.detail
+
+
+def replace_in(api: Any, plural_path: str, name: str, change: Any) -> None:
+    """Delete the object and create it again changed: the stored kinds are kept as created."""
+    obj = api.call_api(f"{plural_path}/{name}", "GET", auth_settings=["BearerToken"], response_types_map={200: "object"})[0]
+    api.call_api(f"{plural_path}/{name}", "DELETE", auth_settings=["BearerToken"], response_types_map={200: "object"})
+    change(obj)
+    obj["metadata"] = {"name": name}
+    api.call_api(plural_path, "POST", body=obj, auth_settings=["BearerToken"], response_types_map={201: "object"})
+
+
+def patch_deployment(api: Any, name: str, patch: dict[str, Any]) -> None:
+    from kubernetes import client
+
+    client.AppsV1Api(api).patch_namespaced_deployment(name, AI_ETL_NAMESPACE, patch)
+
+
+NS = f"/namespaces/{AI_ETL_NAMESPACE}"
+
+
+def no_limits(api: Any) -> None:
+    containers = [{"name": "frontend", "resources": {"requests": {"cpu": "250m"}, "limits": None}}]
+    patch_deployment(api, "frontend", {"spec": {"template": {"spec": {"containers": containers}}}})
+
+
+def privileged(api: Any) -> None:
+    containers = [{"name": "llm-gateway", "securityContext": {"allowPrivilegeEscalation": True}}]
+    patch_deployment(api, "llm-gateway", {"spec": {"template": {"spec": {"containers": containers}}}})
+
+
+BREAKAGES = {
+    "Use Kubernetes Secrets or AWS Secrets Manager": (
+        lambda api: patch_deployment(
+            api, "backend", {"spec": {"template": {"spec": {"containers": [{"name": "backend", "envFrom": None}]}}}}
+        ),
+        "envFrom missing",
+    ),
+    "**Set resource limits**": (no_limits, "frontend"),
+    "**Configure autoscaling**": (
+        lambda api: replace_in(
+            api, f"/apis/autoscaling/v2{NS}/horizontalpodautoscalers", "backend", lambda o: o["spec"].update(minReplicas=1)
+        ),
+        "minReplicas",
+    ),
+    "Set resource quotas": (
+        lambda api: replace_in(api, f"/api/v1{NS}/resourcequotas", "ai-etl-quota", lambda o: o["spec"]["hard"].pop("limits.memory")),
+        "limits.memory missing",
+    ),
+    "Create service accounts": (
+        lambda api: patch_deployment(api, "backend", {"spec": {"template": {"spec": {"serviceAccountName": None}}}}),
+        "serviceAccountName missing",
+    ),
+    "Configure role bindings": (
+        lambda api: replace_in(
+            api,
+            f"/apis/rbac.authorization.k8s.io/v1{NS}/rolebindings",
+            "ai-etl-app-read",
+            lambda o: o.update(subjects=[{"kind": "User", "name": "someone"}]),
+        ),
+        "ServiceAccount",
+    ),
+    "Limit pod security policies": (privileged, "allowPrivilegeEscalation = true"),
+    "Enable Pod Security Standards": (None, "pod-security.kubernetes.io/enforce missing"),
+    "**Configure Ingress**": (
+        lambda api: replace_in(api, f"/apis/networking.k8s.io/v1{NS}/ingresses", "ai-etl", lambda o: o["spec"].pop("tls")),
+        "tls missing",
+    ),
+}
+
+
+@pytest.mark.parametrize("text", sorted(BREAKAGES), ids=lambda t: t.strip("*").lower().replace(" ", "-"))
+def test_a_kubernetes_item_fails_when_the_cluster_lacks_what_it_states(cluster: Any, kube: Any, text: str) -> None:
+    breaks, evidence = BREAKAGES[text]
+    if breaks is None:  # the namespace never labelled: what a cluster without Pod Security admission shows
+        kube.reset()
+    else:
+        breaks(cluster)
+    found = evaluate(context(SYSTEM), kubernetes_items()[text])
+    assert not found.passed
+    assert "FAILED" in found.detail and evidence in found.detail, found.detail
+
+
+def test_an_app_that_is_not_a_kubernetes_deployment_fails_with_the_reason() -> None:
+    from airflow_rollout.config import load_profile
+    from airflow_rollout.context import SystemContext
+
+    check = KubernetesItemCheck(kind="kubernetes", app="backend", resource="deployments", expect=[{"path": ["items"]}])
+    found = evaluate(SystemContext(profile=load_profile("routing-ml-platform")), check)
+    assert not found.passed
+    assert "not a Kubernetes Deployment" in found.detail
+
+
+def test_every_kubernetes_item_has_a_failing_case() -> None:
+    assert set(BREAKAGES) == set(kubernetes_items())

@@ -1,0 +1,79 @@
+"""Expectations over JSON documents, as the kubernetes, databricks_api and delta_table item checks use them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from airflow_rollout.json_expectations import Expectation, check_document
+
+DEPLOYMENTS = {
+    "items": [
+        {
+            "metadata": {"name": "backend"},
+            "spec": {"replicas": 2, "template": {"spec": {"containers": [{"resources": {"limits": {"memory": "1Gi"}}}]}}},
+        },
+        {"metadata": {"name": "frontend"}, "spec": {"replicas": 3, "template": {"spec": {"containers": [{"resources": {}}]}}}},
+    ]
+}
+LIMITS = ["items", "*", "spec", "template", "spec", "containers", "*", "resources", "limits", "memory"]
+
+
+def holds(document: object, **expectation: object) -> bool:
+    passed, _, _ = check_document(document, [Expectation.model_validate(expectation)], "test")
+    return passed
+
+
+def test_every_branch_of_a_wildcard_must_hold_and_one_without_the_field_fails() -> None:
+    passed, detail, numbers = check_document(DEPLOYMENTS, [Expectation(path=LIMITS)], "GET deployments")
+    assert not passed
+    assert "items[frontend].spec.template.spec.containers[0].resources.limits missing" in detail
+    assert numbers["items.*.spec.template.spec.containers.*.resources.limits.memory"] == ["1Gi"]
+    DEPLOYMENTS["items"][1]["spec"]["template"]["spec"]["containers"][0]["resources"] = {"limits": {"memory": "512Mi"}}  # type: ignore[index]
+    try:
+        assert holds(DEPLOYMENTS, path=LIMITS)
+    finally:
+        DEPLOYMENTS["items"][1]["spec"]["template"]["spec"]["containers"][0]["resources"] = {}  # type: ignore[index]
+
+
+def test_bounds_equality_and_membership() -> None:
+    replicas = ["items", "*", "spec", "replicas"]
+    assert holds(DEPLOYMENTS, path=replicas, at_least=2)
+    assert not holds(DEPLOYMENTS, path=replicas, at_least=3)
+    assert holds(DEPLOYMENTS, path=["items", "*", "metadata", "name"], one_of=["backend", "frontend"])
+    assert not holds(DEPLOYMENTS, path=["items", "*", "metadata", "name"], equals="backend")
+    assert holds(DEPLOYMENTS, path=["items", "*", "metadata", "name"], equals="backend", match="any")
+    assert not holds(DEPLOYMENTS, path=["items", "*", "metadata", "name"], equals="gateway", match="any")
+    assert holds({"policyTypes": ["Ingress", "Egress"]}, path=["policyTypes"], contains="Ingress")
+    assert not holds({"policyTypes": ["Egress"]}, path=["policyTypes"], contains="Ingress")
+
+
+def test_an_empty_list_or_a_missing_field_finds_nothing_and_fails() -> None:
+    assert not holds({"items": []}, path=["items", "*", "metadata", "name"])
+    assert not holds({}, path=["enable_photon"], equals=True)
+    assert not holds({"items": [{}]}, path=["items", "*", "x"], equals=1, match="any")
+    assert not holds({"items": [{"x": 1}]}, path=["items", "*", "x"], equals=1, min_count=2)
+
+
+def test_values_sent_as_strings_compare_as_the_expectation_s_type() -> None:
+    assert holds({"delta.autoOptimize.optimizeWrite": "true"}, path=["delta.autoOptimize.optimizeWrite"], equals=True)
+    assert not holds({"delta.autoOptimize.optimizeWrite": "false"}, path=["delta.autoOptimize.optimizeWrite"], equals=True)
+    assert holds({"auto_stop_mins": "45"}, path=["auto_stop_mins"], at_least=30, at_most=60)
+    assert not holds({"auto_stop_mins": True}, path=["auto_stop_mins"], at_least=0)
+
+
+def test_a_string_holding_json_is_read_into() -> None:
+    policy = {"policies": [{"definition": json.dumps({"autotermination_minutes": {"type": "range", "maxValue": 60}})}]}
+    assert holds(policy, path=["policies", "*", "definition", "autotermination_minutes", "maxValue"], at_most=120)
+    assert not holds(policy, path=["policies", "*", "definition", "autotermination_minutes", "maxValue"], at_most=30)
+
+
+def test_an_expectation_nothing_could_meet_is_refused() -> None:
+    with pytest.raises(ValidationError, match="nothing could pass"):
+        Expectation(path=["x"], at_least=5, at_most=1)
+    with pytest.raises(ValidationError):
+        Expectation(path=[])
+    with pytest.raises(ValidationError):
+        Expectation(path=["x"], min_count=0)

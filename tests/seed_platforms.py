@@ -1,0 +1,205 @@
+"""What the seed systems' platforms declare when they are set up as the seeds ask, put into the stand-ins.
+
+The checklists' kubernetes, databricks_api and delta_table items read these; the e2e releases and the item
+check tests start from them, and each failing-case test breaks one.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+AI_ETL_NAMESPACE = "ai-etl-prod"
+
+# the seed's Pod Security: the restricted profile enforced on the namespace
+AI_ETL_NAMESPACE_LABELS = {"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest"}
+
+# what each of the seed's Deployments declares beside its container's image, ports and probes
+AI_ETL_POD_SPEC: dict[str, Any] = {
+    "serviceAccountName": "ai-etl-app",
+    "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+}
+AI_ETL_CONTAINER: dict[str, Any] = {
+    "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+}
+
+
+def ai_etl_objects() -> dict[str, list[dict[str, Any]]]:
+    """The namespace's other objects, by resource plural: HPAs, quota, service account, role binding, ingress."""
+    return {
+        "horizontalpodautoscalers": [
+            {
+                "metadata": {"name": name},
+                "spec": {
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+                    "minReplicas": 2,
+                    "maxReplicas": 10,
+                    "metrics": [
+                        {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}
+                    ],
+                },
+            }
+            for name in ("backend", "llm-gateway")
+        ],
+        "resourcequotas": [
+            {"metadata": {"name": "ai-etl-quota"}, "spec": {"hard": {"limits.cpu": "16", "limits.memory": "32Gi", "pods": "50"}}}
+        ],
+        "serviceaccounts": [{"metadata": {"name": "ai-etl-app"}}],
+        "rolebindings": [
+            {
+                "metadata": {"name": "ai-etl-app-read"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "ai-etl-app-read"},
+                "subjects": [{"kind": "ServiceAccount", "name": "ai-etl-app", "namespace": AI_ETL_NAMESPACE}],
+            }
+        ],
+        "ingresses": [
+            {
+                "metadata": {"name": "ai-etl"},
+                "spec": {
+                    "ingressClassName": "nginx",
+                    "tls": [{"hosts": ["ai-etl.example.com"], "secretName": "ai-etl-tls"}],
+                    "rules": [
+                        {
+                            "host": "ai-etl.example.com",
+                            "http": {
+                                "paths": [
+                                    {
+                                        "path": "/",
+                                        "pathType": "Prefix",
+                                        "backend": {"service": {"name": "frontend", "port": {"number": 3000}}},
+                                    }
+                                ]
+                            },
+                        }
+                    ],
+                },
+            }
+        ],
+    }
+
+
+def ai_etl_deployment(name: str, container: dict[str, Any], replicas: int = 2) -> dict[str, Any]:
+    """A seed Deployment: the container given, with the seed's resources and security settings."""
+    labels = {"app": name}
+    return {
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {**copy.deepcopy(AI_ETL_POD_SPEC), "containers": [{**copy.deepcopy(AI_ETL_CONTAINER), **container}]},
+            },
+        },
+    }
+
+
+def create_ai_etl_platform(api: Any) -> None:
+    """The namespace (with its labels) and its objects, through the API server the client `api` talks to."""
+    api.call_api(
+        "/api/v1/namespaces",
+        "POST",
+        body={"metadata": {"name": AI_ETL_NAMESPACE, "labels": AI_ETL_NAMESPACE_LABELS}},
+        auth_settings=["BearerToken"],
+        response_types_map={201: "object"},
+    )
+    from airflow_rollout.item_checks.kubernetes import resource_path
+
+    for plural, objects in ai_etl_objects().items():
+        for obj in objects:
+            api.call_api(
+                resource_path(plural, AI_ETL_NAMESPACE, None),
+                "POST",
+                body=obj,
+                auth_settings=["BearerToken"],
+                response_types_map={201: "object"},
+            )
+
+
+# --- Databricks (seeds 000 and 001) ---------------------------------------------------------------------
+
+WAREHOUSES: dict[str, dict[str, Any]] = {
+    "ontos-prod-warehouse": {
+        "warehouse_type": "PRO",
+        "auto_stop_mins": 45,
+        "spot_instance_policy": "COST_OPTIMIZED",
+        "enable_photon": True,
+    },
+    "ml-prod-warehouse": {
+        "warehouse_type": "PRO",
+        "enable_photon": True,
+        "min_num_clusters": 1,
+        "max_num_clusters": 4,
+        "auto_stop_mins": 30,
+    },
+}
+WORKSPACE_SETTINGS: dict[str, Any] = {
+    "secret_scopes": [{"name": "ml-prod", "backend_type": "AZURE_KEYVAULT", "keys": ["feature-store-token"]}],
+    "ip_access_lists": [{"label": "corporate", "list_type": "ALLOW", "ip_addresses": ["10.0.0.0/16"], "enabled": True}],
+    "workspace_conf": {"enableIpAccessLists": "true"},
+    "cluster_policies": [
+        {
+            "name": "ml-jobs",
+            "definition": {
+                "autotermination_minutes": {"type": "range", "minValue": 10, "maxValue": 60},
+                "node_type_id": {"type": "allowlist", "values": ["Standard_DS3_v2", "Standard_DS4_v2"]},
+            },
+        }
+    ],
+}
+# seed 001's batch inference job (101): scheduled nightly, the on-call told when it fails
+BATCH_JOB_SETTINGS: dict[str, Any] = {
+    "schedule": {"quartz_cron_expression": "0 0 2 * * ?", "timezone_id": "UTC", "pause_status": "UNPAUSED"},
+    "email_notifications": {"on_failure": ["ml-oncall@example.com"]},
+    "tasks": [{"task_key": "main", "max_retries": 2, "min_retry_interval_millis": 60000}],
+}
+SERVED_ENTITIES = [
+    {
+        "name": "churn",
+        "entity_name": "ml.models.churn_classifier",
+        "entity_version": "2",
+        "workload_size": "Small",
+        "scale_to_zero_enabled": False,
+    }
+]
+TABLE_PROPERTIES = {
+    "delta.autoOptimize.optimizeWrite": "true",
+    "delta.autoOptimize.autoCompact": "true",
+    "delta.deletedFileRetentionDuration": "interval 7 days",
+    "delta.logRetentionDuration": "interval 30 days",
+}
+
+
+def set_up_workspace(server: Any) -> None:
+    """The workspace's warehouses and settings as the seeds ask for them."""
+    for warehouse_id, settings in WAREHOUSES.items():
+        server.add_warehouse(warehouse_id, **settings)
+    server.set_settings(**copy.deepcopy(WORKSPACE_SETTINGS))
+
+
+def set_table_properties(target: Any, properties: dict[str, str] | None = None) -> None:
+    """The seed's Delta properties on every table of a unity_catalog data target."""
+    pairs = ", ".join(f"'{key}' = '{value}'" for key, value in (TABLE_PROPERTIES if properties is None else properties).items())
+    for table in target.config.tables:
+        target.warehouse.execute(f"ALTER TABLE {target.table(table)} SET TBLPROPERTIES ({pairs})")
+
+
+DATABRICKS_SYSTEMS = ("ontos-ml-workbench", "databricks-ml-platform")
+
+
+def context(system: str) -> Any:
+    """The system as maintenance and the item checks see it: its profile, no release."""
+    from airflow_rollout.config import load_profile
+    from airflow_rollout.context import SystemContext
+
+    return SystemContext(profile=load_profile(system))
+
+
+def shipped_checks(system: str, kind: str) -> dict[str, Any]:
+    """The checks of one kind in the system's shipped checklist, by item text."""
+    from airflow_rollout.checklists import load_checklist
+
+    checklist = load_checklist(system)
+    assert checklist is not None
+    return {e.item.text: e.item.check for e in checklist.entries() if e.item.check is not None and e.item.check.kind == kind}
