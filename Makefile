@@ -50,7 +50,7 @@ test: install chromium
 	@mkdir -p build
 	$(BIN)/python -m pytest --junitxml=build/junit.xml
 
-# Releases on that distributed Airflow (tests/distributed, about 10 minutes): apart from `make test`, which excludes them.
+# Releases on that distributed Airflow (tests/distributed, about 8 minutes): apart from `make test`, which excludes them.
 test-distributed: install
 	@mkdir -p build
 	$(BIN)/python -m pytest -m distributed tests/distributed --junitxml=build/junit-distributed.xml
