@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # devtools/ (stand-ins, demo tooling) is imported from the checkout; the airflow_rollout package is installed.
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install chromium demo stop up down test lint bench checklists
+.PHONY: install chromium demo stop up down distributed distributed-down test test-distributed lint bench checklists
 
 install: $(VENV)/.installed
 
@@ -30,6 +30,15 @@ up: install
 down:
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m devtools.up stop; else echo "nothing to stop"; fi
 
+# What docker-compose.yml describes, without Docker: CeleryExecutor, Redis (Debian's redis-server, installed by apt-get when
+# missing), PostgreSQL, and api-server, scheduler, dag-processor, triggerer and two Celery workers as processes of their
+# own (devtools/distributed.py). Connections from .env, as for `make up`.
+distributed: install
+	$(BIN)/python -m devtools.distributed start
+
+distributed-down:
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m devtools.distributed stop; else echo "nothing to stop"; fi
+
 # Debian's chromium for the browser tests (tests/browser, driven by Playwright): apt-get installs it when it is missing
 # (as root, `apt-get update` first); silent when it is there. Playwright's own browser download cannot reach its host here.
 chromium: install
@@ -40,6 +49,11 @@ chromium: install
 test: install chromium
 	@mkdir -p build
 	$(BIN)/python -m pytest --junitxml=build/junit.xml
+
+# Releases on that distributed Airflow (tests/distributed, about 8 minutes): apart from `make test`, which excludes them.
+test-distributed: install
+	@mkdir -p build
+	$(BIN)/python -m pytest -m distributed tests/distributed --junitxml=build/junit-distributed.xml
 
 lint: install
 	$(BIN)/ruff check .

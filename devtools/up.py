@@ -491,6 +491,20 @@ def up(env_file: Path, state_dir: Path) -> None:
     except BaseException:  # it did not come up, or Ctrl-C: nothing half-started is left behind
         stop_background("airflow", state_dir)
         raise
+    open_for_releases(api, dags, errors, port=port, home=home, stop_command="make down")
+
+
+def open_for_releases(
+    api: AirflowApi,
+    dags: list[dict[str, Any]],
+    errors: list[dict[str, Any]],
+    *,
+    port: int,
+    home: Path,
+    stop_command: str,
+    prefix: str = "up",
+) -> None:
+    """Unpause the DAGs triggered by hand, say where the UI and the dashboard are; fail on DAG files that did not import."""
     scheduled = []
     for dag in dags:
         if dag.get("timetable_summary") in (None, "None"):  # triggered by hand: release and the phase DAGs
@@ -498,16 +512,16 @@ def up(env_file: Path, state_dir: Path) -> None:
         elif dag.get("is_paused"):
             scheduled.append(dag["dag_id"])
     print()
-    say(f"Airflow UI: {url}   login: admin   password: in {home / PASSWORDS_FILE}")
-    say(f"Releases dashboard: {dashboard_url(port)}   (Releases in the UI's navigation)")
-    say("trigger `release` (pick the system, type the version); the phase DAGs are unpaused too")
+    say(f"Airflow UI: {ui_url(port)}   login: admin   password: in {home / PASSWORDS_FILE}", prefix)
+    say(f"Releases dashboard: {dashboard_url(port)}   (Releases in the UI's navigation)", prefix)
+    say("trigger `release` (pick the system, type the version); the phase DAGs are unpaused too", prefix)
     if scheduled:
-        say(f"paused until you unpause them in the UI: {', '.join(sorted(scheduled))} (they run on a schedule)")
-    say("`make down` stops it")
+        say(f"paused until you unpause them in the UI: {', '.join(sorted(scheduled))} (they run on a schedule)", prefix)
+    say(f"`{stop_command}` stops it", prefix)
     if errors:
         for error in errors:
-            say(f"import error in {error.get('filename')}:\n{error.get('stack_trace')}")
-        raise SystemExit("[up] Airflow is running, but DAG files failed to import (above)")
+            say(f"import error in {error.get('filename')}:\n{error.get('stack_trace')}", prefix)
+        raise SystemExit(f"[{prefix}] Airflow is running, but DAG files failed to import (above)")
 
 
 def down(state_dir: Path) -> None:

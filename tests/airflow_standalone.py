@@ -47,10 +47,12 @@ class Standalone:
         return api
 
 
-def up_command(action: str, state: Path, env: Mapping[str, str], *extra: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    """`python -m devtools.up <action> --state-dir <state> ...`, as `make up` / `make down` run it."""
+def up_command(
+    action: str, state: Path, env: Mapping[str, str], *extra: str, timeout: float, tool: str = "devtools.up"
+) -> subprocess.CompletedProcess[str]:
+    """`python -m devtools.up <action> --state-dir <state> ...`, as `make up` / `make down` run it (or another `tool`)."""
     return subprocess.run(
-        [sys.executable, "-m", "devtools.up", action, "--state-dir", str(state), *extra],
+        [sys.executable, "-m", tool, action, "--state-dir", str(state), *extra],
         env=dict(env),
         cwd=ROOT,
         capture_output=True,
@@ -126,3 +128,30 @@ def task_states(airflow: Standalone, dag_id: str, run_id: str) -> dict[str, str 
         f"{ti['task_id']}[{ti['map_index']}]" if ti["map_index"] >= 0 else ti["task_id"]: ti["state"]
         for ti in response.json()["task_instances"]
     }
+
+
+def answer_sign_offs(airflow: Standalone, run_id: str) -> None:
+    """Approve each sign-off waiting for input, as the user it is assigned to; anything else waiting is a failure.
+
+    Only once the scheduler has seen the worker that parked the task exit: an answer given before that is lost to a
+    race in Airflow 3.3.2 (scheduler_saw_exit).
+    """
+    from airflow_rollout.tasks import APPROVE_OPTION
+
+    response = airflow.api.client.get(f"/api/v2/dags/release/dagRuns/{run_id}/hitlDetails", params={"response_received": False})
+    response.raise_for_status()
+    waiting = [detail for detail in response.json()["hitl_details"] if detail["task_instance"]["state"] == "awaiting_input"]
+    if not waiting:
+        return
+    parked = scheduler_saw_exit(airflow, "awaiting_input")
+    for detail in waiting:
+        ti = detail["task_instance"]
+        assert ti["task_id"] == "sign_off.sign_off", f"{ti['task_id']} waits for a human: {detail['subject']}\n{detail['body']}"
+        if ti["id"] not in parked:
+            continue
+        [user] = [assigned["id"] for assigned in detail["assigned_users"]]
+        answered = airflow.as_user(user).client.patch(
+            f"/api/v2/dags/release/dagRuns/{run_id}/taskInstances/sign_off.sign_off/{ti['map_index']}/hitlDetails",
+            json={"chosen_options": [APPROVE_OPTION], "params_input": {}},
+        )
+        assert answered.is_success, f"{user} could not sign off {ti['rendered_map_index']}: HTTP {answered.status_code} {answered.text}"

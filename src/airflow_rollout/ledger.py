@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -222,7 +222,12 @@ CREATE TABLE IF NOT EXISTS rollout_snapshot (
     PRIMARY KEY (release_id, target)
 );
 """
-SCHEMA_VERSIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2)
+# On a distributed Airflow (CeleryExecutor) the attempts of one release run on several workers, and a retry may run
+# on another worker than the attempt it follows: each attempt keeps the host that ran it.
+SCHEMA_V3 = """
+ALTER TABLE rollout_step_attempt ADD COLUMN IF NOT EXISTS hostname text;
+"""
+SCHEMA_VERSIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2, SCHEMA_V3)
 
 
 class ReleaseStatus(StrEnum):
@@ -257,12 +262,20 @@ class LedgerConflictError(RuntimeError):
     pass
 
 
+def this_host() -> str:
+    """The host this process runs on, as Airflow names it: its `[core] hostname_callable`, the task instance's Host."""
+    from airflow.sdk.api.client import get_hostname
+
+    return str(get_hostname())  # type: ignore[no-untyped-call]
+
+
 @dataclass(frozen=True)
 class Attempt:
-    """One try of one task in one DAG run: a step's attempt in the ledger."""
+    """One try of one task in one DAG run, on the host running it: a step's attempt in the ledger."""
 
     run_id: str
     try_number: int
+    hostname: str = field(default_factory=this_host)
 
 
 @dataclass(frozen=True)
@@ -306,6 +319,7 @@ class StepAttemptRow:
     finished_at: datetime | None
     detail: Any
     error: str | None
+    hostname: str | None  # None: recorded before the ledger kept hosts (schema version 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -606,9 +620,9 @@ class Ledger(OnLedgerDatabase):
     def step_started(self, release_id: str, phase: str, step: str, attempt: Attempt) -> None:
         """A new attempt of a step, running; the same attempt written again (after an outage) stays one row."""
         self._execute(
-            "INSERT INTO rollout_step_attempt (release_id, phase, step, run_id, try_number, status) VALUES (%s, %s, %s, %s, %s, 'running')"
-            " ON CONFLICT (release_id, phase, step, run_id, try_number) DO NOTHING",
-            (release_id, phase, step, attempt.run_id, attempt.try_number),
+            "INSERT INTO rollout_step_attempt (release_id, phase, step, run_id, try_number, hostname, status)"
+            " VALUES (%s, %s, %s, %s, %s, %s, 'running') ON CONFLICT (release_id, phase, step, run_id, try_number) DO NOTHING",
+            (release_id, phase, step, attempt.run_id, attempt.try_number, attempt.hostname),
         )
 
     def step_finished(
@@ -632,7 +646,7 @@ class Ledger(OnLedgerDatabase):
         """Every attempt of every step, in the order they started: the audit trail."""
         rows = self._execute(
             "SELECT phase, step, row_number() OVER (PARTITION BY phase, step ORDER BY started_at, id), run_id, try_number, status,"
-            " started_at, finished_at, detail, error FROM rollout_step_attempt WHERE release_id = %s ORDER BY started_at, id",
+            " started_at, finished_at, detail, error, hostname FROM rollout_step_attempt WHERE release_id = %s ORDER BY started_at, id",
             (release_id,),
         )
         return [
@@ -647,8 +661,9 @@ class Ledger(OnLedgerDatabase):
                 finished_at=finished_at,
                 detail=detail,
                 error=error,
+                hostname=hostname,
             )
-            for phase, step, attempt, run_id, try_number, status, started_at, finished_at, detail, error in rows
+            for phase, step, attempt, run_id, try_number, status, started_at, finished_at, detail, error, hostname in rows
         ]
 
     def steps(self, release_id: str) -> list[StepRow]:

@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 import yaml
 
+from devtools import distributed
 from devtools.docker_standin import Interpolator, parse_dotenv
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +24,8 @@ AIRFLOW_SERVICES = [
     "airflow-scheduler",
     "airflow-dag-processor",
     "airflow-triggerer",
-    "airflow-worker",
+    "airflow-worker-a",
+    "airflow-worker-b",
     "airflow-init",
 ]
 SECRET_KEY = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN|_KEY$")
@@ -65,7 +67,14 @@ def test_a_celery_airflow_with_its_services(compose):
         if name != "airflow-init":
             assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
     assert services["airflow-apiserver"]["command"] == "api-server"
-    assert services["airflow-worker"]["command"] == "celery worker"
+    # The workers as tests/distributed proved them (devtools/distributed.py): a hostname each, the shared default queue
+    # and one of their own, the state volume mounted where ROLLOUT_STATE_DIR points.
+    for worker in distributed.WORKERS:
+        service = services[f"airflow-{worker}"]
+        assert (service["hostname"], service["command"]) == (worker, f"celery worker --queues {distributed.DEFAULT_QUEUE},{worker}")
+        assert service["restart"] == "always"
+        state_dir = service["environment"]["ROLLOUT_STATE_DIR"]
+        assert f"rollout-state:{state_dir}" in service["volumes"]
     for name in AIRFLOW_SERVICES:
         env = services[name]["environment"]
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"

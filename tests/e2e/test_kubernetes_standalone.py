@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import test_kubernetes_release as kube_release
-from airflow_standalone import Standalone, running_standalone, scheduler_saw_exit, task_states
+from airflow_standalone import Standalone, answer_sign_offs, running_standalone, task_states
 from observe import ledger
 from test_kubernetes_release import DEPLOYMENTS, REGISTRY, SYSTEM, data_target, images, templates, wait_rolled_out
 from testenv import SYSTEMS_DIR
@@ -83,33 +83,6 @@ def standalone(cluster, tmp_path_factory) -> Iterator[Standalone]:
     connections = {f"AIRFLOW_CONN_{conn}": os.environ[f"AIRFLOW_CONN_{conn}"] for conn in CONNECTIONS}
     with running_standalone(base, systems, connections, users=users, ROLLOUT_STATE_DIR=str(base / "rollout")) as airflow:
         yield airflow
-
-
-def answer_sign_offs(airflow: Standalone, run_id: str) -> None:
-    """Approve each sign-off waiting for input, as the user it is assigned to; anything else waiting is a failure.
-
-    Only once the scheduler has seen the worker that parked the task exit: an answer given before that is lost to a
-    race in Airflow 3.3.2 (airflow_standalone.scheduler_saw_exit).
-    """
-    from airflow_rollout.tasks import APPROVE_OPTION
-
-    response = airflow.api.client.get(f"/api/v2/dags/release/dagRuns/{run_id}/hitlDetails", params={"response_received": False})
-    response.raise_for_status()
-    waiting = [detail for detail in response.json()["hitl_details"] if detail["task_instance"]["state"] == "awaiting_input"]
-    if not waiting:
-        return
-    parked = scheduler_saw_exit(airflow, "awaiting_input")
-    for detail in waiting:
-        ti = detail["task_instance"]
-        assert ti["task_id"] == "sign_off.sign_off", f"{ti['task_id']} waits for a human: {detail['subject']}\n{detail['body']}"
-        if ti["id"] not in parked:
-            continue
-        [user] = [assigned["id"] for assigned in detail["assigned_users"]]
-        answered = airflow.as_user(user).client.patch(
-            f"/api/v2/dags/release/dagRuns/{run_id}/taskInstances/sign_off.sign_off/{ti['map_index']}/hitlDetails",
-            json={"chosen_options": [APPROVE_OPTION], "params_input": {}},
-        )
-        assert answered.is_success, f"{user} could not sign off {ti['rendered_map_index']}: HTTP {answered.status_code} {answered.text}"
 
 
 def release(airflow: Standalone, version: str) -> tuple[str, str, Any]:
