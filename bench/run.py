@@ -240,7 +240,7 @@ def rollbacks(results: dict[str, Any]) -> None:
 def rollback(snapshot: str, fingerprint: str = "rows") -> dict[str, Any]:
     """A release that changed data and switched the app, rolled back through the rollback phase's functions."""
     from airflow_rollout.context import ReleaseContext
-    from airflow_rollout.release import STEPS
+    from airflow_rollout.release.steps import STEPS
     from airflow_rollout.targets.local_process import LocalProcessApp
     from airflow_rollout.targets.postgres import PostgresDataTarget
 
@@ -334,17 +334,23 @@ def parse_times(results: dict[str, Any]) -> None:
     results["parse_max_seconds"] = max(per_file.values())
 
 
-def release_overhead(results: dict[str, Any]) -> None:
-    """A good release of the demo under airflow standalone, against the same phases called in order."""
+def release_overhead(results: dict[str, Any], *, with_dashboard: bool = True) -> None:
+    """A good release of the demo under airflow standalone, against the same phases called in order; then, on the same
+    Airflow, the dashboard (unless `with_dashboard` is False)."""
+    import httpx
+
     from airflow_rollout.config import load_profile
     from airflow_rollout.context import ReleaseContext
     from airflow_rollout.ledger import Ledger
-    from airflow_rollout.release import STEPS
     from airflow_rollout.release.decide import make_decision
+    from airflow_rollout.release.steps import STEPS
     from devtools import demo, demo_system
 
     say("release overhead: starting airflow standalone through the demo set-up ...")
     profile, api, _ = demo.start_services()
+    # The release's seconds are Airflow's own run start and end; a busy machine's slow answer to the polling is not the
+    # measurement, and must not end it (the client's 30 s did, on a machine at load 18).
+    api.client.timeout = httpx.Timeout(120)
     try:
         run_id = api.trigger("release", {"system": "demo", "version": "1.1.0"})
         api.wait("the release", lambda: api.run_state("release", run_id) in demo.TERMINAL)
@@ -356,6 +362,8 @@ def release_overhead(results: dict[str, Any]) -> None:
             raise SystemExit(f"the benchmark release ended {status}, not promoted: the overhead figure would be meaningless")
         say("release overhead: where each task's seconds went (task instances, their logs, the ledger's step rows) ...")
         results.update(task_timings(api, ledger, run_id, run))
+        say("release overhead: a task's start before its step, part by part, in fresh interpreters ...")
+        results.update(task_start_parts(profile.name))
 
         say("release overhead: the same phases called in order, no Airflow ...")
         demo_system.reset(load_profile("demo"), demo.ROLLOUT_STATE)
@@ -370,7 +378,8 @@ def release_overhead(results: dict[str, Any]) -> None:
             STEPS["promote"](ctx)
 
         plain_seconds, _ = timed(plain_release)
-        dashboard(api, profile, results)
+        if with_dashboard:
+            dashboard(api, profile, results)
     finally:
         demo.stop(quiet=True)
     results.update(
@@ -488,6 +497,8 @@ DASHBOARD_KEYS = (
 # the operator's execute() (airflow/sdk/execution_time/task_runner.py): before the close, Airflow's start-up of
 # the task; after it, our code. (The log reader puts a group of its own, untimed, in front of the task's lines.)
 PRE_EXECUTE = ("::group::Pre Execute", "::endgroup::")
+# Inside that group the task runner logs how long parsing the DAG file took (the release DAG: its imports, its wiring).
+PARSED = "Worker startup parse complete"
 TASK_PARTS = ("ready_to_queue", "queue_to_start", "start_to_step")
 
 
@@ -515,22 +526,26 @@ def task_instances(api: Any, run_id: str) -> list[dict[str, Any]]:
             return found
 
 
-def execute_began(api: Any, run_id: str, ti: dict[str, Any]) -> datetime | None:
-    """When the task runner handed over to execute(), from the task's structured log; None if the log does not say."""
+def task_log_marks(api: Any, run_id: str, ti: dict[str, Any]) -> tuple[datetime | None, float | None]:
+    """From the task's structured log: when the task runner handed over to execute(), and how long it took to parse the
+    DAG file (its "Worker startup parse complete" event's dag_file_parse_ms); None where the log does not say."""
     log = api_json(
         api,
         f"/api/v2/dags/release/dagRuns/{run_id}/taskInstances/{ti['task_id']}/logs/{ti['try_number']}",
         {"map_index": ti["map_index"], "full_content": True},
     )
     opened = False
+    parse_seconds = None
     for event in log.get("content", []):
         if not isinstance(event, dict):
             continue
+        if event.get("event") == PARSED and isinstance(event.get("dag_file_parse_ms"), int):
+            parse_seconds = event["dag_file_parse_ms"] / 1000
         if event.get("event") == PRE_EXECUTE[0]:
             opened = True
         elif opened and event.get("event") == PRE_EXECUTE[1]:
-            return when(event.get("timestamp"))
-    return None
+            return when(event.get("timestamp")), parse_seconds
+    return None, parse_seconds
 
 
 def is_checklist_task(task_id: str) -> bool:
@@ -571,6 +586,63 @@ def match_steps(ran: list[dict[str, Any]], rows: list[StepAttemptRow]) -> dict[i
             matched[index] = rows[first]
             used.add(first)
     return matched
+
+
+# What a task of ours does between execute() and its step's ledger row, part by part, in a fresh interpreter that has
+# parsed the release DAG file first (as the task runner has by then), against the running demo's ledger. A step task
+# imports the phases (`release.steps`); a checklist task does not.
+TASK_START = """
+import json, sys, time
+from airflow.dag_processing.dagbag import DagBag
+parts = {}
+def lap(name, action):
+    began = time.perf_counter()
+    result = action()
+    parts[name] = time.perf_counter() - began
+    return result
+bag = lap("parse", lambda: DagBag(dag_folder=sys.argv[1]))
+assert not bag.import_errors, bag.import_errors
+lap("import_context", lambda: [__import__(m) for m in (
+    "airflow_rollout.context", "airflow_rollout.notify", "airflow_rollout.ledger", "airflow_rollout.release.errors",
+    "airflow_rollout.release.preflight", "airflow_rollout.versions")])
+lap("import_steps", lambda: __import__("airflow_rollout.release.steps"))
+from airflow_rollout.context import ReleaseContext
+from airflow_rollout.ledger import Attempt
+from airflow_rollout.release.preflight import check_connections
+release_id = "bench-task-start-" + sys.argv[2]
+ctx = lap("profile", lambda: ReleaseContext.load(system=sys.argv[3], version="1.1.0", release_id=release_id))
+lap("connections", lambda: check_connections(ctx.profile))
+lap("ledger_connect", lambda: ctx.ledger.database.connect().__enter__())
+lap("ledger_schema", ctx.ledger.ensure_schema)
+lap("ledger_release_row", lambda: ctx.ledger.open_release(release_id=release_id, system=sys.argv[3], version="1.1.0", triggered_by=None))
+lap("ledger_step_row", lambda: ctx.ledger.step_started(release_id, "bench", "task_start", Attempt(run_id=release_id, try_number=1)))
+print(json.dumps(parts))
+"""
+TASK_START_RUNS = 3
+TASK_START_NOTES = {
+    "task_start_parse_seconds": "the release DAG file parsed, Airflow imported (Airflow's part, for scale)",
+    "task_start_import_context_seconds": "importing the release context's modules (psycopg with the ledger)",
+    "task_start_import_steps_seconds": "importing the phases (step tasks only; checklist tasks skip it)",
+    "task_start_profile_seconds": "the profile read and validated",
+    "task_start_connections_seconds": "every connection the profile names looked up",
+    "task_start_ledger_connect_seconds": "the ledger's connection (the Postgres hook imported, connected)",
+    "task_start_ledger_schema_seconds": "the ledger schema's version checked",
+    "task_start_ledger_release_row_seconds": "the release's row (insert or read)",
+    "task_start_ledger_step_row_seconds": "the step attempt's row",
+}
+
+
+def task_start_parts(system: str) -> dict[str, float]:
+    """The medians over TASK_START_RUNS fresh interpreters of each part of a task's start (TASK_START), as task_start_<part>_seconds."""
+    env = {**os.environ, "PYTHONPATH": ""}  # as a task process: the installed package only
+    runs = []
+    for attempt in range(TASK_START_RUNS):
+        output = subprocess.run(  # noqa: S603 - this interpreter, an argument list
+            [sys.executable, "-c", TASK_START, str(ROOT / "dags" / "release.py"), f"{int(time.time())}-{attempt}", system],
+            env=env, check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        runs.append(json.loads(output.stdout.strip().splitlines()[-1]))
+    return {f"task_start_{part}_seconds": sorted(run[part] for run in runs)[TASK_START_RUNS // 2] for part in runs[0]}
 
 
 def task_timings(api: Any, ledger: Any, run_id: str, run: dict[str, Any]) -> dict[str, Any]:
@@ -618,7 +690,7 @@ def task_timings(api: Any, ledger: Any, run_id: str, run: dict[str, Any]) -> dic
         label = ti["task_id"] + (f"[{ti['map_index']}]" if ti["map_index"] >= 0 else "")
         row = matched.get(index)
         start = when(ti["start_date"])
-        execute = execute_began(api, run_id, ti) if row else None
+        execute, parse = task_log_marks(api, run_id, ti) if row else (None, None)
         per_task.append(
             {
                 "task": label,
@@ -628,6 +700,7 @@ def task_timings(api: Any, ledger: Any, run_id: str, run: dict[str, Any]) -> dic
                 "queue_to_start": gap(when(ti["queued_when"]), start),
                 "start_to_step": gap(start, row.started_at) if row else None,
                 "start_to_execute": gap(start, execute),
+                "dag_file_parse": parse,
                 "execute_to_step": gap(execute, row.started_at) if row else None,
                 "step_seconds": gap(row.started_at, row.finished_at) if row else None,
                 "step_to_end": gap(row.finished_at, when(ti["end_date"])) if row else None,
@@ -640,6 +713,8 @@ def task_timings(api: Any, ledger: Any, run_id: str, run: dict[str, Any]) -> dic
     means = {f"{part}_seconds": fmean(t[part] for t in measured) for part in (*TASK_PARTS, "step_to_end")}
     for part in ("start_to_execute", "execute_to_step"):
         means[f"{part}_seconds"] = fmean(t[part] for t in split) if split else float("nan")
+    parsed = [t["dag_file_parse"] for t in measured if t["dag_file_parse"] is not None]
+    means["dag_file_parse_seconds"] = fmean(parsed) if parsed else float("nan")
     return {
         "task_overhead_seconds": sum(means[f"{part}_seconds"] for part in TASK_PARTS),
         **means,
@@ -651,9 +726,22 @@ def task_timings(api: Any, ledger: Any, run_id: str, run: dict[str, Any]) -> dic
     }
 
 
+def release_only() -> None:
+    """`python bench/run.py release`: the release overhead and where a task's seconds go, merged into bench/results.json."""
+    results_file = ROOT / "bench" / "results.json"
+    results: dict[str, Any] = json.loads(results_file.read_text()) if results_file.exists() else {}
+    release_overhead(results, with_dashboard=False)
+    results_file.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print_release(results)
+    print(f"\nwritten to {results_file}")
+
+
 def main() -> None:
     if sys.argv[1:] == ["dashboard"]:
         dashboard_only()
+        return
+    if sys.argv[1:] == ["release"]:
+        release_only()
         return
     data_only = sys.argv[1:] == ["data"]
     os.environ.setdefault("AIRFLOW_HOME", str(BENCH_DIR / "airflow"))
@@ -748,6 +836,16 @@ def print_table(results: dict[str, Any]) -> None:
         (*DATA_KEYS, "parse_empty_seconds", "release_airflow_seconds", "release_plain_seconds", *DASHBOARD_KEYS, "bench_wall_seconds"),
     )
     print_backup_parts(results)
+    print_release(results)
+    print(f"\nwritten to {ROOT / 'bench' / 'results.json'}")
+
+
+def print_release(results: dict[str, Any]) -> None:
+    """The release overhead and where a task's seconds go (`release_overhead`)."""
+    print(
+        f"\nrelease_overhead_ratio {results['release_overhead_ratio']:.2f} "
+        f"({results['release_airflow_seconds']:.2f} s under standalone / {results['release_plain_seconds']:.2f} s in one process)"
+    )
     print(
         f"\nper task of that release under standalone: means over {results['task_overhead_tasks']} of its "
         f"{results['release_tasks_run']} task runs (those that recorded a step)"
@@ -757,12 +855,15 @@ def print_table(results: dict[str, Any]) -> None:
         ("  ready_to_queue_seconds", "upstream ended -> queued (scheduler; a wait for a free slot too)"),
         ("  queue_to_start_seconds", "queued -> task start_date (executor, supervisor)"),
         ("  start_to_step_seconds", "start_date -> our step's ledger row began, of which:"),
-        ("    start_to_execute_seconds", f"Airflow's task runner up to execute() (from {results['task_split_tasks']} task logs)"),
+        ("    start_to_execute_seconds", f"Airflow's task runner to execute() ({results['task_split_tasks']} task logs), of which:"),
+        ("      dag_file_parse_seconds", "the release DAG file parsed (its imports, its wiring; the task runner's own figure)"),
         ("    execute_to_step_seconds", "ours: release context before the step row"),
         ("step_to_end_seconds", "not in the overhead: step finished -> task end_date"),
     ):  # fmt: skip
-        print(f"{key:28} {results[key.strip()]:10.3f}  {note}")
-    print(f"\nwritten to {ROOT / 'bench' / 'results.json'}")
+        print(f"{key:32} {results[key.strip()]:10.3f}  {note}")
+    print(f"\nours, part by part, in a fresh interpreter after the DAG file's parse (medians of {TASK_START_RUNS}; a step task's start):")
+    for key, note in TASK_START_NOTES.items():
+        print(f"{key:40} {results[key]:10.3f}  {note}")
 
 
 if __name__ == "__main__":

@@ -105,6 +105,13 @@ def airflow_settings(home: Path, port: int) -> dict[str, str]:
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__BASE_URL": base_url,
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",  # a new or changed DAG file is seen within 30 s
+        # Release latency (README, "Release latency: the Airflow settings that matter"): a scheduler loop that found nothing
+        # to do sleeps this long (default 1 s), and a task that ends during it waits that long for its downstream to be queued.
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.25",
+        # A task's calls to the execution API (its start, its state) give up after 5 s by default, then retry: on a busy 2-core
+        # machine the API server's first answers took longer and preflight failed before it started (make bench, load 18).
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
+        # The scheduler's liveness record only (its health check allows 2.1x this): it does not pace the scheduling loop.
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
         # The worker's and the triggerer's log servers on free ports: Airflow's defaults (8793, 8794) are the same for
         # every Airflow on the machine, and a second one (make test beside make demo) could not serve its task logs.

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from psycopg.errors import UndefinedTable
 from psycopg.types.json import Jsonb
 
 from airflow_rollout.targets.postgres import autocommit_connection
@@ -505,10 +506,14 @@ class LedgerDatabase:
                 pause = min(pause * 2, 5.0)
 
     def schema_version(self) -> int:
-        """The newest schema version applied to this ledger; 0 before versioning (or before anything)."""
-        if self.execute("SELECT to_regclass('rollout_ledger_schema')")[0][0] is None:
+        """The newest schema version applied to this ledger; 0 before versioning (or before anything).
+
+        One statement, not a look for the table first: every task asks, and the table is missing only before the first
+        release (autocommit: the failed statement leaves no transaction behind)."""
+        try:
+            return int(self.execute("SELECT coalesce(max(version), 0) FROM rollout_ledger_schema")[0][0])
+        except UndefinedTable:
             return 0
-        return int(self.execute("SELECT coalesce(max(version), 0) FROM rollout_ledger_schema")[0][0])
 
     def ensure_schema(self) -> None:
         """Bring the ledger's schema to this build's version: one query when it is there already (every task

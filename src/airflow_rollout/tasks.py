@@ -187,7 +187,7 @@ def _recorded_step(
 # The phases that change a system, or read it for a decision: each step works under the system's lock.
 LOCKED_PHASES = frozenset({"backup", "migrate", "deploy", "verify", "post_deploy", "rollback", "adopt"})
 
-# The steps a task runs, by name: the functions themselves are in `airflow_rollout.release.STEPS`, imported when
+# The steps a task runs, by name: the functions themselves are in `airflow_rollout.release.steps.STEPS`, imported when
 # the task runs, because importing them would make every DAG file's parse import the phases (psycopg, the
 # Kubernetes and Databricks clients). mypy checks each name a task uses and each key of STEPS against this list,
 # and tests/airflow_rollout/test_tasks.py checks that every name has its step, so a renamed step fails
@@ -215,11 +215,11 @@ PhaseAction = Literal[
 
 
 def step_task(phase: str, step: str, action_name: PhaseAction, **task_kwargs: Any) -> Any:
-    """A task running the step `action_name` (`airflow_rollout.release.STEPS`) as step `step` of `phase`."""
+    """A task running the step `action_name` (`airflow_rollout.release.steps.STEPS`) as step `step` of `phase`."""
 
     @task(task_id=step, **task_kwargs)
     def _step() -> Any:
-        from airflow_rollout.release import FINAL_FAILURE_HANDLERS, STEPS
+        from airflow_rollout.release.steps import FINAL_FAILURE_HANDLERS, STEPS
 
         return run_step(phase, step, STEPS[action_name], on_final_failure=FINAL_FAILURE_HANDLERS.get(phase))
 

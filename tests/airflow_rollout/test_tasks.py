@@ -9,14 +9,14 @@ import pytest
 
 from airflow_rollout import maintenance
 from airflow_rollout.maintenance_tasks import MaintenanceAction
-from airflow_rollout.release import STEPS
+from airflow_rollout.release.steps import STEPS
 from airflow_rollout.tasks import PhaseAction
 
 
 @pytest.mark.parametrize("name", typing.get_args(PhaseAction))
 def test_every_phase_action_has_its_step_taking_the_release(name):
     action = STEPS.get(name)
-    assert inspect.isfunction(action), f"airflow_rollout.release.STEPS has no step {name}: a task would fail at run time"
+    assert inspect.isfunction(action), f"airflow_rollout.release.steps.STEPS has no step {name}: a task would fail at run time"
     assert next(iter(inspect.signature(action).parameters)) == "ctx"
 
 

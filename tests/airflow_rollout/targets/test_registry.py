@@ -11,7 +11,7 @@ import pytest
 from airflow_rollout.config import ProfileError, parse_profile
 from airflow_rollout.context import ReleaseContext
 from airflow_rollout.ledger import Attempt, FingerprintStage
-from airflow_rollout.release import STEPS
+from airflow_rollout.release.steps import STEPS
 from airflow_rollout.targets import registry
 from airflow_rollout.targets.base import AppTarget, DataTarget
 
