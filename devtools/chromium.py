@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
+
+from devtools.debian_packages import DebianPackageUnavailableError, apt_install
 
 # fonts-liberation: metric-compatible Arial/Times/Courier, so that the screenshots under build/ui/ read as they would
 # on a desktop; without any font Chromium draws boxes (the tests, reading the DOM, would still pass).
@@ -44,22 +44,11 @@ def find() -> Path | None:
 
 
 def install() -> None:
-    """`apt-get update`, then `apt-get install` Debian's chromium (and a font), quietly; the output is shown on failure."""
-    apt_get = shutil.which("apt-get")
-    if apt_get is None:
-        raise ChromiumUnavailableError(
-            f"Chromium is not installed and there is no apt-get to install it: install Chromium and set {OVERRIDE} to its path"
-        )
-    if os.geteuid() != 0:
-        raise ChromiumUnavailableError(f"Chromium is not installed; as root: apt-get update && apt-get install -y {' '.join(PACKAGES)}")
-    print(f"[chromium] installing Debian's {', '.join(PACKAGES)} with apt-get (about a minute) ...", file=sys.stderr, flush=True)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    # Another apt-get (another checkout's test run) may hold dpkg's lock: wait for it rather than fail.
-    wait = ["-o", "DPkg::Lock::Timeout=600"]
-    for args in ([apt_get, "-qq", *wait, "update"], [apt_get, "-qq", *wait, "install", "-y", "--no-install-recommends", *PACKAGES]):
-        done = subprocess.run(args, env=env, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)  # noqa: S603
-        if done.returncode != 0:
-            raise ChromiumUnavailableError(f"`{' '.join(args[1:])}` exited with {done.returncode}:\n{done.stdout}{done.stderr}")
+    """apt-get installs Debian's chromium (and a font)."""
+    try:
+        apt_install(PACKAGES, "chromium", hint=f": install Chromium and set {OVERRIDE} to its path")
+    except DebianPackageUnavailableError as exc:
+        raise ChromiumUnavailableError(str(exc)) from None
 
 
 def executable() -> Path:

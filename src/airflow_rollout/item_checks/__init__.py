@@ -1,0 +1,1 @@
+"""Checklist item check kinds beyond the built-in ones in checklists.py: one module per kind, its model and its runner."""
