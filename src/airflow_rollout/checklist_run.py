@@ -122,6 +122,7 @@ def _http(ctx: ReleaseContext, check: Any) -> Evidence:
         headers=check.headers,
         expect_status=check.expect_status,
         expect_headers=check.expect_headers,
+        absent_headers=check.absent_headers,
         expect_json=check.expect_json,
         critical=False,
     )

@@ -85,6 +85,7 @@ class HttpItemCheck(_Strict):
     expect_headers: dict[HeaderName, str] = Field(
         default_factory=dict, description="response header: a regular expression its whole value must match"
     )
+    absent_headers: list[HeaderName] = Field(default_factory=list, description="response headers that must not be sent")
     expect_json: dict[str, str | int | float | bool] = Field(default_factory=dict)
     rate_limited_within: Annotated[int, Field(ge=2, le=1000)] | None = Field(
         default=None, description="send the request up to this many times back to back: passes at the first HTTP 429"
@@ -92,8 +93,12 @@ class HttpItemCheck(_Strict):
 
     @model_validator(mode="after")
     def _burst_expects_429_only(self) -> HttpItemCheck:
-        if self.rate_limited_within is not None and (self.expect_json or self.expect_headers or self.expect_status != 200):
-            raise ValueError("rate_limited_within expects HTTP 429 only: drop expect_status, expect_headers and expect_json")
+        if self.rate_limited_within is not None and (
+            self.expect_json or self.expect_headers or self.absent_headers or self.expect_status != 200
+        ):
+            raise ValueError(
+                "rate_limited_within expects HTTP 429 only: drop expect_status, expect_headers, absent_headers and expect_json"
+            )
         return self
 
 

@@ -149,6 +149,7 @@ def run_http_check(check: HttpCheck, base_url: str, version: str) -> CheckResult
     if problem:
         return result(False, f"{check.method} {check.path}: {problem}", status=response.status_code)
     shown = "".join(f"; {name}: {response.headers[name]!r}" for name in check.expect_headers)
+    shown += "".join(f"; no {name}" for name in check.absent_headers)
     return result(
         True,
         f"{check.method} {check.path}: HTTP {response.status_code} in {elapsed_ms:.0f} ms{shown}{refused}",
@@ -158,7 +159,9 @@ def run_http_check(check: HttpCheck, base_url: str, version: str) -> CheckResult
 
 
 def _header_problem(check: HttpCheck, response: httpx.Response) -> str | None:
-    """Which expected response header is missing or does not match its pattern, or None."""
+    """Which expected response header is missing or does not match its pattern, or which forbidden one came; or None."""
+    if sent := [name for name in check.absent_headers if name in response.headers]:
+        return f"sent {', '.join(f'{name}: {response.headers[name]!r}' for name in sent)}, expected no such header"
     for name, pattern in check.expect_headers.items():
         value = response.headers.get(name)
         if value is None:

@@ -244,6 +244,9 @@ class HttpCheck(StrictModel):
     expect_headers: dict[HeaderName, str] = Field(
         default_factory=dict, description="response header: a Python regular expression its whole value must match (re.fullmatch)"
     )
+    absent_headers: list[HeaderName] = Field(
+        default_factory=list, description="response headers that must not be sent (a foreign Origin gets no Access-Control-Allow-Origin)"
+    )
     expect_json: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="field: value; '{version}' stands for the version being checked"
     )

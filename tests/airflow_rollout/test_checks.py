@@ -561,3 +561,14 @@ def test_a_burst_nobody_limits_fails(served: Served) -> None:
     result = run_burst(http("/limited"), served.base_url, 20)
     assert not result.passed
     assert result.detail == "GET /limited: 20 requests back to back, none refused with 429 (20 × 200)"
+
+
+def test_a_foreign_origin_given_no_cors_header_passes_and_one_let_in_fails(served: Served) -> None:
+    check = http("/cors", headers={"Origin": "https://cors-probe.invalid"}, absent_headers=["Access-Control-Allow-Origin"])
+    result = run_http_check(check, served.base_url, SERVED_VERSION)
+    assert result.passed, result.detail
+    assert result.detail.endswith("; no Access-Control-Allow-Origin")
+    served.server.open_doors = True
+    result = run_http_check(check, served.base_url, SERVED_VERSION)
+    assert not result.passed
+    assert result.detail == "GET /cors: sent Access-Control-Allow-Origin: '*', expected no such header"
