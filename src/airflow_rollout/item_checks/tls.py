@@ -2,8 +2,9 @@
 optionally its HTTPS answer carries HSTS and its plain-HTTP port redirects to HTTPS.
 
 The host and port come from an Airflow connection (an `http` connection naming the public host, port 443 by default):
-the name the certificate must be valid for is the connection's host. A private CA is trusted through the connection's
-extra `ca_file` (a PEM bundle path); without it the system's trust store decides, as for any client.
+the name the certificate must be valid for is the connection's host. Its extra `http_port` (80 by default) is where plain
+HTTP answers; a private CA is trusted through its extra `ca_file` (a PEM bundle path); without it the system's trust
+store decides, as for any client.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from airflow_rollout.context import SystemContext
     from airflow_rollout.evidence import Evidence
 
-Port = Annotated[int, Field(ge=1, le=65535)]
 REDIRECTS = frozenset({301, 302, 307, 308})
 MAX_AGE = re.compile(r"(?:^|;)\s*max-age\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
 
@@ -36,21 +36,23 @@ class TlsItemCheck(StrictModel):
     hsts_min_max_age: Annotated[int, Field(ge=1)] | None = Field(
         default=None, description="GET `path` over HTTPS must send Strict-Transport-Security with at least this max-age (seconds)"
     )
-    http_redirect_port: Port | None = Field(
-        default=None, description="plain HTTP on this port (80) must answer `path` with a redirect to https://<host>"
+    http_redirect: bool = Field(
+        default=False, description="plain HTTP (the connection's extra http_port, 80) must answer `path` with a redirect to https://<host>"
     )
     path: UrlPath = "/"
     timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10
 
 
-def _endpoint(conn_id: str) -> tuple[str, int, ssl.SSLContext]:
+def _endpoint(conn_id: str) -> tuple[str, int, int, ssl.SSLContext]:
+    """Host, HTTPS port, plain-HTTP port and the TLS context trusting what the connection says to trust."""
     from airflow.sdk import BaseHook
 
     conn = BaseHook.get_connection(conn_id)
     if not conn.host:
         raise ValueError(f"connection {conn_id} names no host")
-    ca_file: Any = conn.extra_dejson.get("ca_file")
-    return conn.host, int(conn.port or 443), ssl.create_default_context(cafile=ca_file)
+    extra = conn.extra_dejson
+    ca_file: Any = extra.get("ca_file")
+    return conn.host, int(conn.port or 443), int(extra.get("http_port", 80)), ssl.create_default_context(cafile=ca_file)
 
 
 def run(_ctx: SystemContext, check: TlsItemCheck) -> Evidence:
@@ -58,7 +60,7 @@ def run(_ctx: SystemContext, check: TlsItemCheck) -> Evidence:
 
     from airflow_rollout.evidence import Evidence
 
-    host, port, context = _endpoint(check.conn_id)
+    host, port, http_port, context = _endpoint(check.conn_id)
     where = f"{host}:{port}"
     try:
         with (
@@ -85,8 +87,8 @@ def run(_ctx: SystemContext, check: TlsItemCheck) -> Evidence:
                 problems.append(f"Strict-Transport-Security is {header!r}, expected max-age >= {check.hsts_min_max_age}")
             else:
                 found.append(f"Strict-Transport-Security {header!r}")
-        if check.http_redirect_port is not None:
-            plain = f"http://{host}:{check.http_redirect_port}{check.path}"
+        if check.http_redirect:
+            plain = f"http://{host}:{http_port}{check.path}"
             response = httpx.get(plain, timeout=check.timeout_seconds)
             location = response.headers.get("location", "")
             numbers["http_status"] = response.status_code
