@@ -20,6 +20,8 @@ import httpx
 from airflow_rollout.config import text_pattern
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow_rollout.config import HttpCheck, JsonShape, LatencyCheck
 
 
@@ -118,14 +120,28 @@ def request_as(check: HttpCheck | LatencyCheck, *, with_secret: bool) -> tuple[d
     return {}, body
 
 
-def run_http_check(check: HttpCheck, base_url: str, version: str) -> CheckResult:
+def _reporter(check: HttpCheck) -> Callable[..., CheckResult]:
     def result(passed: bool, detail: str, **metrics: Any) -> CheckResult:
         return CheckResult(check.name, check.kind, check.critical, passed, detail, metrics)
 
+    return result
+
+
+def _prepare(check: HttpCheck) -> tuple[Callable[..., CheckResult], dict[str, str], Any] | CheckResult:
+    """The check's result maker, and its request's headers and body with the connection's secret; or the failure saying
+    that the secret is missing."""
+    result = _reporter(check)
     try:
         headers, body = request_as(check, with_secret=True)
     except MissingSecretError as exc:
         return result(False, f"{check.method} {check.path}: {exc}")
+    return result, headers, body
+
+
+def run_http_check(check: HttpCheck, base_url: str, version: str) -> CheckResult:
+    if isinstance(prepared := _prepare(check), CheckResult):
+        return prepared
+    result, headers, body = prepared
     began = time.perf_counter()
     try:
         response = httpx.request(
@@ -207,14 +223,9 @@ TOO_MANY_REQUESTS = 429
 
 def run_burst(check: HttpCheck, base_url: str, requests: int) -> CheckResult:
     """The request sent up to `requests` times back to back: passes at the first 429, proof that a rate limit stops a burst."""
-
-    def result(passed: bool, detail: str, **metrics: Any) -> CheckResult:
-        return CheckResult(check.name, check.kind, check.critical, passed, detail, metrics)
-
-    try:
-        headers, body = request_as(check, with_secret=True)
-    except MissingSecretError as exc:
-        return result(False, f"{check.method} {check.path}: {exc}")
+    if isinstance(prepared := _prepare(check), CheckResult):
+        return prepared
+    result, headers, body = prepared
     statuses: dict[int, int] = {}
     began = time.perf_counter()
     with httpx.Client(headers=check.headers | headers, timeout=check.timeout_seconds) as client:
