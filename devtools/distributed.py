@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING
 
 from airflow_rollout.config import PROJECT_ROOT, systems_dir
 from devtools import local_postgres, up
-from devtools.debian import PackageUnavailableError, apt_install
+from devtools.debian import PackageUnavailableError
+from devtools.redis_server import executable as redis_server_executable
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -47,8 +48,6 @@ WORKER_CONCURRENCY = 2  # task slots per worker: the two make the parallelism of
 # Each component by the name it shows in `ps` (how `up.running_pid` knows it: the API server retitles itself
 # `airflow api_server -- host:...`), and the airflow command that starts it.
 COMPONENTS = {"api_server": "api-server", "scheduler": "scheduler", "dag-processor": "dag-processor", "triggerer": "triggerer"}
-REDIS_PACKAGE = "redis-server"
-REDIS_SERVER = Path("/usr/bin/redis-server")  # where Debian puts it, should PATH not have /usr/bin
 METADATA_DATABASE = "airflow"
 
 
@@ -61,14 +60,10 @@ def say(text: str) -> None:
 
 def redis_server() -> Path:
     """Debian's redis-server, installed with apt-get when it is missing (silent when it is there)."""
-    if found := shutil.which("redis-server"):
-        return Path(found)
-    if not REDIS_SERVER.is_file():
-        try:
-            apt_install((REDIS_PACKAGE,), what=REDIS_PACKAGE, otherwise="install Redis (6 or later) and put redis-server on PATH")
-        except PackageUnavailableError as exc:
-            raise SystemExit(f"[distributed] {exc}") from None
-    return REDIS_SERVER
+    try:
+        return redis_server_executable()
+    except PackageUnavailableError as exc:
+        raise SystemExit(f"[distributed] {exc}") from None
 
 
 @dataclass(frozen=True)

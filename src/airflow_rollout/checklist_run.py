@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_rollout.checklists import RELEASE_PHASES, Checklist, ChecklistError, Entry, Phase, PythonItemCheck, load_checklist
-from airflow_rollout.config import HttpCheck, LatencyCheck, resolve_path
+from airflow_rollout.config import HttpCheck, LatencyCheck
 from airflow_rollout.evidence import EVIDENCE, Evidence
-from airflow_rollout.item_checks import databricks_api, delta_table, kubernetes
+from airflow_rollout.item_checks import clickhouse, databricks_api, delta_table, env_file, kubernetes, redis, tls
+from airflow_rollout.item_checks.env_file import env_file_values, item_path
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -109,7 +110,7 @@ def evaluate(ctx: ReleaseContext | SystemContext, check: ItemCheck) -> Evidence:
 
 
 def _http(ctx: ReleaseContext, check: Any) -> Evidence:
-    from airflow_rollout.checks import run_http_check
+    from airflow_rollout.checks import run_burst, run_http_check
 
     request = HttpCheck(
         kind="http",
@@ -118,10 +119,16 @@ def _http(ctx: ReleaseContext, check: Any) -> Evidence:
         method=check.method,
         path=check.path,
         auth=check.auth,
+        headers=check.headers,
         expect_status=check.expect_status,
+        expect_headers=check.expect_headers,
+        absent_headers=check.absent_headers,
         expect_json=check.expect_json,
         critical=False,
     )
+    if check.rate_limited_within is not None:
+        result = run_burst(request, ctx.app_base_url(check.app), check.rate_limited_within)
+        return Evidence(result.passed, result.detail, result.metrics)
     version = getattr(ctx, "version", None) or ctx.apps[check.app].recorded_version() or ""
     result = run_http_check(request, ctx.app_base_url(check.app), version)
     return Evidence(result.passed, result.detail, result.metrics)
@@ -136,29 +143,9 @@ def _sql(ctx: ReleaseContext, check: Any) -> Evidence:
             return Evidence(False, f"{check.target} is a {target.config.kind} target: it has no connection to log in as {check.as_conn_id}")
         target = build_data_target(target.config.model_copy(update={"conn_id": check.as_conn_id}), ctx.environment)
     value = target.query_value(check.query)
-    problems = []
-    if check.equals is not None and not _same(value, check.equals):
-        problems.append(f"expected {check.equals!r}")
-    try:
-        number = float(value) if check.at_least is not None or check.at_most is not None else None
-    except (TypeError, ValueError):
-        number, problems = None, [*problems, "not a number"]
-    if number is not None and check.at_least is not None and number < check.at_least:
-        problems.append(f"below {check.at_least:g}")
-    if number is not None and check.at_most is not None and number > check.at_most:
-        problems.append(f"above {check.at_most:g}")
+    problems = check.value_problems(value)
     detail = f"{check.query.strip()} -> {value!r}" + (f" ({'; '.join(problems)})" if problems else "")
     return Evidence(not problems, detail, {"value": value if isinstance(value, int | float | bool | None) else str(value)})
-
-
-def _same(value: Any, expected: str | float | bool) -> bool:
-    """YAML reads `equals: 1` as a number and the database may answer 1, 1.0 or '1': compare as numbers when both are."""
-    if isinstance(expected, bool) or isinstance(value, bool):
-        return str(value).lower() == str(expected).lower()
-    try:
-        return float(value) == float(expected)
-    except (TypeError, ValueError):
-        return str(value) == str(expected)
 
 
 def _connection(check: Any) -> Evidence:
@@ -199,15 +186,7 @@ def _latency(ctx: ReleaseContext, check: Any) -> Evidence:
 
 
 def _file_present(ctx: ReleaseContext, check: Any) -> Evidence:
-    if check.target:
-        from airflow_rollout.targets.files import FilesTarget
-
-        target = next(t for t in ctx.profile.data_targets if t.name == check.target)
-        if not isinstance(target, FilesTarget):
-            return Evidence(False, f"{check.target} is a {target.kind} target, not a files target: it has no file {check.path}")
-        path = target.resolved_root() / check.path
-    else:
-        path = resolve_path(check.path)
+    path = item_path(ctx, check.target, check.path)
     if not path.exists():
         return Evidence(False, f"{path} does not exist")
     mode = f"0{path.stat().st_mode & 0o777:o}"
@@ -223,21 +202,6 @@ def _file_present(ctx: ReleaseContext, check: Any) -> Evidence:
             return Evidence(False, f"{path}: " + "; ".join([*([f"not set: {', '.join(unset)}"] if unset else []), *wrong]))
         settings = f", sets {', '.join([*check.env_set, *(f'{k}={v}' for k, v in check.env_equals.items())])}"
     return Evidence(True, f"{path} present, mode {mode}, {path.stat().st_size} bytes{settings}")
-
-
-def env_file_values(path: Path) -> dict[str, str]:
-    """The variables a .env file sets, as docker compose reads it: KEY=VALUE lines, comments and blanks skipped."""
-    values = {}
-    for line in path.read_text().splitlines():
-        stripped = line.strip().removeprefix("export ").strip()
-        if not stripped or stripped.startswith("#") or "=" not in stripped:
-            continue
-        name, value = stripped.split("=", 1)
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[name.strip()] = value
-    return values
 
 
 def _command(check: Any) -> Evidence:
@@ -262,6 +226,10 @@ RUNNERS: dict[str, Callable[[Any, Any], Evidence]] = {
     "kubernetes": kubernetes.run,
     "databricks_api": databricks_api.run,
     "delta_table": delta_table.run,
+    "env_file": env_file.run,
+    "tls": tls.run,
+    "redis": redis.run,
+    "clickhouse": clickhouse.run,
 }
 
 

@@ -27,6 +27,7 @@ from airflow_rollout.config import (
     INCLUDE_DIR,
     NAME_PATTERN,
     ConnId,
+    HeaderName,
     HttpStatus,
     Name,
     ProfileError,
@@ -34,9 +35,14 @@ from airflow_rollout.config import (
     UrlPath,
     read_yaml,
 )
+from airflow_rollout.item_checks.clickhouse import ClickHouseItemCheck
 from airflow_rollout.item_checks.databricks_api import DatabricksApiItemCheck
 from airflow_rollout.item_checks.delta_table import DeltaTableItemCheck
+from airflow_rollout.item_checks.env_file import EnvFileItemCheck, EnvName
+from airflow_rollout.item_checks.expectation import ValueExpectation, read_only_statement
 from airflow_rollout.item_checks.kubernetes import KubernetesItemCheck
+from airflow_rollout.item_checks.redis import RedisItemCheck
+from airflow_rollout.item_checks.tls import TlsItemCheck
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -79,14 +85,29 @@ class HttpItemCheck(_Strict):
     path: UrlPath
     method: Literal["GET", "HEAD", "POST"] = "GET"
     auth: RequestAuth | None = None
-    expect_status: HttpStatus = 200
+    headers: dict[HeaderName, str] = Field(default_factory=dict, description="request headers as written; a secret goes in `auth`")
+    expect_status: HttpStatus | list[HttpStatus] = Field(default=200, description="the status, or the statuses any of which passes")
+    expect_headers: dict[HeaderName, str] = Field(
+        default_factory=dict, description="response header: a regular expression its whole value must match"
+    )
+    absent_headers: list[HeaderName] = Field(default_factory=list, description="response headers that must not be sent")
     expect_json: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    rate_limited_within: Annotated[int, Field(ge=2, le=1000)] | None = Field(
+        default=None, description="send the request up to this many times back to back: passes at the first HTTP 429"
+    )
+
+    @model_validator(mode="after")
+    def _burst_expects_429_only(self) -> HttpItemCheck:
+        if self.rate_limited_within is not None and (
+            self.expect_json or self.expect_headers or self.absent_headers or self.expect_status != 200
+        ):
+            raise ValueError(
+                "rate_limited_within expects HTTP 429 only: drop expect_status, expect_headers, absent_headers and expect_json"
+            )
+        return self
 
 
-READ_ONLY_SQL = re.compile(r"^\s*(SELECT|WITH|SHOW|DESCRIBE)\b", re.IGNORECASE)
-
-
-class SqlItemCheck(_Strict):
+class SqlItemCheck(ValueExpectation):
     """A read-only query on a data target; its first value is the evidence, compared with `expect`."""
 
     kind: Literal["sql"]
@@ -97,23 +118,11 @@ class SqlItemCheck(_Strict):
         "privileges are the logged-in user's",
     )
     query: str = Field(min_length=1, max_length=4000)
-    at_least: float | None = None
-    at_most: float | None = None
-    equals: str | float | bool | None = None
 
     @field_validator("query")
     @classmethod
     def _read_only(cls, query: str) -> str:
-        if not READ_ONLY_SQL.match(query) or ";" in query.strip().rstrip(";"):
-            raise ValueError("must be one read-only statement (SELECT, WITH, SHOW or DESCRIBE)")
-        return query
-
-    @model_validator(mode="after")
-    def _expects_something(self) -> SqlItemCheck:
-        # without an expectation any answer passes: the item would be proven by the database answering at all
-        if self.at_least is None and self.at_most is None and self.equals is None:
-            raise ValueError("needs an expectation of its value: at_least, at_most or equals")
-        return self
+        return read_only_statement(query)
 
 
 class ConnectionItemCheck(_Strict):
@@ -141,9 +150,6 @@ class LatencyItemCheck(_Strict):
     max_mean_ms: Annotated[float, Field(gt=0)] | None = None
     min_rps: Annotated[float, Field(gt=0)] | None = None
     max_error_rate: Annotated[float, Field(ge=0, le=1)] | None = None
-
-
-EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
 
 class FilePresentItemCheck(_Strict):
@@ -201,7 +207,11 @@ ItemCheck = Annotated[
     | PythonItemCheck
     | KubernetesItemCheck
     | DatabricksApiItemCheck
-    | DeltaTableItemCheck,
+    | DeltaTableItemCheck
+    | EnvFileItemCheck
+    | TlsItemCheck
+    | RedisItemCheck
+    | ClickHouseItemCheck,
     Field(discriminator="kind"),
 ]
 
@@ -320,10 +330,10 @@ def checklists_dir() -> Path:
 
 def _location(loc: tuple[int | str, ...]) -> str:
     parts: list[str] = []
-    for part in loc:
+    for previous, part in zip((None, *loc), loc, strict=False):
         if isinstance(part, int):
             parts[-1:] = [f"{parts[-1]}[{part}]"] if parts else [f"[{part}]"]
-        elif part not in {"http", "sql", "connection", "backup_fresh", "latency", "file_present", "command", "python"}:
+        elif previous != "check":  # pydantic puts the check's kind (the union's tag) after `check`: not a field
             parts.append(str(part))
     return ".".join(parts) or "(top level)"
 

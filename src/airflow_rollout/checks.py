@@ -7,6 +7,7 @@ numbers measured and a one-line reason an operator can act on.
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import threading
 import time
@@ -19,6 +20,8 @@ import httpx
 from airflow_rollout.config import text_pattern
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow_rollout.config import HttpCheck, JsonShape, LatencyCheck
 
 
@@ -117,39 +120,71 @@ def request_as(check: HttpCheck | LatencyCheck, *, with_secret: bool) -> tuple[d
     return {}, body
 
 
-def run_http_check(check: HttpCheck, base_url: str, version: str) -> CheckResult:
+def _reporter(check: HttpCheck) -> Callable[..., CheckResult]:
     def result(passed: bool, detail: str, **metrics: Any) -> CheckResult:
         return CheckResult(check.name, check.kind, check.critical, passed, detail, metrics)
 
+    return result
+
+
+def _prepare(check: HttpCheck) -> tuple[Callable[..., CheckResult], dict[str, str], Any] | CheckResult:
+    """The check's result maker, and its request's headers and body with the connection's secret; or the failure saying
+    that the secret is missing."""
+    result = _reporter(check)
     try:
         headers, body = request_as(check, with_secret=True)
     except MissingSecretError as exc:
         return result(False, f"{check.method} {check.path}: {exc}")
+    return result, headers, body
+
+
+def run_http_check(check: HttpCheck, base_url: str, version: str) -> CheckResult:
+    if isinstance(prepared := _prepare(check), CheckResult):
+        return prepared
+    result, headers, body = prepared
     began = time.perf_counter()
     try:
-        response = httpx.request(check.method, base_url + check.path, json=body, headers=headers, timeout=check.timeout_seconds)
+        response = httpx.request(
+            check.method, base_url + check.path, json=body, headers=check.headers | headers, timeout=check.timeout_seconds
+        )
     except httpx.HTTPError as exc:
         return result(False, f"{check.method} {check.path}: no answer ({type(exc).__name__})")
     elapsed_ms = (time.perf_counter() - began) * 1000
-    if response.status_code != check.expect_status:
+    accepted = check.accepted_statuses()
+    if response.status_code not in accepted:
         return result(
             False,
-            f"{check.method} {check.path}: HTTP {response.status_code}, expected {check.expect_status}",
+            f"{check.method} {check.path}: HTTP {response.status_code}, expected {' or '.join(map(str, accepted))}",
             status=response.status_code,
             elapsed_ms=elapsed_ms,
         )
-    problem = _body_problem(check, response, version)
+    problem = _header_problem(check, response) or _body_problem(check, response, version)
     refused = ""
     if problem is None and check.auth and check.auth.refused_without:
         problem, refused = _refused_without_secret(check, base_url)
     if problem:
         return result(False, f"{check.method} {check.path}: {problem}", status=response.status_code)
+    shown = "".join(f"; {name}: {response.headers[name]!r}" for name in check.expect_headers)
+    shown += "".join(f"; no {name}" for name in check.absent_headers)
     return result(
         True,
-        f"{check.method} {check.path}: HTTP {response.status_code} in {elapsed_ms:.0f} ms{refused}",
+        f"{check.method} {check.path}: HTTP {response.status_code} in {elapsed_ms:.0f} ms{shown}{refused}",
         status=response.status_code,
         elapsed_ms=elapsed_ms,
     )
+
+
+def _header_problem(check: HttpCheck, response: httpx.Response) -> str | None:
+    """Which expected response header is missing or does not match its pattern, or which forbidden one came; or None."""
+    if sent := [name for name in check.absent_headers if name in response.headers]:
+        return f"sent {', '.join(f'{name}: {response.headers[name]!r}' for name in sent)}, expected no such header"
+    for name, pattern in check.expect_headers.items():
+        value = response.headers.get(name)
+        if value is None:
+            return f"no {name} header"
+        if not re.fullmatch(pattern, value):
+            return f"{name} is {value!r}, expected it to match `{pattern}`"
+    return None
 
 
 def _body_problem(check: HttpCheck, response: httpx.Response, version: str) -> str | None:
@@ -172,13 +207,44 @@ def _refused_without_secret(check: HttpCheck, base_url: str) -> tuple[str | None
     headers, body = request_as(check, with_secret=False)
     what = "without a token" if check.auth.kind == "bearer" else "with an empty password"
     try:
-        status = httpx.request(check.method, base_url + check.path, json=body, headers=headers, timeout=check.timeout_seconds).status_code
+        status = httpx.request(
+            check.method, base_url + check.path, json=body, headers=check.headers | headers, timeout=check.timeout_seconds
+        ).status_code
     except httpx.HTTPError as exc:
         return f"{what}: no answer ({type(exc).__name__})", ""
     wanted = ", ".join(str(s) for s in refused_with)
     if status not in refused_with:
         return f"{what}: HTTP {status}, expected a refusal ({wanted}): it does not need the credentials of {check.auth.conn_id}", ""
     return None, f"; {what}: HTTP {status} (refused)"
+
+
+TOO_MANY_REQUESTS = 429
+
+
+def run_burst(check: HttpCheck, base_url: str, requests: int) -> CheckResult:
+    """The request sent up to `requests` times back to back: passes at the first 429, proof that a rate limit stops a burst."""
+    if isinstance(prepared := _prepare(check), CheckResult):
+        return prepared
+    result, headers, body = prepared
+    statuses: dict[int, int] = {}
+    began = time.perf_counter()
+    with httpx.Client(headers=check.headers | headers, timeout=check.timeout_seconds) as client:
+        for sent in range(1, requests + 1):
+            try:
+                response = client.request(check.method, base_url + check.path, json=body)
+            except httpx.HTTPError as exc:
+                return result(False, f"{check.method} {check.path}: request {sent} of the burst got no answer ({type(exc).__name__})")
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+            if response.status_code == TOO_MANY_REQUESTS:
+                seconds = time.perf_counter() - began
+                retry = f", Retry-After {response.headers['retry-after']!r}" if "retry-after" in response.headers else ""
+                return result(
+                    True, f"{check.method} {check.path}: HTTP 429 at request {sent} of a burst ({seconds:.2f} s){retry}", requests=sent
+                )
+    seen = ", ".join(f"{count} × {status}" for status, count in sorted(statuses.items()))
+    return result(
+        False, f"{check.method} {check.path}: {requests} requests back to back, none refused with 429 ({seen})", requests=requests
+    )
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:

@@ -208,6 +208,7 @@ class JsonShape(StrictModel):
 
 
 HttpStatus = Annotated[int, Field(ge=100, le=599)]
+HeaderName = Annotated[str, Field(pattern=r"^[A-Za-z0-9-]+$")]
 
 
 class RequestAuth(StrictModel):
@@ -236,7 +237,16 @@ class HttpCheck(StrictModel):
     path: UrlPath
     json_body: dict[str, Any] | list[Any] | None = None
     auth: RequestAuth | None = None
-    expect_status: HttpStatus = 200
+    headers: dict[HeaderName, str] = Field(
+        default_factory=dict, description="request headers sent as written (an Origin, an Accept); a secret goes in `auth`, never here"
+    )
+    expect_status: HttpStatus | list[HttpStatus] = Field(default=200, description="the status, or the statuses any of which passes")
+    expect_headers: dict[HeaderName, str] = Field(
+        default_factory=dict, description="response header: a Python regular expression its whole value must match (re.fullmatch)"
+    )
+    absent_headers: list[HeaderName] = Field(
+        default_factory=list, description="response headers that must not be sent (a foreign Origin gets no Access-Control-Allow-Origin)"
+    )
     expect_json: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="field: value; '{version}' stands for the version being checked"
     )
@@ -252,6 +262,19 @@ class HttpCheck(StrictModel):
     )
     timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10
     critical: bool = True
+
+    @field_validator("expect_headers")
+    @classmethod
+    def _header_patterns_compile(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, pattern in value.items():
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{name}: `{pattern}` is not a valid Python regular expression: {exc}") from None
+        return value
+
+    def accepted_statuses(self) -> list[int]:
+        return self.expect_status if isinstance(self.expect_status, list) else [self.expect_status]
 
     @field_validator("expect_text_regex")
     @classmethod

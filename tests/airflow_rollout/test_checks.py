@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import socket
 import threading
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_rollout.checks import CheckResult, percentile, run_http_check, run_latency_probe
+from airflow_rollout.checks import CheckResult, percentile, run_burst, run_http_check, run_latency_probe
 from airflow_rollout.config import HttpCheck, JsonShape, LatencyCheck, RequestAuth
 
 if TYPE_CHECKING:
@@ -23,6 +24,8 @@ SERVED_VERSION = "1.2.0"
 # The secrets the served app knows; the checks read them from Airflow connections (AIRFLOW_CONN_*), as in production.
 APP_TOKEN = "dapi-test-token"
 SMOKE_USER, SMOKE_PASSWORD = "rollout-smoke", "smoke-password"
+LIMIT = 5  # requests /limited answers before it refuses with 429
+PRODUCTION_ORIGIN = "https://routing.example.com"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -52,6 +55,19 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, {"status": "healthy"})
             else:
                 self._send(401, {"error": "unauthenticated"})
+        elif self.path == "/limited":
+            # a rate limit of LIMIT requests per server (per window, in a real one); open_doors: no limit at all
+            with self.server.lock:
+                self.server.limited_count += 1
+                refused = not self.server.open_doors and self.server.limited_count > LIMIT
+            self._send(429, {"detail": "slow down"}, headers={"Retry-After": "60"}) if refused else self._send(200, {"ok": True})
+        elif self.path == "/cors":
+            # seed 003's "CORS configured for production domains only": only its own origin is allowed
+            origin = self.headers.get("Origin", "")
+            allowed = self.server.open_doors or origin == PRODUCTION_ORIGIN
+            self._send(
+                200, {"ok": True}, headers={"Access-Control-Allow-Origin": "*" if self.server.open_doors else origin} if allowed else {}
+            )
         elif self.path == "/every-fourth":
             with self.server.lock:
                 self.server.every_fourth_count += 1
@@ -73,10 +89,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send(201, body)
 
-    def _send(self, status: int, body: Any, content_type: str | None = None) -> None:
+    def _send(self, status: int, body: Any, content_type: str | None = None, headers: dict[str, str] | None = None) -> None:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", content_type or ("application/octet-stream" if isinstance(body, bytes) else "application/json"))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -94,6 +112,7 @@ class _Server(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.lock = threading.Lock()
         self.every_fourth_count = 0
+        self.limited_count = 0
         self.open_doors = False
 
 
@@ -486,3 +505,70 @@ def test_percentile_matches_the_exact_definition(fraction: float) -> None:
         values = [float(v) for v in range(1, n + 1)]
         rank = max(1, math.ceil(Fraction(str(fraction)) * n))
         assert percentile(values, fraction) == float(rank), n
+
+
+# --- request headers, accepted statuses, response headers, a burst ----------------------------------------
+
+
+def test_an_unauthenticated_request_passes_when_refused_with_any_accepted_status(served: Served) -> None:
+    result = run_http_check(http("/api/v1/health/detailed", expect_status=[401, 403]), served.base_url, SERVED_VERSION)
+    assert result.passed, result.detail
+    served.server.open_doors = True
+    result = run_http_check(http("/api/v1/health/detailed", expect_status=[401, 403]), served.base_url, SERVED_VERSION)
+    assert not result.passed
+    assert result.detail == "GET /api/v1/health/detailed: HTTP 200, expected 401 or 403"
+
+
+def test_request_headers_are_sent_and_response_headers_matched(served: Served) -> None:
+    check = http(
+        "/cors", headers={"Origin": PRODUCTION_ORIGIN}, expect_headers={"Access-Control-Allow-Origin": "https://routing\\.example\\.com"}
+    )
+    result = run_http_check(check, served.base_url, SERVED_VERSION)
+    assert result.passed, result.detail
+    assert result.detail.endswith("; Access-Control-Allow-Origin: 'https://routing.example.com'")
+
+
+@pytest.mark.parametrize(
+    ("origin", "open_doors", "problem"),
+    [
+        ("https://evil.example.net", False, "no Access-Control-Allow-Origin header"),
+        ("https://evil.example.net", True, "Access-Control-Allow-Origin is '*', expected it to match `https://routing\\.example\\.com`"),
+    ],
+    ids=["foreign-origin-not-echoed", "wildcard"],
+)
+def test_a_response_header_missing_or_not_matching_fails(served: Served, origin: str, open_doors: bool, problem: str) -> None:
+    served.server.open_doors = open_doors
+    check = http("/cors", headers={"Origin": origin}, expect_headers={"Access-Control-Allow-Origin": "https://routing\\.example\\.com"})
+    result = run_http_check(check, served.base_url, SERVED_VERSION)
+    assert not result.passed
+    assert result.detail == f"GET /cors: {problem}"
+
+
+def test_a_header_pattern_that_does_not_compile_is_refused() -> None:
+    with pytest.raises(ValueError, match="X-Frame-Options: `\\(` is not a valid Python regular expression"):
+        http("/", expect_headers={"X-Frame-Options": "("})
+
+
+def test_a_burst_passes_at_the_first_429(served: Served) -> None:
+    result = run_burst(http("/limited"), served.base_url, 20)
+    assert result.passed, result.detail
+    assert re.fullmatch(rf"GET /limited: HTTP 429 at request {LIMIT + 1} of a burst \([0-9.]+ s\), Retry-After '60'", result.detail)
+    assert result.metrics == {"requests": LIMIT + 1}
+
+
+def test_a_burst_nobody_limits_fails(served: Served) -> None:
+    served.server.open_doors = True
+    result = run_burst(http("/limited"), served.base_url, 20)
+    assert not result.passed
+    assert result.detail == "GET /limited: 20 requests back to back, none refused with 429 (20 × 200)"
+
+
+def test_a_foreign_origin_given_no_cors_header_passes_and_one_let_in_fails(served: Served) -> None:
+    check = http("/cors", headers={"Origin": "https://cors-probe.invalid"}, absent_headers=["Access-Control-Allow-Origin"])
+    result = run_http_check(check, served.base_url, SERVED_VERSION)
+    assert result.passed, result.detail
+    assert result.detail.endswith("; no Access-Control-Allow-Origin")
+    served.server.open_doors = True
+    result = run_http_check(check, served.base_url, SERVED_VERSION)
+    assert not result.passed
+    assert result.detail == "GET /cors: sent Access-Control-Allow-Origin: '*', expected no such header"

@@ -100,11 +100,18 @@ def test_the_example_env_only_lacks_its_placeholders_replaced():
     with pytest.raises(up.EnvFileError) as refused:
         up.read_env_file(ROOT / ".env.example")
     problems = str(refused.value).splitlines()
-    # the ledger, Slack and a data target, each still a placeholder; docker compose's lines are not connections
+    # the ledger, Slack, a data target and what checklist items read, each still a placeholder; docker compose's lines
+    # are not connections
     assert [problem.split(": ")[1] for problem in problems] == [
         "AIRFLOW_CONN_ROLLOUT_LEDGER",
         "AIRFLOW_CONN_SLACK_RELEASES",
         "AIRFLOW_CONN_BILLING_DB",
+        "AIRFLOW_CONN_ROUTING_PUBLIC",
+        "AIRFLOW_CONN_MLOPS_PUBLIC",
+        "AIRFLOW_CONN_AI_ETL_PUBLIC",
+        "AIRFLOW_CONN_ONTOS_PUBLIC",
+        "AIRFLOW_CONN_AI_ETL_REDIS",
+        "AIRFLOW_CONN_AI_ETL_CLICKHOUSE",
     ]
     assert all("placeholder" in problem for problem in problems)
 

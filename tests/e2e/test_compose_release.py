@@ -189,6 +189,15 @@ def test_routing_good_release_is_promoted_with_every_service_on_the_new_tag(rele
     assert running == "3 services Up: backend running (healthy), frontend-training running, frontend-prediction running"
     assert items["Production environment variables set:"].passed, items["Production environment variables set:"].detail
     assert "with an empty password: HTTP 401 (refused)" in measured["login"].detail
+    proven = [
+        "SSL certificates obtained and configured",  # the public host (tests/e2e/conftest.py) and its redirect
+        "HTTPS enabled (SSL/TLS certificates installed)",
+        "SSL certificate auto-renewal working",
+        "HTTPS enabled (valid SSL certificate)",
+        "JWT secret key changed from default (min 32 characters)",  # the .env's 44 characters
+        "CORS configured for production domains only",  # the backend sends a foreign origin no CORS header
+    ]
+    assert {text: items[text].detail for text in proven if not items[text].passed} == {}
 
 
 def test_routing_broken_build_rolls_back_tag_database_models_and_env_byte_for_byte(release_dag, routing):
@@ -225,8 +234,11 @@ def test_mlops_release_is_promoted_when_the_model_passes_the_f1_gate(release_dag
     assert MLOPS.running_tags() == {"api": "1.1.0"}
     measured = {m.name: m for m in ledger().measurements(dag_run.run_id)}
     assert measured["model_f1"].passed and measured["predict_latency"].passed, measured
-    granted = checklist_results(dag_run.run_id, MLOPS.system)["Permissions granted"]  # as mlops_app_db, the app's login
+    items = checklist_results(dag_run.run_id, MLOPS.system)
+    granted = items["Permissions granted"]  # as mlops_app_db, the app's login
     assert granted.passed, granted.detail
+    assert items["All containers started (`docker-compose ps`)"].detail == "1 services Up: api running (healthy)"
+    assert items["SSL/TLS enabled (if production)"].passed, items["SSL/TLS enabled (if production)"].detail
 
 
 def test_mlops_model_below_the_f1_gate_is_rolled_back(release_dag, mlops):

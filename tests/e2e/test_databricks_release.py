@@ -113,6 +113,9 @@ def test_ontos_good_release_migrates_the_tables_and_deploys_the_new_source_path(
     assert items["Post in team Slack channel"].detail == "release-started message delivered to Slack through slack_ontos"
     for text in ("Warehouse type: Pro or Serverless", "Auto-stop configured (30-60 minutes)", "Table properties optimized"):
         assert items[text].passed, items[text].detail
+    assert items["Verify unauthenticated requests are rejected"].detail.startswith("GET /api/v1/sheets: HTTP 401 in ")
+    proven = ["CORS origins restricted to production domain", "TLS/SSL certificates configured", "HTTPS enforced"]
+    assert {text: items[text].detail for text in [*proven, "Verify encryption in transit (HTTPS)"] if not items[text].passed} == {}
 
 
 def test_ontos_bad_release_redeploys_the_previous_path_and_restores_every_table_version(release_dag, workspace, ontos):

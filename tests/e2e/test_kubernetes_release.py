@@ -4,11 +4,11 @@ real HTTP) and a real PostgreSQL. A rollback puts back each Deployment's recorde
 
 from __future__ import annotations
 
+import json
 import os
-import socketserver
 import subprocess
 import sys
-import threading
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,17 +31,55 @@ DEPLOYMENTS = {  # name: (image, seed service, seed port, readiness path)
 }
 
 
+REDIS_PASSWORD = "e2e-redis-password"
+# seed 002's Redis Setup: AOF on, allkeys-lru under a maxmemory limit, a password, and a replica (below)
+SEED_REDIS = {"requirepass": REDIS_PASSWORD, "masterauth": REDIS_PASSWORD, "appendonly": "yes", "maxmemory": "256mb"}
+SEED_CLICKHOUSE = {"max_memory_usage": "10000000000", "max_threads": "16", "max_query_size": "1000000000"}
+
+
 @pytest.fixture
 def tcp_services():
-    """Redis and ClickHouse as the release sees them: something accepting TCP connections (it only checks they are up)."""
-    servers = [socketserver.TCPServer(("127.0.0.1", 0), socketserver.BaseRequestHandler) for _ in range(2)]
-    for server, conn_id in zip(servers, ("AI_ETL_REDIS", "AI_ETL_CLICKHOUSE"), strict=True):
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        os.environ[f"AIRFLOW_CONN_{conn_id}"] = f'{{"conn_type": "generic", "host": "127.0.0.1", "port": {server.server_address[1]}}}'
-    yield
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    """Redis and ClickHouse as seed 002 sets them up: a real redis-server and its replica, the ClickHouse stand-in with the
+    seed's settings and replicated tables in sync; both answer the checklist's items as the configured servers would."""
+    from devtools.clickhouse_standin import ClickHouseStandIn
+    from devtools.redis_server import RedisServer
+
+    with tempfile.TemporaryDirectory(prefix="ai-etl-redis-") as directory:
+        master = RedisServer(Path(directory) / "master", {**SEED_REDIS, "maxmemory-policy": "allkeys-lru"}).__enter__()
+        replica = RedisServer(Path(directory) / "replica", {**SEED_REDIS, "replicaof": f"127.0.0.1 {master.port}"}).__enter__()
+        wait_for_replica(master.port)
+        clickhouse = ClickHouseStandIn(user="etl", password="e2e-clickhouse-password", settings=SEED_CLICKHOUSE)
+        clickhouse.execute(
+            "INSERT INTO system.tables VALUES (?, ?, ?, ?)", [("etl", "pipeline_runs", "ReplicatedMergeTree", "toYYYYMM(day)")]
+        )
+        clickhouse.execute("INSERT INTO system.replicas VALUES (?, ?, ?, ?)", [("etl", "pipeline_runs", 0, 0)])
+        clickhouse.execute("INSERT INTO system.disks VALUES (?, ?, ?)", [("default", 60 * 2**30, 100 * 2**30)])
+        clickhouse.start()
+        redis_conn = {"conn_type": "redis", "host": "127.0.0.1", "port": master.port, "password": REDIS_PASSWORD}
+        os.environ["AIRFLOW_CONN_AI_ETL_REDIS"] = json.dumps(redis_conn)
+        clickhouse_conn = {
+            "conn_type": "generic",
+            "host": "127.0.0.1",
+            "port": clickhouse.port,
+            "login": "etl",
+            "password": clickhouse.password,
+        }
+        os.environ["AIRFLOW_CONN_AI_ETL_CLICKHOUSE"] = json.dumps(clickhouse_conn)
+        yield
+        clickhouse.stop()
+        replica.__exit__()
+        master.__exit__()
+
+
+def wait_for_replica(port: int) -> None:
+    """Until the master counts its replica connected: the replica's first sync runs after both have started."""
+    import redis
+
+    client = redis.Redis(port=port, password=REDIS_PASSWORD)
+    deadline = time.monotonic() + 60
+    while client.info("replication")["connected_slaves"] < 1:
+        assert time.monotonic() < deadline, "the replica never connected to the master"
+        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -156,6 +194,27 @@ def test_good_rollout_migrates_with_a_job_and_is_promoted(release_dag, cluster):
     for text in ("**Set resource limits**", "**Configure autoscaling**", "Enable Pod Security Standards", "**Configure Ingress**"):
         assert items[text].passed, items[text].detail
         assert items[text].detail.startswith("GET /ap") and "via ai_etl_kube" in items[text].detail
+    # the seed's Redis, ClickHouse, ingress certificate and headers, read from the servers set up as the seed asks
+    proven = [
+        "Enable AOF (Append-Only File)",
+        "Configure memory policies (allkeys-lru)",
+        "Set maxmemory limit",
+        "Configure master-slave replication",
+        "**Optimize for analytics**",
+        "Configure ReplicatedMergeTree engines",
+        "Test replica synchronization",
+        "Obtain valid SSL certificates (Let's Encrypt or commercial)",
+        "Configure certificate auto-renewal",
+        "Enable HTTPS everywhere",
+        "Set HSTS headers",
+        "**Enable security headers**",
+        "Set appropriate autovacuum settings",
+    ]
+    assert {text: items[text].detail for text in proven if not items[text].passed} == {}
+    assert items["Set maxmemory limit"].detail.endswith("CONFIG GET maxmemory -> '268435456'")
+    # the local PostgreSQL neither archives WAL nor speaks TLS: these items fail, as they would on such a server
+    assert not items["Configure Point-in-Time Recovery (PITR)"].passed
+    assert items["Enable encryption in transit (TLS)"].detail.endswith("-> False (expected True)")
 
 
 def test_stalled_rollout_is_rolled_back_to_the_recorded_template(release_dag, cluster):
