@@ -27,7 +27,7 @@ from airflow_rollout.targets.compose import image_tag
 from airflow_rollout.targets.migrations import MigrationError
 from airflow_rollout.targets.registry import register_app_kind
 from airflow_rollout.tool_output import error_line, shown_command
-from airflow_rollout.waits import wait_for
+from airflow_rollout.waits import WaitFailedError, wait_for
 
 if TYPE_CHECKING:
     from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
@@ -256,7 +256,10 @@ class KubernetesJobMigrator:
                 raise
         if not (conditions := self.end_conditions()):
             # The Job's activeDeadlineSeconds ends it; the minute more is for the cluster to say so.
-            wait_for(self.trigger(), f"migration job {namespace}/{self.job_name}", timeout=self.config.timeout_seconds + 60)
+            try:
+                wait_for(self.trigger(), f"migration job {namespace}/{self.job_name}", timeout=self.config.timeout_seconds + 60)
+            except WaitFailedError as exc:  # a migration's failure, as a failed Job is: the release restores its data
+                raise MigrationError(str(exc)) from None
             if not (conditions := self.end_conditions()):
                 raise MigrationError(f"migration job {self.job_name}: its trigger fired, yet the Job has not ended")
         output = self.logs()

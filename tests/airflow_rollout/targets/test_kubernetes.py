@@ -125,7 +125,8 @@ def test_a_wait_whose_deferral_failed_fails_the_step_that_waited(tmp_path, monke
 
     from airflow_rollout.config import KubernetesJobMigrations
     from airflow_rollout.targets.kubernetes import KubernetesJobMigrator
-    from airflow_rollout.waits import WaitFailedError, deferring
+    from airflow_rollout.targets.migrations import MigrationError
+    from airflow_rollout.waits import deferring
     from devtools.kube_apiserver import KubeApiServer
 
     config = KubernetesJobMigrations(
@@ -136,5 +137,5 @@ def test_a_wait_whose_deferral_failed_fails_the_step_that_waited(tmp_path, monke
         kube.set_job_work("registry.test/migrations:2.0.0", 3600)  # not compressed: it is still running below
         migrator = KubernetesJobMigrator(config=config, version="2.0.0", job_name="migrate-2-0-0")
 
-        with deferring(failure="Trigger/execution timeout"), pytest.raises(WaitFailedError, match="execution timeout"):
+        with deferring(failure="Trigger/execution timeout"), pytest.raises(MigrationError, match="execution timeout"):
             migrator.run()
