@@ -207,7 +207,7 @@ def test_a_long_migration_job_is_waited_for_by_the_triggerer_not_a_worker(standa
     assert seen, "the migrate task was never seen deferred while its Job ran"
     assert {ti["trigger"]["classpath"] for ti in seen} == {"airflow.providers.cncf.kubernetes.triggers.job.KubernetesJobTrigger"}
     assert {ti["try_number"] for ti in seen} == {1}
-    [migrate] = [s for s in ledger().step_attempts(run_id) if s.phase == "migrate"]
+    [migrate] = [s for s in ledger().step_attempts(run_id) if (s.phase, s.step) == ("migrate", "migrate_data")]
     assert (migrate.status, migrate.try_number) == ("succeeded", 1), migrate  # one attempt: the deferral resumed it
     [migration] = ledger().migrations(run_id)
     assert "job ai-etl-assistant-migrate-" in migration
