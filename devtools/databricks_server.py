@@ -23,8 +23,12 @@ HTTP client) at this server. It speaks the real paths, field names, states and e
   2xx: deployment SUCCEEDED and app RUNNING, or FAILED and app CRASHED. The app's `url` is
   `http://127.0.0.1:<its port>`; a process that dies later shows as CRASHED.
 - Serving endpoints (`/api/2.0/serving-endpoints`: list, get, PUT `{name}/config`).
-- Jobs (`/api/2.1/jobs/...` and `/api/2.2/jobs/...`: get, list, run-now, runs/get, runs/cancel); a run
-  goes PENDING -> RUNNING -> TERMINATED (or INTERNAL_ERROR) over the job's `seconds`, ending as set.
+- Jobs (`/api/2.1/jobs/...` and `/api/2.2/jobs/...`: get, list, run-now, runs/get, runs/get-output of a task's
+  run, runs/cancel); a run
+  goes PENDING -> RUNNING -> TERMINATED (or INTERNAL_ERROR) over the job's `seconds`, ending as set. run-now's
+  `idempotency_token` is honoured as Databricks documents it: a second request with the token of an existing
+  run starts nothing and answers that run's id. The job's `seconds` are workspace time: the `time_scale` of
+  `/_standin/config` compresses them (0.01 runs an hour's job in 36 s).
 - The MLflow model registry, as Unity Catalog models use it (`/api/2.0/mlflow/registered-models/get`,
   `.../registered-models/alias` GET/POST/DELETE, `/api/2.0/mlflow/model-versions/get`).
 - Workspace settings the checklists read, as a test set them (GET only): secret scopes
@@ -59,6 +63,7 @@ A control API for tests, under `/_standin/` (no token needed):
     POST /_standin/settings          {"secret_scopes": [{"name", "backend_type", "keys": [...]}], "ip_access_lists": [...],
                                       "workspace_conf": {"enableIpAccessLists": "true"}, "cluster_policies": [{"name",
                                       "definition": {...}}]}: each part given replaces what was there
+    POST /_standin/config            {"time_scale": 0.01}: real seconds per second of workspace time (job runs)
 
 The Airflow connection (`DatabricksServer.airflow_connection()`): conn_type `databricks`, host `127.0.0.1`,
 port, schema `http` (the hook builds `{schema}://{host}:{port}/api/...`), the token as password.
@@ -274,6 +279,7 @@ class Workspace:
         self._configured_warehouses = tuple(warehouses)
         self._lock = threading.RLock()
         self._threads: list[threading.Thread] = []
+        self.time_scale = 1.0  # real seconds per second of workspace time; a setting, kept across resets
         self.sql = SqlEngine(user=user)
         self._init_state()
 
@@ -291,6 +297,7 @@ class Workspace:
         self.endpoints: dict[str, Json] = {}
         self.jobs: dict[int, _Job] = {}
         self.runs: dict[int, _Run] = {}
+        self.run_tokens: dict[str, int] = {}  # run-now's idempotency_token -> the run it started
         self.models: dict[str, Json] = {}
         self._next_run = 1000
 
@@ -889,6 +896,14 @@ class Workspace:
             )
         return {"job_id": job_id}
 
+    def configure(self, body: Json) -> Json:
+        if "time_scale" in body:
+            scale = float(body["time_scale"])
+            if scale <= 0:
+                raise _invalid(f"time_scale must be positive, got {scale}.")
+            self.time_scale = scale
+        return {"time_scale": self.time_scale}
+
     def _job(self, job_id: Any, *, status: int = 400) -> _Job:
         try:
             job = self.jobs.get(int(job_id))
@@ -927,8 +942,14 @@ class Workspace:
         parameters = body.get("job_parameters") or {}
         if not isinstance(parameters, dict):
             raise _invalid("job_parameters must be a map of names to values.")
+        token = body.get("idempotency_token")
+        if token is not None and not (isinstance(token, str) and 0 < len(token) <= 64):
+            raise _invalid("idempotency_token must be a string of at most 64 characters.")
         with self._lock:
             job = self._job(body.get("job_id"))
+            if token in self.run_tokens:
+                existing = self.runs[self.run_tokens[token]]
+                return {"run_id": existing.run_id, "number_in_job": existing.number}
             job.runs += 1
             outcome = job.outcomes.pop(0) if job.outcomes else job.outcome
             self._next_run += 1
@@ -938,10 +959,12 @@ class Workspace:
                 number=job.runs,
                 started=time.time(),
                 outcome=outcome,
-                seconds=job.seconds,
+                seconds=job.seconds * self.time_scale,
                 parameters={str(k): str(v) for k, v in parameters.items()},
             )
             self.runs[run.run_id] = run
+            if token is not None:
+                self.run_tokens[token] = run.run_id
         return {"run_id": run.run_id, "number_in_job": run.number}
 
     def _run(self, run_id: Any) -> _Run:
@@ -1012,6 +1035,22 @@ class Workspace:
                 ],
             }
             return body
+
+    def run_output(self, run_id: Any) -> Json:
+        """runs/get-output of one task's run (Databricks answers it for task runs only): its error when it failed."""
+        try:
+            parent, index = divmod(int(run_id), 100)
+        except (TypeError, ValueError):
+            parent, index = 0, 0
+        with self._lock:
+            run = self.runs.get(parent)
+            if run is None or not 1 <= index <= len(run.job.tasks):
+                raise _invalid(f"Run {run_id} does not exist or is not the run of a task.")
+        task = next(t for t in self.run_json(parent)["tasks"] if t["run_id"] == int(run_id))
+        answer: Json = {"metadata": task}
+        if task["state"].get("result_state") not in (None, "SUCCESS"):
+            answer["error"] = task["state"].get("state_message") or f"Task {task['task_key']} failed."
+        return answer
 
     def cancel_run(self, body: Json) -> Json:
         with self._lock:
@@ -1151,6 +1190,7 @@ def _routes() -> list[Route]:
         ("GET", jobs + r"/list", lambda w, m, q, b: w.list_jobs(q)),
         ("POST", jobs + r"/run-now", lambda w, m, q, b: w.run_now(b)),
         ("GET", jobs + r"/runs/get", lambda w, m, q, b: w.run_json(q.get("run_id"))),
+        ("GET", jobs + r"/runs/get-output", lambda w, m, q, b: w.run_output(q.get("run_id"))),
         ("POST", jobs + r"/runs/cancel", lambda w, m, q, b: w.cancel_run(b)),
         ("GET", r"/api/2\.0/mlflow/registered-models/get", lambda w, m, q, b: w.registered_model_json(q.get("name"))),
         ("GET", r"/api/2\.0/mlflow/registered-models/alias", lambda w, m, q, b: w.get_alias(q)),
@@ -1208,6 +1248,8 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError(400, "MALFORMED_REQUEST", f"Invalid JSON given in the body of the request: {exc}") from exc
             if not isinstance(body, dict):
                 raise ApiError(400, "MALFORMED_REQUEST", "The body of the request must be a JSON object.")
+            if method == "GET":  # Databricks reads a GET's parameters from a JSON body too: the provider's async hook sends them so
+                query = {**{key: str(value) for key, value in body.items()}, **query}
             if path.startswith("/api/"):
                 self._authenticate()
                 fault = self.workspace.http_fault(method, path)
@@ -1390,6 +1432,10 @@ class DatabricksServer:
             "tasks": tasks,
         }
         return int(self.workspace.define_job(body)["job_id"])
+
+    def set_time_scale(self, scale: float) -> None:
+        """Real seconds per second of workspace time from now on: a job of `seconds` 3600 runs 36 s at 0.01."""
+        self.workspace.configure({"time_scale": scale})
 
     def set_serving_endpoint(
         self, name: str, *, ready: str = "READY", config_update: str = "NOT_UPDATING", served_entities: list[Json] | None = None

@@ -41,7 +41,10 @@ The "kubelet" and the controllers:
   as Kubernetes does) with `run_in_image`, once per attempt, each attempt a Pod `<job>-<5 chars>` whose
   log is the attempt's stdout and stderr (readable once the attempt ended). `backoffLimit` (default 6)
   and `activeDeadlineSeconds` are honoured; the conditions are SuccessCriteriaMet + Complete, or
-  FailureTarget + Failed (BackoffLimitExceeded or DeadlineExceeded).
+  FailureTarget + Failed (BackoffLimitExceeded or DeadlineExceeded). A test can make the pods of one image
+  reference work a while (cluster time) before their command runs, as a long migration does, and compress
+  cluster time (`time_scale`: a Job's work and its `activeDeadlineSeconds` pass that many times faster), so an
+  hour's Job is simulated in seconds.
 
 Not modelled: namespaces' lifecycle (every namespace exists), ReplicaSets as API objects, paused
 Deployments, server-side apply, `minReadySeconds` beyond delaying availability, probe thresholds, RBAC.
@@ -634,12 +637,22 @@ class EnvNotReadyError(Exception):
 class Cluster:
     """The objects, the controllers and the kubelet. Thread-safe; the HTTP handler calls into it."""
 
-    def __init__(self, *, image_map: dict[str, LocalImage], state_dir: Path, ready_delay: float = 0.5, job_backoff: float = 0.2) -> None:
+    def __init__(
+        self,
+        *,
+        image_map: dict[str, LocalImage],
+        state_dir: Path,
+        ready_delay: float = 0.5,
+        job_backoff: float = 0.2,
+        time_scale: float = 1.0,
+    ) -> None:
         self.image_map = image_map
         self.state_dir = state_dir
         self.ready_delay = ready_delay
         self.job_backoff = job_backoff
+        self.time_scale = time_scale  # real seconds per second of cluster time, for a Job's work and deadline
         self.behaviours: dict[str, Behaviour] = {}
+        self.job_work: dict[str, float] = {}  # image reference -> cluster seconds a Job pod works before its command
         self.lock = threading.RLock()
         self.objects: dict[str, dict[tuple[str, str], Json]] = {plural: {} for plural in KINDS}
         self.namespace_labels: dict[str, dict[str, str]] = {}  # the namespaces created through the API
@@ -1457,7 +1470,7 @@ class Cluster:
         spec = job["spec"]
         backoff_limit = int(spec.get("backoffLimit", 6))
         deadline = spec.get("activeDeadlineSeconds")
-        end = start + float(deadline) if deadline is not None else None
+        end = start + float(deadline) * self.time_scale if deadline is not None else None
         container = spec["template"]["spec"]["containers"][0]
         failed = 0
         while not runtime.cancel.is_set():
@@ -1525,6 +1538,15 @@ class Cluster:
             if runtime.cancel.wait(self.job_backoff):
                 return
 
+    def _work(self, runtime: _JobRuntime, image: str, end: float | None) -> tuple[str, int, str] | None:
+        """The pod's simulated work before its command (`set_job_work`); how the attempt ended, if it ended there."""
+        work = self.job_work.get(image, 0.0) * self.time_scale
+        if work and runtime.cancel.wait(min(work, end - time.time()) if end is not None else work):
+            return "cancelled", 0, ""
+        if end is not None and time.time() >= end:
+            return "deadline", 137, ""
+        return None
+
     def _run_job_pod(self, runtime: _JobRuntime, pod: Json, container: Json, end: float | None) -> tuple[str, int, str]:
         """Run one attempt: ('succeeded' | 'failed' | 'deadline' | 'cancelled', exit code, output)."""
         pod_name = pod["metadata"]["name"]
@@ -1571,8 +1593,9 @@ class Cluster:
             ],
         )
         self._update_job_status(runtime, ready=1)
-        if not args:
-            return "failed", 128, "the container has no command: images' default entrypoints are not known here\n"
+        no_command = ("failed", 128, "the container has no command: images' default entrypoints are not known here\n")
+        if (ended := self._work(runtime, container["image"], end) or (None if args else no_command)) is not None:
+            return ended
         timeout = max(end - time.time(), 0.01) if end is not None else _JOB_TIMEOUT_NO_DEADLINE
         try:
             result = run_in_image(
@@ -1596,6 +1619,12 @@ class Cluster:
         with self.lock:
             self.behaviours[image] = behaviour  # type: ignore[assignment]
 
+    def set_job_work(self, image: str, seconds: float) -> None:
+        if seconds < 0:
+            raise ApiError(400, "BadRequest", f"seconds must not be negative, not {seconds}")
+        with self.lock:
+            self.job_work[image] = seconds
+
     def state(self) -> Json:
         with self.lock:
             deployments = {}
@@ -1615,6 +1644,8 @@ class Cluster:
                 "deployments": deployments,
                 "jobs": jobs,
                 "behaviours": dict(self.behaviours),
+                "jobWork": dict(self.job_work),
+                "timeScale": self.time_scale,
                 "images": sorted(self.image_map),
                 "readyDelay": self.ready_delay,
             }
@@ -1636,6 +1667,7 @@ class Cluster:
             self.jobs.clear()
             self.retired = []
             self.behaviours.clear()
+            self.job_work.clear()
             self.next_rv()
         for uid in pods:
             _kill_pod_processes(uid)
@@ -1981,7 +2013,8 @@ class _Handler(BaseHTTPRequestHandler):
         POST /_standin/reset                                      forget everything, stop every process
         POST /_standin/images  {"image": "repo:tag", "behaviour": "ready|stall|crash"}
         PUT  /_standin/image-map  {"<repo>": {"command": [...], "bin_dir": ..., "readiness_path": ...}}
-        POST /_standin/config  {"ready_delay_seconds": 0.5, "job_backoff_seconds": 0.2}
+        POST /_standin/config  {"ready_delay_seconds": 0.5, "job_backoff_seconds": 0.2, "time_scale": 0.01}
+        POST /_standin/job-work  {"image": "repo:tag", "seconds": 3600}   Job pods of that image work that long first
         GET  /_standin/state                                      deployments (process, readiness), jobs, behaviours
         """
         cluster = self.cluster
@@ -1997,6 +2030,10 @@ class _Handler(BaseHTTPRequestHandler):
                 cluster.ready_delay = float(body["ready_delay_seconds"])
             if "job_backoff_seconds" in body:
                 cluster.job_backoff = float(body["job_backoff_seconds"])
+            if "time_scale" in body:
+                cluster.time_scale = float(body["time_scale"])
+        elif method == "POST" and path == "/_standin/job-work" and isinstance(body, dict):
+            cluster.set_job_work(str(body.get("image", "")), float(body.get("seconds", 0)))
         elif method == "GET" and path == "/_standin/state":
             pass
         else:
@@ -2084,6 +2121,13 @@ class KubeApiServer:
 
     def set_ready_delay(self, seconds: float) -> None:
         self.cluster.ready_delay = seconds
+
+    def set_job_work(self, image: str, seconds: float, *, time_scale: float | None = None) -> None:
+        """Job pods of `image` (the exact reference) work `seconds` of cluster time before their command runs;
+        `time_scale`: real seconds per cluster second from now on (0.01 plays an hour's Job in 36 s)."""
+        self.cluster.set_job_work(image, seconds)
+        if time_scale is not None:
+            self.cluster.time_scale = time_scale
 
     def reset(self) -> None:
         self.cluster.reset()

@@ -21,6 +21,7 @@ from airflow.sdk import Param, TaskGroup, TriggerRule, chain, get_current_contex
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_rollout.config import configured_systems
+from airflow_rollout.step_operator import StepOperator
 from airflow_rollout.versions import VERSION_PATTERN
 
 if TYPE_CHECKING:
@@ -215,15 +216,11 @@ PhaseAction = Literal[
 
 
 def step_task(phase: str, step: str, action_name: PhaseAction, **task_kwargs: Any) -> Any:
-    """A task running the step `action_name` (`airflow_rollout.release.steps.STEPS`) as step `step` of `phase`."""
+    """A task running the step `action_name` (`airflow_rollout.release.steps.STEPS`) as step `step` of `phase`.
 
-    @task(task_id=step, **task_kwargs)
-    def _step() -> Any:
-        from airflow_rollout.release.steps import FINAL_FAILURE_HANDLERS, STEPS
-
-        return run_step(phase, step, STEPS[action_name], on_final_failure=FINAL_FAILURE_HANDLERS.get(phase))
-
-    return _step()
+    An operator rather than a @task: a step's long waits defer to the triggerer, which needs a method to resume in.
+    """
+    return StepOperator(phase=phase, step=step, action_name=action_name, **task_kwargs)
 
 
 # --- phases ----------------------------------------------------------------------------------------------

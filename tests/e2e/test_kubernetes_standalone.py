@@ -27,7 +27,7 @@ import pytest
 import test_kubernetes_release as kube_release
 from airflow_standalone import Standalone, answer_sign_offs, running_standalone, task_states
 from observe import ledger
-from test_kubernetes_release import DEPLOYMENTS, REGISTRY, SYSTEM, data_target, images, templates, wait_rolled_out
+from test_kubernetes_release import DEPLOYMENTS, NAMESPACE, REGISTRY, SYSTEM, data_target, images, templates, wait_rolled_out
 from testenv import SYSTEMS_DIR
 
 if TYPE_CHECKING:
@@ -146,3 +146,55 @@ def test_stalled_rollout_is_rolled_back_by_a_real_worker(standalone, cluster):
     assert states.get("rollback.verify_restored") == "success", states
     notes = ledger().notifications(run_id)
     assert "rolled_back" in [note.event for note in notes] and all(note.delivered for note in notes), notes
+
+
+def test_a_long_migration_job_is_waited_for_by_the_triggerer_not_a_worker(standalone, cluster):
+    """A ten-minute migration Job (time-compressed by the stand-in to about 30 s): while it runs, the migrate task is
+    `deferred` (its worker slot given back, the provider's KubernetesJobTrigger in the triggerer); then the same try
+    resumes, reads the Job's log and the release is promoted, the migrate step one attempt in the ledger."""
+    import httpx
+
+    kube = cluster.api_client.configuration.host
+    version = "1.2.1"
+    # 600 s of cluster time at 0.05: 30 s here, within the Job's activeDeadlineSeconds (900, compressed alike: 45 s)
+    httpx.post(f"{kube}/_standin/job-work", json={"image": f"{REGISTRY}/backend:{version}", "seconds": 600}).raise_for_status()
+    httpx.post(f"{kube}/_standin/config", json={"time_scale": 0.05}).raise_for_status()
+    run_id = standalone.api.trigger("release", {"system": SYSTEM, "version": version})
+    seen: list[dict[str, Any]] = []  # the migrate task instance each time it was deferred with its Job still running
+
+    def finished() -> bool:
+        answer_sign_offs(standalone, run_id)
+        ti = standalone.api.client.get(f"/api/v2/dags/release/dagRuns/{run_id}/taskInstances/migrate.migrate_data")
+        if ti.is_success and ti.json()["state"] == "deferred" and migration_jobs_running(cluster):
+            seen.append(ti.json())
+        return standalone.api.run_state("release", run_id) in TERMINAL
+
+    try:
+        standalone.api.wait(f"release {version} ({run_id})", finished, timeout=RELEASE_TIMEOUT)
+    finally:
+        httpx.post(f"{kube}/_standin/config", json={"time_scale": 1.0}).raise_for_status()
+
+    states = task_states(standalone, "release", run_id)
+    record = ledger().release(run_id)
+    assert record.status == "promoted", f"{record}; tasks: {states}; logs in {standalone.state / 'airflow'}"
+    assert seen, "the migrate task was never seen deferred while its Job ran"
+    assert {ti["trigger"]["classpath"] for ti in seen} == {"airflow.providers.cncf.kubernetes.triggers.job.KubernetesJobTrigger"}
+    assert {ti["try_number"] for ti in seen} == {1}
+    [migrate] = [s for s in ledger().step_attempts(run_id) if (s.phase, s.step) == ("migrate", "migrate_data")]
+    assert (migrate.status, migrate.try_number) == ("succeeded", 1), migrate  # one attempt: the deferral resumed it
+    [migration] = ledger().migrations(run_id)
+    assert "job ai-etl-assistant-migrate-" in migration
+    assert images(cluster) == dict.fromkeys(DEPLOYMENTS, version)
+
+
+def migration_jobs_running(apps: Any) -> list[str]:
+    """The migration Jobs in the namespace that have not ended (no Complete or Failed condition yet)."""
+    from kubernetes import client
+
+    jobs = client.BatchV1Api(apps.api_client).list_namespaced_job(NAMESPACE).items
+    ended = {"Complete", "Failed"}
+    return [
+        job.metadata.name
+        for job in jobs
+        if "-migrate-" in job.metadata.name and not any(c.type in ended and c.status == "True" for c in job.status.conditions or [])
+    ]

@@ -6,6 +6,7 @@ target before acting, so running it again after a crash or a retry finishes the 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,9 @@ def run_checks(ctx: ReleaseContext, kinds: CheckKinds, version: str | None = Non
         if isinstance(check, ServingEndpointCheck):
             result = serving_endpoint_ready(check)
         elif isinstance(check, DatabricksJobCheck):
-            result = run_job(check)
+            # One job run per check and release run: a retry or the step's run after its wait finds it again.
+            token = hashlib.sha256(f"{ctx.release_id}\n{ctx.run_id}\n{check.name}".encode()).hexdigest()[:64]
+            result = run_job(check, idempotency_token=token)
         elif isinstance(check, LatencyCheck):
             result = run_latency_probe(check, ctx.app_base_url(check.app))
         else:

@@ -59,6 +59,7 @@ from airflow_rollout.targets.base import (
 from airflow_rollout.targets.migrations import MigrationError, migrations_for
 from airflow_rollout.targets.registry import register_app_kind, register_data_kind
 from airflow_rollout.versions import VersionScheme
+from airflow_rollout.waits import WaitFailedError, wait_for, wait_in_place
 
 if TYPE_CHECKING:
     from airflow.providers.databricks.hooks.databricks import DatabricksHook
@@ -68,6 +69,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
+TRIGGER_POLL_SECONDS = 1  # the providers' triggers take whole seconds
 MIGRATIONS_TABLE = "rollout_schema_migrations"
 
 
@@ -84,6 +86,15 @@ def _hook(conn_id: str) -> DatabricksHook:
     from airflow.providers.databricks.hooks.databricks import DatabricksHook
 
     return DatabricksHook(databricks_conn_id=conn_id)
+
+
+def _api(hook: DatabricksHook, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A REST call for which DatabricksHook (provider 7.23) has no public method: a statement's result rows
+    (`post_sql_statement` answers only the id, `get_sql_statement_state` only the state), Apps, the MLflow
+    registry, serving endpoints. The hook's `_do_api_call` is its one way there (auth, retries, the API's errors);
+    this is the only place that calls it, so a provider that grows public methods changes one function."""
+    result: dict[str, Any] = hook._do_api_call((method, path), body)
+    return result
 
 
 class Warehouse:
@@ -103,6 +114,7 @@ class Warehouse:
         Values travel as named parameters (`:name`); identifiers are pattern-checked by the profile and quoted.
         """
         from airflow.providers.databricks.hooks.databricks import SQL_STATEMENTS_ENDPOINT
+        from airflow.providers.databricks.triggers.databricks import DatabricksSQLStatementExecutionTrigger
 
         log.info("SQL on warehouse %s: %s", self.warehouse_id, statement)
         body: dict[str, Any] = {
@@ -113,13 +125,19 @@ class Warehouse:
         }
         if parameters:
             body["parameters"] = [{"name": name, "value": value, "type": "STRING"} for name, value in parameters.items()]
-        response = self.hook._do_api_call(("POST", SQL_STATEMENTS_ENDPOINT), body)
-        deadline = time.monotonic() + timeout
-        while response["status"]["state"] in {"PENDING", "RUNNING"}:
-            if time.monotonic() > deadline:
-                raise DatabricksSqlError(f"statement {response['statement_id']} still {response['status']['state']} after {timeout:.0f} s")
-            time.sleep(POLL_SECONDS)
-            response = self.hook._do_api_call(("GET", f"{SQL_STATEMENTS_ENDPOINT}/{response['statement_id']}"))
+        response = _api(self.hook, "POST", SQL_STATEMENTS_ENDPOINT, body)
+        if response["status"]["state"] in {"PENDING", "RUNNING"}:  # longer than wait_timeout: the provider's trigger
+            statement_id = response["statement_id"]
+            trigger = DatabricksSQLStatementExecutionTrigger(
+                statement_id=statement_id,
+                databricks_conn_id=self.conn_id,
+                end_time=time.time() + timeout,
+                polling_period_seconds=TRIGGER_POLL_SECONDS,
+            )
+            # In place, never deferred: a step sends several statements, and running it again would send them twice.
+            # The trigger cancels the statement at end_time, which the GET below then reports.
+            wait_in_place(trigger, f"statement {statement_id}", timeout=timeout + 30)
+            response = _api(self.hook, "GET", f"{SQL_STATEMENTS_ENDPOINT}/{statement_id}")
         if response["status"]["state"] != "SUCCEEDED":
             error = response["status"].get("error") or {}
             raise DatabricksSqlError(
@@ -397,7 +415,7 @@ class DatabricksApp(AppTarget):
         return _hook(self.config.conn_id)
 
     def _app(self) -> dict[str, Any]:
-        result: dict[str, Any] = self.hook._do_api_call(("GET", f"2.0/apps/{self.config.app_name}"))
+        result: dict[str, Any] = _api(self.hook, "GET", f"2.0/apps/{self.config.app_name}")
         return result
 
     def source_path(self, version: str) -> str:
@@ -430,9 +448,7 @@ class DatabricksApp(AppTarget):
         if (self._app().get("compute_status") or {}).get("state") != "ACTIVE":
             self.start_compute(began + self.config.readiness.timeout_seconds)
         log.info("deploying app %s from %s", self.config.app_name, path)
-        deployment = self.hook._do_api_call(
-            ("POST", f"2.0/apps/{self.config.app_name}/deployments"), {"source_code_path": path, "mode": "SNAPSHOT"}
-        )
+        deployment = _api(self.hook, "POST", f"2.0/apps/{self.config.app_name}/deployments", {"source_code_path": path, "mode": "SNAPSHOT"})
         deadline = began + self.config.readiness.timeout_seconds
         while True:
             status = deployment.get("status") or {}
@@ -445,7 +461,7 @@ class DatabricksApp(AppTarget):
             if time.monotonic() > deadline:
                 raise AppNotReadyError(f"app {self.config.app_name}: deployment of {path} still {status.get('state')}")
             time.sleep(POLL_SECONDS)
-            deployment = self.hook._do_api_call(("GET", f"2.0/apps/{self.config.app_name}/deployments/{deployment['deployment_id']}"))
+            deployment = _api(self.hook, "GET", f"2.0/apps/{self.config.app_name}/deployments/{deployment['deployment_id']}")
         self._wait_running(path, deadline)
         return time.monotonic() - began
 
@@ -473,7 +489,7 @@ class DatabricksApp(AppTarget):
         """Start a stopped app's compute. The platform restarts the app's last deployment with it: Databricks
         deploys only to running compute, so a stopped app cannot go straight to another source path."""
         log.info("starting the compute of app %s", self.config.app_name)
-        self.hook._do_api_call(("POST", f"2.0/apps/{self.config.app_name}/start"))
+        _api(self.hook, "POST", f"2.0/apps/{self.config.app_name}/start")
         while (state := (self._app().get("compute_status") or {}).get("state")) != "ACTIVE":
             if time.monotonic() > deadline:
                 raise AppNotReadyError(f"app {self.config.app_name}: compute still {state} after start")
@@ -482,7 +498,7 @@ class DatabricksApp(AppTarget):
     def quiesce(self) -> dict[str, Any]:
         """Stop the app (its compute): nothing of it serves or writes until it is started again."""
         log.info("stopping app %s", self.config.app_name)
-        self.hook._do_api_call(("POST", f"2.0/apps/{self.config.app_name}/stop"))
+        _api(self.hook, "POST", f"2.0/apps/{self.config.app_name}/stop")
         deadline = time.monotonic() + self.config.readiness.timeout_seconds
         while (state := (self._app().get("compute_status") or {}).get("state")) != "STOPPED":
             if time.monotonic() > deadline:
@@ -547,9 +563,7 @@ class MlflowAlias(AppTarget):
 
     def aliased_version(self) -> str | None:
         try:
-            found = self.hook._do_api_call(
-                ("GET", "2.0/mlflow/registered-models/alias"), {"name": self.config.model, "alias": self.config.alias}
-            )
+            found = _api(self.hook, "GET", "2.0/mlflow/registered-models/alias", {"name": self.config.model, "alias": self.config.alias})
         except Exception as exc:
             if "RESOURCE_DOES_NOT_EXIST" in str(exc):  # the alias is not set
                 return None
@@ -557,7 +571,7 @@ class MlflowAlias(AppTarget):
         return str(found["model_version"]["version"])
 
     def newest_version(self) -> str:
-        model = self.hook._do_api_call(("GET", "2.0/mlflow/registered-models/get"), {"name": self.config.model})["registered_model"]
+        model = _api(self.hook, "GET", "2.0/mlflow/registered-models/get", {"name": self.config.model})["registered_model"]
         versions = [v["version"] for v in model.get("latest_versions") or []]
         if not versions:
             raise AppNotReadyError(f"model {self.config.model} has no registered version to alias")
@@ -575,10 +589,10 @@ class MlflowAlias(AppTarget):
 
     def move_to(self, model_version: str | None) -> None:
         if model_version is None:
-            self.hook._do_api_call(("DELETE", f"2.0/mlflow/registered-models/alias?name={self.config.model}&alias={self.config.alias}"))
+            _api(self.hook, "DELETE", f"2.0/mlflow/registered-models/alias?name={self.config.model}&alias={self.config.alias}")
         else:
             body = {"name": self.config.model, "alias": self.config.alias, "version": model_version}
-            self.hook._do_api_call(("POST", "2.0/mlflow/registered-models/alias"), body)
+            _api(self.hook, "POST", "2.0/mlflow/registered-models/alias", body)
         log.info("%s@%s -> version %s", self.config.model, self.config.alias, model_version)
 
     def switch_to(self, version: str) -> float:
@@ -610,7 +624,7 @@ class MlflowAlias(AppTarget):
 
 def serving_endpoint_ready(check: ServingEndpointCheck) -> CheckResult:
     try:
-        endpoint = _hook(check.conn_id)._do_api_call(("GET", f"2.0/serving-endpoints/{check.endpoint}"))
+        endpoint = _api(_hook(check.conn_id), "GET", f"2.0/serving-endpoints/{check.endpoint}")
     except Exception as exc:  # noqa: BLE001 - an endpoint that cannot be read is a failed check, with the API's reason
         reason = "it does not exist" if "RESOURCE_DOES_NOT_EXIST" in str(exc) else f"{type(exc).__name__}: {str(exc)[:300]}"
         return CheckResult(check.name, check.kind, check.critical, False, f"serving endpoint {check.endpoint}: {reason}")
@@ -620,21 +634,25 @@ def serving_endpoint_ready(check: ServingEndpointCheck) -> CheckResult:
     return CheckResult(check.name, check.kind, check.critical, passed, f"serving endpoint {check.endpoint}: {ready}, config {update}")
 
 
-def run_job(check: DatabricksJobCheck) -> CheckResult:
-    """Run the job (seed 001's batch inference) to its end; passes on SUCCESS."""
+def run_job(check: DatabricksJobCheck, idempotency_token: str) -> CheckResult:
+    """Run the job (seed 001's batch inference) to its end; passes on SUCCESS.
+
+    The wait is the provider's DatabricksExecutionTrigger (deferred to the triggerer inside a task). run-now's
+    `idempotency_token` makes the step's second run (after the trigger fired, or after a crash) find the run the
+    first one started instead of starting another: the caller derives it from what must not run the job twice.
+    """
+    from airflow.providers.databricks.triggers.databricks import DatabricksExecutionTrigger
+
     hook = _hook(check.conn_id)
-    began = time.monotonic()
-    run_id = hook.run_now({"job_id": check.job_id})
-    while True:
+    run_id = hook.run_now({"job_id": check.job_id, "idempotency_token": idempotency_token})
+    if not (state := hook.get_run_state(run_id)).is_terminal:
+        trigger = DatabricksExecutionTrigger(run_id=run_id, databricks_conn_id=check.conn_id, polling_period_seconds=TRIGGER_POLL_SECONDS)
+        try:
+            wait_for(trigger, f"job {check.job_id} run {run_id}", timeout=check.timeout_seconds)
+        except WaitFailedError as exc:
+            return CheckResult(check.name, check.kind, check.critical, False, str(exc))
         state = hook.get_run_state(run_id)
-        if state.is_terminal:
-            break
-        if time.monotonic() - began > check.timeout_seconds:
-            return CheckResult(
-                check.name, check.kind, check.critical, False, f"job {check.job_id} run {run_id} not done in {check.timeout_seconds:.0f} s"
-            )
-        time.sleep(POLL_SECONDS)
-    seconds = time.monotonic() - began
+    seconds = int(hook.get_run(run_id).get("run_duration") or 0) / 1000  # the run's own, whichever attempt waited for it
     detail = f"job {check.job_id} run {run_id}: {state.result_state or state.life_cycle_state} in {seconds:.1f} s"
     if state.state_message:
         detail += f" ({state.state_message})"

@@ -27,9 +27,11 @@ from airflow_rollout.targets.compose import image_tag
 from airflow_rollout.targets.migrations import MigrationError
 from airflow_rollout.targets.registry import register_app_kind
 from airflow_rollout.tool_output import error_line, shown_command
+from airflow_rollout.waits import WaitFailedError, wait_for
 
 if TYPE_CHECKING:
     from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+    from airflow.providers.cncf.kubernetes.triggers.job import KubernetesJobTrigger
 
     from airflow_rollout.config import KubernetesJobMigrations
 
@@ -252,20 +254,43 @@ class KubernetesJobMigrator:
         except ApiException as exc:
             if exc.status != 409:  # 409: an earlier attempt of this release created it; follow that one
                 raise
-        deadline = time.monotonic() + self.config.timeout_seconds + 60
-        while time.monotonic() < deadline:
-            status = batch.read_namespaced_job_status(self.job_name, namespace).status
-            conditions = {c.type: c for c in status.conditions or [] if c.status == "True"}
-            if "Complete" in conditions or "Failed" in conditions:
-                output = self.logs()
-                log.info("migration job %s log:\n%s", self.job_name, output)
-                if "Failed" in conditions:
-                    reason = conditions["Failed"].reason or "failed"
-                    shown = shown_command(self.config.command)
-                    raise MigrationError(f"migration job {self.job_name} (`{shown}`) failed ({reason}): {error_line(output)}")
-                return output
-            time.sleep(POLL_SECONDS)
-        raise MigrationError(f"migration job {self.job_name} did not finish within {self.config.timeout_seconds} s")
+        if not (conditions := self.end_conditions()):
+            # The Job's activeDeadlineSeconds ends it; the minute more is for the cluster to say so.
+            try:
+                wait_for(self.trigger(), f"migration job {namespace}/{self.job_name}", timeout=self.config.timeout_seconds + 60)
+            except WaitFailedError as exc:  # a migration's failure, as a failed Job is: the release restores its data
+                raise MigrationError(str(exc)) from None
+            if not (conditions := self.end_conditions()):
+                raise MigrationError(f"migration job {self.job_name}: its trigger fired, yet the Job has not ended")
+        output = self.logs()
+        log.info("migration job %s log:\n%s", self.job_name, output)
+        if "Failed" in conditions:
+            reason = conditions["Failed"].reason or "failed"
+            shown = shown_command(self.config.command)
+            raise MigrationError(f"migration job {self.job_name} (`{shown}`) failed ({reason}): {error_line(output)}")
+        return output
+
+    def end_conditions(self) -> dict[str, Any]:
+        """The Job's `Complete` or `Failed` condition by type, once it has one; empty while it runs."""
+        status = self.hook.batch_v1_client.read_namespaced_job_status(self.job_name, self.config.namespace).status
+        conditions = {c.type: c for c in status.conditions or [] if c.status == "True"}
+        return conditions if "Complete" in conditions or "Failed" in conditions else {}
+
+    def trigger(self) -> KubernetesJobTrigger:
+        """The provider's trigger: it fires once the Job is Complete or Failed (its pods' logs are read afterwards)."""
+        from airflow.providers.cncf.kubernetes.triggers.job import KubernetesJobTrigger
+
+        namespace = self.config.namespace
+        return KubernetesJobTrigger(
+            job_name=self.job_name,
+            job_namespace=namespace,
+            pod_names=[],
+            pod_namespace=namespace,
+            base_container_name="migrate",
+            kubernetes_conn_id=self.config.conn_id,
+            poll_interval=POLL_SECONDS,
+            get_logs=False,
+        )
 
     def logs(self) -> str:
         core, namespace = self.hook.core_v1_client, self.config.namespace

@@ -63,3 +63,55 @@ def test_unity_catalog_names_are_validated_before_any_sql(change, complaint) -> 
 def test_a_databricks_app_source_path_must_name_the_version() -> None:
     with pytest.raises(ValueError, match=r"must contain \{version\}"):
         DatabricksAppTarget(kind="databricks_app", name="w", conn_id="db", app_name="ontos", source_code_path="/Workspace/Apps/ontos")
+
+
+@pytest.fixture
+def dbx(tmp_path, monkeypatch):
+    from devtools.databricks_server import DatabricksServer
+
+    with DatabricksServer(workspace_root=tmp_path / "ws", state_dir=tmp_path / "state", apps={}) as server:
+        monkeypatch.setenv("AIRFLOW_CONN_DBX_STANDIN", server.airflow_connection())
+        yield server
+
+
+def test_a_long_job_run_is_handed_to_the_providers_trigger_and_found_again_after_it(dbx) -> None:
+    """An hour's job (time-compressed by the stand-in): inside a task the check defers with DatabricksExecutionTrigger;
+    the step's next run, with the same idempotency token, finds the same run finished instead of starting one."""
+    from airflow.providers.databricks.triggers.databricks import DatabricksExecutionTrigger
+
+    from airflow_rollout.config import DatabricksJobCheck
+    from airflow_rollout.targets.databricks import run_job
+    from airflow_rollout.waits import WaitDeferred, deferring, wait_in_place
+
+    dbx.set_time_scale(0.001)  # 3600 s of workspace time: 3.6 s here
+    job_id = dbx.define_job(name="batch-inference", seconds=3600)
+    check = DatabricksJobCheck(name="batch", kind="databricks_job", conn_id="dbx_standin", job_id=job_id)
+
+    with deferring(), pytest.raises(WaitDeferred) as deferred:
+        run_job(check, idempotency_token="release-1-batch")
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, DatabricksExecutionTrigger)
+    assert deferred.value.timeout == check.timeout_seconds
+    event = wait_in_place(trigger, deferred.value.what, timeout=60)  # what the triggerer does
+    assert '"result_state": "SUCCESS"' in event["run_state"]
+
+    with deferring():
+        result = run_job(check, idempotency_token="release-1-batch")
+
+    [run] = dbx.workspace.run_records()
+    assert result.passed and result.metrics["run_id"] == run["run_id"] == trigger.run_id, result
+    assert result.metrics["seconds"] >= 3.0  # the run's own duration, not the second call's
+
+
+def test_a_job_run_outside_a_task_waits_with_the_same_trigger_in_place(dbx) -> None:
+    from airflow_rollout.config import DatabricksJobCheck
+    from airflow_rollout.targets.databricks import run_job
+
+    dbx.set_time_scale(0.001)
+    job_id = dbx.define_job(name="batch-inference", seconds=1000, outcome="FAILED", state_message="drift over threshold")
+    check = DatabricksJobCheck(name="batch", kind="databricks_job", conn_id="dbx_standin", job_id=job_id)
+
+    result = run_job(check, idempotency_token="release-2-batch")
+
+    assert not result.passed
+    assert "FAILED" in result.detail and "drift over threshold" in result.detail, result.detail

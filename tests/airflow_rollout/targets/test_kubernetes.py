@@ -74,3 +74,68 @@ def test_the_target_reaches_kubernetes_only_through_the_provider_hook() -> None:
     assert not any(name == "kubernetes.config" or name.startswith("kubernetes.client.api") for name in imported)
     calls = {node.func.attr for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)}
     assert not calls & {"load_kube_config", "load_incluster_config", "ApiClient", "CoreV1Api", "AppsV1Api", "BatchV1Api"}
+
+
+def test_a_long_migration_job_is_handed_to_the_providers_trigger_and_followed_after_it(tmp_path, monkeypatch) -> None:
+    """A ten-minute migration Job (time-compressed by the stand-in): inside a task the migrator defers with
+    KubernetesJobTrigger; the step's next run finds the Job it created complete and reads its log, creating nothing."""
+    import sys
+
+    from airflow.providers.cncf.kubernetes.triggers.job import KubernetesJobTrigger
+
+    from airflow_rollout.config import KubernetesJobMigrations
+    from airflow_rollout.targets.kubernetes import KubernetesJobMigrator
+    from airflow_rollout.waits import WaitDeferred, deferring, wait_in_place
+    from devtools.kube_apiserver import KubeApiServer
+
+    image = "registry.test/migrations"
+    config = KubernetesJobMigrations(
+        kind="kubernetes_job",
+        conn_id="kube_standin",
+        namespace="ns",
+        image=image,
+        command=[sys.executable, "-c", "print('upgraded to head')"],
+    )
+    with KubeApiServer(image_map={}, state_dir=tmp_path / "kube") as kube:
+        monkeypatch.setenv("AIRFLOW_CONN_KUBE_STANDIN", kube.airflow_connection())
+        # 600 s of cluster time, within the Job's activeDeadlineSeconds (900, compressed alike): 3 s here
+        kube.set_job_work(f"{image}:2.0.0", 600, time_scale=0.005)
+        migrator = KubernetesJobMigrator(config=config, version="2.0.0", job_name="migrate-2-0-0")
+
+        with deferring(), pytest.raises(WaitDeferred) as deferred:
+            migrator.run()
+        trigger = deferred.value.trigger
+        assert isinstance(trigger, KubernetesJobTrigger) and trigger.job_name == "migrate-2-0-0"
+        assert deferred.value.timeout == config.timeout_seconds + 60
+        assert not migrator.end_conditions()  # still working when the task gave its slot back
+        event = wait_in_place(trigger, deferred.value.what, timeout=60)  # what the triggerer does
+        assert event["status"] == "success", event
+
+        with deferring():
+            output = migrator.run()
+
+        assert output == "upgraded to head"
+        [(job, runs)] = kube.state()["jobs"].items()
+        assert job == "ns/migrate-2-0-0" and len(runs["pods"]) == 1  # one Job, one attempt
+
+
+def test_a_wait_whose_deferral_failed_fails_the_step_that_waited(tmp_path, monkeypatch) -> None:
+    """The triggerer gave up (its timeout passed): the step's next run raises at that wait, not deferring again."""
+    import sys
+
+    from airflow_rollout.config import KubernetesJobMigrations
+    from airflow_rollout.targets.kubernetes import KubernetesJobMigrator
+    from airflow_rollout.targets.migrations import MigrationError
+    from airflow_rollout.waits import deferring
+    from devtools.kube_apiserver import KubeApiServer
+
+    config = KubernetesJobMigrations(
+        kind="kubernetes_job", conn_id="kube_standin", namespace="ns", image="registry.test/migrations", command=[sys.executable, "-V"]
+    )
+    with KubeApiServer(image_map={}, state_dir=tmp_path / "kube") as kube:
+        monkeypatch.setenv("AIRFLOW_CONN_KUBE_STANDIN", kube.airflow_connection())
+        kube.set_job_work("registry.test/migrations:2.0.0", 3600)  # not compressed: it is still running below
+        migrator = KubernetesJobMigrator(config=config, version="2.0.0", job_name="migrate-2-0-0")
+
+        with deferring(failure="Trigger/execution timeout"), pytest.raises(MigrationError, match="execution timeout"):
+            migrator.run()

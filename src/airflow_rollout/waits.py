@@ -1,0 +1,96 @@
+"""Long waits on outside systems (a migration Job, a Deployment's rollout): a trigger, never a sleeping worker.
+
+A step that finds an outside operation unfinished calls `wait_for(trigger, ...)` with a trigger that fires once the
+operation ends (the provider's trigger where one fits, else one of `airflow_rollout.triggers`).
+
+- Inside `deferring()` (a release step running as a task, `airflow_rollout.step_operator.StepOperator`) it raises
+  `WaitDeferred`: the operator hands the trigger to Airflow's triggerer and gives its worker slot back. When the
+  trigger fires, the operator runs the same step again. Steps are written to be run again (each reads the ledger and
+  the target before acting: an earlier attempt's Job is found, not created twice), so the step itself is the
+  continuation: the second run finds the operation finished and carries on, with nothing to carry across.
+- Anywhere else (maintenance, the tools, a test calling a target) the same trigger runs here to its first event.
+
+`wait_in_place` always runs the trigger here: for a wait the step cannot be run again past (a SQL statement among
+others that must not be sent twice). It holds the worker, but polls through the provider's trigger all the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from airflow.triggers.base import BaseTrigger
+
+
+class WaitFailedError(RuntimeError):
+    """The wait ended without its operation finishing: its deadline passed, or the trigger itself failed."""
+
+
+class WaitDeferred(BaseException):
+    """Raised by `wait_for` inside `deferring()`: hand `trigger` to the triggerer, run the step again when it fires.
+
+    A BaseException, as Airflow's TaskDeferred is: a step's `except Exception` (a check that reports any error as a
+    failed check) must not take it for a failure.
+    """
+
+    def __init__(self, trigger: BaseTrigger, what: str, timeout: float) -> None:
+        super().__init__(f"waiting for {what}")
+        self.trigger = trigger
+        self.what = what
+        self.timeout = timeout
+
+
+@dataclass
+class _Deferring:
+    failure: str | None  # why the last deferral failed (deadline passed, trigger crashed); consumed by the next wait
+
+
+_DEFERRING: contextvars.ContextVar[_Deferring | None] = contextvars.ContextVar("airflow_rollout_deferring", default=None)
+
+
+@contextmanager
+def deferring(*, failure: str | None = None) -> Iterator[None]:
+    """Waits inside raise `WaitDeferred`. `failure`: the previous deferral of this step failed for that reason.
+
+    The step is run again the same way, so the first wait it meets is the one that failed (every wait before it
+    had finished): that wait raises `WaitFailedError`, and the step fails as any step does, in the ledger too.
+    """
+    token = _DEFERRING.set(_Deferring(failure=failure))
+    try:
+        yield
+    finally:
+        _DEFERRING.reset(token)
+
+
+def wait_for(trigger: BaseTrigger, what: str, *, timeout: float) -> dict[str, Any]:
+    """Wait until `trigger` fires (at most `timeout` seconds); the payload of its event."""
+    if (state := _DEFERRING.get()) is not None:
+        if state.failure is not None:
+            failure, state.failure = state.failure, None
+            raise WaitFailedError(f"{what}: {failure}")
+        raise WaitDeferred(trigger, what, timeout)
+    return wait_in_place(trigger, what, timeout=timeout)
+
+
+def wait_in_place(trigger: BaseTrigger, what: str, *, timeout: float) -> dict[str, Any]:
+    """Run `trigger` in this process until its first event (at most `timeout` seconds); the event's payload."""
+    return asyncio.run(_first_event(trigger, what, timeout))
+
+
+async def _first_event(trigger: BaseTrigger, what: str, timeout: float) -> dict[str, Any]:
+    async def first() -> dict[str, Any]:
+        async for event in trigger.run():
+            payload: dict[str, Any] = event.payload
+            return payload
+        raise WaitFailedError(f"{what}: the trigger ended without an event")
+
+    try:
+        return await asyncio.wait_for(first(), timeout)
+    except TimeoutError:
+        raise WaitFailedError(f"{what}: not done within {timeout:.0f} s") from None
