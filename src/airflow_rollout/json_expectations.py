@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from airflow_rollout.config import StrictModel
+from airflow_rollout.item_checks.expectation import same
 
 Scalar = str | int | float | bool
 PathStep = Annotated[str, Field(min_length=1, max_length=253)] | Annotated[int, Field(ge=0)]
@@ -83,13 +84,8 @@ def _number(value: Any) -> float | None:
 
 
 def _same(value: Any, expected: Any) -> bool:
-    """APIs answer numbers and booleans as strings at times (Delta properties, SQL results): compare as the expectation's type."""
-    if isinstance(expected, bool):
-        return value is expected or (isinstance(value, str) and value.lower() == str(expected).lower())
-    if isinstance(expected, int | float):
-        number = _number(value)
-        return number is not None and number == expected
-    return bool(value == expected)
+    """A scalar compares as the value kinds do (APIs answer numbers and booleans as strings at times); a mapping or list as is."""
+    return same(value, expected) if isinstance(expected, Scalar) else bool(value == expected)
 
 
 def _label(index: int, element: Any) -> str:
