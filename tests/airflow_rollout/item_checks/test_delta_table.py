@@ -62,8 +62,8 @@ def test_the_detail_is_named_by_the_manifest(workspace: Any) -> None:
     found = evaluate(context("databricks-ml-platform"), check)
     assert found.passed, found.detail
     assert found.detail.startswith('DESCRIBE DETAIL `ml`.`features`.`customer_features` on warehouse ml-prod-warehouse: format = "delta"')
-    wrong = check.model_copy(update={"expect": [{"path": ["format"], "equals": "parquet"}]})
-    assert not evaluate(context("databricks-ml-platform"), DeltaTableItemCheck.model_validate(wrong.model_dump())).passed
+    wrong = DeltaTableItemCheck.model_validate({**check.model_dump(), "expect": [{"path": ["format"], "equals": "parquet"}]})
+    assert not evaluate(context("databricks-ml-platform"), wrong).passed
 
 
 def test_a_target_that_is_not_unity_catalog_fails_with_the_reason() -> None:
