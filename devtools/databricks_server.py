@@ -22,7 +22,8 @@ HTTP client) at this server. It speaks the real paths, field names, states and e
   process first (one port per app), then starts the new one and waits until `app_readiness_path` answers
   2xx: deployment SUCCEEDED and app RUNNING, or FAILED and app CRASHED. The app's `url` is
   `http://127.0.0.1:<its port>`; a process that dies later shows as CRASHED.
-- Serving endpoints (`/api/2.0/serving-endpoints`: list, get, PUT `{name}/config`).
+- Serving endpoints (`/api/2.0/serving-endpoints`: list, get, PUT `{name}/config`); an endpoint's `ai_gateway`
+  (its `rate_limits`: `calls` per `key` `user`/`endpoint` per `renewal_period`) is answered as it was set.
 - Jobs (`/api/2.1/jobs/...` and `/api/2.2/jobs/...`: get, list, run-now, runs/get, runs/get-output of a task's
   run, runs/cancel); a run
   goes PENDING -> RUNNING -> TERMINATED (or INTERNAL_ERROR) over the job's `seconds`, ending as set. run-now's
@@ -841,6 +842,8 @@ class Workspace:
                     "traffic_config": body.get("traffic_config") or {},
                     "config_version": int(endpoint["config"].get("config_version", 0)) + 1,
                 }
+            if "ai_gateway" in body:
+                endpoint["ai_gateway"] = body["ai_gateway"]
             if "pending_config" in body:
                 endpoint["pending_config"] = body["pending_config"]
             elif config_update != "IN_PROGRESS":
@@ -1438,11 +1441,19 @@ class DatabricksServer:
         self.workspace.configure({"time_scale": scale})
 
     def set_serving_endpoint(
-        self, name: str, *, ready: str = "READY", config_update: str = "NOT_UPDATING", served_entities: list[Json] | None = None
+        self,
+        name: str,
+        *,
+        ready: str = "READY",
+        config_update: str = "NOT_UPDATING",
+        served_entities: list[Json] | None = None,
+        ai_gateway: Json | None = None,
     ) -> Json:
         body: Json = {"name": name, "ready": ready, "config_update": config_update}
         if served_entities is not None:
             body["served_entities"] = served_entities
+        if ai_gateway is not None:
+            body["ai_gateway"] = ai_gateway
         return self.workspace.set_endpoint(body)
 
     def set_settings(self, **parts: Any) -> Json:

@@ -163,6 +163,8 @@ SERVED_ENTITIES = [
         "scale_to_zero_enabled": False,
     }
 ]
+# the endpoint's AI Gateway limits each caller's queries (the seed's "Rate limiting configured")
+SERVING_AI_GATEWAY: dict[str, Any] = {"rate_limits": [{"calls": 100, "key": "user", "renewal_period": "minute"}]}
 TABLE_PROPERTIES = {
     "delta.autoOptimize.optimizeWrite": "true",
     "delta.autoOptimize.autoCompact": "true",
