@@ -79,9 +79,16 @@ def ai_etl_objects() -> dict[str, list[dict[str, Any]]]:
     }
 
 
+# the seed's production LOG_LEVEL on every Deployment, and its feature flags on the backend
+AI_ETL_ENV = [{"name": "LOG_LEVEL", "value": "INFO"}]
+AI_ETL_FEATURE_FLAGS = ("ENABLE_AI_AGENTS", "ENABLE_DRIFT_MONITORING", "ENABLE_VECTOR_SEARCH", "AUTO_CLEANUP_ENABLED")
+
+
 def ai_etl_deployment(name: str, container: dict[str, Any], replicas: int = 2) -> dict[str, Any]:
-    """A seed Deployment: the container given, with the seed's resources and security settings."""
+    """A seed Deployment: the container given, with the seed's resources, security settings and environment."""
     labels = {"app": name}
+    flags = [{"name": flag, "value": "true"} for flag in AI_ETL_FEATURE_FLAGS] if name == "backend" else []
+    container = {**container, "env": [*AI_ETL_ENV, *flags, *container.get("env", [])]}
     return {
         "metadata": {"name": name, "labels": labels},
         "spec": {

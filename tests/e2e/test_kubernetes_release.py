@@ -191,7 +191,8 @@ def test_good_rollout_migrates_with_a_job_and_is_promoted(release_dag, cluster):
     assert items["**Configure liveness probes**"].detail.startswith("the livenessProbe of backend GETs /health/live on port ")
     assert items["**Configure readiness probes**"].detail.startswith("the readinessProbe of backend GETs /health/ready on port ")
     assert items["**Test database connectivity**"].passed  # SELECT 1 on app_db
-    for text in ("**Set resource limits**", "**Configure autoscaling**", "Enable Pod Security Standards", "**Configure Ingress**"):
+    kube_items = ("**Set resource limits**", "**Configure autoscaling**", "Enable Pod Security Standards", "**Configure Ingress**")
+    for text in (*kube_items, "**Configure log levels**", "**Configure feature flags**"):
         assert items[text].passed, items[text].detail
         assert items[text].detail.startswith("GET /ap") and "via ai_etl_kube" in items[text].detail
     # the seed's Redis, ClickHouse, ingress certificate and headers, read from the servers set up as the seed asks
