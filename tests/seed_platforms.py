@@ -124,6 +124,25 @@ def create_ai_etl_platform(api: Any) -> None:
             )
 
 
+# seed 002's ClickHouse table (system.tables: database, name, engine, partition_key, engine_full): replicated,
+# partitioned by month, its rows dropped after 90 days; its columns (system.columns) compressed, one with its own codec
+AI_ETL_CLICKHOUSE_TABLE = (
+    "etl",
+    "pipeline_runs",
+    "ReplicatedMergeTree",
+    "toYYYYMM(day)",
+    "ReplicatedMergeTree('/clickhouse/tables/{shard}/etl/pipeline_runs', '{replica}') PARTITION BY toYYYYMM(day)"
+    " ORDER BY (day, run_id) TTL day + toIntervalDay(90) SETTINGS index_granularity = 8192",
+)
+AI_ETL_CLICKHOUSE_COLUMNS = [("etl", "pipeline_runs", "day", ""), ("etl", "pipeline_runs", "duration_ms", "CODEC(Delta(4), ZSTD(1))")]
+
+
+def fill_ai_etl_clickhouse(server: Any) -> None:
+    """The seed's table and its columns in a ClickHouse stand-in's system tables."""
+    server.execute("INSERT INTO system.tables VALUES (?, ?, ?, ?, ?)", [AI_ETL_CLICKHOUSE_TABLE])
+    server.execute("INSERT INTO system.columns VALUES (?, ?, ?, ?)", AI_ETL_CLICKHOUSE_COLUMNS)
+
+
 # --- Databricks (seeds 000 and 001) ---------------------------------------------------------------------
 
 WAREHOUSES: dict[str, dict[str, Any]] = {

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from observe import checklist_results, ledger, run_signed_release
-from seed_platforms import ai_etl_deployment, create_ai_etl_platform
+from seed_platforms import ai_etl_deployment, create_ai_etl_platform, fill_ai_etl_clickhouse
 from testenv import ROOT, SERVER_PORTS
 
 pytestmark = pytest.mark.e2e
@@ -49,9 +49,7 @@ def tcp_services():
         replica = RedisServer(Path(directory) / "replica", {**SEED_REDIS, "replicaof": f"127.0.0.1 {master.port}"}).__enter__()
         wait_for_replica(master.port)
         clickhouse = ClickHouseStandIn(user="etl", password="e2e-clickhouse-password", settings=SEED_CLICKHOUSE)
-        clickhouse.execute(
-            "INSERT INTO system.tables VALUES (?, ?, ?, ?)", [("etl", "pipeline_runs", "ReplicatedMergeTree", "toYYYYMM(day)")]
-        )
+        fill_ai_etl_clickhouse(clickhouse)
         clickhouse.execute("INSERT INTO system.replicas VALUES (?, ?, ?, ?)", [("etl", "pipeline_runs", 0, 0)])
         clickhouse.execute("INSERT INTO system.disks VALUES (?, ?, ?)", [("default", 60 * 2**30, 100 * 2**30)])
         clickhouse.start()
@@ -204,6 +202,9 @@ def test_good_rollout_migrates_with_a_job_and_is_promoted(release_dag, cluster):
         "**Optimize for analytics**",
         "Configure ReplicatedMergeTree engines",
         "Test replica synchronization",
+        "Configure TTL for old metrics",
+        "Set up partitioning by date",
+        "Enable compression",
         "Obtain valid SSL certificates (Let's Encrypt or commercial)",
         "Configure certificate auto-renewal",
         "Enable HTTPS everywhere",
