@@ -173,6 +173,10 @@ WORKSPACE_SETTINGS: dict[str, Any] = {
             },
         }
     ],
+    # seed 001's production pool the jobs' clusters start from
+    "instance_pools": [
+        {"instance_pool_name": "ml-prod-pool", "node_type_id": "Standard_DS3_v2", "min_idle_instances": 1, "max_capacity": 20}
+    ],
 }
 # seed 001's batch inference job (101): scheduled nightly, the on-call told when it fails
 BATCH_JOB_SETTINGS: dict[str, Any] = {
@@ -211,6 +215,12 @@ def set_table_properties(target: Any, properties: dict[str, str] | None = None) 
     pairs = ", ".join(f"'{key}' = '{value}'" for key, value in (TABLE_PROPERTIES if properties is None else properties).items())
     for table in target.config.tables:
         target.warehouse.execute(f"ALTER TABLE {target.table(table)} SET TBLPROPERTIES ({pairs})")
+
+
+def cluster_feature_tables(target: Any) -> None:
+    """Seed 001's liquid clustering: every feature table clustered by its key."""
+    for table in target.config.tables:
+        target.warehouse.execute(f"ALTER TABLE {target.table(table)} CLUSTER BY (customer_id)")
 
 
 DATABRICKS_SYSTEMS = ("ontos-ml-workbench", "databricks-ml-platform")

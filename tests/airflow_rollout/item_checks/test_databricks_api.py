@@ -25,7 +25,7 @@ from airflow_rollout.item_checks.databricks_api import DatabricksApiItemCheck
 
 def test_the_seeds_databricks_api_items() -> None:
     assert len(shipped_checks("ontos-ml-workbench", "databricks_api")) == 4
-    assert len(shipped_checks("databricks-ml-platform", "databricks_api")) == 12
+    assert len(shipped_checks("databricks-ml-platform", "databricks_api")) == 13
 
 
 @pytest.mark.parametrize("system", DATABRICKS_SYSTEMS)
@@ -89,6 +89,7 @@ BREAKAGES: dict[tuple[str, str], tuple[Any, str]] = {
         lambda w: w.set_serving_endpoint("churn-classifier", served_entities=[{**SERVED_ENTITIES[0], "scale_to_zero_enabled": True}]),
         "scale_to_zero_enabled = true",
     ),
+    ("databricks-ml-platform", "Production cluster pools created"): (lambda w: w.set_settings(instance_pools=[]), "found 0 value(s)"),
     ("databricks-ml-platform", "Rate limiting configured"): (
         lambda w: w.set_serving_endpoint("churn-classifier", ai_gateway={**SERVING_AI_GATEWAY, "rate_limits": []}),
         "found 0 value(s)",
