@@ -26,7 +26,7 @@ REGISTRY = "registry.example.com/ai-etl"
 PORTS = SERVER_PORTS[SYSTEM]
 DEPLOYMENTS = {  # name: (image, seed service, seed port, readiness path)
     "backend": ("backend", "ai-etl-backend", "8000", "/health/ready"),
-    "frontend": ("frontend", "web", "3000", "/"),
+    "frontend": ("frontend", "ai-etl-frontend", "3000", "/"),
     "llm-gateway": ("llm-gateway", "web", "8080", "/health"),
 }
 
