@@ -3,7 +3,7 @@
 Debian's only ClickHouse package is 18.16 (2018) and PyPI ships none that serves HTTP, so the tests play the server:
 a GET with `query=... FORMAT JSON`, the user and password in `X-ClickHouse-User` / `X-ClickHouse-Key`, answered as
 ClickHouse answers (the `JSON` format's `meta`, `data`, `rows`; a failed login `516 Authentication failed`, a write in a
-GET `164 readonly`). The `system` tables a check reads (`settings`, `tables`, `replicas`, `disks`) are SQLite tables of
+GET `164 readonly`). The `system` tables a check reads (`settings`, `tables`, `columns`, `replicas`, `disks`) are SQLite tables of
 an attached database named `system`, so the statements a checklist holds run as written.
 
     server = ClickHouseStandIn(password="pw", settings={"max_threads": "16"})
@@ -22,7 +22,8 @@ from urllib.parse import parse_qs, urlsplit
 
 SCHEMA = (
     "CREATE TABLE system.settings (name TEXT PRIMARY KEY, value TEXT)",
-    "CREATE TABLE system.tables (database TEXT, name TEXT, engine TEXT, partition_key TEXT DEFAULT '')",
+    "CREATE TABLE system.tables (database TEXT, name TEXT, engine TEXT, partition_key TEXT DEFAULT '', engine_full TEXT DEFAULT '')",
+    "CREATE TABLE system.columns (database TEXT, \"table\" TEXT, name TEXT, compression_codec TEXT DEFAULT '')",
     "CREATE TABLE system.replicas (database TEXT, table_name TEXT, is_readonly INTEGER, absolute_delay INTEGER)",
     "CREATE TABLE system.disks (name TEXT, free_space INTEGER, total_space INTEGER)",
 )
@@ -47,7 +48,7 @@ class ClickHouseStandIn:
             self.db.executemany("INSERT OR REPLACE INTO system.settings VALUES (?, ?)", settings.items())
 
     def execute(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
-        """Fill a system table, e.g. `INSERT INTO system.tables VALUES (?, ?, ?, ?)`."""
+        """Fill a system table, e.g. `INSERT INTO system.tables VALUES (?, ?, ?, ?, ?)`."""
         with self.lock:
             self.db.executemany(statement, rows)
 

@@ -22,7 +22,8 @@ HTTP client) at this server. It speaks the real paths, field names, states and e
   process first (one port per app), then starts the new one and waits until `app_readiness_path` answers
   2xx: deployment SUCCEEDED and app RUNNING, or FAILED and app CRASHED. The app's `url` is
   `http://127.0.0.1:<its port>`; a process that dies later shows as CRASHED.
-- Serving endpoints (`/api/2.0/serving-endpoints`: list, get, PUT `{name}/config`).
+- Serving endpoints (`/api/2.0/serving-endpoints`: list, get, PUT `{name}/config`); an endpoint's `ai_gateway`
+  (its `rate_limits`: `calls` per `key` `user`/`endpoint` per `renewal_period`) is answered as it was set.
 - Jobs (`/api/2.1/jobs/...` and `/api/2.2/jobs/...`: get, list, run-now, runs/get, runs/get-output of a task's
   run, runs/cancel); a run
   goes PENDING -> RUNNING -> TERMINATED (or INTERNAL_ERROR) over the job's `seconds`, ending as set. run-now's
@@ -34,7 +35,8 @@ HTTP client) at this server. It speaks the real paths, field names, states and e
 - Workspace settings the checklists read, as a test set them (GET only): secret scopes
   (`/api/2.0/secrets/scopes/list`, `/api/2.0/secrets/list?scope=`: keys and timestamps, never values), IP
   access lists (`/api/2.0/ip-access-lists`), `/api/2.0/workspace-conf?keys=a,b`, cluster policies
-  (`/api/2.0/policies/clusters/list` and `get?policy_id=`, `definition` a JSON string as the API sends it).
+  (`/api/2.0/policies/clusters/list` and `get?policy_id=`, `definition` a JSON string as the API sends it),
+  instance pools (`/api/2.0/instance-pools/list`: name, node type, idle and capacity bounds, `state` ACTIVE).
   A warehouse's settings (warehouse_type, enable_photon, enable_serverless_compute, auto_stop_mins,
   min_num_clusters, max_num_clusters, cluster_size, spot_instance_policy) and a job's documented settings
   (email_notifications, webhook_notifications, schedule, timeout_seconds, ...) are what the test gave.
@@ -62,7 +64,8 @@ A control API for tests, under `/_standin/` (no token needed):
     POST /_standin/warehouses        {"id": "abc123", "name": "...", "warehouse_type": "PRO", "enable_photon": true, ...}
     POST /_standin/settings          {"secret_scopes": [{"name", "backend_type", "keys": [...]}], "ip_access_lists": [...],
                                       "workspace_conf": {"enableIpAccessLists": "true"}, "cluster_policies": [{"name",
-                                      "definition": {...}}]}: each part given replaces what was there
+                                      "definition": {...}}], "instance_pools": [{"instance_pool_name", "node_type_id",
+                                      "min_idle_instances", "max_capacity"}]}: each part given replaces what was there
     POST /_standin/config            {"time_scale": 0.01}: real seconds per second of workspace time (job runs)
 
 The Airflow connection (`DatabricksServer.airflow_connection()`): conn_type `databricks`, host `127.0.0.1`,
@@ -293,6 +296,7 @@ class Workspace:
         self.ip_access_lists: list[Json] = []
         self.workspace_conf: dict[str, str] = {}
         self.cluster_policies: list[Json] = []
+        self.instance_pools: list[Json] = []
         self.apps: dict[str, _App] = {name: _App(name=name, port=port, created=now) for name, port in self._configured_apps.items()}
         self.endpoints: dict[str, Json] = {}
         self.jobs: dict[int, _Job] = {}
@@ -445,6 +449,19 @@ class Workspace:
                     }
                     for policy in body["cluster_policies"]
                 ]
+            if "instance_pools" in body:
+                self.instance_pools = [
+                    {
+                        "instance_pool_id": uuid.uuid4().hex[:20],
+                        "instance_pool_name": str(pool["instance_pool_name"]),
+                        "node_type_id": str(pool.get("node_type_id") or "Standard_DS3_v2"),
+                        "min_idle_instances": int(pool.get("min_idle_instances") or 0),
+                        "max_capacity": int(pool.get("max_capacity") or 0),
+                        "idle_instance_autotermination_minutes": int(pool.get("idle_instance_autotermination_minutes") or 60),
+                        "state": str(pool.get("state") or "ACTIVE"),
+                    }
+                    for pool in body["instance_pools"]
+                ]
         return {}
 
     def list_scopes(self) -> Json:
@@ -469,6 +486,10 @@ class Workspace:
     def list_policies(self) -> Json:
         with self._lock:
             return {"policies": [dict(p) for p in self.cluster_policies], "total_count": len(self.cluster_policies)}
+
+    def list_instance_pools(self) -> Json:
+        with self._lock:
+            return {"instance_pools": json.loads(json.dumps(self.instance_pools))}
 
     def get_policy(self, policy_id: str | None) -> Json:
         with self._lock:
@@ -841,6 +862,8 @@ class Workspace:
                     "traffic_config": body.get("traffic_config") or {},
                     "config_version": int(endpoint["config"].get("config_version", 0)) + 1,
                 }
+            if "ai_gateway" in body:
+                endpoint["ai_gateway"] = body["ai_gateway"]
             if "pending_config" in body:
                 endpoint["pending_config"] = body["pending_config"]
             elif config_update != "IN_PROGRESS":
@@ -1214,6 +1237,7 @@ def _routes() -> list[Route]:
         ("GET", r"/api/2\.0/workspace-conf", lambda w, m, q, b: w.get_workspace_conf(q.get("keys"))),
         ("GET", r"/api/2\.0/policies/clusters/list", lambda w, m, q, b: w.list_policies()),
         ("GET", r"/api/2\.0/policies/clusters/get", lambda w, m, q, b: w.get_policy(q.get("policy_id"))),
+        ("GET", r"/api/2\.0/instance-pools/list", lambda w, m, q, b: w.list_instance_pools()),
     ]
     return [(method, re.compile(pattern + "$"), handler) for method, pattern, handler in table]
 
@@ -1438,11 +1462,19 @@ class DatabricksServer:
         self.workspace.configure({"time_scale": scale})
 
     def set_serving_endpoint(
-        self, name: str, *, ready: str = "READY", config_update: str = "NOT_UPDATING", served_entities: list[Json] | None = None
+        self,
+        name: str,
+        *,
+        ready: str = "READY",
+        config_update: str = "NOT_UPDATING",
+        served_entities: list[Json] | None = None,
+        ai_gateway: Json | None = None,
     ) -> Json:
         body: Json = {"name": name, "ready": ready, "config_update": config_update}
         if served_entities is not None:
             body["served_entities"] = served_entities
+        if ai_gateway is not None:
+            body["ai_gateway"] = ai_gateway
         return self.workspace.set_endpoint(body)
 
     def set_settings(self, **parts: Any) -> Json:

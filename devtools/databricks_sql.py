@@ -15,12 +15,13 @@ Supported statements (anything else FAILS with a message naming what is not supp
     CREATE [OR REPLACE] TABLE [IF NOT EXISTS] t [table clauses] AS <query>
     CREATE [OR REPLACE] TABLE [IF NOT EXISTS] t [SHALLOW|DEEP] CLONE src [VERSION AS OF n]
         table clauses: USING DELTA, COMMENT '...', TBLPROPERTIES (...), PARTITIONED BY (...), CLUSTER BY (...)
+        (accepted; only ALTER TABLE's CLUSTER BY is kept, as DESCRIBE DETAIL's clusteringColumns)
     INSERT {INTO|OVERWRITE} [TABLE] t [(cols)] {VALUES (...), ... | <query>}
     UPDATE t [[AS] a] SET col = expr, ... [WHERE cond]
     DELETE FROM t [[AS] a] [WHERE cond]
     TRUNCATE TABLE t
     ALTER TABLE t ADD {COLUMN|COLUMNS} [(]col TYPE [COMMENT '...'], ...[)]
-    ALTER TABLE t SET TBLPROPERTIES ('k' = 'v', ...)
+    ALTER TABLE t SET TBLPROPERTIES ('k' = 'v', ...);  ALTER TABLE t CLUSTER BY {(col, ...) | NONE}
     DROP TABLE [IF EXISTS] t;  DROP {SCHEMA|DATABASE} [IF EXISTS] s [CASCADE];  DROP CATALOG [IF EXISTS] c [CASCADE]
     <query>: [WITH ...] SELECT ... (SQLite evaluates it: WHERE, GROUP BY, ORDER BY, LIMIT, joins, subqueries,
         CASE, CAST, count/sum/min/max/avg, coalesce, xxhash64(* | cols), hash, md5, sha1, sha2, concat,
@@ -306,6 +307,7 @@ _TYPE_NAMES = {
     "timestamp": "TIMESTAMP",
     "timestamp_ntz": "TIMESTAMP_NTZ",
     "binary": "BINARY",
+    "array": "ARRAY",
     "map": "MAP",
     "struct": "STRUCT",
 }
@@ -453,6 +455,7 @@ class Table:
     comment: str | None = None
     properties: dict[str, str] = field(default_factory=dict)
     history: list[Version] = field(default_factory=list)
+    clustering_columns: list[str] = field(default_factory=list)  # liquid clustering keys
 
     @property
     def display(self) -> str:
@@ -1527,6 +1530,15 @@ class SqlEngine:
             table.properties.update(properties)
             self._commit(table, "SET TBLPROPERTIES", {"properties": json.dumps(properties, separators=(",", ":"))})
             return EMPTY
+        if p.accept("CLUSTER", "BY"):
+            keys = [] if p.accept("NONE") else [t.text.strip("`") for t in p.balanced() if not t.is_op(",")]
+            p.end()
+            known = {c.name.lower(): c.name for c in table.columns}
+            if unknown := [k for k in keys if k.lower() not in known]:
+                raise SqlError("DELTA_COLUMN_NOT_FOUND", f"Column {unknown[0]} not found in {table.display}.", "42703")
+            table.clustering_columns = [known[k.lower()] for k in keys]
+            self._commit(table, "CLUSTER BY", {"newClusteringColumns": ",".join(table.clustering_columns)})
+            return EMPTY
         raise unsupported("ALTER TABLE " + " ".join(t.text.upper() for t in p.tokens[p.i : p.i + 2]))
 
     def _drop(self, p: Parser, ctx: _Context) -> Result:  # noqa: PLR0912
@@ -1702,6 +1714,7 @@ class SqlEngine:
                     ("createdAt", "timestamp"),
                     ("lastModified", "timestamp"),
                     ("partitionColumns", "string"),
+                    ("clusteringColumns", "array<string>"),
                     ("numFiles", "bigint"),
                     ("sizeInBytes", "bigint"),
                     ("properties", "map<string,string>"),
@@ -1718,6 +1731,7 @@ class SqlEngine:
                         _iso(table.created),
                         _iso(table.history[-1].timestamp),
                         "[]",
+                        json.dumps(table.clustering_columns),
                         1 if rows else 0,
                         64 * rows,
                         table.properties,

@@ -79,9 +79,16 @@ def ai_etl_objects() -> dict[str, list[dict[str, Any]]]:
     }
 
 
+# the seed's production LOG_LEVEL on every Deployment, and its feature flags on the backend
+AI_ETL_ENV = [{"name": "LOG_LEVEL", "value": "INFO"}]
+AI_ETL_FEATURE_FLAGS = ("ENABLE_AI_AGENTS", "ENABLE_DRIFT_MONITORING", "ENABLE_VECTOR_SEARCH", "AUTO_CLEANUP_ENABLED")
+
+
 def ai_etl_deployment(name: str, container: dict[str, Any], replicas: int = 2) -> dict[str, Any]:
-    """A seed Deployment: the container given, with the seed's resources and security settings."""
+    """A seed Deployment: the container given, with the seed's resources, security settings and environment."""
     labels = {"app": name}
+    flags = [{"name": flag, "value": "true"} for flag in AI_ETL_FEATURE_FLAGS] if name == "backend" else []
+    container = {**container, "env": [*AI_ETL_ENV, *flags, *container.get("env", [])]}
     return {
         "metadata": {"name": name, "labels": labels},
         "spec": {
@@ -117,6 +124,25 @@ def create_ai_etl_platform(api: Any) -> None:
             )
 
 
+# seed 002's ClickHouse table (system.tables: database, name, engine, partition_key, engine_full): replicated,
+# partitioned by month, its rows dropped after 90 days; its columns (system.columns) compressed, one with its own codec
+AI_ETL_CLICKHOUSE_TABLE = (
+    "etl",
+    "pipeline_runs",
+    "ReplicatedMergeTree",
+    "toYYYYMM(day)",
+    "ReplicatedMergeTree('/clickhouse/tables/{shard}/etl/pipeline_runs', '{replica}') PARTITION BY toYYYYMM(day)"
+    " ORDER BY (day, run_id) TTL day + toIntervalDay(90) SETTINGS index_granularity = 8192",
+)
+AI_ETL_CLICKHOUSE_COLUMNS = [("etl", "pipeline_runs", "day", ""), ("etl", "pipeline_runs", "duration_ms", "CODEC(Delta(4), ZSTD(1))")]
+
+
+def fill_ai_etl_clickhouse(server: Any) -> None:
+    """The seed's table and its columns in a ClickHouse stand-in's system tables."""
+    server.execute("INSERT INTO system.tables VALUES (?, ?, ?, ?, ?)", [AI_ETL_CLICKHOUSE_TABLE])
+    server.execute("INSERT INTO system.columns VALUES (?, ?, ?, ?)", AI_ETL_CLICKHOUSE_COLUMNS)
+
+
 # --- Databricks (seeds 000 and 001) ---------------------------------------------------------------------
 
 WAREHOUSES: dict[str, dict[str, Any]] = {
@@ -147,6 +173,10 @@ WORKSPACE_SETTINGS: dict[str, Any] = {
             },
         }
     ],
+    # seed 001's production pool the jobs' clusters start from
+    "instance_pools": [
+        {"instance_pool_name": "ml-prod-pool", "node_type_id": "Standard_DS3_v2", "min_idle_instances": 1, "max_capacity": 20}
+    ],
 }
 # seed 001's batch inference job (101): scheduled nightly, the on-call told when it fails
 BATCH_JOB_SETTINGS: dict[str, Any] = {
@@ -163,6 +193,8 @@ SERVED_ENTITIES = [
         "scale_to_zero_enabled": False,
     }
 ]
+# the endpoint's AI Gateway limits each caller's queries (the seed's "Rate limiting configured")
+SERVING_AI_GATEWAY: dict[str, Any] = {"rate_limits": [{"calls": 100, "key": "user", "renewal_period": "minute"}]}
 TABLE_PROPERTIES = {
     "delta.autoOptimize.optimizeWrite": "true",
     "delta.autoOptimize.autoCompact": "true",
@@ -183,6 +215,12 @@ def set_table_properties(target: Any, properties: dict[str, str] | None = None) 
     pairs = ", ".join(f"'{key}' = '{value}'" for key, value in (TABLE_PROPERTIES if properties is None else properties).items())
     for table in target.config.tables:
         target.warehouse.execute(f"ALTER TABLE {target.table(table)} SET TBLPROPERTIES ({pairs})")
+
+
+def cluster_feature_tables(target: Any) -> None:
+    """Seed 001's liquid clustering: every feature table clustered by its key."""
+    for table in target.config.tables:
+        target.warehouse.execute(f"ALTER TABLE {target.table(table)} CLUSTER BY (customer_id)")
 
 
 DATABRICKS_SYSTEMS = ("ontos-ml-workbench", "databricks-ml-platform")

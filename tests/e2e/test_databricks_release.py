@@ -11,7 +11,14 @@ import re
 
 import pytest
 from observe import checklist_results, ledger, run_signed_release
-from seed_platforms import BATCH_JOB_SETTINGS, SERVED_ENTITIES, set_table_properties, set_up_workspace
+from seed_platforms import (
+    BATCH_JOB_SETTINGS,
+    SERVED_ENTITIES,
+    SERVING_AI_GATEWAY,
+    cluster_feature_tables,
+    set_table_properties,
+    set_up_workspace,
+)
 from testenv import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -146,8 +153,11 @@ def ml_platform(workspace):
     [target] = context("databricks-ml-platform").data_targets
     target.warehouse.execute("INSERT INTO `ml`.`features`.`customer_features` VALUES (1, 34, 120.5, NULL), (2, 51, 80.0, NULL)")
     set_table_properties(target)
+    cluster_feature_tables(target)
     workspace.create_model("ml.models.churn_classifier", versions=3, aliases={"champion": 2})
-    workspace.set_serving_endpoint("churn-classifier", ready="READY", config_update="NOT_UPDATING", served_entities=SERVED_ENTITIES)
+    workspace.set_serving_endpoint(
+        "churn-classifier", ready="READY", config_update="NOT_UPDATING", served_entities=SERVED_ENTITIES, ai_gateway=SERVING_AI_GATEWAY
+    )
     return target
 
 
@@ -171,8 +181,14 @@ def test_ml_release_moves_the_champion_alias_checks_the_endpoint_and_runs_the_ba
         "Photon engine enabled for performance",
         "Job success/failure alerts configured",
         "Endpoint scaling configured (min/max instances)",
+        "Rate limiting configured",
+        "Production cluster pools created",
     )
-    for text in (*automated, "Delta table properties optimized (optimize write, auto-compact)"):
+    for text in (
+        *automated,
+        "Delta table properties optimized (optimize write, auto-compact)",
+        "Liquid clustering enabled on feature tables",
+    ):
         assert items[text].passed, items[text].detail
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from observe import checklist_results, ledger, run_signed_release
-from seed_platforms import ai_etl_deployment, create_ai_etl_platform
+from seed_platforms import ai_etl_deployment, create_ai_etl_platform, fill_ai_etl_clickhouse
 from testenv import ROOT, SERVER_PORTS
 
 pytestmark = pytest.mark.e2e
@@ -26,7 +26,7 @@ REGISTRY = "registry.example.com/ai-etl"
 PORTS = SERVER_PORTS[SYSTEM]
 DEPLOYMENTS = {  # name: (image, seed service, seed port, readiness path)
     "backend": ("backend", "ai-etl-backend", "8000", "/health/ready"),
-    "frontend": ("frontend", "web", "3000", "/"),
+    "frontend": ("frontend", "ai-etl-frontend", "3000", "/"),
     "llm-gateway": ("llm-gateway", "web", "8080", "/health"),
 }
 
@@ -49,9 +49,7 @@ def tcp_services():
         replica = RedisServer(Path(directory) / "replica", {**SEED_REDIS, "replicaof": f"127.0.0.1 {master.port}"}).__enter__()
         wait_for_replica(master.port)
         clickhouse = ClickHouseStandIn(user="etl", password="e2e-clickhouse-password", settings=SEED_CLICKHOUSE)
-        clickhouse.execute(
-            "INSERT INTO system.tables VALUES (?, ?, ?, ?)", [("etl", "pipeline_runs", "ReplicatedMergeTree", "toYYYYMM(day)")]
-        )
+        fill_ai_etl_clickhouse(clickhouse)
         clickhouse.execute("INSERT INTO system.replicas VALUES (?, ?, ?, ?)", [("etl", "pipeline_runs", 0, 0)])
         clickhouse.execute("INSERT INTO system.disks VALUES (?, ?, ?)", [("default", 60 * 2**30, 100 * 2**30)])
         clickhouse.start()
@@ -191,7 +189,8 @@ def test_good_rollout_migrates_with_a_job_and_is_promoted(release_dag, cluster):
     assert items["**Configure liveness probes**"].detail.startswith("the livenessProbe of backend GETs /health/live on port ")
     assert items["**Configure readiness probes**"].detail.startswith("the readinessProbe of backend GETs /health/ready on port ")
     assert items["**Test database connectivity**"].passed  # SELECT 1 on app_db
-    for text in ("**Set resource limits**", "**Configure autoscaling**", "Enable Pod Security Standards", "**Configure Ingress**"):
+    kube_items = ("**Set resource limits**", "**Configure autoscaling**", "Enable Pod Security Standards", "**Configure Ingress**")
+    for text in (*kube_items, "**Configure log levels**", "**Configure feature flags**"):
         assert items[text].passed, items[text].detail
         assert items[text].detail.startswith("GET /ap") and "via ai_etl_kube" in items[text].detail
     # the seed's Redis, ClickHouse, ingress certificate and headers, read from the servers set up as the seed asks
@@ -203,6 +202,9 @@ def test_good_rollout_migrates_with_a_job_and_is_promoted(release_dag, cluster):
         "**Optimize for analytics**",
         "Configure ReplicatedMergeTree engines",
         "Test replica synchronization",
+        "Configure TTL for old metrics",
+        "Set up partitioning by date",
+        "Enable compression",
         "Obtain valid SSL certificates (Let's Encrypt or commercial)",
         "Configure certificate auto-renewal",
         "Enable HTTPS everywhere",

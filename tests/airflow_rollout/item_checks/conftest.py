@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from seed_platforms import DATABRICKS_SYSTEMS, context, set_table_properties, set_up_workspace
+from seed_platforms import DATABRICKS_SYSTEMS, cluster_feature_tables, context, set_table_properties, set_up_workspace
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -25,7 +25,7 @@ def databricks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 @pytest.fixture
 def workspace(databricks: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """Both seeds' tables created by their schema files, with the seed's properties; the settings; job and endpoint."""
-    from seed_platforms import BATCH_JOB_SETTINGS, SERVED_ENTITIES
+    from seed_platforms import BATCH_JOB_SETTINGS, SERVED_ENTITIES, SERVING_AI_GATEWAY
 
     from airflow_rollout.targets.databricks import UnityCatalogMigrator
 
@@ -37,7 +37,9 @@ def workspace(databricks: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
         for target in context(system).data_targets:
             UnityCatalogMigrator(target=target).run("1.0.0", "test-setup")
             set_table_properties(target)
+            if system == "databricks-ml-platform":
+                cluster_feature_tables(target)
     databricks.define_job(job_id=101, name="batch-inference", settings=BATCH_JOB_SETTINGS)
     databricks.create_model("ml.models.churn_classifier", versions=3, aliases={"champion": 2})
-    databricks.set_serving_endpoint("churn-classifier", served_entities=SERVED_ENTITIES)
+    databricks.set_serving_endpoint("churn-classifier", served_entities=SERVED_ENTITIES, ai_gateway=SERVING_AI_GATEWAY)
     return databricks

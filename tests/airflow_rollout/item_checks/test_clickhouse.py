@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 from pydantic import ValidationError
+from seed_platforms import fill_ai_etl_clickhouse
 
 from airflow_rollout.checklist_run import evaluate
+from airflow_rollout.checklists import load_checklist
 from airflow_rollout.item_checks.clickhouse import ClickHouseItemCheck
 from devtools.clickhouse_standin import ClickHouseStandIn
 
@@ -59,12 +61,57 @@ REPLICATED = (
 
 
 def test_a_query_passes_and_fails_on_its_first_value(clickhouse: ClickHouseStandIn) -> None:
-    clickhouse.execute("INSERT INTO system.tables VALUES (?, ?, ?, ?)", [("etl", "runs", "ReplicatedMergeTree", "toYYYYMM(day)")])
+    clickhouse.execute("INSERT INTO system.tables VALUES (?, ?, ?, ?, ?)", [("etl", "runs", "ReplicatedMergeTree", "toYYYYMM(day)", "")])
     assert clickhouse_item(query=REPLICATED, equals=0).passed
-    clickhouse.execute("INSERT INTO system.tables VALUES (?, ?, ?, ?)", [("etl", "metrics", "MergeTree", "")])
+    clickhouse.execute("INSERT INTO system.tables VALUES (?, ?, ?, ?, ?)", [("etl", "metrics", "MergeTree", "", "")])
     evidence = clickhouse_item(query=REPLICATED, equals=0)
     assert not evidence.passed
     assert evidence.detail.endswith("-> 1 (expected 0.0)")
+
+
+RETENTION = ("Configure TTL for old metrics", "Set up partitioning by date", "Enable compression")
+
+
+def shipped(text: str) -> ClickHouseItemCheck:
+    """The checklist's item as shipped (its conn_id ai_etl_clickhouse is the stand-in here)."""
+    checklist = load_checklist("ai-etl-assistant")
+    assert checklist is not None
+    [check] = [e.item.check for e in checklist.entries() if e.item.text == text and isinstance(e.item.check, ClickHouseItemCheck)]
+    return check
+
+
+@pytest.fixture
+def seed_clickhouse(clickhouse: ClickHouseStandIn, monkeypatch: pytest.MonkeyPatch) -> ClickHouseStandIn:
+    conn = {"conn_type": "generic", "host": "127.0.0.1", "port": clickhouse.port, "login": "rollout", "password": PASSWORD}
+    monkeypatch.setenv("AIRFLOW_CONN_AI_ETL_CLICKHOUSE", json.dumps(conn))
+    return clickhouse
+
+
+def test_the_seed_s_retention_items_pass_on_its_table(seed_clickhouse: ClickHouseStandIn) -> None:
+    fill_ai_etl_clickhouse(seed_clickhouse)
+    for text in RETENTION:
+        evidence = evaluate(SimpleNamespace(), shipped(text))  # type: ignore[arg-type]
+        assert evidence.passed, f"{text}: {evidence.detail}"
+
+
+# a second table as the item's statement is false for it: no TTL, partitioned by a hash, a column stored uncompressed
+UNRETAINED = ("etl", "llm_calls", "ReplicatedMergeTree", "cityHash64(model) % 8", "ReplicatedMergeTree() ORDER BY ts")
+
+
+@pytest.mark.parametrize("text", RETENTION)
+def test_a_retention_item_fails_when_a_table_is_not_so(seed_clickhouse: ClickHouseStandIn, text: str) -> None:
+    fill_ai_etl_clickhouse(seed_clickhouse)
+    seed_clickhouse.execute("INSERT INTO system.tables VALUES (?, ?, ?, ?, ?)", [UNRETAINED])
+    seed_clickhouse.execute("INSERT INTO system.columns VALUES (?, ?, ?, ?)", [("etl", "llm_calls", "prompt", "CODEC(NONE)")])
+    evidence = evaluate(SimpleNamespace(), shipped(text))  # type: ignore[arg-type]
+    assert not evidence.passed
+    assert evidence.detail.endswith("-> 1 (expected 0.0)"), evidence.detail
+
+
+@pytest.mark.usefixtures("seed_clickhouse")
+def test_a_server_without_tables_fails_the_retention_items() -> None:
+    for text in RETENTION:
+        assert evaluate(SimpleNamespace(), shipped(text)).detail.endswith("-> -1 (expected 0.0)")  # type: ignore[arg-type]
 
 
 def test_a_wrong_password_is_an_error_that_says_so(clickhouse: ClickHouseStandIn, monkeypatch: pytest.MonkeyPatch) -> None:

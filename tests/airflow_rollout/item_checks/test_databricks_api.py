@@ -8,7 +8,16 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from seed_platforms import BATCH_JOB_SETTINGS, DATABRICKS_SYSTEMS, SERVED_ENTITIES, WAREHOUSES, WORKSPACE_SETTINGS, context, shipped_checks
+from seed_platforms import (
+    BATCH_JOB_SETTINGS,
+    DATABRICKS_SYSTEMS,
+    SERVED_ENTITIES,
+    SERVING_AI_GATEWAY,
+    WAREHOUSES,
+    WORKSPACE_SETTINGS,
+    context,
+    shipped_checks,
+)
 
 from airflow_rollout.checklist_run import evaluate
 from airflow_rollout.item_checks.databricks_api import DatabricksApiItemCheck
@@ -16,7 +25,7 @@ from airflow_rollout.item_checks.databricks_api import DatabricksApiItemCheck
 
 def test_the_seeds_databricks_api_items() -> None:
     assert len(shipped_checks("ontos-ml-workbench", "databricks_api")) == 4
-    assert len(shipped_checks("databricks-ml-platform", "databricks_api")) == 11
+    assert len(shipped_checks("databricks-ml-platform", "databricks_api")) == 13
 
 
 @pytest.mark.parametrize("system", DATABRICKS_SYSTEMS)
@@ -79,6 +88,11 @@ BREAKAGES: dict[tuple[str, str], tuple[Any, str]] = {
     ("databricks-ml-platform", "Endpoint scaling configured (min/max instances)"): (
         lambda w: w.set_serving_endpoint("churn-classifier", served_entities=[{**SERVED_ENTITIES[0], "scale_to_zero_enabled": True}]),
         "scale_to_zero_enabled = true",
+    ),
+    ("databricks-ml-platform", "Production cluster pools created"): (lambda w: w.set_settings(instance_pools=[]), "found 0 value(s)"),
+    ("databricks-ml-platform", "Rate limiting configured"): (
+        lambda w: w.set_serving_endpoint("churn-classifier", ai_gateway={**SERVING_AI_GATEWAY, "rate_limits": []}),
+        "found 0 value(s)",
     ),
     ("ontos-ml-workbench", "Warehouse type: Pro or Serverless"): (
         lambda w: w.add_warehouse("ontos-prod-warehouse", **{**WAREHOUSES["ontos-prod-warehouse"], "warehouse_type": "CLASSIC"}),

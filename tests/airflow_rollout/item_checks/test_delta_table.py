@@ -15,7 +15,8 @@ from airflow_rollout.item_checks.delta_table import DeltaTableItemCheck
 def test_the_seeds_delta_table_items() -> None:
     assert set(shipped_checks("ontos-ml-workbench", "delta_table")) == {"Data retention policies defined", "Table properties optimized"}
     assert set(shipped_checks("databricks-ml-platform", "delta_table")) == {
-        "Delta table properties optimized (optimize write, auto-compact)"
+        "Delta table properties optimized (optimize write, auto-compact)",
+        "Liquid clustering enabled on feature tables",
     }
 
 
@@ -24,7 +25,7 @@ def test_every_delta_table_item_passes_on_tables_with_the_seed_s_properties(work
     for text, check in shipped_checks(system, "delta_table").items():
         evidence = evaluate(context(system), check)
         assert evidence.passed, f"{text}: {evidence.detail}"
-        assert "SHOW TBLPROPERTIES `" in evidence.detail
+        assert evidence.detail.startswith(("SHOW TBLPROPERTIES `", "DESCRIBE DETAIL `")), evidence.detail
 
 
 def test_one_table_without_auto_compaction_fails_table_properties_optimized(workspace: Any) -> None:
@@ -49,6 +50,16 @@ def test_tables_without_retention_properties_fail_retention_defined(workspace: A
     found = evaluate(context("ontos-ml-workbench"), shipped_checks("ontos-ml-workbench", "delta_table")["Data retention policies defined"])
     assert not found.passed
     assert "delta.logRetentionDuration missing" in found.detail
+
+
+def test_a_feature_table_without_clustering_keys_fails_liquid_clustering_enabled(workspace: Any) -> None:
+    [target] = context("databricks-ml-platform").data_targets
+    target.warehouse.execute(f"ALTER TABLE {target.table('customer_features')} CLUSTER BY NONE")
+    check = shipped_checks("databricks-ml-platform", "delta_table")["Liquid clustering enabled on feature tables"]
+    found = evaluate(context("databricks-ml-platform"), check)
+    assert not found.passed
+    assert "DESCRIBE DETAIL `ml`.`features`.`customer_features` on warehouse ml-prod-warehouse: " in found.detail
+    assert "found 0 value(s)" in found.detail, found.detail
 
 
 def test_the_detail_is_named_by_the_manifest(workspace: Any) -> None:

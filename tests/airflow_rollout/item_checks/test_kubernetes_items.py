@@ -61,6 +61,8 @@ def test_the_seed_s_kubernetes_items_are_automated() -> None:
         "**Set resource limits**",
         "**Configure autoscaling**",
         "**Configure Ingress**",
+        "**Configure log levels**",
+        "**Configure feature flags**",
     }
 
 
@@ -100,7 +102,24 @@ def privileged(api: Any) -> None:
     patch_deployment(api, "llm-gateway", {"spec": {"template": {"spec": {"containers": containers}}}})
 
 
+def debug_logging(api: Any) -> None:
+    env = [{"name": "LOG_LEVEL", "value": "DEBUG"}]
+    patch_deployment(api, "llm-gateway", {"spec": {"template": {"spec": {"containers": [{"name": "llm-gateway", "env": env}]}}}})
+
+
+def without_drift_monitoring(api: Any) -> None:
+    """A patch merges env entries by name, so the flag is taken out of a replaced Deployment."""
+
+    def drop_flag(deployment: dict[str, Any]) -> None:
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        container["env"] = [e for e in container["env"] if e["name"] != "ENABLE_DRIFT_MONITORING"]
+
+    replace_in(api, f"/apis/apps/v1{NS}/deployments", "backend", drop_flag)
+
+
 BREAKAGES = {
+    "**Configure log levels**": (debug_logging, "does not contain it"),
+    "**Configure feature flags**": (without_drift_monitoring, "ENABLE_DRIFT_MONITORING"),
     "Use Kubernetes Secrets or AWS Secrets Manager": (
         lambda api: patch_deployment(
             api, "backend", {"spec": {"template": {"spec": {"containers": [{"name": "backend", "envFrom": None}]}}}}

@@ -1,0 +1,65 @@
+"""Seed 002's CDN "Enable compression" as shipped, against the played frontend: it passes when the frontend
+answers gzip-compressed and fails when it sends its page as is. The context is the release's as the check reads
+it (the version and the app's URL), without a cluster to read the version from."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
+
+import pytest
+from testenv import ROOT
+
+from airflow_rollout.checklist_run import evaluate
+from airflow_rollout.checklists import HttpItemCheck, load_checklist
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+SYSTEM = "ai-etl-assistant"
+SEED_SERVICE = ROOT / "tests" / "fixtures" / "images" / "seed_service.py"
+
+
+def compression_item() -> HttpItemCheck:
+    checklist = load_checklist(SYSTEM)
+    assert checklist is not None
+    [check] = [e.item.check for e in checklist.entries() if e.item.text == "Enable compression" and isinstance(e.item.check, HttpItemCheck)]
+    return check
+
+
+@pytest.fixture
+def frontend(request: pytest.FixtureRequest) -> Iterator[SimpleNamespace]:
+    """The seed service as the frontend, as `request.param` plays it; the context a release's check would see."""
+    from devtools.local_postgres import free_port
+
+    port = free_port()
+    command = [sys.executable, str(SEED_SERVICE), "--system", request.param, "--version", "1.0.0", "--port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:  # the process is ready once it accepts connections
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        assert process.poll() is None and time.monotonic() < deadline, "the seed service never listened"
+        time.sleep(0.05)
+    yield SimpleNamespace(version="1.0.0", app_base_url=lambda app: f"http://127.0.0.1:{port}")
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.mark.parametrize("frontend", ["ai-etl-frontend"], indirect=True)
+def test_a_frontend_that_compresses_passes_enable_compression(frontend: SimpleNamespace) -> None:
+    evidence = evaluate(frontend, compression_item())  # type: ignore[arg-type]
+    assert evidence.passed, evidence.detail
+    assert evidence.detail.endswith("; Content-Encoding: 'gzip'"), evidence.detail
+
+
+@pytest.mark.parametrize("frontend", ["web"], indirect=True)
+def test_a_frontend_sending_its_page_as_is_fails_enable_compression(frontend: SimpleNamespace) -> None:
+    evidence = evaluate(frontend, compression_item())  # type: ignore[arg-type]
+    assert not evidence.passed
+    assert evidence.detail == "GET /: no Content-Encoding header", evidence.detail
