@@ -1,0 +1,102 @@
+"""Our triggers, run as the triggerer runs them (to their first event), against the Kubernetes API stand-in."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_rollout.triggers import DeploymentRolloutTrigger, DeploymentScaledDownTrigger
+from airflow_rollout.waits import wait_in_place
+
+IMAGE = "registry.test/web"
+
+
+@pytest.fixture
+def kube(tmp_path, monkeypatch):
+    from devtools.kube_apiserver import KubeApiServer
+
+    with KubeApiServer(image_map={}, state_dir=tmp_path / "kube") as server:
+        monkeypatch.setenv("AIRFLOW_CONN_KUBE_STANDIN", server.airflow_connection())
+        yield server
+
+
+def create_deployment(version: str, *, replicas: int = 3, progress_deadline: int = 600) -> None:
+    from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+
+    container = {"name": "web", "image": f"{IMAGE}:{version}"}
+    body = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": replicas,
+            "progressDeadlineSeconds": progress_deadline,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [container]}},
+        },
+    }
+    KubernetesHook(conn_id="kube_standin").apps_v1_client.create_namespaced_deployment("ns", body)
+
+
+def rollout_trigger(kube, version: str) -> DeploymentRolloutTrigger:
+    return DeploymentRolloutTrigger(
+        conn_id="kube_standin",
+        namespace="ns",
+        deployment="web",
+        poll_interval=0.1,
+        container=None,
+        version=version,
+        readiness_url=f"{kube.url}/readyz",
+    )
+
+
+def test_the_rollout_trigger_fires_once_the_new_pods_are_available_and_the_service_answers(kube) -> None:
+    kube.set_ready_delay(1.0)
+    create_deployment("2.0.0")
+
+    assert wait_in_place(rollout_trigger(kube, "2.0.0"), "rollout", timeout=30) == {"status": "success"}
+
+
+def test_the_rollout_trigger_reports_a_rollout_past_its_progress_deadline(kube) -> None:
+    kube.set_image_behaviour(f"{IMAGE}:2.0.0", "stall")
+    create_deployment("2.0.0", progress_deadline=1)
+
+    event = wait_in_place(rollout_trigger(kube, "2.0.0"), "rollout", timeout=30)
+
+    assert event["status"] == "error" and "exceeded its progress deadline" in event["message"]
+
+
+def test_the_rollout_trigger_reports_a_template_someone_else_changed(kube) -> None:
+    create_deployment("3.0.0")
+
+    event = wait_in_place(rollout_trigger(kube, "2.0.0"), "rollout", timeout=30)
+
+    assert event == {"status": "error", "message": "deployment web runs 3.0.0, not 2.0.0: changed by someone else?"}
+
+
+def test_the_scaled_down_trigger_fires_when_no_pod_is_left(kube) -> None:
+    from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+
+    create_deployment("2.0.0")
+    KubernetesHook(conn_id="kube_standin").apps_v1_client.patch_namespaced_deployment("web", "ns", {"spec": {"replicas": 0}})
+    trigger = DeploymentScaledDownTrigger(conn_id="kube_standin", namespace="ns", deployment="web", poll_interval=0.1)
+
+    assert wait_in_place(trigger, "scaled down", timeout=30) == {"status": "success"}
+
+
+@pytest.mark.parametrize(
+    "trigger",
+    [
+        DeploymentRolloutTrigger(
+            conn_id="k", namespace="ns", deployment="web", poll_interval=2, container="c", version="1.0", readiness_url="http://h/r"
+        ),
+        DeploymentScaledDownTrigger(conn_id="k", namespace="ns", deployment="web", poll_interval=2),
+    ],
+)
+def test_a_trigger_is_rebuilt_by_the_triggerer_from_what_it_serializes(trigger) -> None:
+    import importlib
+
+    classpath, arguments = trigger.serialize()
+    module, name = classpath.rsplit(".", 1)
+    rebuilt = getattr(importlib.import_module(module), name)(**arguments)
+
+    assert type(rebuilt) is type(trigger) and rebuilt.serialize() == (classpath, arguments)
