@@ -17,46 +17,61 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
 
-class _DeploymentTrigger(BaseTrigger):
-    """Polls one Kubernetes Deployment through the provider's AsyncKubernetesHook until `_problem` says done."""
+class _PollingTrigger(BaseTrigger):
+    """Reads the object waited for every `poll_interval` seconds until `_problem` says it is done, or never will be."""
 
-    def __init__(self, *, conn_id: str, namespace: str, deployment: str, poll_interval: float) -> None:
+    def __init__(self, *, conn_id: str, poll_interval: float) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger declares no types
         self.conn_id = conn_id
-        self.namespace = namespace
-        self.deployment = deployment
         self.poll_interval = poll_interval
 
     def _arguments(self) -> dict[str, Any]:
-        return {"conn_id": self.conn_id, "namespace": self.namespace, "deployment": self.deployment, "poll_interval": self.poll_interval}
+        return {"conn_id": self.conn_id, "poll_interval": self.poll_interval}
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return f"{type(self).__module__}.{type(self).__qualname__}", self._arguments()
 
-    async def _problem(self, deployment: Any) -> str | None:
-        """None when done; else what it waits for. Raises AppNotReadyError when it can never be done."""
+    async def _read(self) -> Any:
+        """The object as its API serves it now."""
+        raise NotImplementedError
+
+    async def _problem(self, current: Any) -> str | None:
+        """None when done; else what it waits for. Raises AppNotReadyError (or AppStopError) when it can never be done."""
         raise NotImplementedError
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow.providers.cncf.kubernetes.hooks.kubernetes import AsyncKubernetesHook
-        from kubernetes_asyncio import client
+        from airflow_rollout.targets.base import AppNotReadyError, AppStopError
 
-        from airflow_rollout.targets.base import AppNotReadyError
-
-        hook = AsyncKubernetesHook(conn_id=self.conn_id)
         while True:
-            async with hook.get_conn() as api:
-                deployment = await client.AppsV1Api(api).read_namespaced_deployment(self.deployment, self.namespace)
             try:
-                problem = await self._problem(deployment)
-            except AppNotReadyError as exc:
+                problem = await self._problem(await self._read())
+            except (AppNotReadyError, AppStopError) as exc:
                 yield TriggerEvent({"status": "error", "message": str(exc)})  # type: ignore[no-untyped-call]
                 return
             if problem is None:
                 yield TriggerEvent({"status": "success"})  # type: ignore[no-untyped-call]
                 return
-            self.log.debug("deployment %s/%s: %s", self.namespace, self.deployment, problem)
+            self.log.debug("%s: %s", self._arguments(), problem)
             await asyncio.sleep(self.poll_interval)
+
+
+class _DeploymentTrigger(_PollingTrigger):
+    """Polls one Kubernetes Deployment through the provider's AsyncKubernetesHook."""
+
+    def __init__(self, *, namespace: str, deployment: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.namespace = namespace
+        self.deployment = deployment
+
+    def _arguments(self) -> dict[str, Any]:
+        return {**super()._arguments(), "namespace": self.namespace, "deployment": self.deployment}
+
+    async def _read(self) -> Any:
+        from airflow.providers.cncf.kubernetes.hooks.kubernetes import AsyncKubernetesHook
+        from kubernetes_asyncio import client
+
+        async with AsyncKubernetesHook(conn_id=self.conn_id).get_conn() as api:
+            return await client.AppsV1Api(api).read_namespaced_deployment(self.deployment, self.namespace)
 
 
 class DeploymentRolloutTrigger(_DeploymentTrigger):
@@ -87,3 +102,59 @@ class DeploymentScaledDownTrigger(_DeploymentTrigger):
     async def _problem(self, deployment: Any) -> str | None:
         pods = deployment.status.replicas or 0
         return f"{pods} pod(s) still running" if pods else None
+
+
+class _DatabricksAppTrigger(_PollingTrigger):
+    """Polls one Databricks App (`GET /api/2.0/apps/{name}`) through the provider's DatabricksHook, async."""
+
+    def __init__(self, *, app_name: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.app_name = app_name
+
+    def _arguments(self) -> dict[str, Any]:
+        return {**super()._arguments(), "app_name": self.app_name}
+
+    async def _read(self) -> Any:
+        from airflow.providers.databricks.hooks.databricks import DatabricksHook
+
+        from airflow_rollout.targets.databricks import a_api
+
+        async with DatabricksHook(databricks_conn_id=self.conn_id) as hook:
+            return await a_api(hook, "GET", f"2.0/apps/{self.app_name}")
+
+
+class DatabricksAppComputeTrigger(_DatabricksAppTrigger):
+    """Fires when the App's compute is in `state` (ACTIVE after a start, STOPPED after a stop)."""
+
+    def __init__(self, *, state: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.state = state
+
+    def _arguments(self) -> dict[str, Any]:
+        return {**super()._arguments(), "state": self.state}
+
+    async def _problem(self, current: Any) -> str | None:
+        state = (current.get("compute_status") or {}).get("state")
+        return None if state == self.state else f"compute {state}, waiting for {self.state}"
+
+
+class DatabricksAppServingTrigger(_DatabricksAppTrigger):
+    """Fires when the App runs `source_code_path` (its deployment done) and its readiness path answers 2xx."""
+
+    def __init__(self, *, source_code_path: str, readiness_path: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.source_code_path = source_code_path
+        self.readiness_path = readiness_path
+
+    def _arguments(self) -> dict[str, Any]:
+        return {**super()._arguments(), "source_code_path": self.source_code_path, "readiness_path": self.readiness_path}
+
+    async def _problem(self, current: Any) -> str | None:
+        from airflow_rollout.targets.base import http_problem
+        from airflow_rollout.targets.databricks import serving_problem
+
+        if (problem := serving_problem(current, self.source_code_path)) is not None:
+            return problem
+        url = str(current["url"]).rstrip("/") + self.readiness_path
+        answer = await asyncio.to_thread(http_problem, url)  # one GET of at most two seconds
+        return None if answer is None else f"{url}: {answer}"

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_rollout.triggers import DeploymentRolloutTrigger, DeploymentScaledDownTrigger
+from airflow_rollout.triggers import (
+    DatabricksAppComputeTrigger,
+    DatabricksAppServingTrigger,
+    DeploymentRolloutTrigger,
+    DeploymentScaledDownTrigger,
+)
 from airflow_rollout.waits import wait_in_place
 
 IMAGE = "registry.test/web"
@@ -90,6 +95,8 @@ def test_the_scaled_down_trigger_fires_when_no_pod_is_left(kube) -> None:
             conn_id="k", namespace="ns", deployment="web", poll_interval=2, container="c", version="1.0", readiness_url="http://h/r"
         ),
         DeploymentScaledDownTrigger(conn_id="k", namespace="ns", deployment="web", poll_interval=2),
+        DatabricksAppComputeTrigger(conn_id="d", app_name="web", poll_interval=2, state="STOPPED"),
+        DatabricksAppServingTrigger(conn_id="d", app_name="web", poll_interval=2, source_code_path="/Workspace/a-1", readiness_path="/h"),
     ],
 )
 def test_a_trigger_is_rebuilt_by_the_triggerer_from_what_it_serializes(trigger) -> None:
@@ -100,3 +107,40 @@ def test_a_trigger_is_rebuilt_by_the_triggerer_from_what_it_serializes(trigger) 
     rebuilt = getattr(importlib.import_module(module), name)(**arguments)
 
     assert type(rebuilt) is type(trigger) and rebuilt.serialize() == (classpath, arguments)
+
+
+def app_api(method: str, path: str, body: dict | None = None) -> dict:
+    from airflow.providers.databricks.hooks.databricks import DatabricksHook
+
+    from airflow_rollout.targets.databricks import _api
+
+    return _api(DatabricksHook(databricks_conn_id="dbx_standin"), method, path, body)
+
+
+def serving_trigger(version: str) -> DatabricksAppServingTrigger:
+    path = f"/Workspace/Apps/web-{version}"
+    return DatabricksAppServingTrigger(conn_id="dbx_standin", app_name="web", poll_interval=0.1, source_code_path=path, readiness_path="/")
+
+
+def test_the_app_serving_trigger_fires_once_the_deployment_is_active_and_the_app_answers(dbx_app) -> None:
+    app_api("POST", "2.0/apps/web/deployments", {"source_code_path": "/Workspace/Apps/web-1.0.0", "mode": "SNAPSHOT"})
+
+    assert wait_in_place(serving_trigger("1.0.0"), "serving", timeout=30) == {"status": "success"}
+
+
+def test_the_app_serving_trigger_reports_a_deployment_that_failed(dbx_app) -> None:
+    app_api("POST", "2.0/apps/web/deployments", {"source_code_path": "/Workspace/Apps/web-2.0.0-broken", "mode": "SNAPSHOT"})
+
+    event = wait_in_place(serving_trigger("2.0.0-broken"), "serving", timeout=30)
+
+    assert event["status"] == "error" and "runs None, not /Workspace/Apps/web-2.0.0-broken: CRASHED" in event["message"]
+
+
+@pytest.mark.parametrize("state", ["STOPPED", "ACTIVE"])
+def test_the_app_compute_trigger_fires_in_the_state_it_waits_for(dbx_app, state) -> None:
+    app_api("POST", "2.0/apps/web/stop")
+    if state == "ACTIVE":
+        app_api("POST", "2.0/apps/web/start")
+    trigger = DatabricksAppComputeTrigger(conn_id="dbx_standin", app_name="web", poll_interval=0.1, state=state)
+
+    assert wait_in_place(trigger, "compute", timeout=30) == {"status": "success"}

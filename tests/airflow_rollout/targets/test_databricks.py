@@ -115,3 +115,38 @@ def test_a_job_run_outside_a_task_waits_with_the_same_trigger_in_place(dbx) -> N
 
     assert not result.passed
     assert "FAILED" in result.detail and "drift over threshold" in result.detail, result.detail
+
+
+def test_an_app_deployment_waits_in_the_triggerer_and_the_next_run_follows_it_instead_of_deploying_again(dbx_app) -> None:
+    """Each wait of a deploy (compute start, the deployment, the app up) defers inside a task; each run of the step
+    after a wait carries on from what it finds, so the App gets one deployment, however many runs it took."""
+    from airflow_rollout.config import Readiness
+    from airflow_rollout.waits import WaitDeferred, deferring, wait_in_place
+    from tests.airflow_rollout.test_triggers import app_api
+
+    config = DatabricksAppTarget(
+        kind="databricks_app",
+        name="web",
+        conn_id="dbx_standin",
+        app_name="web",
+        source_code_path="/Workspace/Apps/web-{version}",
+        readiness=Readiness(path="/", timeout_seconds=30),
+    )
+    app = DatabricksApp(config=config)
+    app_api("POST", "2.0/apps/web/stop")
+    app.wait_quiesced()
+
+    deferrals = []
+    while True:  # what StepOperator and the triggerer do: run the step, and again after each trigger fired
+        try:
+            with deferring():
+                app.switch_to("1.0.0")
+            break
+        except WaitDeferred as deferred:
+            deferrals.append(type(deferred.trigger).__name__)
+            assert wait_in_place(deferred.trigger, deferred.what, timeout=30) == {"status": "success"}
+        assert len(deferrals) < 10
+
+    assert deferrals[0] == "DatabricksAppComputeTrigger" and "DatabricksAppServingTrigger" in deferrals
+    assert [d["source_code_path"] for d in app_api("GET", "2.0/apps/web/deployments")["app_deployments"]] == ["/Workspace/Apps/web-1.0.0"]
+    assert app.current().version == "1.0.0"
