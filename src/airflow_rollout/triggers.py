@@ -2,16 +2,20 @@
 `airflow_rollout.waits`) and poll through the providers' async hooks, holding no worker slot.
 
 A trigger fires once: `{"status": "success"}` when what it waits for is done, `{"status": "error", "message": ...}`
-when it can no longer be. The step that deferred runs again after it and reads the outcome from the system itself,
-so the event is a wake-up call, not the record.
+when it can no longer be, `{"status": WAIT_FAILED, ...}` when its deadline passed first (the step's next run fails
+at that wait, see `airflow_rollout.waits.deferring`). The step that deferred runs again after it and reads the
+outcome from the system itself, so the event is a wake-up call, not the record.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_rollout.waits import WAIT_FAILED
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -20,13 +24,14 @@ if TYPE_CHECKING:
 class _PollingTrigger(BaseTrigger):
     """Reads the object waited for every `poll_interval` seconds until `_problem` says it is done, or never will be."""
 
-    def __init__(self, *, conn_id: str, poll_interval: float) -> None:
+    def __init__(self, *, conn_id: str, poll_interval: float, deadline: float) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger declares no types
         self.conn_id = conn_id
         self.poll_interval = poll_interval
+        self.deadline = deadline  # epoch seconds: the trigger gives up itself, as `dag.test()` sets it no timeout
 
     def _arguments(self) -> dict[str, Any]:
-        return {"conn_id": self.conn_id, "poll_interval": self.poll_interval}
+        return {"conn_id": self.conn_id, "poll_interval": self.poll_interval, "deadline": self.deadline}
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return f"{type(self).__module__}.{type(self).__qualname__}", self._arguments()
@@ -50,6 +55,9 @@ class _PollingTrigger(BaseTrigger):
                 return
             if problem is None:
                 yield TriggerEvent({"status": "success"})  # type: ignore[no-untyped-call]
+                return
+            if time.time() > self.deadline:
+                yield TriggerEvent({"status": WAIT_FAILED, "message": f"not done in time: {problem}"})  # type: ignore[no-untyped-call]
                 return
             self.log.debug("%s: %s", self._arguments(), problem)
             await asyncio.sleep(self.poll_interval)

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from airflow.triggers.base import BaseTrigger
 
 
+# The status of a trigger's event when the trigger gave up (its deadline passed) rather than seeing the end.
+WAIT_FAILED = "wait_failed"
+
+
 class WaitFailedError(RuntimeError):
     """The wait ended without its operation finishing: its deadline passed, or the trigger itself failed."""
 

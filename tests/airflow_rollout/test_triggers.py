@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from airflow_rollout.triggers import (
@@ -13,6 +15,10 @@ from airflow_rollout.triggers import (
 from airflow_rollout.waits import wait_in_place
 
 IMAGE = "registry.test/web"
+
+
+def polling(seconds: float = 30) -> dict[str, float]:
+    return {"poll_interval": 0.1, "deadline": time.time() + seconds}
 
 
 @pytest.fixture
@@ -47,7 +53,7 @@ def rollout_trigger(kube, version: str) -> DeploymentRolloutTrigger:
         conn_id="kube_standin",
         namespace="ns",
         deployment="web",
-        poll_interval=0.1,
+        **polling(),
         container=None,
         version=version,
         readiness_url=f"{kube.url}/readyz",
@@ -70,6 +76,19 @@ def test_the_rollout_trigger_reports_a_rollout_past_its_progress_deadline(kube) 
     assert event["status"] == "error" and "exceeded its progress deadline" in event["message"]
 
 
+def test_a_trigger_whose_deadline_passes_gives_up_with_what_it_waited_for(kube) -> None:
+    from airflow_rollout.waits import WAIT_FAILED
+
+    kube.set_image_behaviour(f"{IMAGE}:2.0.0", "stall")  # never ready, and its progress deadline far away
+    create_deployment("2.0.0")
+    trigger = rollout_trigger(kube, "2.0.0")
+    trigger.deadline = time.time() + 1
+
+    event = wait_in_place(trigger, "rollout", timeout=30)
+
+    assert event["status"] == WAIT_FAILED and event["message"].startswith("not done in time: "), event
+
+
 def test_the_rollout_trigger_reports_a_template_someone_else_changed(kube) -> None:
     create_deployment("3.0.0")
 
@@ -83,7 +102,7 @@ def test_the_scaled_down_trigger_fires_when_no_pod_is_left(kube) -> None:
 
     create_deployment("2.0.0")
     KubernetesHook(conn_id="kube_standin").apps_v1_client.patch_namespaced_deployment("web", "ns", {"spec": {"replicas": 0}})
-    trigger = DeploymentScaledDownTrigger(conn_id="kube_standin", namespace="ns", deployment="web", poll_interval=0.1)
+    trigger = DeploymentScaledDownTrigger(conn_id="kube_standin", namespace="ns", deployment="web", **polling())
 
     assert wait_in_place(trigger, "scaled down", timeout=30) == {"status": "success"}
 
@@ -92,11 +111,20 @@ def test_the_scaled_down_trigger_fires_when_no_pod_is_left(kube) -> None:
     "trigger",
     [
         DeploymentRolloutTrigger(
-            conn_id="k", namespace="ns", deployment="web", poll_interval=2, container="c", version="1.0", readiness_url="http://h/r"
+            conn_id="k",
+            namespace="ns",
+            deployment="web",
+            poll_interval=2,
+            deadline=1e9,
+            container="c",
+            version="1.0",
+            readiness_url="http://h/r",
         ),
-        DeploymentScaledDownTrigger(conn_id="k", namespace="ns", deployment="web", poll_interval=2),
-        DatabricksAppComputeTrigger(conn_id="d", app_name="web", poll_interval=2, state="STOPPED"),
-        DatabricksAppServingTrigger(conn_id="d", app_name="web", poll_interval=2, source_code_path="/Workspace/a-1", readiness_path="/h"),
+        DeploymentScaledDownTrigger(conn_id="k", namespace="ns", deployment="web", poll_interval=2, deadline=1e9),
+        DatabricksAppComputeTrigger(conn_id="d", app_name="web", poll_interval=2, deadline=1e9, state="STOPPED"),
+        DatabricksAppServingTrigger(
+            conn_id="d", app_name="web", poll_interval=2, deadline=1e9, source_code_path="/Workspace/a-1", readiness_path="/h"
+        ),
     ],
 )
 def test_a_trigger_is_rebuilt_by_the_triggerer_from_what_it_serializes(trigger) -> None:
@@ -119,7 +147,7 @@ def app_api(method: str, path: str, body: dict | None = None) -> dict:
 
 def serving_trigger(version: str) -> DatabricksAppServingTrigger:
     path = f"/Workspace/Apps/web-{version}"
-    return DatabricksAppServingTrigger(conn_id="dbx_standin", app_name="web", poll_interval=0.1, source_code_path=path, readiness_path="/")
+    return DatabricksAppServingTrigger(conn_id="dbx_standin", app_name="web", **polling(), source_code_path=path, readiness_path="/")
 
 
 def test_the_app_serving_trigger_fires_once_the_deployment_is_active_and_the_app_answers(dbx_app) -> None:
@@ -141,6 +169,6 @@ def test_the_app_compute_trigger_fires_in_the_state_it_waits_for(dbx_app, state)
     app_api("POST", "2.0/apps/web/stop")
     if state == "ACTIVE":
         app_api("POST", "2.0/apps/web/start")
-    trigger = DatabricksAppComputeTrigger(conn_id="dbx_standin", app_name="web", poll_interval=0.1, state=state)
+    trigger = DatabricksAppComputeTrigger(conn_id="dbx_standin", app_name="web", **polling(), state=state)
 
     assert wait_in_place(trigger, "compute", timeout=30) == {"status": "success"}

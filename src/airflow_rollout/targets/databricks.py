@@ -513,7 +513,8 @@ class DatabricksApp(AppTarget):
             self._wait(self._trigger(DatabricksAppComputeTrigger, state="STOPPED"), f"app {self.config.app_name} stopped", AppStopError)
 
     def _trigger(self, kind: type[_AppTrigger], **arguments: Any) -> _AppTrigger:
-        return kind(conn_id=self.config.conn_id, app_name=self.config.app_name, poll_interval=POLL_SECONDS, **arguments)
+        deadline = time.time() + self.config.readiness.timeout_seconds
+        return kind(conn_id=self.config.conn_id, app_name=self.config.app_name, poll_interval=POLL_SECONDS, deadline=deadline, **arguments)
 
     def _wait(self, trigger: BaseTrigger, what: str, error: type[Exception]) -> None:
         """Wait for `trigger` (in the triggerer, inside a task); its failure or a passed deadline raises `error`."""

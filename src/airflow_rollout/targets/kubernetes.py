@@ -233,7 +233,8 @@ class KubernetesApp(AppTarget):
 
     def _trigger(self, kind: type[_Trigger], **arguments: Any) -> _Trigger:
         where = {"conn_id": self.config.conn_id, "namespace": self.config.namespace, "deployment": self.config.deployment}
-        return kind(**where, poll_interval=POLL_SECONDS, **arguments)
+        deadline = time.time() + self.config.readiness.timeout_seconds
+        return kind(**where, poll_interval=POLL_SECONDS, deadline=deadline, **arguments)
 
 
 class KubernetesJobMigrator:
