@@ -1,9 +1,9 @@
 """Triggers of ours, for the waits no provider trigger covers: they run in Airflow's triggerer (or in place, see
 `airflow_rollout.waits`) and poll through the providers' async hooks, holding no worker slot.
 
-A trigger fires once: `{"status": "success"}` when what it waits for is done, `{"status": "error", "message": ...}`
-when it can no longer be, `{"status": WAIT_FAILED, ...}` when its deadline passed first (the step's next run fails
-at that wait, see `airflow_rollout.waits.deferring`). The step that deferred runs again after it and reads the
+A trigger fires once: `{"status": "success"}` when what it waits for is done, `{"status": WAIT_FAILED, "message": ...}`
+when it can no longer be or its deadline passed first: the step's next run fails at that wait (see
+`airflow_rollout.waits.deferring`) rather than beginning the operation again. The step that deferred runs again after it and reads the
 outcome from the system itself, so the event is a wake-up call, not the record.
 """
 
@@ -51,7 +51,7 @@ class _PollingTrigger(BaseTrigger):
             try:
                 problem = await self._problem(await self._read())
             except (AppNotReadyError, AppStopError) as exc:
-                yield TriggerEvent({"status": "error", "message": str(exc)})  # type: ignore[no-untyped-call]
+                yield TriggerEvent({"status": WAIT_FAILED, "message": str(exc)})  # type: ignore[no-untyped-call]
                 return
             if problem is None:
                 yield TriggerEvent({"status": "success"})  # type: ignore[no-untyped-call]

@@ -82,6 +82,14 @@ def wait_for(trigger: BaseTrigger, what: str, *, timeout: float) -> dict[str, An
     return wait_in_place(trigger, what, timeout=timeout)
 
 
+def raise_failed_wait(what: str) -> None:
+    """In a step's run after its wait failed: raise that failure now. For a step that would otherwise begin the
+    operation again before reaching the wait (a failed deployment leaves nothing under way to follow)."""
+    if (state := _DEFERRING.get()) is not None and state.failure is not None:
+        failure, state.failure = state.failure, None
+        raise WaitFailedError(f"{what}: {failure}")
+
+
 def wait_in_place(trigger: BaseTrigger, what: str, *, timeout: float) -> dict[str, Any]:
     """Run `trigger` in this process until its first event (at most `timeout` seconds); the event's payload."""
     return asyncio.run(_first_event(trigger, what, timeout))

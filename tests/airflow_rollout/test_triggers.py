@@ -12,7 +12,7 @@ from airflow_rollout.triggers import (
     DeploymentRolloutTrigger,
     DeploymentScaledDownTrigger,
 )
-from airflow_rollout.waits import wait_in_place
+from airflow_rollout.waits import WAIT_FAILED, wait_in_place
 
 IMAGE = "registry.test/web"
 
@@ -73,12 +73,10 @@ def test_the_rollout_trigger_reports_a_rollout_past_its_progress_deadline(kube) 
 
     event = wait_in_place(rollout_trigger(kube, "2.0.0"), "rollout", timeout=30)
 
-    assert event["status"] == "error" and "exceeded its progress deadline" in event["message"]
+    assert event["status"] == WAIT_FAILED and "exceeded its progress deadline" in event["message"]
 
 
 def test_a_trigger_whose_deadline_passes_gives_up_with_what_it_waited_for(kube) -> None:
-    from airflow_rollout.waits import WAIT_FAILED
-
     kube.set_image_behaviour(f"{IMAGE}:2.0.0", "stall")  # never ready, and its progress deadline far away
     create_deployment("2.0.0")
     trigger = rollout_trigger(kube, "2.0.0")
@@ -94,7 +92,7 @@ def test_the_rollout_trigger_reports_a_template_someone_else_changed(kube) -> No
 
     event = wait_in_place(rollout_trigger(kube, "2.0.0"), "rollout", timeout=30)
 
-    assert event == {"status": "error", "message": "deployment web runs 3.0.0, not 2.0.0: changed by someone else?"}
+    assert event == {"status": WAIT_FAILED, "message": "deployment web runs 3.0.0, not 2.0.0: changed by someone else?"}
 
 
 def test_the_scaled_down_trigger_fires_when_no_pod_is_left(kube) -> None:
@@ -161,7 +159,7 @@ def test_the_app_serving_trigger_reports_a_deployment_that_failed(dbx_app) -> No
 
     event = wait_in_place(serving_trigger("2.0.0-broken"), "serving", timeout=30)
 
-    assert event["status"] == "error" and "runs None, not /Workspace/Apps/web-2.0.0-broken: CRASHED" in event["message"]
+    assert event["status"] == WAIT_FAILED and "runs None, not /Workspace/Apps/web-2.0.0-broken: CRASHED" in event["message"]
 
 
 @pytest.mark.parametrize("state", ["STOPPED", "ACTIVE"])

@@ -60,7 +60,7 @@ from airflow_rollout.targets.migrations import MigrationError, migrations_for
 from airflow_rollout.targets.registry import register_app_kind, register_data_kind
 from airflow_rollout.triggers import DatabricksAppComputeTrigger, DatabricksAppServingTrigger
 from airflow_rollout.versions import VersionScheme
-from airflow_rollout.waits import WaitFailedError, wait_for, wait_in_place
+from airflow_rollout.waits import WaitFailedError, raise_failed_wait, wait_for, wait_in_place
 
 if TYPE_CHECKING:
     from airflow.providers.databricks.hooks.databricks import DatabricksHook
@@ -477,6 +477,10 @@ class DatabricksApp(AppTarget):
         active = (app.get("active_deployment") or {}).get("source_code_path")
         deployed = active == path and (app.get("app_status") or {}).get("state") not in {"CRASHED", "UNAVAILABLE"}
         if not deployed and (app.get("pending_deployment") or {}).get("source_code_path") != path:
+            try:
+                raise_failed_wait(f"app {self.config.app_name} serving {path}")  # not deployed again in the same try
+            except WaitFailedError as exc:
+                raise AppNotReadyError(str(exc)) from None
             self.start_compute()
             log.info("deploying app %s from %s", self.config.app_name, path)
             _api(self.hook, "POST", f"2.0/apps/{self.config.app_name}/deployments", {"source_code_path": path, "mode": "SNAPSHOT"})

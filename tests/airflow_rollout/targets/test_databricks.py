@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from airflow_rollout.config import ProfileError, parse_profile
@@ -149,4 +151,48 @@ def test_an_app_deployment_waits_in_the_triggerer_and_the_next_run_follows_it_in
 
     assert deferrals[0] == "DatabricksAppComputeTrigger" and "DatabricksAppServingTrigger" in deferrals
     assert [d["source_code_path"] for d in app_api("GET", "2.0/apps/web/deployments")["app_deployments"]] == ["/Workspace/Apps/web-1.0.0"]
+    assert app.current().version == "1.0.0"
+
+
+def run_as_a_task(step):
+    """What StepOperator and the triggerer do: run the step, and again after each trigger it deferred on fired."""
+    from airflow_rollout.waits import WAIT_FAILED, WaitDeferred, deferring, wait_in_place
+
+    deferrals, failure = [], None
+    while len(deferrals) < 10:
+        try:
+            with deferring(failure=failure):
+                return step(), deferrals
+        except WaitDeferred as deferred:
+            deferrals.append(type(deferred.trigger).__name__)
+            event = wait_in_place(deferred.trigger, deferred.what, timeout=30)
+            failure = event.get("message") if event["status"] == WAIT_FAILED else None
+    raise AssertionError(f"still deferring after {deferrals}")
+
+
+def test_after_a_failed_deployment_and_a_stop_the_recorded_path_is_deployed_again(dbx_app) -> None:
+    from airflow_rollout.config import Readiness
+    from airflow_rollout.targets.base import AppNotReadyError
+    from tests.airflow_rollout.test_triggers import app_api
+
+    config = DatabricksAppTarget(
+        kind="databricks_app",
+        name="web",
+        conn_id="dbx_standin",
+        app_name="web",
+        source_code_path="/Workspace/Apps/web-{version}",
+        readiness=Readiness(path="/", timeout_seconds=30),
+    )
+    app = DatabricksApp(config=config)
+    run_as_a_task(lambda: app.switch_to("1.0.0"))
+    recorded = app.snapshot()
+    with pytest.raises(AppNotReadyError, match=re.escape("runs /Workspace/Apps/web-1.0.0, not /Workspace/Apps/web-2.0.0-broken")):
+        run_as_a_task(lambda: app.switch_to("2.0.0-broken"))
+    deployments = app_api("GET", "2.0/apps/web/deployments")["app_deployments"]
+    assert [d["status"]["state"] for d in deployments] == ["FAILED", "SUCCEEDED"]  # the failed one was not deployed again
+    app.quiesce()
+    run_as_a_task(app.wait_quiesced)
+
+    run_as_a_task(lambda: app.restore(recorded))
+
     assert app.current().version == "1.0.0"
