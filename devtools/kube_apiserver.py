@@ -35,7 +35,8 @@ The "kubelet" and the controllers:
   updated/ready/available/unavailableReplicas (zeros omitted, as the real API omits them), conditions
   Available (MinimumReplicasAvailable / MinimumReplicasUnavailable) and Progressing (NewReplicaSetCreated,
   ReplicaSetUpdated, NewReplicaSetAvailable, or status False with ProgressDeadlineExceeded once no progress
-  was made for `spec.progressDeadlineSeconds`). So a client that waits as `kubectl rollout status` does
+  was made for `spec.progressDeadlineSeconds`); a Deployment scaled to zero keeps counting its pods in
+  `replicas` for the test's `termination_delay` (terminating; default none). So a client that waits as `kubectl rollout status` does
   sees success, a stall or a failure as it would against a cluster.
 - A Job runs its first container's `command + args` (an argument list, never a shell; `$(VAR)` expanded
   as Kubernetes does) with `run_in_image`, once per attempt, each attempt a Pod `<job>-<5 chars>` whose
@@ -617,6 +618,7 @@ class _DeploymentRuntime:
     pending_reason: tuple[str, str] | None = None  # Progressing reason and message for the next status
     progress_at: float = field(default_factory=time.time)
     zero: bool = False  # scaled to zero replicas: nothing runs
+    terminating: tuple[int, float] = (0, 0.0)  # after a scale to zero: pods still terminating, until when
     deleted: bool = False
 
 
@@ -649,6 +651,7 @@ class Cluster:
         self.image_map = image_map
         self.state_dir = state_dir
         self.ready_delay = ready_delay
+        self.termination_delay = 0.0  # seconds the pods of a Deployment scaled to zero take to terminate
         self.job_backoff = job_backoff
         self.time_scale = time_scale  # real seconds per second of cluster time, for a Job's work and deadline
         self.behaviours: dict[str, Behaviour] = {}
@@ -1079,6 +1082,9 @@ class Cluster:
         """Play the pods of `rs` (none when scaled to zero) in a thread of their own, replacing the last one."""
         runtime.cancel.set()
         runtime.cancel = threading.Event()
+        if replicas == 0 and not runtime.zero and self.termination_delay:
+            running = int((self.objects["deployments"].get((runtime.namespace, runtime.name)) or {}).get("status", {}).get("replicas", 0))
+            runtime.terminating = (running, time.time() + self.termination_delay)
         runtime.zero = replicas == 0
         rs.ready_since, rs.running, rs.restarts, rs.waiting_reason = None, False, 0, "ContainerCreating"
         rs.started = time.time()
@@ -1099,7 +1105,8 @@ class Cluster:
         new_ready = desired if rs is not None and rs.ready_since is not None else 0
         new_available = new_ready if rs is not None and rs.ready_since is not None and rs.ready_since + min_ready <= now else 0
         old_count = desired if runtime.old is not None else 0
-        replicas = desired + old_count
+        terminating, until = runtime.terminating
+        replicas = desired + old_count + (terminating if desired == 0 and now < until else 0)
         ready = new_ready + old_count
         available = new_available + old_count
         status: Json = {
@@ -2121,6 +2128,10 @@ class KubeApiServer:
 
     def set_ready_delay(self, seconds: float) -> None:
         self.cluster.ready_delay = seconds
+
+    def set_termination_delay(self, seconds: float) -> None:
+        """Pods of a Deployment scaled to zero count in its `status.replicas` for `seconds` more (terminating)."""
+        self.cluster.termination_delay = seconds
 
     def set_job_work(self, image: str, seconds: float, *, time_scale: float | None = None) -> None:
         """Job pods of `image` (the exact reference) work `seconds` of cluster time before their command runs;

@@ -228,7 +228,13 @@ CREATE TABLE IF NOT EXISTS rollout_snapshot (
 SCHEMA_V3 = """
 ALTER TABLE rollout_step_attempt ADD COLUMN IF NOT EXISTS hostname text;
 """
-SCHEMA_VERSIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2, SCHEMA_V3)
+# A deploy's wait for its rollout is handed to the triggerer and the step runs again when it ends: the time the switch
+# began is recorded before the wait, so the run after it measures the downtime from there (epoch seconds, as a
+# quiesce's `stopped_at`).
+SCHEMA_V4 = """
+ALTER TABLE rollout_app_state ADD COLUMN IF NOT EXISTS switch_began double precision;
+"""
+SCHEMA_VERSIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4)
 
 
 class ReleaseStatus(StrEnum):
@@ -375,6 +381,7 @@ class AppStateRow:
     downtime_seconds: float | None
     snapshot: dict[str, Any] | None  # what a rollback puts back, recorded before the app was touched
     quiesced: dict[str, Any] | None  # what a quiesce stopped, and when
+    switch_began: float | None  # when this release began switching the app to its version (epoch seconds)
 
     def as_entry(self) -> dict[str, Any]:
         """The row as the release record shows it under the app's name: every field but `app`."""
@@ -825,24 +832,21 @@ class Ledger(OnLedgerDatabase):
             (Jsonb(quiesced), release_id, app),
         )
 
+    def record_switch_began(self, release_id: str, app: str, began: float) -> None:
+        """When the switch to the release's version began; the first record stands, as a retried switch's wait is the same wait."""
+        self._execute(
+            "UPDATE rollout_app_state SET switch_began = coalesce(switch_began, %s) WHERE release_id = %s AND app = %s",
+            (began, release_id, app),
+        )
+
     def app_states(self, release_id: str) -> dict[str, AppStateRow]:
         """What the release recorded of each app it touched, by app name."""
         rows = self._execute(
-            "SELECT app, previous_version, deployed_version, downtime_seconds, snapshot, quiesced FROM rollout_app_state"
-            " WHERE release_id = %s",
+            "SELECT app, previous_version, deployed_version, downtime_seconds, snapshot, quiesced, switch_began"
+            " FROM rollout_app_state WHERE release_id = %s",
             (release_id,),
         )
-        return {
-            app: AppStateRow(
-                app=app,
-                previous_version=previous_version,
-                deployed_version=deployed_version,
-                downtime_seconds=downtime_seconds,
-                snapshot=snapshot,
-                quiesced=quiesced,
-            )
-            for app, previous_version, deployed_version, downtime_seconds, snapshot, quiesced in rows
-        }
+        return {row[0]: AppStateRow(*row) for row in rows}
 
     def record_measurement(self, release_id: str, result: dict[str, Any]) -> None:
         self._execute(

@@ -40,8 +40,12 @@ class StepOperator(BaseOperator):
         return self._run_step(failure=None)
 
     def resume_step(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        """The trigger fired: the step runs again and finds the operation it waited for finished."""
-        del context, event  # the step reads the outcome from the outside system itself
+        """The trigger fired: the step runs again and finds the operation it waited for finished, or the wait failed."""
+        from airflow_rollout.waits import WAIT_FAILED
+
+        del context  # the step reads the outcome from the outside system itself
+        if event and event.get("status") == WAIT_FAILED:  # one of our triggers gave up: as a trigger timeout is handled
+            return self._run_step(failure=str(event.get("message") or "the wait failed"))
         return self._run_step(failure=None)
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:

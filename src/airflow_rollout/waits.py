@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from airflow.triggers.base import BaseTrigger
 
 
+# The status of a trigger's event when the trigger gave up (its deadline passed) rather than seeing the end.
+WAIT_FAILED = "wait_failed"
+
+
 class WaitFailedError(RuntimeError):
     """The wait ended without its operation finishing: its deadline passed, or the trigger itself failed."""
 
@@ -76,6 +80,14 @@ def wait_for(trigger: BaseTrigger, what: str, *, timeout: float) -> dict[str, An
             raise WaitFailedError(f"{what}: {failure}")
         raise WaitDeferred(trigger, what, timeout)
     return wait_in_place(trigger, what, timeout=timeout)
+
+
+def raise_failed_wait(what: str) -> None:
+    """In a step's run after its wait failed: raise that failure now. For a step that would otherwise begin the
+    operation again before reaching the wait (a failed deployment leaves nothing under way to follow)."""
+    if (state := _DEFERRING.get()) is not None and state.failure is not None:
+        failure, state.failure = state.failure, None
+        raise WaitFailedError(f"{what}: {failure}")
 
 
 def wait_in_place(trigger: BaseTrigger, what: str, *, timeout: float) -> dict[str, Any]:

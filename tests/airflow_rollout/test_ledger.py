@@ -36,7 +36,7 @@ def test_a_version_1_ledger_is_upgraded_in_place_and_then_keeps_each_attempts_ho
 
     ledger.ensure_schema()
 
-    assert ledger.database.schema_version() == len(SCHEMA_VERSIONS) == 3
+    assert ledger.database.schema_version() == len(SCHEMA_VERSIONS) == 4
     ledger.step_started("r1", "migrate", "migrate_data", Attempt(run_id="r1", try_number=1, hostname="worker-a"))
     ledger.step_started("r1", "migrate", "migrate_data", Attempt(run_id="r1", try_number=2, hostname="worker-b"))
     ledger.step_started("r1", "deploy", "deploy_apps", Attempt(run_id="r1", try_number=1))

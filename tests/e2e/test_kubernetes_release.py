@@ -185,6 +185,8 @@ def test_good_rollout_migrates_with_a_job_and_is_promoted(release_dag, cluster):
     assert "job ai-etl-assistant-migrate-" in migration and "alembic upgrade head" in migration
     states = ledger().app_states(dag_run.run_id)
     assert states["backend"].snapshot["template"]["spec"]["containers"][0]["image"] == f"{REGISTRY}/backend:1.0.0"
+    # each rollout waited in the triggerer and the deploy step's next run measured it from the recorded start
+    assert all(state.downtime_seconds is not None and state.switch_began is not None for state in states.values())
     items = checklist_results(dag_run.run_id, SYSTEM)
     assert items["**Configure liveness probes**"].detail.startswith("the livenessProbe of backend GETs /health/live on port ")
     assert items["**Configure readiness probes**"].detail.startswith("the readinessProbe of backend GETs /health/ready on port ")

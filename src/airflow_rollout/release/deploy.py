@@ -35,6 +35,7 @@ def quiesce(ctx: ReleaseContext, name: str, app: AppTarget) -> str:
     """Stop `name` serving and writing; what was stopped, and when, goes in the ledger to bring it back."""
     running = app.current()
     ctx.ledger.record_quiesced(ctx.release_id, name, {**app.quiesce(), "stopped_at": time.time()})
+    app.wait_quiesced()  # after the record: a run of this step after the wait finds what was stopped there
     return f"stopped {running.version}" if running else "already stopped"
 
 
@@ -48,20 +49,30 @@ def stop_for_deploy(ctx: ReleaseContext) -> dict[str, str]:
 
 
 def deploy(ctx: ReleaseContext) -> dict[str, Any]:
+    """Each app switched to the release's version, its downtime measured from the switch's start (or, stop_first,
+    from the stop). That start is in the ledger before the switch waits: a wait handed to the triggerer ends this
+    run, and the run after it finishes the same switch, measuring from the same start."""
     result: dict[str, Any] = {}
     for name, app in ctx.apps.items():
         previous = record_before_touching(ctx, name, app)
+        state = ctx.ledger.app_states(ctx.release_id)[name]
+        stopped_at = float(state.quiesced["stopped_at"]) if state.quiesced else None  # stop_first: downtime from the stop
+        began = stopped_at or state.switch_began
         running = app.current()
         if running and running.version == ctx.version:
             app.wait_ready(ctx.version)
-            result[name] = {"previous_version": previous, "already_running": True}
-            continue
-        quiesced = ctx.ledger.app_states(ctx.release_id)[name].quiesced
-        if quiesced:  # stopped before the migration (stop_first): the downtime runs from that stop
-            app.resume(quiesced, ctx.version)
-            downtime = time.time() - float(quiesced["stopped_at"])
+            if began is None or state.deployed_version is not None:  # not switched by this release, or recorded
+                result[name] = {"previous_version": previous, "already_running": True}
+                continue
+        elif state.quiesced and stopped_at:
+            began = stopped_at
+            app.resume(state.quiesced, ctx.version)
         else:
-            downtime = app.switch_to(ctx.version)
+            if began is None:
+                began = time.time()
+                ctx.ledger.record_switch_began(ctx.release_id, name, began)
+            app.switch_to(ctx.version)  # a switch an earlier run began is found under way and followed, not begun twice
+        downtime = time.time() - began
         ctx.ledger.record_app_state(
             ctx.release_id, name, previous_version=previous, deployed_version=ctx.version, downtime_seconds=downtime
         )

@@ -342,10 +342,20 @@ class AppTarget(ABC):
     def stop(self) -> None:
         """Stop serving: what a first release rolled back leaves (before it, nothing ran)."""
         self.quiesce()
+        self.wait_quiesced()
 
     @abstractmethod
     def quiesce(self) -> dict[str, Any]:
-        """Stop serving and writing before the data is restored; what `resume` needs to bring it back."""
+        """Stop serving and writing before the data is restored; what `resume` needs to bring it back.
+
+        A target whose stop takes long only begins it here and waits in `wait_quiesced`: what it returns is
+        recorded before that wait, which a task hands to the triggerer, and the step run after it must not
+        record the stopped state (0 replicas) as what was stopped.
+        """
+
+    def wait_quiesced(self) -> None:
+        """Until what `quiesce` began is done; nothing to wait for where `quiesce` returns stopped."""
+        return
 
     @abstractmethod
     def resume(self, quiesced: dict[str, Any], version: str | None = None) -> float:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import ConfigDict, Field, field_validator
 
@@ -58,11 +58,13 @@ from airflow_rollout.targets.base import (
 )
 from airflow_rollout.targets.migrations import MigrationError, migrations_for
 from airflow_rollout.targets.registry import register_app_kind, register_data_kind
+from airflow_rollout.triggers import DatabricksAppComputeTrigger, DatabricksAppServingTrigger
 from airflow_rollout.versions import VersionScheme
-from airflow_rollout.waits import WaitFailedError, wait_for, wait_in_place
+from airflow_rollout.waits import WaitFailedError, raise_failed_wait, wait_for, wait_in_place
 
 if TYPE_CHECKING:
     from airflow.providers.databricks.hooks.databricks import DatabricksHook
+    from airflow.triggers.base import BaseTrigger
 
     from airflow_rollout.config import DatabricksJobCheck, ServingEndpointCheck
 
@@ -71,6 +73,8 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
 TRIGGER_POLL_SECONDS = 1  # the providers' triggers take whole seconds
 MIGRATIONS_TABLE = "rollout_schema_migrations"
+
+_AppTrigger = TypeVar("_AppTrigger", DatabricksAppComputeTrigger, DatabricksAppServingTrigger)
 
 
 class DatabricksSqlError(RuntimeError):
@@ -95,6 +99,28 @@ def _api(hook: DatabricksHook, method: str, path: str, body: dict[str, Any] | No
     this is the only place that calls it, so a provider that grows public methods changes one function."""
     result: dict[str, Any] = hook._do_api_call((method, path), body)
     return result
+
+
+async def a_api(hook: DatabricksHook, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`_api` for a trigger (inside `async with hook`): the hook's `_a_do_api_call`, called from here alone."""
+    result: dict[str, Any] = await hook._a_do_api_call((method, path), body)
+    return result
+
+
+def serving_problem(app: dict[str, Any], path: str) -> str | None:
+    """None when the App (as `GET /api/2.0/apps/{name}` serves it) runs `path` and is up; else what it waits for.
+    Raises when it cannot get there any more: its deployment of `path` ended without making it active, or it crashed."""
+    name, active = app.get("name"), (app.get("active_deployment") or {}).get("source_code_path")
+    app_status, compute = app.get("app_status") or {}, (app.get("compute_status") or {}).get("state")
+    if (app.get("pending_deployment") or {}).get("source_code_path") == path:
+        return f"deployment of {path} in progress"
+    if active != path:
+        raise AppNotReadyError(f"app {name} runs {active}, not {path}: {app_status.get('state')}: {app_status.get('message', '')}")
+    if app_status.get("state") in {"CRASHED", "UNAVAILABLE"}:
+        raise AppNotReadyError(f"app {name} is {app_status.get('state')}: {app_status.get('message', '')}")
+    if app_status.get("state") != "RUNNING" or compute != "ACTIVE":
+        return f"app {app_status.get('state')}, compute {compute}"
+    return None
 
 
 class Warehouse:
@@ -444,67 +470,64 @@ class DatabricksApp(AppTarget):
         return str(self._app().get("url") or "").rstrip("/")
 
     def deploy_path(self, path: str) -> float:
+        """Deploy `path` and wait until it serves. A deployment of it that an earlier run of the step began (under way,
+        or done and not crashed) is followed, not begun again; a crashed or stopped one is deployed again."""
         began = time.monotonic()
-        if (self._app().get("compute_status") or {}).get("state") != "ACTIVE":
-            self.start_compute(began + self.config.readiness.timeout_seconds)
-        log.info("deploying app %s from %s", self.config.app_name, path)
-        deployment = _api(self.hook, "POST", f"2.0/apps/{self.config.app_name}/deployments", {"source_code_path": path, "mode": "SNAPSHOT"})
-        deadline = began + self.config.readiness.timeout_seconds
-        while True:
-            status = deployment.get("status") or {}
-            if status.get("state") == "SUCCEEDED":
-                break
-            if status.get("state") in {"FAILED", "CANCELLED"}:
-                raise AppNotReadyError(
-                    f"app {self.config.app_name}: deployment of {path} {status.get('state')}: {status.get('message', '')}"
-                )
-            if time.monotonic() > deadline:
-                raise AppNotReadyError(f"app {self.config.app_name}: deployment of {path} still {status.get('state')}")
-            time.sleep(POLL_SECONDS)
-            deployment = _api(self.hook, "GET", f"2.0/apps/{self.config.app_name}/deployments/{deployment['deployment_id']}")
-        self._wait_running(path, deadline)
+        app = self._app()
+        active = (app.get("active_deployment") or {}).get("source_code_path")
+        deployed = active == path and (app.get("app_status") or {}).get("state") not in {"CRASHED", "UNAVAILABLE"}
+        if not deployed and (app.get("pending_deployment") or {}).get("source_code_path") != path:
+            try:
+                raise_failed_wait(f"app {self.config.app_name} serving {path}")  # not deployed again in the same try
+            except WaitFailedError as exc:
+                raise AppNotReadyError(str(exc)) from None
+            self.start_compute()
+            log.info("deploying app %s from %s", self.config.app_name, path)
+            _api(self.hook, "POST", f"2.0/apps/{self.config.app_name}/deployments", {"source_code_path": path, "mode": "SNAPSHOT"})
+        self._wait_running(path)
         return time.monotonic() - began
 
-    def _wait_running(self, path: str, deadline: float) -> None:
+    def _wait_running(self, path: str) -> None:
+        app = self._app()
+        if serving_problem(app, path) is None and http_problem(str(app["url"]).rstrip("/") + self.config.readiness.path) is None:
+            return
+        trigger = self._trigger(DatabricksAppServingTrigger, source_code_path=path, readiness_path=self.config.readiness.path)
+        self._wait(trigger, f"app {self.config.app_name} serving {path}", AppNotReadyError)
 
-        problem = "not looked at yet"
-        while time.monotonic() < deadline:
-            app = self._app()
-            active = (app.get("active_deployment") or {}).get("source_code_path")
-            app_state, compute = (app.get("app_status") or {}).get("state"), (app.get("compute_status") or {}).get("state")
-            if active != path:
-                raise AppNotReadyError(f"app {self.config.app_name} runs {active}, not {path}")
-            if app_state in {"CRASHED", "UNAVAILABLE"}:
-                raise AppNotReadyError(f"app {self.config.app_name} is {app_state}: {(app.get('app_status') or {}).get('message', '')}")
-            if app_state == "RUNNING" and compute == "ACTIVE":
-                if (answer := http_problem(str(app["url"]).rstrip("/") + self.config.readiness.path)) is None:
-                    return
-                problem = answer
-            else:
-                problem = f"app {app_state}, compute {compute}"
-            time.sleep(POLL_SECONDS)
-        raise AppNotReadyError(f"app {self.config.app_name} from {path} not ready: {problem}")
-
-    def start_compute(self, deadline: float) -> None:
+    def start_compute(self) -> None:
         """Start a stopped app's compute. The platform restarts the app's last deployment with it: Databricks
         deploys only to running compute, so a stopped app cannot go straight to another source path."""
-        log.info("starting the compute of app %s", self.config.app_name)
-        _api(self.hook, "POST", f"2.0/apps/{self.config.app_name}/start")
-        while (state := (self._app().get("compute_status") or {}).get("state")) != "ACTIVE":
-            if time.monotonic() > deadline:
-                raise AppNotReadyError(f"app {self.config.app_name}: compute still {state} after start")
-            time.sleep(POLL_SECONDS)
+        state = (self._app().get("compute_status") or {}).get("state")
+        if state == "ACTIVE":
+            return
+        if state != "STARTING":  # one an earlier run of the step asked for is followed, not asked for twice
+            log.info("starting the compute of app %s", self.config.app_name)
+            _api(self.hook, "POST", f"2.0/apps/{self.config.app_name}/start")
+        started = self._trigger(DatabricksAppComputeTrigger, state="ACTIVE")
+        self._wait(started, f"app {self.config.app_name} compute started", AppNotReadyError)
 
     def quiesce(self) -> dict[str, Any]:
-        """Stop the app (its compute): nothing of it serves or writes until it is started again."""
+        """Stop the app (its compute): nothing of it serves or writes until it is started again (`wait_quiesced`)."""
         log.info("stopping app %s", self.config.app_name)
         _api(self.hook, "POST", f"2.0/apps/{self.config.app_name}/stop")
-        deadline = time.monotonic() + self.config.readiness.timeout_seconds
-        while (state := (self._app().get("compute_status") or {}).get("state")) != "STOPPED":
-            if time.monotonic() > deadline:
-                raise AppStopError(f"app {self.config.app_name}: compute still {state} after stop")
-            time.sleep(POLL_SECONDS)
         return {}
+
+    def wait_quiesced(self) -> None:
+        if (self._app().get("compute_status") or {}).get("state") != "STOPPED":
+            self._wait(self._trigger(DatabricksAppComputeTrigger, state="STOPPED"), f"app {self.config.app_name} stopped", AppStopError)
+
+    def _trigger(self, kind: type[_AppTrigger], **arguments: Any) -> _AppTrigger:
+        deadline = time.time() + self.config.readiness.timeout_seconds
+        return kind(conn_id=self.config.conn_id, app_name=self.config.app_name, poll_interval=POLL_SECONDS, deadline=deadline, **arguments)
+
+    def _wait(self, trigger: BaseTrigger, what: str, error: type[Exception]) -> None:
+        """Wait for `trigger` (in the triggerer, inside a task); its failure or a passed deadline raises `error`."""
+        try:
+            event = wait_for(trigger, what, timeout=self.config.readiness.timeout_seconds)
+        except WaitFailedError as exc:
+            raise error(str(exc)) from None
+        if event["status"] != "success":
+            raise error(event["message"])
 
     def resume(self, quiesced: dict[str, Any], version: str | None = None) -> float:
         """Start the app again: at `version`, or with the deployment that was active when it was stopped."""
@@ -512,9 +535,9 @@ class DatabricksApp(AppTarget):
         began = time.monotonic()
         if version:
             return self.deploy_path(self.source_path(version))
-        self.start_compute(began + self.config.readiness.timeout_seconds)
+        self.start_compute()
         active = (self._app().get("active_deployment") or {}).get("source_code_path")
-        self._wait_running(str(active), began + self.config.readiness.timeout_seconds)
+        self._wait_running(str(active))
         return time.monotonic() - began
 
     def switch_to(self, version: str) -> float:
@@ -522,7 +545,7 @@ class DatabricksApp(AppTarget):
 
     def wait_ready(self, version: str) -> float:
         began = time.monotonic()
-        self._wait_running(self.source_path(version), began + self.config.readiness.timeout_seconds)
+        self._wait_running(self.source_path(version))
         return time.monotonic() - began
 
     def restore(self, snapshot: dict[str, Any]) -> float:

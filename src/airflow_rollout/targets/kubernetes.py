@@ -17,7 +17,7 @@ import logging
 import time
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import Field
 
@@ -27,6 +27,7 @@ from airflow_rollout.targets.compose import image_tag
 from airflow_rollout.targets.migrations import MigrationError
 from airflow_rollout.targets.registry import register_app_kind
 from airflow_rollout.tool_output import error_line, shown_command
+from airflow_rollout.triggers import DeploymentRolloutTrigger, DeploymentScaledDownTrigger
 from airflow_rollout.waits import WaitFailedError, wait_for
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from airflow_rollout.config import KubernetesJobMigrations
 
 log = logging.getLogger(__name__)
+
+_Trigger = TypeVar("_Trigger", DeploymentRolloutTrigger, DeploymentScaledDownTrigger)
 
 POLL_SECONDS = 0.5
 
@@ -73,6 +76,25 @@ def rollout_problem(deployment: Any) -> str | None:
     if available < updated:
         return f"{available} of {updated} updated replicas available"
     return None
+
+
+def container_of(deployment: Any, name: str | None) -> Any:
+    """The Deployment's container `name` (default: the first); a sync or an async client's model alike."""
+    containers = deployment.spec.template.spec.containers
+    if name is None:
+        return containers[0]
+    found = next((c for c in containers if c.name == name), None)
+    if found is None:
+        raise ProfileError(f"deployment {deployment.metadata.name} has no container {name!r}")
+    return found
+
+
+def version_problem(deployment: Any, container: str | None, version: str) -> str | None:
+    """None when `version` has rolled out; else what the rollout waits for. Raises when it can no longer complete."""
+    running = image_tag(container_of(deployment, container).image)
+    if running != version:
+        raise AppNotReadyError(f"deployment {deployment.metadata.name} runs {running}, not {version}: changed by someone else?")
+    return rollout_problem(deployment)
 
 
 class KubernetesTarget(AppTargetConfig):
@@ -117,13 +139,7 @@ class KubernetesApp(AppTarget):
         return self._apps.read_namespaced_deployment(self.config.deployment, self.config.namespace)
 
     def _container(self, deployment: Any) -> Any:
-        containers = deployment.spec.template.spec.containers
-        if self.config.container is None:
-            return containers[0]
-        found = next((c for c in containers if c.name == self.config.container), None)
-        if found is None:
-            raise ProfileError(f"deployment {self.config.deployment} has no container {self.config.container!r}")
-        return found
+        return container_of(deployment, self.config.container)
 
     def current(self) -> RunningDeployment | None:
         """The version the Deployment's template runs (its image tag)."""
@@ -145,16 +161,21 @@ class KubernetesApp(AppTarget):
         return {"template": template, "replicas": deployment.spec.replicas}
 
     def quiesce(self) -> dict[str, Any]:
-        """Scale the Deployment to 0 and wait until no pod is left: nothing of it serves or writes any more."""
+        """Scale the Deployment to 0; `wait_quiesced` waits until no pod is left. Returns the replica count it had."""
         replicas = self._read().spec.replicas
         log.info("scaling %s/%s from %s replicas to 0", self.config.namespace, self.config.deployment, replicas)
         self._apps.patch_namespaced_deployment(self.config.deployment, self.config.namespace, {"spec": {"replicas": 0}})
-        deadline = time.monotonic() + self.config.readiness.timeout_seconds
-        while (pods := self._read().status.replicas or 0) > 0:
-            if time.monotonic() > deadline:
-                raise AppStopError(f"deployment {self.config.deployment}: {pods} pod(s) still running after scaling to 0")
-            time.sleep(POLL_SECONDS)
         return {"replicas": replicas}
+
+    def wait_quiesced(self) -> None:
+        """Until no pod of the Deployment is left: nothing of it serves or writes any more."""
+        if not self._read().status.replicas:
+            return
+        seconds = self.config.readiness.timeout_seconds
+        try:
+            wait_for(self._trigger(DeploymentScaledDownTrigger), f"deployment {self.config.deployment} scaled to 0", timeout=seconds)
+        except WaitFailedError as exc:
+            raise AppStopError(f"deployment {self.config.deployment}: pod(s) still running after scaling to 0 ({exc})") from None
 
     def resume(self, quiesced: dict[str, Any], version: str | None = None) -> float:
         """The replica count `quiesce` recorded back, at `version` (its image) or at the template left in place."""
@@ -195,24 +216,25 @@ class KubernetesApp(AppTarget):
         return time.monotonic() - began
 
     def wait_ready(self, version: str) -> float:
-        """Wait as `kubectl rollout status` does, then for the readiness path over HTTP."""
-
+        """Wait as `kubectl rollout status` does, then for the readiness path over HTTP; in the triggerer inside a task."""
         began = time.monotonic()
-        deadline = began + self.config.readiness.timeout_seconds
-        problem: str | None = "not looked at yet"
-        while time.monotonic() < deadline:
-            deployment = self._read()
-            running = image_tag(self._container(deployment).image)
-            if running != version:
-                raise AppNotReadyError(f"deployment {self.config.deployment} runs {running}, not {version}: changed by someone else?")
-            problem = rollout_problem(deployment)
-            if problem is None:
-                if (answer := http_problem(self.config.url + self.config.readiness.path)) is None:
-                    return time.monotonic() - began
-                problem = f"{self.config.readiness.path}: {answer}"
-            time.sleep(POLL_SECONDS)
+        readiness_url = self.config.url + self.config.readiness.path
+        if version_problem(self._read(), self.config.container, version) is None and http_problem(readiness_url) is None:
+            return 0.0
         seconds = self.config.readiness.timeout_seconds
-        raise AppNotReadyError(f"deployment {self.config.deployment} {version} not ready within {seconds:.0f} s: {problem}")
+        trigger = self._trigger(DeploymentRolloutTrigger, container=self.config.container, version=version, readiness_url=readiness_url)
+        try:
+            event = wait_for(trigger, f"deployment {self.config.deployment} {version} rollout", timeout=seconds)
+        except WaitFailedError as exc:
+            raise AppNotReadyError(f"deployment {self.config.deployment} {version} not ready: {exc}") from None
+        if event["status"] != "success":
+            raise AppNotReadyError(event["message"])
+        return time.monotonic() - began
+
+    def _trigger(self, kind: type[_Trigger], **arguments: Any) -> _Trigger:
+        where = {"conn_id": self.config.conn_id, "namespace": self.config.namespace, "deployment": self.config.deployment}
+        deadline = time.time() + self.config.readiness.timeout_seconds
+        return kind(**where, poll_interval=POLL_SECONDS, deadline=deadline, **arguments)
 
 
 class KubernetesJobMigrator:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from airflow_rollout.config import ProfileError, parse_profile
@@ -115,3 +117,82 @@ def test_a_job_run_outside_a_task_waits_with_the_same_trigger_in_place(dbx) -> N
 
     assert not result.passed
     assert "FAILED" in result.detail and "drift over threshold" in result.detail, result.detail
+
+
+def test_an_app_deployment_waits_in_the_triggerer_and_the_next_run_follows_it_instead_of_deploying_again(dbx_app) -> None:
+    """Each wait of a deploy (compute start, the deployment, the app up) defers inside a task; each run of the step
+    after a wait carries on from what it finds, so the App gets one deployment, however many runs it took."""
+    from airflow_rollout.config import Readiness
+    from airflow_rollout.waits import WaitDeferred, deferring, wait_in_place
+    from tests.airflow_rollout.test_triggers import app_api
+
+    config = DatabricksAppTarget(
+        kind="databricks_app",
+        name="web",
+        conn_id="dbx_standin",
+        app_name="web",
+        source_code_path="/Workspace/Apps/web-{version}",
+        readiness=Readiness(path="/", timeout_seconds=30),
+    )
+    app = DatabricksApp(config=config)
+    app_api("POST", "2.0/apps/web/stop")
+    app.wait_quiesced()
+
+    deferrals = []
+    while True:  # what StepOperator and the triggerer do: run the step, and again after each trigger fired
+        try:
+            with deferring():
+                app.switch_to("1.0.0")
+            break
+        except WaitDeferred as deferred:
+            deferrals.append(type(deferred.trigger).__name__)
+            assert wait_in_place(deferred.trigger, deferred.what, timeout=30) == {"status": "success"}
+        assert len(deferrals) < 10
+
+    assert deferrals[0] == "DatabricksAppComputeTrigger" and "DatabricksAppServingTrigger" in deferrals
+    assert [d["source_code_path"] for d in app_api("GET", "2.0/apps/web/deployments")["app_deployments"]] == ["/Workspace/Apps/web-1.0.0"]
+    assert app.current().version == "1.0.0"
+
+
+def run_as_a_task(step):
+    """What StepOperator and the triggerer do: run the step, and again after each trigger it deferred on fired."""
+    from airflow_rollout.waits import WAIT_FAILED, WaitDeferred, deferring, wait_in_place
+
+    deferrals, failure = [], None
+    while len(deferrals) < 10:
+        try:
+            with deferring(failure=failure):
+                return step(), deferrals
+        except WaitDeferred as deferred:
+            deferrals.append(type(deferred.trigger).__name__)
+            event = wait_in_place(deferred.trigger, deferred.what, timeout=30)
+            failure = event.get("message") if event["status"] == WAIT_FAILED else None
+    raise AssertionError(f"still deferring after {deferrals}")
+
+
+def test_after_a_failed_deployment_and_a_stop_the_recorded_path_is_deployed_again(dbx_app) -> None:
+    from airflow_rollout.config import Readiness
+    from airflow_rollout.targets.base import AppNotReadyError
+    from tests.airflow_rollout.test_triggers import app_api
+
+    config = DatabricksAppTarget(
+        kind="databricks_app",
+        name="web",
+        conn_id="dbx_standin",
+        app_name="web",
+        source_code_path="/Workspace/Apps/web-{version}",
+        readiness=Readiness(path="/", timeout_seconds=30),
+    )
+    app = DatabricksApp(config=config)
+    run_as_a_task(lambda: app.switch_to("1.0.0"))
+    recorded = app.snapshot()
+    with pytest.raises(AppNotReadyError, match=re.escape("runs /Workspace/Apps/web-1.0.0, not /Workspace/Apps/web-2.0.0-broken")):
+        run_as_a_task(lambda: app.switch_to("2.0.0-broken"))
+    deployments = app_api("GET", "2.0/apps/web/deployments")["app_deployments"]
+    assert [d["status"]["state"] for d in deployments] == ["FAILED", "SUCCEEDED"]  # the failed one was not deployed again
+    app.quiesce()
+    run_as_a_task(app.wait_quiesced)
+
+    run_as_a_task(lambda: app.restore(recorded))
+
+    assert app.current().version == "1.0.0"

@@ -139,3 +139,69 @@ def test_a_wait_whose_deferral_failed_fails_the_step_that_waited(tmp_path, monke
 
         with deferring(failure="Trigger/execution timeout"), pytest.raises(MigrationError, match="execution timeout"):
             migrator.run()
+
+
+def kubernetes_app(kube, readiness_timeout: float = 60):
+    from airflow_rollout.config import Readiness
+    from airflow_rollout.targets.kubernetes import KubernetesApp, KubernetesTarget
+
+    config = KubernetesTarget(
+        kind="kubernetes",
+        name="web",
+        conn_id="kube_standin",
+        namespace="ns",
+        deployment="web",
+        image="registry.test/web",
+        url=kube.url,
+        readiness=Readiness(path="/readyz", timeout_seconds=readiness_timeout),
+    )
+    return KubernetesApp(config=config)
+
+
+def test_a_rollout_is_handed_to_our_trigger_and_the_next_run_finds_it_done(tmp_path, monkeypatch) -> None:
+    from airflow_rollout.triggers import DeploymentRolloutTrigger
+    from airflow_rollout.waits import WaitDeferred, deferring, wait_in_place
+    from devtools.kube_apiserver import KubeApiServer
+    from tests.airflow_rollout.test_triggers import create_deployment
+
+    with KubeApiServer(image_map={}, state_dir=tmp_path / "kube") as kube:
+        monkeypatch.setenv("AIRFLOW_CONN_KUBE_STANDIN", kube.airflow_connection())
+        create_deployment("1.0.0")
+        app = kubernetes_app(kube)
+        app.wait_ready("1.0.0")
+        kube.set_ready_delay(1.0)
+
+        with deferring(), pytest.raises(WaitDeferred) as deferred:
+            app.switch_to("2.0.0")
+        trigger = deferred.value.trigger
+        assert isinstance(trigger, DeploymentRolloutTrigger) and trigger.version == "2.0.0"
+        assert rollout_problem(app._read()) is not None  # still rolling out when the task gave its slot back
+        assert wait_in_place(trigger, deferred.value.what, timeout=30) == {"status": "success"}
+
+        with deferring():
+            app.wait_ready("2.0.0")  # the step's next run: done, nothing deferred
+
+
+def test_a_scale_to_zero_records_the_replicas_before_its_wait_is_handed_to_the_triggerer(tmp_path, monkeypatch) -> None:
+    from airflow_rollout.triggers import DeploymentScaledDownTrigger
+    from airflow_rollout.waits import WaitDeferred, deferring, wait_in_place
+    from devtools.kube_apiserver import KubeApiServer
+    from tests.airflow_rollout.test_triggers import create_deployment
+
+    with KubeApiServer(image_map={}, state_dir=tmp_path / "kube") as kube:
+        monkeypatch.setenv("AIRFLOW_CONN_KUBE_STANDIN", kube.airflow_connection())
+        create_deployment("1.0.0", replicas=3)
+        app = kubernetes_app(kube)
+        app.wait_ready("1.0.0")
+
+        kube.set_termination_delay(1.0)
+
+        assert app.quiesce() == {"replicas": 3}  # returned before any wait: the step records it first
+        with deferring(), pytest.raises(WaitDeferred) as deferred:
+            app.wait_quiesced()  # the pods are still terminating: the wait goes to the triggerer
+        assert isinstance(deferred.value.trigger, DeploymentScaledDownTrigger)
+        assert wait_in_place(deferred.value.trigger, deferred.value.what, timeout=30) == {"status": "success"}
+
+        with deferring():
+            app.wait_quiesced()  # the step's next run: no pod left, nothing deferred
+        assert app.quiesce() == {"replicas": 0}  # what a run after the wait would have recorded, had it recorded it then
