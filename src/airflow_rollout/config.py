@@ -207,7 +207,8 @@ class JsonShape(StrictModel):
     keys: list[str] = Field(default_factory=list, description="keys every object (or every list item) must have")
 
 
-HttpStatus = Annotated[int, Field(ge=100, le=599)]
+HTTP_STATUS_RANGE = (100, 599)
+HttpStatus = Annotated[int, Field(ge=HTTP_STATUS_RANGE[0], le=HTTP_STATUS_RANGE[1])]
 HeaderName = Annotated[str, Field(pattern=r"^[A-Za-z0-9-]+$")]
 
 
@@ -240,7 +241,9 @@ class HttpCheck(StrictModel):
     headers: dict[HeaderName, str] = Field(
         default_factory=dict, description="request headers sent as written (an Origin, an Accept); a secret goes in `auth`, never here"
     )
-    expect_status: HttpStatus | list[HttpStatus] = Field(default=200, description="the status, or the statuses any of which passes")
+    # int | list[int], each checked below, rather than HttpStatus | list[HttpStatus]: a status out of range would fail
+    # both sides of that union and be reported twice, once as "should be a valid list", which the operator never wrote
+    expect_status: int | list[int] = Field(default=200, description="the status, or the statuses any of which passes")
     expect_headers: dict[HeaderName, str] = Field(
         default_factory=dict, description="response header: a Python regular expression its whole value must match (re.fullmatch)"
     )
@@ -271,6 +274,16 @@ class HttpCheck(StrictModel):
                 re.compile(pattern)
             except re.error as exc:
                 raise ValueError(f"{name}: `{pattern}` is not a valid Python regular expression: {exc}") from None
+        return value
+
+    @field_validator("expect_status")
+    @classmethod
+    def _http_statuses(cls, value: int | list[int]) -> int | list[int]:
+        for status in value if isinstance(value, list) else [value]:
+            if status < HTTP_STATUS_RANGE[0]:
+                raise ValueError(f"Input should be greater than or equal to {HTTP_STATUS_RANGE[0]}")
+            if status > HTTP_STATUS_RANGE[1]:
+                raise ValueError(f"Input should be less than or equal to {HTTP_STATUS_RANGE[1]}")
         return value
 
     def accepted_statuses(self) -> list[int]:

@@ -362,3 +362,12 @@ def test_a_text_regex_that_does_not_compile_is_refused_at_load(regex: str) -> No
     with pytest.raises(ProfileError) as caught:
         parse_profile(data, source="x.yaml")
     assert f"  - checks[0].expect_text_regex: `{regex}` is not a valid Python regular expression: " in str(caught.value)
+
+
+def test_a_status_out_of_range_in_a_list_of_statuses_is_refused_once() -> None:
+    data = minimal_data()
+    data["checks"] = [{"name": "health", "kind": "http", "app": "web", "path": "/health", "expect_status": [200, 700]}]
+    with pytest.raises(ProfileError) as caught:
+        parse_profile(data, source="x.yaml")
+    assert str(caught.value).startswith("x.yaml: 1 problem(s) in the system profile:")
+    assert "  - checks[0].expect_status: Input should be less than or equal to 599" in str(caught.value)
