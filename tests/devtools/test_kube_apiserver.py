@@ -62,6 +62,9 @@ def apps(api):
     return client.AppsV1Api(api)
 
 
+GOOD_ROLLOUT_DEADLINE = 30
+
+
 def deployment(name: str, image: str, *, port: int = 8080, deadline: int = 2, strategy: str = "RollingUpdate", **container) -> dict:
     return {
         "apiVersion": "apps/v1",
@@ -198,28 +201,33 @@ def test_mapped_image_runs_a_real_process_with_secrets(kube, apps, api):
     core.create_namespaced_secret(NS, {"metadata": {"name": "app-secrets"}, "stringData": {"token": "s3cret", "GREETING": "hello"}})
     assert core.read_namespaced_secret("app-secrets", NS).data["token"] == "czNjcmV0"  # base64, as the API answers
     port = free_port()
+    # A good rollout is given the time a loaded machine may need to stop the old process and start the new one
+    # (a 2 s deadline failed a good rollout once, under a full test run); only the broken image gets the short one.
     spec = deployment(
         "tiny",
         f"{MAPPED}:1.2.0",
         port=port,
+        deadline=GOOD_ROLLOUT_DEADLINE,
         readinessProbe={"httpGet": {"path": "/health", "port": port}, "periodSeconds": 1},
         env=[{"name": "API_TOKEN", "valueFrom": {"secretKeyRef": {"name": "app-secrets", "key": "token"}}}],
         envFrom=[{"secretRef": {"name": "app-secrets"}}],
     )
     apps.create_namespaced_deployment(NS, spec)
-    assert rollout_status(apps, "tiny", timeout=15) == "complete"
+    assert rollout_status(apps, "tiny", timeout=GOOD_ROLLOUT_DEADLINE) == "complete"
     assert get_json(f"http://127.0.0.1:{port}/health") == {"version": "1.2.0", "greeting": "hello", "token": "s3cret"}
     pid = kube.state()["deployments"]["default/tiny"]["process"]["pid"]
 
     apps.patch_namespaced_deployment(
         "tiny", NS, {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": f"{MAPPED}:1.3.0"}]}}}}
     )
-    assert rollout_status(apps, "tiny", timeout=15) == "complete"
+    assert rollout_status(apps, "tiny", timeout=GOOD_ROLLOUT_DEADLINE) == "complete"
     assert get_json(f"http://127.0.0.1:{port}/health")["version"] == "1.3.0"
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE  # Recreate: the old one stopped
 
     apps.patch_namespaced_deployment(
-        "tiny", NS, {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": f"{MAPPED}:broken"}]}}}}
+        "tiny",
+        NS,
+        {"spec": {"progressDeadlineSeconds": 2, "template": {"spec": {"containers": [{"name": "app", "image": f"{MAPPED}:broken"}]}}}},
     )
     assert rollout_status(apps, "tiny", timeout=15) == "deadline"
     pod = core.list_namespaced_pod(NS, label_selector="app=tiny").items[0]
@@ -227,9 +235,16 @@ def test_mapped_image_runs_a_real_process_with_secrets(kube, apps, api):
     assert "does not start" in pod_log(core, pod.metadata.name, NS)
 
     apps.patch_namespaced_deployment(
-        "tiny", NS, {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": f"{MAPPED}:1.3.0"}]}}}}
+        "tiny",
+        NS,
+        {
+            "spec": {
+                "progressDeadlineSeconds": GOOD_ROLLOUT_DEADLINE,
+                "template": {"spec": {"containers": [{"name": "app", "image": f"{MAPPED}:1.3.0"}]}},
+            }
+        },
     )
-    assert rollout_status(apps, "tiny", timeout=15) == "complete"
+    assert rollout_status(apps, "tiny", timeout=GOOD_ROLLOUT_DEADLINE) == "complete"
     assert get_json(f"http://127.0.0.1:{port}/health")["version"] == "1.3.0"
 
     apps.delete_namespaced_deployment("tiny", NS)
