@@ -119,22 +119,29 @@ def test_a_job_run_outside_a_task_waits_with_the_same_trigger_in_place(dbx) -> N
     assert "FAILED" in result.detail and "drift over threshold" in result.detail, result.detail
 
 
+def standin_web_app() -> DatabricksApp:
+    """The stand-in's App `web`, deployed from a versioned workspace path, ready when `/` answers."""
+    from airflow_rollout.config import Readiness
+
+    return DatabricksApp(
+        config=DatabricksAppTarget(
+            kind="databricks_app",
+            name="web",
+            conn_id="dbx_standin",
+            app_name="web",
+            source_code_path="/Workspace/Apps/web-{version}",
+            readiness=Readiness(path="/", timeout_seconds=30),
+        )
+    )
+
+
 def test_an_app_deployment_waits_in_the_triggerer_and_the_next_run_follows_it_instead_of_deploying_again(dbx_app) -> None:
     """Each wait of a deploy (compute start, the deployment, the app up) defers inside a task; each run of the step
     after a wait carries on from what it finds, so the App gets one deployment, however many runs it took."""
-    from airflow_rollout.config import Readiness
     from airflow_rollout.waits import WaitDeferred, deferring, wait_in_place
     from tests.airflow_rollout.test_triggers import app_api
 
-    config = DatabricksAppTarget(
-        kind="databricks_app",
-        name="web",
-        conn_id="dbx_standin",
-        app_name="web",
-        source_code_path="/Workspace/Apps/web-{version}",
-        readiness=Readiness(path="/", timeout_seconds=30),
-    )
-    app = DatabricksApp(config=config)
+    app = standin_web_app()
     app_api("POST", "2.0/apps/web/stop")
     app.wait_quiesced()
 
@@ -171,19 +178,10 @@ def run_as_a_task(step):
 
 
 def test_after_a_failed_deployment_and_a_stop_the_recorded_path_is_deployed_again(dbx_app) -> None:
-    from airflow_rollout.config import Readiness
     from airflow_rollout.targets.base import AppNotReadyError
     from tests.airflow_rollout.test_triggers import app_api
 
-    config = DatabricksAppTarget(
-        kind="databricks_app",
-        name="web",
-        conn_id="dbx_standin",
-        app_name="web",
-        source_code_path="/Workspace/Apps/web-{version}",
-        readiness=Readiness(path="/", timeout_seconds=30),
-    )
-    app = DatabricksApp(config=config)
+    app = standin_web_app()
     run_as_a_task(lambda: app.switch_to("1.0.0"))
     recorded = app.snapshot()
     with pytest.raises(AppNotReadyError, match=re.escape("runs /Workspace/Apps/web-1.0.0, not /Workspace/Apps/web-2.0.0-broken")):
