@@ -177,6 +177,8 @@ WORKSPACE_SETTINGS: dict[str, Any] = {
     "instance_pools": [
         {"instance_pool_name": "ml-prod-pool", "node_type_id": "Standard_DS3_v2", "min_idle_instances": 1, "max_capacity": 20}
     ],
+    # seed 000's service principal the workbench app authenticates as (the profile's grants name it)
+    "service_principals": [{"displayName": "ontos-app-sp", "active": True}],
 }
 # seed 001's batch inference job (101): scheduled nightly, the on-call told when it fails
 BATCH_JOB_SETTINGS: dict[str, Any] = {
