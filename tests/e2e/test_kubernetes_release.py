@@ -198,6 +198,7 @@ def test_good_rollout_migrates_with_a_job_and_is_promoted(release_dag, cluster):
         "Configure certificate auto-renewal",
         "Install cert-manager",
         "Configure certificate issuer",
+        "Test SSL certificate renewal",
         "Set up IP-based rate limiting",
         "Configure burst limits",
         "Minimum 3 master nodes",

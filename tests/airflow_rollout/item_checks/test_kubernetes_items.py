@@ -66,6 +66,7 @@ def test_the_seed_s_kubernetes_items_are_automated() -> None:
         "Configure certificate auto-renewal",
         "Install cert-manager",
         "Configure certificate issuer",
+        "Test SSL certificate renewal",
         "Set up IP-based rate limiting",
         "Configure burst limits",
         "Minimum 3 master nodes",
@@ -131,6 +132,7 @@ def without_drift_monitoring(api: Any) -> None:
     replace_in(api, f"/apis/apps/v1{NS}/deployments", "backend", drop_flag)
 
 
+READY = {"type": "Ready", "status": "True", "reason": "Ready"}
 NOT_READY = {"type": "Ready", "status": "False", "reason": "Failed", "message": "the ACME order failed"}
 
 
@@ -184,6 +186,13 @@ BREAKAGES = {
     "Configure certificate auto-renewal": (
         lambda api: replace_certificate_status(api, {"conditions": [NOT_READY], "notAfter": "2026-12-05T00:00:00Z"}),
         "does not contain it",
+    ),
+    # issued once, and its renewal failed since
+    "Test SSL certificate renewal": (
+        lambda api: replace_certificate_status(
+            api, {"conditions": [READY], "revision": 1, "lastFailureTime": "2026-12-01T00:00:00Z", "failedIssuanceAttempts": 1}
+        ),
+        "revision = 1 (below the bound)",
     ),
     "Install cert-manager": (lambda api: replace_certificate_status(api, None), "items[ai-etl-tls].status missing"),
     "Configure certificate issuer": (
