@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from observe import checklist_results, ledger, run_signed_release
-from seed_platforms import ai_etl_deployment, create_ai_etl_platform, fill_ai_etl_clickhouse
+from seed_platforms import ai_etl_deployment, create_ai_etl_platform, fill_ai_etl_clickhouse, shipped_checks
 from testenv import ROOT, SERVER_PORTS
 
 pytestmark = pytest.mark.e2e
@@ -190,27 +190,7 @@ def test_good_rollout_migrates_with_a_job_and_is_promoted(release_dag, cluster):
     assert items["**Configure liveness probes**"].detail.startswith("the livenessProbe of backend GETs /health/live on port ")
     assert items["**Configure readiness probes**"].detail.startswith("the readinessProbe of backend GETs /health/ready on port ")
     assert items["**Test database connectivity**"].passed  # SELECT 1 on app_db
-    kube_items = (
-        "**Set resource limits**",
-        "**Configure autoscaling**",
-        "Enable Pod Security Standards",
-        "**Configure Ingress**",
-        "Configure certificate auto-renewal",
-        "Install cert-manager",
-        "Configure certificate issuer",
-        "Test SSL certificate renewal",
-        "Set up IP-based rate limiting",
-        "Configure burst limits",
-        "Minimum 3 master nodes",
-        "Use CSI drivers for cloud storage",
-        "Configure storage classes",
-        "Set up volume snapshots",
-        "Volume snapshots",
-        "Configure service discovery",
-        "Set up recording rules",
-        "Configure alerting rules",
-    )
-    for text in (*kube_items, "**Configure log levels**", "**Configure feature flags**"):
+    for text in shipped_checks(SYSTEM, "kubernetes"):  # every item the checklist reads from the cluster
         assert items[text].passed, items[text].detail
         assert items[text].detail.startswith("GET /ap") and "via ai_etl_kube" in items[text].detail
     # the seed's Redis, ClickHouse, ingress certificate and headers, read from the servers set up as the seed asks
