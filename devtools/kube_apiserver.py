@@ -12,7 +12,11 @@ real REST paths, field names and status semantics (plain http, any bearer token 
 - Objects that no controller acts on here, kept as created (create, get, list, delete), for the checklist's
   `kubernetes` items to read: autoscaling/v2 HorizontalPodAutoscalers, networking.k8s.io/v1 NetworkPolicies
   and Ingresses, policy/v1 PodDisruptionBudgets, core/v1 ResourceQuotas and ServiceAccounts,
-  rbac.authorization.k8s.io/v1 RoleBindings. Namespaces can be created with labels (Pod Security's
+  rbac.authorization.k8s.io/v1 RoleBindings, cert-manager.io/v1 Certificates and ClusterIssuers,
+  monitoring.coreos.com/v1 ServiceMonitors and PrometheusRules, core/v1 PersistentVolumeClaims, PersistentVolumes
+  and Nodes, snapshot.storage.k8s.io/v1 VolumeSnapshots; their status is what the test created them with, as no
+  controller writes it here. The cluster-scoped ones (Nodes, PersistentVolumes, ClusterIssuers) live under no
+  namespace. Namespaces can be created with labels (Pod Security's
   `pod-security.kubernetes.io/enforce`); one never created still answers, with only its name label.
 - `?watch=true` on the lists streams ADDED/MODIFIED/DELETED events, as `kubernetes.watch.Watch` reads them.
 - A control API for tests under `/_standin/` (see `KubeApiServer` and the handler's `_control`).
