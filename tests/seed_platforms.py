@@ -26,7 +26,8 @@ AI_ETL_CONTAINER: dict[str, Any] = {
 
 
 def ai_etl_objects() -> dict[str, list[dict[str, Any]]]:
-    """The namespace's other objects, by resource plural: HPAs, quota, service account, role binding, ingress."""
+    """The namespace's other objects, by resource plural: HPAs, quota, service account, role binding, ingress, and
+    what the cluster's operators hold (ai_etl_operated_objects)."""
     return {
         "horizontalpodautoscalers": [
             {
@@ -55,7 +56,7 @@ def ai_etl_objects() -> dict[str, list[dict[str, Any]]]:
         ],
         "ingresses": [
             {
-                "metadata": {"name": "ai-etl"},
+                "metadata": {"name": "ai-etl", "annotations": AI_ETL_INGRESS_ANNOTATIONS},
                 "spec": {
                     "ingressClassName": "nginx",
                     "tls": [{"hosts": ["ai-etl.example.com"], "secretName": "ai-etl-tls"}],
@@ -75,6 +76,132 @@ def ai_etl_objects() -> dict[str, list[dict[str, Any]]]:
                     ],
                 },
             }
+        ],
+        **ai_etl_operated_objects(),
+    }
+
+
+# the seed's issuer for the ingress (cert-manager's ingress-shim reads it), and ingress-nginx's limit per client IP
+# (requests a second) with the burst it allows above it (a multiple of the limit)
+AI_ETL_INGRESS_ANNOTATIONS = {
+    "cert-manager.io/cluster-issuer": "letsencrypt-prod",
+    "nginx.ingress.kubernetes.io/limit-rps": "20",
+    "nginx.ingress.kubernetes.io/limit-burst-multiplier": "3",
+}
+READY = {"type": "Ready", "status": "True", "reason": "Ready", "lastTransitionTime": "2026-11-01T00:00:00Z"}
+
+
+def ai_etl_operated_objects() -> dict[str, list[dict[str, Any]]]:
+    """What the cluster's operators hold for the namespace, with the status their controllers write: cert-manager's
+    issuer and the ingress certificate it renews, the Prometheus Operator's scrape targets and rules, the backend's
+    CSI volume and its snapshot, and the nodes (three control-plane, three workers)."""
+    return {
+        "clusterissuers": [
+            {
+                "metadata": {"name": "letsencrypt-prod"},
+                "spec": {
+                    "acme": {
+                        "server": "https://acme-v02.api.letsencrypt.org/directory",
+                        "email": "ops@example.com",
+                        "privateKeySecretRef": {"name": "letsencrypt-prod-account"},
+                        "solvers": [{"http01": {"ingress": {"ingressClassName": "nginx"}}}],
+                    }
+                },
+                "status": {
+                    "conditions": [{**READY, "reason": "ACMEAccountRegistered"}],
+                    "acme": {"uri": "https://acme-v02.api.letsencrypt.org/acme/acct/1"},
+                },
+            }
+        ],
+        "certificates": [
+            {
+                "metadata": {"name": "ai-etl-tls"},
+                "spec": {
+                    "secretName": "ai-etl-tls",
+                    "dnsNames": ["ai-etl.example.com"],
+                    "issuerRef": {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": "letsencrypt-prod"},
+                },
+                "status": {
+                    "conditions": [READY],
+                    "notBefore": "2026-11-01T00:00:00Z",
+                    "notAfter": "2027-01-30T00:00:00Z",
+                    "renewalTime": "2026-12-31T00:00:00Z",
+                    "revision": 3,
+                },
+            }
+        ],
+        "servicemonitors": [
+            {
+                "metadata": {"name": name},
+                "spec": {
+                    "selector": {"matchLabels": {"app": name}},
+                    "endpoints": [{"port": "http", "path": "/metrics", "interval": "30s"}],
+                },
+            }
+            for name in ("backend", "llm-gateway")
+        ],
+        "prometheusrules": [
+            {
+                "metadata": {"name": "ai-etl"},
+                "spec": {
+                    "groups": [
+                        {
+                            "name": "ai-etl.rules",
+                            "rules": [
+                                {"record": "job:http_requests:rate5m", "expr": "sum by (job) (rate(http_requests_total[5m]))"},
+                                {
+                                    "alert": "HighErrorRate",
+                                    "expr": 'sum(rate(http_requests_total{status=~"5.."}[5m])) / sum(rate(http_requests_total[5m])) > 0.05',
+                                    "for": "5m",
+                                    "labels": {"severity": "critical"},
+                                },
+                            ],
+                        }
+                    ]
+                },
+            }
+        ],
+        "persistentvolumeclaims": [
+            {
+                "metadata": {"name": "backend-uploads"},
+                "spec": {
+                    "storageClassName": "gp3",
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": "20Gi"}},
+                    "volumeName": "pvc-backend-uploads",
+                },
+                "status": {"phase": "Bound"},
+            }
+        ],
+        "persistentvolumes": [
+            {
+                "metadata": {"name": "pvc-backend-uploads"},
+                "spec": {
+                    "storageClassName": "gp3",
+                    "capacity": {"storage": "20Gi"},
+                    "csi": {"driver": "ebs.csi.aws.com", "volumeHandle": "vol-0123456789abcdef0", "fsType": "ext4"},
+                    "claimRef": {"namespace": AI_ETL_NAMESPACE, "name": "backend-uploads"},
+                },
+                "status": {"phase": "Bound"},
+            }
+        ],
+        "volumesnapshots": [
+            {
+                "metadata": {"name": "backend-uploads-daily"},
+                "spec": {"volumeSnapshotClassName": "ebs-snapshots", "source": {"persistentVolumeClaimName": "backend-uploads"}},
+                "status": {"readyToUse": True, "restoreSize": "20Gi", "creationTime": "2026-12-01T02:00:00Z"},
+            }
+        ],
+        "nodes": [
+            {
+                "metadata": {
+                    "name": f"{role}-{n}",
+                    "labels": {"node-role.kubernetes.io/control-plane": ""} if role == "control-plane" else {},
+                },
+                "status": {"conditions": [{**READY, "reason": "KubeletReady"}]},
+            }
+            for role in ("control-plane", "worker")
+            for n in (1, 2, 3)
         ],
     }
 
@@ -135,12 +262,16 @@ AI_ETL_CLICKHOUSE_TABLE = (
     " ORDER BY (day, run_id) TTL day + toIntervalDay(90) SETTINGS index_granularity = 8192",
 )
 AI_ETL_CLICKHOUSE_COLUMNS = [("etl", "pipeline_runs", "day", ""), ("etl", "pipeline_runs", "duration_ms", "CODEC(Delta(4), ZSTD(1))")]
+# its replica here (system.replicas: database, table, is_readonly, absolute_delay, total_replicas, active_replicas):
+# writable, caught up, one of two replicas, both active
+AI_ETL_CLICKHOUSE_REPLICA = ("etl", "pipeline_runs", 0, 0, 2, 2)
 
 
 def fill_ai_etl_clickhouse(server: Any) -> None:
-    """The seed's table and its columns in a ClickHouse stand-in's system tables."""
+    """The seed's table, its columns and its replica in a ClickHouse stand-in's system tables."""
     server.execute("INSERT INTO system.tables VALUES (?, ?, ?, ?, ?)", [AI_ETL_CLICKHOUSE_TABLE])
     server.execute("INSERT INTO system.columns VALUES (?, ?, ?, ?)", AI_ETL_CLICKHOUSE_COLUMNS)
+    server.execute("INSERT INTO system.replicas VALUES (?, ?, ?, ?, ?, ?)", [AI_ETL_CLICKHOUSE_REPLICA])
 
 
 # --- Databricks (seeds 000 and 001) ---------------------------------------------------------------------

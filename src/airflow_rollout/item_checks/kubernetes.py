@@ -11,7 +11,8 @@ the provider's `KubernetesHook`, held to expectations over its spec, status or m
         - {path: [spec, replicas], at_least: 2}
 
 What the cluster declares is what the item states (resource limits, Pod Security labels, probes, replicas,
-autoscaling, network policies): a request to the service proves none of it.
+autoscaling, network policies): a request to the service proves none of it. The cluster-scoped kinds (nodes,
+persistent volumes, cert-manager's cluster issuers) are read across the cluster; the rest in the app's namespace.
 """
 
 from __future__ import annotations
@@ -38,6 +39,14 @@ RESOURCES: dict[str, tuple[str, bool]] = {
     "serviceaccounts": ("/api/v1", True),
     "rolebindings": ("/apis/rbac.authorization.k8s.io/v1", True),
     "namespaces": ("/api/v1", False),
+    "certificates": ("/apis/cert-manager.io/v1", True),
+    "clusterissuers": ("/apis/cert-manager.io/v1", False),
+    "servicemonitors": ("/apis/monitoring.coreos.com/v1", True),
+    "prometheusrules": ("/apis/monitoring.coreos.com/v1", True),
+    "persistentvolumeclaims": ("/api/v1", True),
+    "persistentvolumes": ("/api/v1", False),
+    "volumesnapshots": ("/apis/snapshot.storage.k8s.io/v1", True),
+    "nodes": ("/api/v1", False),
 }
 
 Resource = Literal[
@@ -50,6 +59,14 @@ Resource = Literal[
     "serviceaccounts",
     "rolebindings",
     "namespaces",
+    "certificates",
+    "clusterissuers",
+    "servicemonitors",
+    "prometheusrules",
+    "persistentvolumeclaims",
+    "persistentvolumes",
+    "volumesnapshots",
+    "nodes",
 ]
 
 
