@@ -249,6 +249,37 @@ def create_ai_etl_platform(api: Any) -> None:
                 auth_settings=["BearerToken"],
                 response_types_map={201: "object"},
             )
+    api.call_api(
+        resource_path("daemonsets", AI_ETL_LOGGING_NAMESPACE, None),
+        "POST",
+        body=copy.deepcopy(AI_ETL_LOG_COLLECTOR),
+        auth_settings=["BearerToken"],
+        response_types_map={201: "object"},
+    )
+
+
+# seed 002's log collection: Fluent Bit's DaemonSet in its own namespace as its Helm chart installs it, a ready pod on
+# each of the three workers (numberUnavailable is left out at 0, as the API server omits it)
+AI_ETL_LOGGING_NAMESPACE = "logging"
+AI_ETL_LOG_COLLECTOR: dict[str, Any] = {
+    "metadata": {"name": "fluent-bit", "labels": {"app.kubernetes.io/name": "fluent-bit", "app.kubernetes.io/instance": "fluent-bit"}},
+    "spec": {
+        "selector": {"matchLabels": {"app.kubernetes.io/name": "fluent-bit"}},
+        "template": {
+            "metadata": {"labels": {"app.kubernetes.io/name": "fluent-bit"}},
+            "spec": {"containers": [{"name": "fluent-bit", "image": "cr.fluentbit.io/fluent/fluent-bit:3.2.2"}]},
+        },
+    },
+    "status": {
+        "currentNumberScheduled": 3,
+        "desiredNumberScheduled": 3,
+        "numberAvailable": 3,
+        "numberMisscheduled": 0,
+        "numberReady": 3,
+        "updatedNumberScheduled": 3,
+        "observedGeneration": 1,
+    },
+}
 
 
 # seed 002's ClickHouse table (system.tables: database, name, engine, partition_key, engine_full): replicated,
