@@ -1,7 +1,8 @@
 """A local stand-in for Prometheus's and Grafana's HTTP APIs, answering with their documented field names.
 
 Prometheus (https://prometheus.io/docs/prometheus/latest/querying/api/): GET /api/v1/status/runtimeinfo
-(`storageRetention`), /api/v1/series?match[]=<selector> (label sets; selectors with =, !=, =~, !~), /api/v1/rules?type=alert
+(`storageRetention`), /api/v1/series?match[]=<selector>&start=<unix time> (label sets with a sample since `start`; selectors
+with =, !=, =~, !~), /api/v1/rules?type=alert
 (`groups[].rules[]` with `name`, `query`, `health`, `type`). Grafana (https://grafana.com/docs/grafana/latest/developers/http_api/):
 GET /api/search?type=dash-db&query=<text> (title substring, case-insensitive) and /api/dashboards/uid/<uid>, behind
 `Authorization: Bearer <token>` as a service account token is. The state is the test's: what it stores is answered.
@@ -43,6 +44,10 @@ def _matches(op: str, have: str, want: str) -> bool:
     return (have == want) == (op == "=")
 
 
+def _key(labels: dict[str, str]) -> str:
+    return json.dumps(labels, sort_keys=True)
+
+
 class MonitoringStandIn:
     """Prometheus and Grafana on two local ports; `retention`, `series`, `rule_groups` and `dashboards` are what they hold."""
 
@@ -50,6 +55,7 @@ class MonitoringStandIn:
         self.grafana_token = grafana_token
         self.retention = "15d"
         self.series: list[dict[str, str]] = []
+        self.last_samples: dict[str, float] = {}  # a series no longer scraped (ended_series): when its last sample was
         self.rule_groups: list[dict[str, Any]] = []
         self.dashboards: list[dict[str, Any]] = []
         self.servers: list[ThreadingHTTPServer] = []
@@ -61,13 +67,22 @@ class MonitoringStandIn:
             selectors = query.get("match[]", [])
             if not selectors:
                 return 400, {"status": "error", "errorType": "bad_data", "error": "no match[] parameter provided"}
-            found = [labels for labels in self.series if any(selects(selector, labels) for selector in selectors)]
+            start = float(query.get("start", ["0"])[0])
+            found = [
+                labels
+                for labels in self.series
+                if any(selects(selector, labels) for selector in selectors) and self.last_samples.get(_key(labels), start) >= start
+            ]
             return 200, {"status": "success", "data": found}
         if path == "/api/v1/rules":
             wanted = {"alert": "alerting", "record": "recording"}.get(query.get("type", [""])[0])
             groups = [{**group, "rules": [rule for rule in group["rules"] if wanted in (None, rule["type"])]} for group in self.rule_groups]
             return 200, {"status": "success", "data": {"groups": groups}}
         return 404, {"status": "error", "errorType": "not_found", "error": f"no {path}"}
+
+    def end_series(self, labels: dict[str, str], last_sample: float) -> None:
+        """The series stops being scraped: a query whose `start` is after its last sample no longer finds it."""
+        self.last_samples[_key(labels)] = last_sample
 
     def _grafana(self, path: str, query: dict[str, list[str]], authorization: str) -> tuple[int, Any]:
         if authorization != f"Bearer {self.grafana_token}":

@@ -8,7 +8,8 @@
 Exactly one question per check:
 - `retention_at_least`: Prometheus's effective retention, `storageRetention` of GET /api/v1/status/runtimeinfo ("15d",
   "15d or 512MiB", "512MiB"), is a time of at least this duration and no size cap (a cap deletes blocks sooner);
-- `series`: GET /api/v1/series?match[]=<selector> finds at least one series for each selector (the metric is scraped);
+- `series`: GET /api/v1/series?match[]=<selector>&start=<an hour ago> finds at least one series for each selector: the
+  metric is scraped now (a series whose last sample is older, from a service that stopped exporting it, does not count);
 - `alerting_rule`: GET /api/v1/rules?type=alert holds an alerting rule whose expression (`query`) matches this Python
   regular expression (re.search), evaluated without error (`health: ok`): the threshold is in the expression;
 - `dashboard`: Grafana's GET /api/search?type=dash-db finds a dashboard titled exactly this, and
@@ -21,6 +22,7 @@ The base URL is the connection's schema (http), host and port; a password is sen
 from __future__ import annotations
 
 import re
+import time
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import quote
 
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 UNIT_SECONDS = {"y": 365 * 86400, "w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
 DURATION = re.compile(r"^(?:\d+(?:ms|[ywdhms]))+$")
 DURATION_PART = re.compile(r"(\d+)(ms|[ywdhms])")
+SCRAPED_WITHIN_SECONDS = 3600  # a key metric must have a sample this recent: an hour spans many scrape intervals
 Selector = Annotated[str, Field(min_length=1, max_length=500)]
 
 
@@ -114,10 +117,11 @@ def _retention(check: MonitoringItemCheck, wanted: str) -> tuple[bool, str]:
 def _series(check: MonitoringItemCheck) -> tuple[bool, str]:
     found: list[str] = []
     missing: list[str] = []
+    start = str(int(time.time()) - SCRAPED_WITHIN_SECONDS)
     for selector in check.series:
-        base, answer = _get(check.conn_id, "/api/v1/series", {"match[]": selector}, check.timeout_seconds)
+        base, answer = _get(check.conn_id, "/api/v1/series", {"match[]": selector, "start": start}, check.timeout_seconds)
         (found if answer["data"] else missing).append(f"{selector} ({len(answer['data'])} series)")
-    where = f"Prometheus {base}: GET /api/v1/series"
+    where = f"Prometheus {base}: GET /api/v1/series of the last hour"
     return not missing, f"{where}: " + "; ".join([*found, *(f"NONE: {text}" for text in missing)])
 
 

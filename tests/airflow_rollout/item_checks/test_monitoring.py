@@ -3,6 +3,7 @@ items pass on the monitoring the seed asks for, and each fails when its statemen
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
@@ -81,6 +82,16 @@ def test_a_key_metric_prometheus_does_not_hold_fails(monitoring: MonitoringStand
     evidence = item(text)
     assert not evidence.passed
     assert f"NONE: {metric}" in evidence.detail
+
+
+def test_a_metric_no_longer_scraped_does_not_count(monitoring: MonitoringStandIn) -> None:
+    """The gateway stopped exporting its spend two hours ago: Prometheus keeps the old series, but none is current."""
+    for series in monitoring.series:
+        if series["__name__"] == "llm_cost_usd_total":
+            monitoring.end_series(series, time.time() - 7200)
+    evidence = item("LLM API costs and latency")
+    assert not evidence.passed
+    assert 'NONE: llm_cost_usd_total{job="llm-gateway"} (0 series)' in evidence.detail
 
 
 def test_a_metric_from_another_job_does_not_count(monitoring: MonitoringStandIn) -> None:
