@@ -249,6 +249,37 @@ def create_ai_etl_platform(api: Any) -> None:
                 auth_settings=["BearerToken"],
                 response_types_map={201: "object"},
             )
+    api.call_api(
+        resource_path("daemonsets", AI_ETL_LOGGING_NAMESPACE, None),
+        "POST",
+        body=copy.deepcopy(AI_ETL_LOG_COLLECTOR),
+        auth_settings=["BearerToken"],
+        response_types_map={201: "object"},
+    )
+
+
+# seed 002's log collection: Fluent Bit's DaemonSet in its own namespace as its Helm chart installs it, a ready pod on
+# each of the three workers (numberUnavailable is left out at 0, as the API server omits it)
+AI_ETL_LOGGING_NAMESPACE = "logging"
+AI_ETL_LOG_COLLECTOR: dict[str, Any] = {
+    "metadata": {"name": "fluent-bit", "labels": {"app.kubernetes.io/name": "fluent-bit", "app.kubernetes.io/instance": "fluent-bit"}},
+    "spec": {
+        "selector": {"matchLabels": {"app.kubernetes.io/name": "fluent-bit"}},
+        "template": {
+            "metadata": {"labels": {"app.kubernetes.io/name": "fluent-bit"}},
+            "spec": {"containers": [{"name": "fluent-bit", "image": "cr.fluentbit.io/fluent/fluent-bit:3.2.2"}]},
+        },
+    },
+    "status": {
+        "currentNumberScheduled": 3,
+        "desiredNumberScheduled": 3,
+        "numberAvailable": 3,
+        "numberMisscheduled": 0,
+        "numberReady": 3,
+        "updatedNumberScheduled": 3,
+        "observedGeneration": 1,
+    },
+}
 
 
 # seed 002's ClickHouse table (system.tables: database, name, engine, partition_key, engine_full): replicated,
@@ -374,3 +405,42 @@ def shipped_checks(system: str, kind: str) -> dict[str, Any]:
     checklist = load_checklist(system)
     assert checklist is not None
     return {e.item.text: e.item.check for e in checklist.entries() if e.item.check is not None and e.item.check.kind == kind}
+
+
+# Seed 002's monitoring, as Prometheus and Grafana hold it when set up as the seed asks (devtools/monitoring_standin.py):
+# a retention of 15 days, the key metrics scraped from the services, the seed's four alerts with its thresholds, and
+# its four dashboards
+AI_ETL_SERIES: list[dict[str, str]] = [
+    {"__name__": "http_requests_total", "job": "backend", "method": "GET", "status": "200"},
+    {"__name__": "http_requests_total", "job": "backend", "method": "POST", "status": "500"},
+    {"__name__": "http_request_duration_seconds_bucket", "job": "backend", "le": "2"},
+    {"__name__": "etl_pipeline_runs_total", "job": "backend", "status": "success"},
+    {"__name__": "etl_pipeline_runs_total", "job": "backend", "status": "failed"},
+    {"__name__": "db_pool_connections_in_use", "job": "backend"},
+    {"__name__": "db_pool_size", "job": "backend"},
+    {"__name__": "llm_cost_usd_total", "job": "llm-gateway", "model": "gpt-4o"},
+    {"__name__": "llm_request_duration_seconds_bucket", "job": "llm-gateway", "le": "5"},
+]
+AI_ETL_ALERTS = {
+    "HighErrorRate": 'sum(rate(http_requests_total{job="backend",status=~"5.."}[5m]))'
+    ' / sum(rate(http_requests_total{job="backend"}[5m])) > 0.05',
+    "SlowApiResponses": 'histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{job="backend"}[5m]))) > 2',
+    "DatabaseDown": 'pg_up{job="postgres"} == 0',
+    "DiskSpaceLow": '1 - node_filesystem_avail_bytes{mountpoint="/"} / node_filesystem_size_bytes{mountpoint="/"} > 0.8',
+}
+AI_ETL_DASHBOARDS = ("System Overview", "API Performance", "Pipeline Analytics", "LLM Usage")
+
+
+def set_up_ai_etl_monitoring(server: Any) -> None:
+    """Prometheus's retention, series and alerting rules and Grafana's dashboards, as seed 002's monitoring has them."""
+    server.retention = "15d"
+    server.series[:] = copy.deepcopy(AI_ETL_SERIES)
+    rules = [
+        {"name": name, "query": query, "duration": 300, "labels": {"severity": "warning"}, "health": "ok", "type": "alerting", "alerts": []}
+        for name, query in AI_ETL_ALERTS.items()
+    ]
+    server.rule_groups[:] = [{"name": "ai-etl", "file": "/etc/prometheus/rules/ai-etl.yaml", "interval": 30, "rules": rules}]
+    server.dashboards[:] = [
+        {"uid": title.lower().replace(" ", "-"), "title": title, "panels": [{"id": 1, "type": "timeseries", "title": title}]}
+        for title in AI_ETL_DASHBOARDS
+    ]

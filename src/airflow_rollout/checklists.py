@@ -41,6 +41,7 @@ from airflow_rollout.item_checks.delta_table import DeltaTableItemCheck
 from airflow_rollout.item_checks.env_file import EnvFileItemCheck, EnvName
 from airflow_rollout.item_checks.expectation import ValueExpectation, read_only_statement
 from airflow_rollout.item_checks.kubernetes import KubernetesItemCheck
+from airflow_rollout.item_checks.monitoring import MonitoringItemCheck
 from airflow_rollout.item_checks.redis import RedisItemCheck
 from airflow_rollout.item_checks.tls import TlsItemCheck
 
@@ -216,7 +217,8 @@ ItemCheck = Annotated[
     | EnvFileItemCheck
     | TlsItemCheck
     | RedisItemCheck
-    | ClickHouseItemCheck,
+    | ClickHouseItemCheck
+    | MonitoringItemCheck,
     Field(discriminator="kind"),
 ]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from observe import checklist_results, ledger, run_signed_release
-from seed_platforms import ai_etl_deployment, create_ai_etl_platform, fill_ai_etl_clickhouse, shipped_checks
+from seed_platforms import ai_etl_deployment, create_ai_etl_platform, fill_ai_etl_clickhouse, set_up_ai_etl_monitoring, shipped_checks
 from testenv import ROOT, SERVER_PORTS
 
 pytestmark = pytest.mark.e2e
@@ -39,12 +39,20 @@ SEED_CLICKHOUSE = {"max_memory_usage": "10000000000", "max_threads": "16", "max_
 
 @pytest.fixture
 def tcp_services():
-    """Redis and ClickHouse as seed 002 sets them up: a real redis-server and its replica, the ClickHouse stand-in with the
-    seed's settings and replicated tables in sync; both answer the checklist's items as the configured servers would."""
+    """Redis, ClickHouse and monitoring as seed 002 sets them up: a real redis-server and its replica, the ClickHouse
+    stand-in with the seed's settings and replicated tables in sync, Prometheus and Grafana with the seed's retention,
+    metrics, alerts and dashboards; each answers the checklist's items as the configured servers would."""
     from devtools.clickhouse_standin import ClickHouseStandIn
+    from devtools.monitoring_standin import MonitoringStandIn
     from devtools.redis_server import RedisServer
 
-    with tempfile.TemporaryDirectory(prefix="ai-etl-redis-") as directory:
+    with (
+        tempfile.TemporaryDirectory(prefix="ai-etl-redis-") as directory,
+        MonitoringStandIn(grafana_token="e2e-grafana-token") as monitoring,
+    ):
+        set_up_ai_etl_monitoring(monitoring)
+        os.environ["AIRFLOW_CONN_AI_ETL_PROMETHEUS"] = monitoring.prometheus_connection()
+        os.environ["AIRFLOW_CONN_AI_ETL_GRAFANA"] = monitoring.grafana_connection()
         master = RedisServer(Path(directory) / "master", {**SEED_REDIS, "maxmemory-policy": "allkeys-lru"}).__enter__()
         replica = RedisServer(Path(directory) / "replica", {**SEED_REDIS, "replicaof": f"127.0.0.1 {master.port}"}).__enter__()
         wait_for_replica(master.port)
@@ -193,6 +201,9 @@ def test_good_rollout_migrates_with_a_job_and_is_promoted(release_dag, cluster):
     for text in shipped_checks(SYSTEM, "kubernetes"):  # every item the checklist reads from the cluster
         assert items[text].passed, items[text].detail
         assert items[text].detail.startswith("GET /ap") and "via ai_etl_kube" in items[text].detail
+    for text in shipped_checks(SYSTEM, "monitoring"):  # Prometheus's retention, metrics and alerts; Grafana's dashboards
+        assert items[text].passed, items[text].detail
+        assert items[text].detail.startswith(("Prometheus http://127.0.0.1:", "Grafana http://127.0.0.1:")), items[text].detail
     # the seed's Redis, ClickHouse, ingress certificate and headers, read from the servers set up as the seed asks
     proven = [
         "Enable AOF (Append-Only File)",

@@ -47,6 +47,7 @@ RESOURCES: dict[str, tuple[str, bool]] = {
     "persistentvolumes": ("/api/v1", False),
     "volumesnapshots": ("/apis/snapshot.storage.k8s.io/v1", True),
     "nodes": ("/api/v1", False),
+    "daemonsets": ("/apis/apps/v1", True),
 }
 
 Resource = Literal[
@@ -67,6 +68,7 @@ Resource = Literal[
     "persistentvolumes",
     "volumesnapshots",
     "nodes",
+    "daemonsets",
 ]
 
 
@@ -77,6 +79,9 @@ class KubernetesItemCheck(StrictModel):
     app: Name = Field(description="a kubernetes app target: the connection and namespace to read")
     resource: Resource
     name: K8sName | None = Field(default=None, description="the object; omitted: the list of them (namespaces: the app's own)")
+    namespace: K8sName | None = Field(
+        default=None, description="another namespace of the app's cluster (a log collector's); omitted: the app's own"
+    )
     expect: list[Expectation] = Field(min_length=1)
 
 
@@ -107,6 +112,6 @@ def run(ctx: ReleaseContext, check: KubernetesItemCheck) -> Evidence:
     conn_id, namespace = getattr(target, "conn_id", None), getattr(target, "namespace", None)
     if target.kind != "kubernetes" or not conn_id or not namespace:
         return Evidence(False, f"{check.app} is a {target.kind} app, not a Kubernetes Deployment: it has no namespace to read")
-    path = resource_path(check.resource, namespace, check.name)
+    path = resource_path(check.resource, check.namespace or namespace, check.name)
     passed, detail, numbers = check_document(read_object(conn_id, path), check.expect, f"GET {path} via {conn_id}")
     return Evidence(passed, detail, numbers)

@@ -78,6 +78,7 @@ def test_the_seed_s_kubernetes_items_are_automated() -> None:
         "Configure service discovery",
         "Set up recording rules",
         "Configure alerting rules",
+        "Deploy Fluentd/Fluent Bit",
     }
 
 
@@ -240,6 +241,16 @@ BREAKAGES = {
     ),
     "Set up recording rules": (only_rules_of("alert"), "record: FAILED"),
     "Configure alerting rules": (only_rules_of("record"), "alert: FAILED"),
+    # one of the three workers has no ready Fluent Bit pod: its node's logs are not collected
+    "Deploy Fluentd/Fluent Bit": (
+        lambda api: replace_in(
+            api,
+            "/apis/apps/v1/namespaces/logging/daemonsets",
+            "fluent-bit",
+            lambda o: o["status"].update(numberReady=2, numberAvailable=2, numberUnavailable=1),
+        ),
+        "status.numberUnavailable = 1 (present)",
+    ),
     "**Configure log levels**": (debug_logging, "does not contain it"),
     "**Configure feature flags**": (without_drift_monitoring, "ENABLE_DRIFT_MONITORING"),
     "Use Kubernetes Secrets or AWS Secrets Manager": (
