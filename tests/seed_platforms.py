@@ -183,6 +183,36 @@ BATCH_JOB_SETTINGS: dict[str, Any] = {
     "schedule": {"quartz_cron_expression": "0 0 2 * * ?", "timezone_id": "UTC", "pause_status": "UNPAUSED"},
     "email_notifications": {"on_failure": ["ml-oncall@example.com"]},
     "tasks": [{"task_key": "main", "max_retries": 2, "min_retry_interval_millis": 60000}],
+    # an automated workload runs as a service principal (its application id), not as a person
+    "run_as": {"service_principal_name": "6f1c2a4e-0b7d-4c55-9e3a-2d8f1b7c9a10"},
+}
+# seed 001's tracking, online serving, monitoring and alerting as the workspace's APIs return them
+ML_PLATFORM_SETTINGS: dict[str, Any] = {
+    "experiments": [{"name": "/Shared/ml/churn_classifier", "artifact_location": "dbfs:/databricks/mlflow-tracking/churn_classifier"}],
+    "online_tables": [
+        {
+            "name": "ml.features.customer_features_online",
+            "spec": {"source_table_full_name": "ml.features.customer_features", "primary_key_columns": ["customer_id"], "run_continuously": {}},
+            "status": {"detailed_state": "ONLINE_CONTINUOUS_UPDATE", "message": "Online table is continuously updating."},
+        }
+    ],
+    "quality_monitors": [
+        {
+            "table_name": "ml.monitoring.inference_log",
+            "status": "MONITOR_STATUS_ACTIVE",
+            "output_schema_name": "ml.monitoring",
+            "drift_metrics_table_name": "ml.monitoring.inference_log_drift_metrics",
+            "profile_metrics_table_name": "ml.monitoring.inference_log_profile_metrics",
+            "inference_log": {
+                "problem_type": "PROBLEM_TYPE_CLASSIFICATION",
+                "prediction_col": "prediction",
+                "timestamp_col": "prediction_timestamp",
+                "model_id_col": "model_version",
+                "granularities": ["1 day"],
+            },
+        }
+    ],
+    "notification_destinations": [{"display_name": "ml-alerts", "destination_type": "SLACK"}],
 }
 SERVED_ENTITIES = [
     {
@@ -208,6 +238,7 @@ def set_up_workspace(server: Any) -> None:
     for warehouse_id, settings in WAREHOUSES.items():
         server.add_warehouse(warehouse_id, **settings)
     server.set_settings(**copy.deepcopy(WORKSPACE_SETTINGS))
+    server.set_settings(**copy.deepcopy(ML_PLATFORM_SETTINGS))
 
 
 def set_table_properties(target: Any, properties: dict[str, str] | None = None) -> None:
