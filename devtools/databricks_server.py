@@ -135,6 +135,7 @@ JOB_SETTINGS = (
     "health",
     "tasks",
     "run_as",
+    "trigger",
 )
 
 

@@ -143,6 +143,36 @@ def fill_ai_etl_clickhouse(server: Any) -> None:
     server.execute("INSERT INTO system.columns VALUES (?, ?, ?, ?)", AI_ETL_CLICKHOUSE_COLUMNS)
 
 
+# --- seed 004's server (MLOps system) --------------------------------------------------------------------
+
+# the .env.example the MLOps system ships: PostgreSQL, the API's database URL, Airflow's secret key and admin, the model
+MLOPS_ENV_EXAMPLE = """POSTGRES_USER=mlops
+POSTGRES_PASSWORD=mlops_password
+POSTGRES_DB=mlops
+DATABASE_URL=postgresql://mlops:mlops_password@postgres:5432/mlops
+AIRFLOW__WEBSERVER__SECRET_KEY=your-secret-key-here
+_AIRFLOW_WWW_USER_USERNAME=admin
+_AIRFLOW_WWW_USER_PASSWORD=admin
+MODEL_PATH=models/
+F1_SCORE_THRESHOLD=0.8
+"""
+
+
+def mlops_env(database_url: str) -> dict[str, str]:
+    """The server's .env made from the example as seed 004 asks: every key set, the passwords and secret key changed."""
+    return {
+        "POSTGRES_USER": "mlops",
+        "POSTGRES_PASSWORD": "pg-e2e-password-changed",
+        "POSTGRES_DB": "mlops",
+        "DATABASE_URL": database_url,
+        "AIRFLOW__WEBSERVER__SECRET_KEY": "airflow-e2e-secret-key-changed",
+        "_AIRFLOW_WWW_USER_USERNAME": "admin",
+        "_AIRFLOW_WWW_USER_PASSWORD": "admin-e2e-password-changed",
+        "MODEL_PATH": "models/default",
+        "F1_SCORE_THRESHOLD": "0.8",
+    }
+
+
 # --- Databricks (seeds 000 and 001) ---------------------------------------------------------------------
 
 WAREHOUSES: dict[str, dict[str, Any]] = {
@@ -185,6 +215,11 @@ BATCH_JOB_SETTINGS: dict[str, Any] = {
     "tasks": [{"task_key": "main", "max_retries": 2, "min_retry_interval_millis": 60000}],
     # an automated workload runs as a service principal (its application id), not as a person
     "run_as": {"service_principal_name": "6f1c2a4e-0b7d-4c55-9e3a-2d8f1b7c9a10"},
+}
+# seed 001's retraining job (102): started whenever the feature table changes
+RETRAINING_JOB_SETTINGS: dict[str, Any] = {
+    "trigger": {"pause_status": "UNPAUSED", "table_update": {"table_names": ["ml.features.customer_features"], "condition": "ANY_UPDATED"}},
+    "tasks": [{"task_key": "train", "max_retries": 1}],
 }
 # seed 001's tracking, online serving, monitoring and alerting as the workspace's APIs return them
 ML_PLATFORM_SETTINGS: dict[str, Any] = {

@@ -12,6 +12,7 @@ from seed_platforms import (
     BATCH_JOB_SETTINGS,
     DATABRICKS_SYSTEMS,
     ML_PLATFORM_SETTINGS,
+    RETRAINING_JOB_SETTINGS,
     SERVED_ENTITIES,
     SERVING_AI_GATEWAY,
     WAREHOUSES,
@@ -26,7 +27,7 @@ from airflow_rollout.item_checks.databricks_api import DatabricksApiItemCheck
 
 def test_the_seeds_databricks_api_items() -> None:
     assert len(shipped_checks("ontos-ml-workbench", "databricks_api")) == 4
-    assert len(shipped_checks("databricks-ml-platform", "databricks_api")) == 19
+    assert len(shipped_checks("databricks-ml-platform", "databricks_api")) == 20
 
 
 @pytest.mark.parametrize("system", DATABRICKS_SYSTEMS)
@@ -126,6 +127,14 @@ BREAKAGES: dict[tuple[str, str], tuple[Any, str]] = {
     ("databricks-ml-platform", "Slack integration configured"): (
         lambda w: w.set_settings(notification_destinations=[{"display_name": "ml-alerts", "destination_type": "EMAIL"}]),
         'destination_type = "EMAIL"',
+    ),
+    ("databricks-ml-platform", "Model retraining triggers defined"): (
+        lambda w: w.define_job(
+            job_id=102,
+            name="churn-retraining",
+            settings={**RETRAINING_JOB_SETTINGS, "trigger": {**RETRAINING_JOB_SETTINGS["trigger"], "pause_status": "PAUSED"}},
+        ),
+        'pause_status = "PAUSED"',
     ),
     ("ontos-ml-workbench", "Warehouse type: Pro or Serverless"): (
         lambda w: w.add_warehouse("ontos-prod-warehouse", **{**WAREHOUSES["ontos-prod-warehouse"], "warehouse_type": "CLASSIC"}),
