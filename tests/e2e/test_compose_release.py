@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from observe import SIGN_OFF_ROLES, checklist_results, ledger, run_signed_release
+from seed_platforms import MLOPS_ENV_EXAMPLE, mlops_env
 from testenv import ROOT, SERVERS, SESSION_DIR, on_session_server, slack_messages
 
 pytestmark = pytest.mark.e2e
@@ -108,7 +109,11 @@ def set_up_server(server: Server, postgres, slack) -> None:
         "APP_VERSION": "1.0.0",
         "DATABASE_URL": postgres.uri(server.database),
     }
-    env_file.write_text("".join(f"{k}={v}\n" for k, v in {**settings, "MODEL_DIRECTORY": server.root / "models"}.items()))
+    # seed 004's server has its .env made from the .env.example it ships, the defaults changed
+    mlops_settings = mlops_env(str(settings["DATABASE_URL"])) if server is MLOPS else {}
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in {**settings, **mlops_settings, "MODEL_DIRECTORY": server.root / "models"}.items()))
+    if server is MLOPS:
+        (server.root / ".env.example").write_text(MLOPS_ENV_EXAMPLE)
     env_file.chmod(0o600)
     postgres.psql("postgres", f"DROP DATABASE IF EXISTS {server.database} WITH (FORCE)")
     postgres.create_database(server.database)
@@ -239,6 +244,15 @@ def test_mlops_release_is_promoted_when_the_model_passes_the_f1_gate(release_dag
     assert granted.passed, granted.detail
     assert items["All containers started (`docker-compose ps`)"].detail == "1 services Up: api running (healthy)"
     assert items["SSL/TLS enabled (if production)"].passed, items["SSL/TLS enabled (if production)"].detail
+    from_the_env_file = [
+        "`.env` file created from `.env.example`",
+        "Database credentials updated",
+        "Airflow secret key changed",
+        "Model path configured",
+        "Changed default PostgreSQL password",
+        "Changed default Airflow admin password",
+    ]
+    assert {text: items[text].detail for text in from_the_env_file if not items[text].passed} == {}
 
 
 def test_mlops_model_below_the_f1_gate_is_rolled_back(release_dag, mlops):
