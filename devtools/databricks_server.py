@@ -520,13 +520,13 @@ class Workspace:
         with self._lock:
             if name not in self.online_tables:
                 raise ApiError(404, "NOT_FOUND", f"Online table '{name}' does not exist.")
-            return json.loads(json.dumps(self.online_tables[name]))
+            return dict(json.loads(json.dumps(self.online_tables[name])))
 
     def quality_monitor_json(self, table_name: str) -> Json:
         with self._lock:
             if table_name not in self.quality_monitors:
                 raise _not_found(f"Monitor for table '{table_name}' does not exist.")
-            return json.loads(json.dumps(self.quality_monitors[table_name]))
+            return dict(json.loads(json.dumps(self.quality_monitors[table_name])))
 
     def list_scopes(self) -> Json:
         with self._lock:

@@ -227,7 +227,11 @@ ML_PLATFORM_SETTINGS: dict[str, Any] = {
     "online_tables": [
         {
             "name": "ml.features.customer_features_online",
-            "spec": {"source_table_full_name": "ml.features.customer_features", "primary_key_columns": ["customer_id"], "run_continuously": {}},
+            "spec": {
+                "source_table_full_name": "ml.features.customer_features",
+                "primary_key_columns": ["customer_id"],
+                "run_continuously": {},
+            },
             "status": {"detailed_state": "ONLINE_CONTINUOUS_UPDATE", "message": "Online table is continuously updating."},
         }
     ],

@@ -118,7 +118,10 @@ def test_seed_004_env_items_pass_on_the_env_made_from_the_example_with_its_defau
     ctx = mlops_server(tmp_path, mlops_env("postgresql://mlops:pw@db.internal:5432/mlops"))
     checks = shipped_checks("mlops-system", "env_file")
     assert set(checks) == set(MLOPS_ENV_ITEMS)
-    for text, check in [*checks.items(), ("Model path configured", shipped_checks("mlops-system", "file_present")["Model path configured"])]:
+    for text, check in [
+        *checks.items(),
+        ("Model path configured", shipped_checks("mlops-system", "file_present")["Model path configured"]),
+    ]:
         evidence = evaluate(ctx, check)  # type: ignore[arg-type]
         assert evidence.passed, f"{text}: {evidence.detail}"
 
