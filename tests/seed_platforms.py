@@ -7,6 +7,7 @@ check tests start from them, and each failing-case test breaks one.
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 AI_ETL_NAMESPACE = "ai-etl-prod"
@@ -171,6 +172,23 @@ def mlops_env(database_url: str) -> dict[str, str]:
         "MODEL_PATH": "models/default",
         "F1_SCORE_THRESHOLD": "0.8",
     }
+
+
+def mlops_airflow() -> Any:
+    """The system's own Airflow (a stand-in of its webserver's REST API): the @daily data collection DAG, no import
+    errors, the admin user with the password the .env above sets."""
+    from devtools.airflow_standin import AirflowStandin, dag, user
+
+    password = mlops_env("")["_AIRFLOW_WWW_USER_PASSWORD"]
+    return AirflowStandin(
+        dags=[dag("data_collection_dag", "@daily")], users={"admin": (password, user("admin", ["Admin"]))}, import_errors=[]
+    )
+
+
+def mlops_airflow_connection(airflow: Any) -> str:
+    """The `mlops_airflow` connection: the webserver, logged in as its admin."""
+    password = mlops_env("")["_AIRFLOW_WWW_USER_PASSWORD"]
+    return json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": airflow.port, "login": "admin", "password": password})
 
 
 # --- Databricks (seeds 000 and 001) ---------------------------------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from observe import SIGN_OFF_ROLES, checklist_results, ledger, run_signed_release
-from seed_platforms import MLOPS_ENV_EXAMPLE, mlops_env
+from seed_platforms import MLOPS_ENV_EXAMPLE, mlops_airflow, mlops_airflow_connection, mlops_env
 from testenv import ROOT, SERVERS, SESSION_DIR, on_session_server, slack_messages
 
 pytestmark = pytest.mark.e2e
@@ -148,8 +148,17 @@ def routing(postgres, slack, docker_standin):
 
 
 @pytest.fixture
-def mlops(postgres, slack, docker_standin):
-    """Seed 004's server with 1.0.0: the loan_data schema (the profile's own migrations), an active model, the API up."""
+def mlops_system_airflow(monkeypatch):
+    """Seed 004's own Airflow beside its API (the webserver's REST API), reached through `mlops_airflow`."""
+    with mlops_airflow() as airflow:
+        monkeypatch.setenv("AIRFLOW_CONN_MLOPS_AIRFLOW", mlops_airflow_connection(airflow))
+        yield airflow
+
+
+@pytest.fixture
+def mlops(postgres, slack, docker_standin, mlops_system_airflow):
+    """Seed 004's server with 1.0.0: the loan_data schema (the profile's own migrations), an active model, the API up,
+    its own Airflow beside it."""
     from airflow_rollout.config import SqlFileMigrations
     from airflow_rollout.targets.migrations import SqlFileMigrator
 
@@ -244,15 +253,19 @@ def test_mlops_release_is_promoted_when_the_model_passes_the_f1_gate(release_dag
     assert granted.passed, granted.detail
     assert items["All containers started (`docker-compose ps`)"].detail == "1 services Up: api running (healthy)"
     assert items["SSL/TLS enabled (if production)"].passed, items["SSL/TLS enabled (if production)"].detail
-    from_the_env_file = [
-        "`.env` file created from `.env.example`",
+    proven = [
+        "`.env` file created from `.env.example`",  # the server's .env against its .env.example
         "Database credentials updated",
         "Airflow secret key changed",
         "Model path configured",
         "Changed default PostgreSQL password",
         "Changed default Airflow admin password",
+        "Airflow webserver accessible (http://localhost:8080)",  # the system's own Airflow, through its REST API
+        "Admin user created",
+        "No DAG errors",
+        "DAG scheduled correctly (@daily)",  # the data collection DAG (the other such item is manual)
     ]
-    assert {text: items[text].detail for text in from_the_env_file if not items[text].passed} == {}
+    assert {text: items[text].detail for text in proven if not items[text].passed} == {}
 
 
 def test_mlops_model_below_the_f1_gate_is_rolled_back(release_dag, mlops):
