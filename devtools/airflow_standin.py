@@ -45,7 +45,7 @@ class AirflowStandin:
         self.dags = {d["dag_id"]: d for d in dags}
         self.users = users  # username -> (password, the user as the API returns it)
         self.import_errors = import_errors
-        self.metadatabase = "healthy"  # what /api/v1/health reports of the metadata database
+        self.metadatabase = "healthy"  # what /api/v1/health reports: "unhealthy" when the job table cannot be read
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, name="airflow-standin", daemon=True)
 

@@ -261,6 +261,7 @@ def test_mlops_release_is_promoted_when_the_model_passes_the_f1_gate(release_dag
         "Changed default PostgreSQL password",
         "Changed default Airflow admin password",
         "Airflow webserver accessible (http://localhost:8080)",  # the system's own Airflow, through its REST API
+        "Airflow initialized (`airflow db init`)",
         "Admin user created",
         "No DAG errors",
         "DAG scheduled correctly (@daily)",  # the data collection DAG (the other such item is manual)

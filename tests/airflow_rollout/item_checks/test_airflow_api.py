@@ -28,7 +28,7 @@ def items() -> dict[str, Any]:
 
 
 def test_every_airflow_api_item_passes_on_the_airflow_the_seed_sets_up(airflow: Any) -> None:
-    assert len(items()) == 4
+    assert len(items()) == 5
     for text, check in items().items():
         evidence = evaluate(context("mlops-system"), check)
         assert evidence.passed, f"{text}: {evidence.detail}"
@@ -37,6 +37,7 @@ def test_every_airflow_api_item_passes_on_the_airflow_the_seed_sets_up(airflow: 
 
 BREAKAGES: dict[str, tuple[Any, str]] = {
     "Airflow webserver accessible (http://localhost:8080)": (lambda a: setattr(a, "metadatabase", "unhealthy"), '"unhealthy"'),
+    "Airflow initialized (`airflow db init`)": (lambda a: setattr(a, "metadatabase", "unhealthy"), '"unhealthy"'),
     "Admin user created": (lambda a: a.users["admin"][1].update(roles=[{"name": "Viewer"}]), '"Viewer"'),
     "No DAG errors": (
         lambda a: a.import_errors.append({"import_error_id": 1, "filename": "/opt/airflow/dags/train.py", "stack_trace": "SyntaxError"}),
