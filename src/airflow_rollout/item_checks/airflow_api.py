@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
-from airflow_rollout.config import ConnId, StrictModel
-from airflow_rollout.json_expectations import Expectation, check_document
+from airflow_rollout.config import ConnId
+from airflow_rollout.json_expectations import JsonGetCheck, check_document
 
 if TYPE_CHECKING:
     from airflow_rollout.context import ReleaseContext
@@ -28,14 +28,12 @@ if TYPE_CHECKING:
 AirflowApiPath = Annotated[str, Field(pattern=r"^/api/v1/[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+)*$", max_length=300)]
 
 
-class AirflowApiItemCheck(StrictModel):
+class AirflowApiItemCheck(JsonGetCheck):
     """A GET of the system's Airflow REST API whose JSON answer must meet the expectations."""
 
     kind: Literal["airflow_api"]
     conn_id: ConnId = Field(description="the system's Airflow webserver: host, port, schema (http or https), login and password")
     path: AirflowApiPath = Field(description="the documented path, e.g. /api/v1/dags/data_collection_dag")
-    params: dict[Annotated[str, Field(pattern=r"^[a-z_]{1,64}$")], str] = Field(default_factory=dict)
-    expect: list[Expectation] = Field(min_length=1)
 
 
 def run(_ctx: ReleaseContext, check: AirflowApiItemCheck) -> Evidence:
