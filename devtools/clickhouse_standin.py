@@ -24,7 +24,8 @@ SCHEMA = (
     "CREATE TABLE system.settings (name TEXT PRIMARY KEY, value TEXT)",
     "CREATE TABLE system.tables (database TEXT, name TEXT, engine TEXT, partition_key TEXT DEFAULT '', engine_full TEXT DEFAULT '')",
     "CREATE TABLE system.columns (database TEXT, \"table\" TEXT, name TEXT, compression_codec TEXT DEFAULT '')",
-    "CREATE TABLE system.replicas (database TEXT, table_name TEXT, is_readonly INTEGER, absolute_delay INTEGER)",
+    "CREATE TABLE system.replicas (database TEXT, table_name TEXT, is_readonly INTEGER, absolute_delay INTEGER,"
+    " total_replicas INTEGER, active_replicas INTEGER)",
     "CREATE TABLE system.disks (name TEXT, free_space INTEGER, total_space INTEGER)",
 )
 FORMAT_JSON = re.compile(r"\s+FORMAT\s+JSON\s*$", re.IGNORECASE)

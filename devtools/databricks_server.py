@@ -36,7 +36,11 @@ HTTP client) at this server. It speaks the real paths, field names, states and e
   (`/api/2.0/secrets/scopes/list`, `/api/2.0/secrets/list?scope=`: keys and timestamps, never values), IP
   access lists (`/api/2.0/ip-access-lists`), `/api/2.0/workspace-conf?keys=a,b`, cluster policies
   (`/api/2.0/policies/clusters/list` and `get?policy_id=`, `definition` a JSON string as the API sends it),
-  instance pools (`/api/2.0/instance-pools/list`: name, node type, idle and capacity bounds, `state` ACTIVE).
+  instance pools (`/api/2.0/instance-pools/list`: name, node type, idle and capacity bounds, `state` ACTIVE),
+  service principals (SCIM `/api/2.0/preview/scim/v2/ServicePrincipals[?filter=displayName eq "name"]`).
+  Unity Catalog's effective permissions (`/api/2.1/unity-catalog/effective-permissions/{catalog|schema|table}/
+  {full_name}[?principal=]`) are read from the SQL engine's grants: each privilege as the API names it
+  (USE_SCHEMA), with `inherited_from_type`/`_name` when it was granted on a parent.
   A warehouse's settings (warehouse_type, enable_photon, enable_serverless_compute, auto_stop_mins,
   min_num_clusters, max_num_clusters, cluster_size, spot_instance_policy) and a job's documented settings
   (email_notifications, webhook_notifications, schedule, timeout_seconds, ...) are what the test gave.
@@ -65,7 +69,8 @@ A control API for tests, under `/_standin/` (no token needed):
     POST /_standin/settings          {"secret_scopes": [{"name", "backend_type", "keys": [...]}], "ip_access_lists": [...],
                                       "workspace_conf": {"enableIpAccessLists": "true"}, "cluster_policies": [{"name",
                                       "definition": {...}}], "instance_pools": [{"instance_pool_name", "node_type_id",
-                                      "min_idle_instances", "max_capacity"}]}: each part given replaces what was there
+                                      "min_idle_instances", "max_capacity"}], "service_principals": [{"displayName",
+                                      "active"}]}: each part given replaces what was there
     POST /_standin/config            {"time_scale": 0.01}: real seconds per second of workspace time (job runs)
 
 The Airflow connection (`DatabricksServer.airflow_connection()`): conn_type `databricks`, host `127.0.0.1`,
@@ -93,7 +98,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 from airflow_rollout.targets.base import AppNotReadyError
-from devtools.databricks_sql import SqlEngine, SqlError, type_name
+from devtools.databricks_sql import SqlEngine, SqlError, quote_name, type_name
 from devtools.local_images import LocalImage, image_process
 from devtools.local_postgres import free_port
 
@@ -311,6 +316,7 @@ class Workspace:
         self.experiments: list[Json] = []
         self.online_tables: dict[str, Json] = {}
         self.quality_monitors: dict[str, Json] = {}
+        self.service_principals: list[Json] = []
         self.apps: dict[str, _App] = {name: _App(name=name, port=port, created=now) for name, port in self._configured_apps.items()}
         self.endpoints: dict[str, Json] = {}
         self.jobs: dict[int, _Job] = {}
@@ -476,6 +482,17 @@ class Workspace:
                     }
                     for pool in body["instance_pools"]
                 ]
+            if "service_principals" in body:
+                self.service_principals = [
+                    {
+                        "id": str(1000 + index),
+                        "applicationId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"sp:{sp['displayName']}")),
+                        "displayName": str(sp["displayName"]),
+                        "active": bool(sp.get("active", True)),
+                        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServicePrincipal"],
+                    }
+                    for index, sp in enumerate(body["service_principals"])
+                ]
             self._set_monitoring_settings(body)
         return {}
 
@@ -527,6 +544,41 @@ class Workspace:
             if table_name not in self.quality_monitors:
                 raise _not_found(f"Monitor for table '{table_name}' does not exist.")
             return dict(json.loads(json.dumps(self.quality_monitors[table_name])))
+
+    def list_service_principals(self, scim_filter: str | None) -> Json:
+        """SCIM's list, as `filter=displayName eq "name"` narrows it (the one filter the checklists send)."""
+        wanted = None
+        if scim_filter:
+            match = re.fullmatch(r'\s*displayName\s+eq\s+"([^"]*)"\s*', scim_filter)
+            if match is None:
+                raise _invalid(f'Unsupported filter {scim_filter!r}: the stand-in knows displayName eq "name".')
+            wanted = match[1]
+        with self._lock:
+            found = [dict(sp) for sp in self.service_principals if wanted is None or sp["displayName"] == wanted]
+        return {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+            "totalResults": len(found),
+            "startIndex": 1,
+            "itemsPerPage": len(found),
+            "Resources": found,
+        }
+
+    def effective_permissions(self, securable_type: str, full_name: str, principal: str | None) -> Json:
+        """Unity Catalog's effective permissions: the grants on the securable and those it inherits from its parents."""
+        kind = securable_type.upper()
+        if kind not in ("CATALOG", "SCHEMA", "TABLE"):
+            raise _invalid(f"Unsupported securable type {securable_type!r}: the stand-in knows catalog, schema and table.")
+        who = f"{quote_name(principal)} " if principal else ""
+        try:
+            rows = self.sql.execute(f"SHOW GRANTS {who}ON {kind} {quote_name(*full_name.split('.'))}").rows
+        except SqlError as exc:
+            raise _not_found(str(exc)) from exc
+        assignments: dict[str, list[Json]] = {}
+        for grantee, privilege, object_type, object_key in rows:
+            own = (object_type, object_key) == (kind, full_name.lower())
+            inherited = {} if own else {"inherited_from_type": object_type, "inherited_from_name": object_key}
+            assignments.setdefault(grantee, []).append({"privilege": privilege.replace(" ", "_"), **inherited})
+        return {"privilege_assignments": [{"principal": p, "privileges": privileges} for p, privileges in assignments.items()]}
 
     def list_scopes(self) -> Json:
         with self._lock:
@@ -1306,6 +1358,12 @@ def _routes() -> list[Route]:
         ("GET", r"/api/2\.0/mlflow/experiments/get-by-name", lambda w, m, q, b: w.experiment_by_name(q.get("experiment_name"))),
         ("GET", r"/api/2\.0/online-tables/([^/]+)", lambda w, m, q, b: w.online_table_json(m[1])),
         ("GET", r"/api/2\.1/unity-catalog/tables/([^/]+)/monitor", lambda w, m, q, b: w.quality_monitor_json(m[1])),
+        ("GET", r"/api/2\.0/preview/scim/v2/ServicePrincipals", lambda w, m, q, b: w.list_service_principals(q.get("filter"))),
+        (
+            "GET",
+            r"/api/2\.1/unity-catalog/effective-permissions/([^/]+)/([^/]+)",
+            lambda w, m, q, b: w.effective_permissions(m[1], m[2], q.get("principal")),
+        ),
     ]
     return [(method, re.compile(pattern + "$"), handler) for method, pattern, handler in table]
 
@@ -1548,6 +1606,7 @@ class DatabricksServer:
     def set_settings(self, **parts: Any) -> Json:
         """Secret scopes, IP access lists, workspace conf, cluster policies, instance pools, notification destinations,
         experiments, online tables, quality monitors: as `POST /_standin/settings`."""
+        """Secret scopes, IP access lists, workspace conf, cluster policies, pools, service principals: as `POST /_standin/settings`."""
         return self.workspace.set_settings(parts)
 
     def add_warehouse(self, warehouse_id: str, **settings: Any) -> Json:

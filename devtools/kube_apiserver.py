@@ -12,7 +12,11 @@ real REST paths, field names and status semantics (plain http, any bearer token 
 - Objects that no controller acts on here, kept as created (create, get, list, delete), for the checklist's
   `kubernetes` items to read: autoscaling/v2 HorizontalPodAutoscalers, networking.k8s.io/v1 NetworkPolicies
   and Ingresses, policy/v1 PodDisruptionBudgets, core/v1 ResourceQuotas and ServiceAccounts,
-  rbac.authorization.k8s.io/v1 RoleBindings. Namespaces can be created with labels (Pod Security's
+  rbac.authorization.k8s.io/v1 RoleBindings, cert-manager.io/v1 Certificates and ClusterIssuers,
+  monitoring.coreos.com/v1 ServiceMonitors and PrometheusRules, core/v1 PersistentVolumeClaims, PersistentVolumes
+  and Nodes, snapshot.storage.k8s.io/v1 VolumeSnapshots, apps/v1 DaemonSets (no pods run for them); their status is
+  what the test created them with, as no controller writes it here. The cluster-scoped ones (Nodes,
+  PersistentVolumes, ClusterIssuers) live under no namespace. Namespaces can be created with labels (Pod Security's
   `pod-security.kubernetes.io/enforce`); one never created still answers, with only its name label.
 - `?watch=true` on the lists streams ADDED/MODIFIED/DELETED events, as `kubernetes.watch.Watch` reads them.
 - A control API for tests under `/_standin/` (see `KubeApiServer` and the handler's `_control`).
@@ -130,6 +134,18 @@ KINDS: dict[str, _Kind] = {
     "resourcequotas": _Kind("resourcequotas", "ResourceQuota", "", stored=True),
     "serviceaccounts": _Kind("serviceaccounts", "ServiceAccount", "", stored=True),
     "rolebindings": _Kind("rolebindings", "RoleBinding", "rbac.authorization.k8s.io", stored=True),
+    # what cert-manager, the Prometheus Operator and the CSI snapshotter serve, and the cluster's nodes and storage:
+    # stored as created, their status the test's (as the controllers that would write it are not played)
+    "certificates": _Kind("certificates", "Certificate", "cert-manager.io", stored=True),
+    "clusterissuers": _Kind("clusterissuers", "ClusterIssuer", "cert-manager.io", namespaced=False, stored=True),
+    "servicemonitors": _Kind("servicemonitors", "ServiceMonitor", "monitoring.coreos.com", stored=True),
+    "prometheusrules": _Kind("prometheusrules", "PrometheusRule", "monitoring.coreos.com", stored=True),
+    "persistentvolumeclaims": _Kind("persistentvolumeclaims", "PersistentVolumeClaim", "", stored=True),
+    "persistentvolumes": _Kind("persistentvolumes", "PersistentVolume", "", namespaced=False, stored=True),
+    "volumesnapshots": _Kind("volumesnapshots", "VolumeSnapshot", "snapshot.storage.k8s.io", stored=True),
+    "nodes": _Kind("nodes", "Node", "", namespaced=False, stored=True),
+    # a log collector's DaemonSet (Fluent Bit): stored, its status the test's, as no pods are run for it
+    "daemonsets": _Kind("daemonsets", "DaemonSet", "apps", stored=True),
 }
 
 
@@ -679,6 +695,8 @@ class Cluster:
 
     def _present(self, kind: _Kind, obj: Json) -> Json:
         shown = copy.deepcopy(obj)
+        if not kind.namespaced:  # kept under the namespace "" here; the API shows a cluster-scoped object without one
+            shown["metadata"].pop("namespace", None)
         return {"kind": kind.kind, "apiVersion": kind.api_version, **shown}
 
     def get(self, plural: str, namespace: str, name: str) -> Json:
@@ -703,7 +721,10 @@ class Cluster:
                 for ns in {key[0] for key in self.deployments} if namespace is None else {namespace}:
                     items += self._deployment_pods(ns).values()
             items = [copy.deepcopy(o) for o in items if labels_ok(o["metadata"].get("labels") or {}) and fields_ok(o)]
-        return sorted(items, key=lambda o: (o["metadata"]["namespace"], o["metadata"]["name"]))
+        items = sorted(items, key=lambda o: (o["metadata"]["namespace"], o["metadata"]["name"]))
+        for obj in items if not KINDS[plural].namespaced else []:
+            obj["metadata"].pop("namespace")
+        return items
 
     def list_object(self, plural: str, namespace: str | None, label_selector: str = "", field_selector: str = "") -> Json:
         kind = KINDS[plural]
@@ -1725,9 +1746,10 @@ def _kill_pod_processes(pod_uid: str) -> None:
 
 # --- HTTP ---------------------------------------------------------------------------------------------
 
-_GROUP_VERSION = r"(?:api/(?P<core>v1)|apis/(?P<group>[a-z0-9.]+)/(?P<version>v[0-9a-z]+))"
+_GROUP_VERSION = r"(?:api/(?P<core>v1)|apis/(?P<group>[a-z0-9.-]+)/(?P<version>v[0-9a-z]+))"
 _NAMESPACED = re.compile(rf"^/{_GROUP_VERSION}/namespaces/(?P<ns>[^/]+)/(?P<plural>[a-z]+)(?:/(?P<name>[^/]+)(?:/(?P<sub>status|log))?)?$")
 _CLUSTER_WIDE = re.compile(rf"^/{_GROUP_VERSION}/(?P<plural>[a-z]+)$")
+_CLUSTER_SCOPED = re.compile(rf"^/{_GROUP_VERSION}/(?P<plural>[a-z]+)(?:/(?P<name>[^/]+))?$")
 
 
 def _served(match: re.Match[str]) -> bool:
@@ -1844,7 +1866,7 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET" and (m := re.fullmatch(r"/api/v1/namespaces(?:/([^/]+))?", path)):
             names = sorted(
                 {"default", "kube-system", "kube-public"}
-                | {key[0] for objects in self.cluster.objects.values() for key in objects}
+                | {key[0] for objects in self.cluster.objects.values() for key in objects if key[0]}
                 | set(self.cluster.namespace_labels)
             )
             if m.group(1):
@@ -1860,6 +1882,9 @@ class _Handler(BaseHTTPRequestHandler):
                         "items": items,
                     },
                 )
+            return
+        if (m := _CLUSTER_SCOPED.match(path)) and _served(m) and not KINDS[m.group("plural")].namespaced:
+            self._cluster_scoped(method, m.group("plural"), m.group("name"), query)
             return
         if (m := _CLUSTER_WIDE.match(path)) and _served(m):
             if method != "GET":
@@ -1903,6 +1928,19 @@ class _Handler(BaseHTTPRequestHandler):
             if policy not in (None, "Orphan", "Background", "Foreground"):
                 raise ApiError(422, "Invalid", f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: "{policy}"')
             self._json(200, cluster.delete(plural, namespace, name, policy))
+        else:
+            raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource ({method})")
+
+    def _cluster_scoped(self, method: str, plural: str, name: str | None, query: dict[str, str]) -> None:
+        """A cluster-scoped stored kind (nodes, persistent volumes, cluster issuers): kept under the namespace ""."""
+        if method == "GET" and name is None:
+            self._list(plural, None, query)
+        elif method == "GET" and name is not None:
+            self._json(200, self.cluster.get(plural, "", name))
+        elif method == "POST" and name is None:
+            self._json(201, self.cluster.create(plural, "", self._json_body()))
+        elif method == "DELETE" and name is not None:
+            self._json(200, self.cluster.delete(plural, "", name, None))
         else:
             raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource ({method})")
 

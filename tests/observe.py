@@ -92,12 +92,14 @@ def ledger():
     return Ledger(conn_id="rollout_ledger")
 
 
-def checklist_results(run_id: str, system: str) -> dict:
-    """The release's checklist results (the ledger's evidence), by item text."""
+def checklist_results(run_id: str, system: str, section: str | None = None) -> dict:
+    """The release's checklist results (the ledger's evidence), by item text; with `section`, only that section's
+    items (a text can recur in two sections, as seed 002's "Enable compression" does, and would be read once)."""
     from airflow_rollout.checklists import load_checklist
 
     results = ledger().checklist_items(run_id)
-    return {e.item.text: results[e.item_id] for e in load_checklist(system).entries() if e.item_id in results}
+    entries = [e for e in load_checklist(system).entries() if e.item_id in results and section in (None, e.section.title)]
+    return {e.item.text: results[e.item_id] for e in entries}
 
 
 def maintenance_store():

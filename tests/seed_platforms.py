@@ -27,7 +27,8 @@ AI_ETL_CONTAINER: dict[str, Any] = {
 
 
 def ai_etl_objects() -> dict[str, list[dict[str, Any]]]:
-    """The namespace's other objects, by resource plural: HPAs, quota, service account, role binding, ingress."""
+    """The namespace's other objects, by resource plural: HPAs, quota, service account, role binding, ingress, and
+    what the cluster's operators hold (ai_etl_operated_objects)."""
     return {
         "horizontalpodautoscalers": [
             {
@@ -56,7 +57,7 @@ def ai_etl_objects() -> dict[str, list[dict[str, Any]]]:
         ],
         "ingresses": [
             {
-                "metadata": {"name": "ai-etl"},
+                "metadata": {"name": "ai-etl", "annotations": AI_ETL_INGRESS_ANNOTATIONS},
                 "spec": {
                     "ingressClassName": "nginx",
                     "tls": [{"hosts": ["ai-etl.example.com"], "secretName": "ai-etl-tls"}],
@@ -76,6 +77,132 @@ def ai_etl_objects() -> dict[str, list[dict[str, Any]]]:
                     ],
                 },
             }
+        ],
+        **ai_etl_operated_objects(),
+    }
+
+
+# the seed's issuer for the ingress (cert-manager's ingress-shim reads it), and ingress-nginx's limit per client IP
+# (requests a second) with the burst it allows above it (a multiple of the limit)
+AI_ETL_INGRESS_ANNOTATIONS = {
+    "cert-manager.io/cluster-issuer": "letsencrypt-prod",
+    "nginx.ingress.kubernetes.io/limit-rps": "20",
+    "nginx.ingress.kubernetes.io/limit-burst-multiplier": "3",
+}
+READY = {"type": "Ready", "status": "True", "reason": "Ready", "lastTransitionTime": "2026-11-01T00:00:00Z"}
+
+
+def ai_etl_operated_objects() -> dict[str, list[dict[str, Any]]]:
+    """What the cluster's operators hold for the namespace, with the status their controllers write: cert-manager's
+    issuer and the ingress certificate it renews, the Prometheus Operator's scrape targets and rules, the backend's
+    CSI volume and its snapshot, and the nodes (three control-plane, three workers)."""
+    return {
+        "clusterissuers": [
+            {
+                "metadata": {"name": "letsencrypt-prod"},
+                "spec": {
+                    "acme": {
+                        "server": "https://acme-v02.api.letsencrypt.org/directory",
+                        "email": "ops@example.com",
+                        "privateKeySecretRef": {"name": "letsencrypt-prod-account"},
+                        "solvers": [{"http01": {"ingress": {"ingressClassName": "nginx"}}}],
+                    }
+                },
+                "status": {
+                    "conditions": [{**READY, "reason": "ACMEAccountRegistered"}],
+                    "acme": {"uri": "https://acme-v02.api.letsencrypt.org/acme/acct/1"},
+                },
+            }
+        ],
+        "certificates": [
+            {
+                "metadata": {"name": "ai-etl-tls"},
+                "spec": {
+                    "secretName": "ai-etl-tls",
+                    "dnsNames": ["ai-etl.example.com"],
+                    "issuerRef": {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": "letsencrypt-prod"},
+                },
+                "status": {
+                    "conditions": [READY],
+                    "notBefore": "2026-11-01T00:00:00Z",
+                    "notAfter": "2027-01-30T00:00:00Z",
+                    "renewalTime": "2026-12-31T00:00:00Z",
+                    "revision": 3,
+                },
+            }
+        ],
+        "servicemonitors": [
+            {
+                "metadata": {"name": name},
+                "spec": {
+                    "selector": {"matchLabels": {"app": name}},
+                    "endpoints": [{"port": "http", "path": "/metrics", "interval": "30s"}],
+                },
+            }
+            for name in ("backend", "llm-gateway")
+        ],
+        "prometheusrules": [
+            {
+                "metadata": {"name": "ai-etl"},
+                "spec": {
+                    "groups": [
+                        {
+                            "name": "ai-etl.rules",
+                            "rules": [
+                                {"record": "job:http_requests:rate5m", "expr": "sum by (job) (rate(http_requests_total[5m]))"},
+                                {
+                                    "alert": "HighErrorRate",
+                                    "expr": 'sum(rate(http_requests_total{status=~"5.."}[5m])) / sum(rate(http_requests_total[5m])) > 0.05',
+                                    "for": "5m",
+                                    "labels": {"severity": "critical"},
+                                },
+                            ],
+                        }
+                    ]
+                },
+            }
+        ],
+        "persistentvolumeclaims": [
+            {
+                "metadata": {"name": "backend-uploads"},
+                "spec": {
+                    "storageClassName": "gp3",
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": "20Gi"}},
+                    "volumeName": "pvc-backend-uploads",
+                },
+                "status": {"phase": "Bound"},
+            }
+        ],
+        "persistentvolumes": [
+            {
+                "metadata": {"name": "pvc-backend-uploads"},
+                "spec": {
+                    "storageClassName": "gp3",
+                    "capacity": {"storage": "20Gi"},
+                    "csi": {"driver": "ebs.csi.aws.com", "volumeHandle": "vol-0123456789abcdef0", "fsType": "ext4"},
+                    "claimRef": {"namespace": AI_ETL_NAMESPACE, "name": "backend-uploads"},
+                },
+                "status": {"phase": "Bound"},
+            }
+        ],
+        "volumesnapshots": [
+            {
+                "metadata": {"name": "backend-uploads-daily"},
+                "spec": {"volumeSnapshotClassName": "ebs-snapshots", "source": {"persistentVolumeClaimName": "backend-uploads"}},
+                "status": {"readyToUse": True, "restoreSize": "20Gi", "creationTime": "2026-12-01T02:00:00Z"},
+            }
+        ],
+        "nodes": [
+            {
+                "metadata": {
+                    "name": f"{role}-{n}",
+                    "labels": {"node-role.kubernetes.io/control-plane": ""} if role == "control-plane" else {},
+                },
+                "status": {"conditions": [{**READY, "reason": "KubeletReady"}]},
+            }
+            for role in ("control-plane", "worker")
+            for n in (1, 2, 3)
         ],
     }
 
@@ -123,6 +250,37 @@ def create_ai_etl_platform(api: Any) -> None:
                 auth_settings=["BearerToken"],
                 response_types_map={201: "object"},
             )
+    api.call_api(
+        resource_path("daemonsets", AI_ETL_LOGGING_NAMESPACE, None),
+        "POST",
+        body=copy.deepcopy(AI_ETL_LOG_COLLECTOR),
+        auth_settings=["BearerToken"],
+        response_types_map={201: "object"},
+    )
+
+
+# seed 002's log collection: Fluent Bit's DaemonSet in its own namespace as its Helm chart installs it, a ready pod on
+# each of the three workers (numberUnavailable is left out at 0, as the API server omits it)
+AI_ETL_LOGGING_NAMESPACE = "logging"
+AI_ETL_LOG_COLLECTOR: dict[str, Any] = {
+    "metadata": {"name": "fluent-bit", "labels": {"app.kubernetes.io/name": "fluent-bit", "app.kubernetes.io/instance": "fluent-bit"}},
+    "spec": {
+        "selector": {"matchLabels": {"app.kubernetes.io/name": "fluent-bit"}},
+        "template": {
+            "metadata": {"labels": {"app.kubernetes.io/name": "fluent-bit"}},
+            "spec": {"containers": [{"name": "fluent-bit", "image": "cr.fluentbit.io/fluent/fluent-bit:3.2.2"}]},
+        },
+    },
+    "status": {
+        "currentNumberScheduled": 3,
+        "desiredNumberScheduled": 3,
+        "numberAvailable": 3,
+        "numberMisscheduled": 0,
+        "numberReady": 3,
+        "updatedNumberScheduled": 3,
+        "observedGeneration": 1,
+    },
+}
 
 
 # seed 002's ClickHouse table (system.tables: database, name, engine, partition_key, engine_full): replicated,
@@ -136,12 +294,16 @@ AI_ETL_CLICKHOUSE_TABLE = (
     " ORDER BY (day, run_id) TTL day + toIntervalDay(90) SETTINGS index_granularity = 8192",
 )
 AI_ETL_CLICKHOUSE_COLUMNS = [("etl", "pipeline_runs", "day", ""), ("etl", "pipeline_runs", "duration_ms", "CODEC(Delta(4), ZSTD(1))")]
+# its replica here (system.replicas: database, table, is_readonly, absolute_delay, total_replicas, active_replicas):
+# writable, caught up, one of two replicas, both active
+AI_ETL_CLICKHOUSE_REPLICA = ("etl", "pipeline_runs", 0, 0, 2, 2)
 
 
 def fill_ai_etl_clickhouse(server: Any) -> None:
-    """The seed's table and its columns in a ClickHouse stand-in's system tables."""
+    """The seed's table, its columns and its replica in a ClickHouse stand-in's system tables."""
     server.execute("INSERT INTO system.tables VALUES (?, ?, ?, ?, ?)", [AI_ETL_CLICKHOUSE_TABLE])
     server.execute("INSERT INTO system.columns VALUES (?, ?, ?, ?)", AI_ETL_CLICKHOUSE_COLUMNS)
+    server.execute("INSERT INTO system.replicas VALUES (?, ?, ?, ?, ?, ?)", [AI_ETL_CLICKHOUSE_REPLICA])
 
 
 # --- seed 004's server (MLOps system) --------------------------------------------------------------------
@@ -225,6 +387,8 @@ WORKSPACE_SETTINGS: dict[str, Any] = {
     "instance_pools": [
         {"instance_pool_name": "ml-prod-pool", "node_type_id": "Standard_DS3_v2", "min_idle_instances": 1, "max_capacity": 20}
     ],
+    # seed 000's service principal the workbench app authenticates as (the profile's grants name it)
+    "service_principals": [{"displayName": "ontos-app-sp", "active": True}],
 }
 # seed 001's batch inference job (101): scheduled nightly, the on-call told when it fails
 BATCH_JOB_SETTINGS: dict[str, Any] = {
@@ -329,3 +493,42 @@ def shipped_checks(system: str, kind: str) -> dict[str, Any]:
     checklist = load_checklist(system)
     assert checklist is not None
     return {e.item.text: e.item.check for e in checklist.entries() if e.item.check is not None and e.item.check.kind == kind}
+
+
+# Seed 002's monitoring, as Prometheus and Grafana hold it when set up as the seed asks (devtools/monitoring_standin.py):
+# a retention of 15 days, the key metrics scraped from the services, the seed's four alerts with its thresholds, and
+# its four dashboards
+AI_ETL_SERIES: list[dict[str, str]] = [
+    {"__name__": "http_requests_total", "job": "backend", "method": "GET", "status": "200"},
+    {"__name__": "http_requests_total", "job": "backend", "method": "POST", "status": "500"},
+    {"__name__": "http_request_duration_seconds_bucket", "job": "backend", "le": "2"},
+    {"__name__": "etl_pipeline_runs_total", "job": "backend", "status": "success"},
+    {"__name__": "etl_pipeline_runs_total", "job": "backend", "status": "failed"},
+    {"__name__": "db_pool_connections_in_use", "job": "backend"},
+    {"__name__": "db_pool_size", "job": "backend"},
+    {"__name__": "llm_cost_usd_total", "job": "llm-gateway", "model": "gpt-4o"},
+    {"__name__": "llm_request_duration_seconds_bucket", "job": "llm-gateway", "le": "5"},
+]
+AI_ETL_ALERTS = {
+    "HighErrorRate": 'sum(rate(http_requests_total{job="backend",status=~"5.."}[5m]))'
+    ' / sum(rate(http_requests_total{job="backend"}[5m])) > 0.05',
+    "SlowApiResponses": 'histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{job="backend"}[5m]))) > 2',
+    "DatabaseDown": 'pg_up{job="postgres"} == 0',
+    "DiskSpaceLow": '1 - node_filesystem_avail_bytes{mountpoint="/"} / node_filesystem_size_bytes{mountpoint="/"} > 0.8',
+}
+AI_ETL_DASHBOARDS = ("System Overview", "API Performance", "Pipeline Analytics", "LLM Usage")
+
+
+def set_up_ai_etl_monitoring(server: Any) -> None:
+    """Prometheus's retention, series and alerting rules and Grafana's dashboards, as seed 002's monitoring has them."""
+    server.retention = "15d"
+    server.series[:] = copy.deepcopy(AI_ETL_SERIES)
+    rules = [
+        {"name": name, "query": query, "duration": 300, "labels": {"severity": "warning"}, "health": "ok", "type": "alerting", "alerts": []}
+        for name, query in AI_ETL_ALERTS.items()
+    ]
+    server.rule_groups[:] = [{"name": "ai-etl", "file": "/etc/prometheus/rules/ai-etl.yaml", "interval": 30, "rules": rules}]
+    server.dashboards[:] = [
+        {"uid": title.lower().replace(" ", "-"), "title": title, "panels": [{"id": 1, "type": "timeseries", "title": title}]}
+        for title in AI_ETL_DASHBOARDS
+    ]

@@ -13,6 +13,7 @@ $DEMO_RELEASES_DIR), standing in for the code of that version. Its keys, all opt
   daemon_worker         one more worker leaves the process group (setsid), as a daemonising job runner does
   schema_revisions      the schema revisions this build can run on; it refuses to start on any other, as
                         an Alembic- or Flyway-managed service does (absent: it runs on any schema)
+  warmup_seconds        how long it warms up (loads a model, fills a cache) before it listens
 
 A version without a manifest exits at once, as a build that does not start would.
 
@@ -150,6 +151,7 @@ def main() -> int:
     if (problem := schema_problem(os.environ["DATABASE_URL"], manifest.get("schema_revisions"))) is not None:
         print(f"demo app {args.version} refuses to start: {problem}", file=sys.stderr)
         return 1
+    time.sleep(float(manifest.get("warmup_seconds", 0)))
     pool = Pool(os.environ["DATABASE_URL"])
     server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(args.version, manifest, pool))
     server.daemon_threads = True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import operator
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +19,17 @@ from typing import TYPE_CHECKING, Any
 from airflow_rollout.checklists import RELEASE_PHASES, Checklist, ChecklistError, Entry, Phase, PythonItemCheck, load_checklist
 from airflow_rollout.config import HttpCheck, LatencyCheck
 from airflow_rollout.evidence import EVIDENCE, Evidence
-from airflow_rollout.item_checks import airflow_api, clickhouse, databricks_api, delta_table, env_file, kubernetes, redis, tls
+from airflow_rollout.item_checks import (
+    airflow_api,
+    clickhouse,
+    databricks_api,
+    delta_table,
+    env_file,
+    kubernetes,
+    monitoring,
+    redis,
+    tls,
+)
 from airflow_rollout.item_checks.env_file import env_file_values, item_path
 
 if TYPE_CHECKING:
@@ -210,9 +221,18 @@ def _command(check: Any) -> Evidence:
     )
     tail = " | ".join((completed.stdout + completed.stderr).strip().splitlines()[-3:])
     passed = completed.returncode == check.expect_exit
-    return Evidence(
-        passed, f"{' '.join(check.argv)} exited {completed.returncode}" + (f": {tail}" if tail else ""), {"exit": completed.returncode}
-    )
+    detail = f"{' '.join(check.argv)} exited {completed.returncode}" + (f": {tail}" if tail else "")
+    if check.min_version is None:
+        return Evidence(passed, detail, {"exit": completed.returncode})
+    printed = re.search(r"\d+(?:\.\d+)+", completed.stdout)
+    if printed is None:
+        return Evidence(False, f"{detail}; no version number printed, {check.min_version}+ expected", {"exit": completed.returncode})
+    found, wanted = (tuple(int(n) for n in v.split(".")) for v in (printed[0], check.min_version))
+    # 20.10 against 20.10.24: the shorter is padded with zeros, so 20.10 == 20.10.0
+    width = max(len(found), len(wanted))
+    at_least = found + (0,) * (width - len(found)) >= wanted + (0,) * (width - len(wanted))
+    verdict = f"version {printed[0]} {'>=' if at_least else 'below'} {check.min_version}"
+    return Evidence(passed and at_least, f"{detail}; {verdict}", {"exit": completed.returncode, "version": printed[0]})
 
 
 RUNNERS: dict[str, Callable[[Any, Any], Evidence]] = {
@@ -231,6 +251,7 @@ RUNNERS: dict[str, Callable[[Any, Any], Evidence]] = {
     "redis": redis.run,
     "clickhouse": clickhouse.run,
     "airflow_api": airflow_api.run,
+    "monitoring": monitoring.run,
 }
 
 

@@ -42,6 +42,7 @@ from airflow_rollout.item_checks.delta_table import DeltaTableItemCheck
 from airflow_rollout.item_checks.env_file import EnvFileItemCheck, EnvName
 from airflow_rollout.item_checks.expectation import ValueExpectation, read_only_statement
 from airflow_rollout.item_checks.kubernetes import KubernetesItemCheck
+from airflow_rollout.item_checks.monitoring import MonitoringItemCheck
 from airflow_rollout.item_checks.redis import RedisItemCheck
 from airflow_rollout.item_checks.tls import TlsItemCheck
 
@@ -169,12 +170,17 @@ class FilePresentItemCheck(_Strict):
 
 
 class CommandItemCheck(_Strict):
-    """A program run with an argument list (never a shell); passes on the expected exit code."""
+    """A program run with an argument list (never a shell); passes on the expected exit code.
+
+    With `min_version` it also proves a version: the first version number (2.29.7) the program prints must be at
+    least that, compared number by number (`docker version --format {{.Server.Version}}` for "Docker 20.10+").
+    """
 
     kind: Literal["command"]
     argv: list[str] = Field(min_length=1)
     expect_exit: int = 0
     timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 300
+    min_version: Annotated[str, Field(pattern=r"^\d+(\.\d+)*$")] | None = None
 
 
 EVIDENCE_MODULE = "airflow_rollout.evidence"
@@ -213,7 +219,8 @@ ItemCheck = Annotated[
     | TlsItemCheck
     | RedisItemCheck
     | ClickHouseItemCheck
-    | AirflowApiItemCheck,
+    | AirflowApiItemCheck
+    | MonitoringItemCheck,
     Field(discriminator="kind"),
 ]
 

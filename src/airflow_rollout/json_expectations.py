@@ -11,6 +11,10 @@ rest of the path counts as a value that is missing (a container without `resourc
 has a memory limit"); with `match: any`, at least `min_count` values must satisfy it (an HPA among several that
 scales the backend). Either way at least `min_count` values must be found, so an expectation cannot pass on a
 document that lacks what the item states. Without a comparison, each value must be present and not empty.
+With `absent: true` the path must lead nowhere: a value found fails, and each branch that breaks off counts toward
+`min_count` (`match: any`, `min_count: 3` over nodes' control-plane label: three nodes without it).
+`contains` with a mapping finds a list element holding those fields (a condition `{type: Ready, status: "True"}`
+among its reason, message and times).
 """
 
 from __future__ import annotations
@@ -33,7 +37,10 @@ class Expectation(StrictModel):
     one_of: list[Scalar] | None = Field(default=None, min_length=1)
     at_least: float | None = None
     at_most: float | None = None
-    contains: Scalar | dict[str, Any] | None = Field(default=None, description="a list value holds this element")
+    contains: Scalar | dict[str, Any] | None = Field(
+        default=None, description="a list value holds this element (a mapping: an element with these fields, others allowed)"
+    )
+    absent: bool = Field(False, description="the path must lead nowhere: a value found fails, each branch without it counts")
     min_count: Annotated[int, Field(ge=1)] = Field(1, description="how many values the path must find at least")
     match: Literal["all", "any"] = Field("all", description="all: every value found must satisfy it; any: min_count of them")
 
@@ -41,6 +48,9 @@ class Expectation(StrictModel):
     def _bounds_in_order(self) -> Expectation:
         if self.at_least is not None and self.at_most is not None and self.at_least > self.at_most:
             raise ValueError(f"at_least {self.at_least:g} is above at_most {self.at_most:g}: nothing could pass")
+        compared = (self.equals, self.one_of, self.contains, self.at_least, self.at_most)
+        if self.absent and any(c is not None for c in compared):
+            raise ValueError("absent compares nothing: a value found fails it")
         return self
 
     def path_text(self) -> str:
@@ -50,12 +60,16 @@ class Expectation(StrictModel):
         parts = [f"{name} {json.dumps(value)}" for name in ("equals", "one_of", "contains") if (value := getattr(self, name)) is not None]
         parts += [f"at least {self.at_least:g}"] if self.at_least is not None else []
         parts += [f"at most {self.at_most:g}"] if self.at_most is not None else []
+        if self.absent:
+            return f"{self.min_count}+ branches without it" if self.match == "any" else "no value"
         found = f"{self.min_count}+ values" if self.min_count > 1 else "a value"
         which = "each" if self.match == "all" else f"{self.min_count}+ of them"
         return f"{found}, {which} {' and '.join(parts) if parts else 'set'}"
 
     def problem(self, value: Any) -> str | None:
         """Why `value` does not satisfy the comparison, or None when it does."""
+        if self.absent:
+            return "present"
         compared = (self.equals, self.one_of, self.contains, self.at_least, self.at_most)
         if all(c is None for c in compared):
             return "empty" if value is None or value in ("", [], {}) else None
@@ -64,7 +78,7 @@ class Expectation(StrictModel):
             (self.equals is not None and not _same(value, self.equals), "differs"),
             (self.one_of is not None and not any(_same(value, choice) for choice in self.one_of or []), "not one of them"),
             (
-                self.contains is not None and not (isinstance(value, list) and any(_same(e, self.contains) for e in value)),
+                self.contains is not None and not (isinstance(value, list) and any(_holds(e, self.contains) for e in value)),
                 "does not contain it",
             ),
             ((self.at_least is not None or self.at_most is not None) and number is None, "not a number"),
@@ -86,6 +100,14 @@ def _number(value: Any) -> float | None:
 def _same(value: Any, expected: Any) -> bool:
     """A scalar compares as the value kinds do (APIs answer numbers and booleans as strings at times); a mapping or list as is."""
     return same(value, expected) if isinstance(expected, Scalar) else bool(value == expected)
+
+
+def _holds(element: Any, wanted: Scalar | dict[str, Any]) -> bool:
+    """A list element is the scalar wanted, or has each field of the mapping wanted: a Kubernetes condition
+    ({type: Ready, status: "True"}) carries a reason, a message and times beside them."""
+    if isinstance(wanted, dict):
+        return isinstance(element, dict) and all(key in element and _same(element[key], value) for key, value in wanted.items())
+    return _same(element, wanted)
 
 
 def _label(index: int, element: Any) -> str:
@@ -143,14 +165,16 @@ def check_document(document: Any, expectations: list[Expectation], source: str) 
     for expectation in expectations:
         found, missing = values_at(document, list(expectation.path))
         wrong = [f"{where} = {json.dumps(value)} ({why})" for where, value in found if (why := expectation.problem(value))]
-        wrong += [f"{where} missing" for where in missing] if expectation.match == "all" else []
+        wrong += [f"{where} missing" for where in missing] if expectation.match == "all" and not expectation.absent else []
         shown = ", ".join(json.dumps(value) for _, value in found[:6]) + (", ..." if len(found) > 6 else "")
         numbers[expectation.path_text()] = [value for _, value in found[:20]]
-        satisfying = len(found) - len(wrong) + (len(missing) if expectation.match == "all" else 0)
+        satisfying = len(found) - len(wrong) + (len(missing) if expectation.match == "all" or expectation.absent else 0)
         held = satisfying >= expectation.min_count and (expectation.match == "any" or not wrong)
         if not held:
             passed = False
             reason = "; ".join(wrong[:4]) if wrong else f"found {len(found)} value(s)"
+            if expectation.absent and expectation.match == "any":  # the present values are not the point: too few lack it
+                reason = f"{len(missing)} branch(es) without it"
             lines.append(f"{expectation.path_text()}: FAILED, expected {expectation.wanted()}: {reason}")
         else:
             lines.append(f"{expectation.path_text()} = {shown} (expected {expectation.wanted()})")

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 RESUME_METHOD = "resume_step"
 TRIGGER_FAILED = "__fail__"  # Airflow's next_method when the trigger failed or its timeout passed
+TIMEOUT_MARGIN_SECONDS = 30
 
 
 class StepOperator(BaseOperator):
@@ -65,4 +66,6 @@ class StepOperator(BaseOperator):
                 return run_step(self.phase, self.step, STEPS[self.action_name], on_final_failure=FINAL_FAILURE_HANDLERS.get(self.phase))
         except WaitDeferred as wait:
             self.log.info("%s.%s: %s, in the triggerer; this worker slot is free meanwhile", self.phase, self.step, wait)
-            self.defer(trigger=wait.trigger, method_name=RESUME_METHOD, timeout=timedelta(seconds=wait.timeout))
+            # Airflow's timeout is the backstop: our triggers end at their own deadline, saying what they still saw.
+            backstop = timedelta(seconds=wait.timeout + TIMEOUT_MARGIN_SECONDS)
+            self.defer(trigger=wait.trigger, method_name=RESUME_METHOD, timeout=backstop)

@@ -20,18 +20,20 @@ from airflow_rollout.waits import WAIT_FAILED
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from airflow_rollout.targets.base import LocallyPolledApp
+
 
 class _PollingTrigger(BaseTrigger):
     """Reads the object waited for every `poll_interval` seconds until `_problem` says it is done, or never will be."""
 
-    def __init__(self, *, conn_id: str, poll_interval: float, deadline: float) -> None:
+    def __init__(self, *, poll_interval: float, deadline: float) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger declares no types
-        self.conn_id = conn_id
         self.poll_interval = poll_interval
         self.deadline = deadline  # epoch seconds: the trigger gives up itself, as `dag.test()` sets it no timeout
+        self.waiting_for: str | None = None  # the last look's problem, for a wait that times out around the trigger
 
     def _arguments(self) -> dict[str, Any]:
-        return {"conn_id": self.conn_id, "poll_interval": self.poll_interval, "deadline": self.deadline}
+        return {"poll_interval": self.poll_interval, "deadline": self.deadline}
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return f"{type(self).__module__}.{type(self).__qualname__}", self._arguments()
@@ -56,6 +58,7 @@ class _PollingTrigger(BaseTrigger):
             if problem is None:
                 yield TriggerEvent({"status": "success"})  # type: ignore[no-untyped-call]
                 return
+            self.waiting_for = problem
             if time.time() > self.deadline:
                 yield TriggerEvent({"status": WAIT_FAILED, "message": f"not done in time: {problem}"})  # type: ignore[no-untyped-call]
                 return
@@ -63,7 +66,18 @@ class _PollingTrigger(BaseTrigger):
             await asyncio.sleep(self.poll_interval)
 
 
-class _DeploymentTrigger(_PollingTrigger):
+class _ConnectionTrigger(_PollingTrigger):
+    """Polls an object of an outside system, reached through the Airflow connection `conn_id`."""
+
+    def __init__(self, *, conn_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.conn_id = conn_id
+
+    def _arguments(self) -> dict[str, Any]:
+        return {**super()._arguments(), "conn_id": self.conn_id}
+
+
+class _DeploymentTrigger(_ConnectionTrigger):
     """Polls one Kubernetes Deployment through the provider's AsyncKubernetesHook."""
 
     def __init__(self, *, namespace: str, deployment: str, **kwargs: Any) -> None:
@@ -112,7 +126,7 @@ class DeploymentScaledDownTrigger(_DeploymentTrigger):
         return f"{pods} pod(s) still running" if pods else None
 
 
-class _DatabricksAppTrigger(_PollingTrigger):
+class _DatabricksAppTrigger(_ConnectionTrigger):
     """Polls one Databricks App (`GET /api/2.0/apps/{name}`) through the provider's DatabricksHook, async."""
 
     def __init__(self, *, app_name: str, **kwargs: Any) -> None:
@@ -166,3 +180,68 @@ class DatabricksAppServingTrigger(_DatabricksAppTrigger):
         url = str(current["url"]).rstrip("/") + self.readiness_path
         answer = await asyncio.to_thread(http_problem, url)  # one GET of at most two seconds
         return None if answer is None else f"{url}: {answer}"
+
+
+class AppReadyTrigger(_PollingTrigger):
+    """Fires when an app running beside Airflow (a local process, a compose service) serves `version`.
+
+    The app is built again here from its kind, config and environment, so the look is the app's own
+    `readiness_problem` (`airflow_rollout.targets.base.LocallyPolledApp`), run in a thread: it reads a process
+    table or runs `docker compose ps`, neither of them async.
+    """
+
+    def __init__(self, *, kind: str, config: dict[str, Any], system: str, state_dir: str, version: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.kind = kind
+        self.config = config
+        self.system = system
+        self.state_dir = state_dir
+        self.version = version
+
+    def _arguments(self) -> dict[str, Any]:
+        where = {"kind": self.kind, "config": self.config, "system": self.system, "state_dir": self.state_dir}
+        return {**super()._arguments(), **where, "version": self.version}
+
+    def _app(self) -> LocallyPolledApp:
+        from pathlib import Path
+
+        from airflow_rollout.targets.base import LocallyPolledApp
+        from airflow_rollout.targets.registry import TargetEnvironment, app_kinds
+
+        kind = app_kinds()[self.kind]
+        app = kind.build(kind.config.model_validate(self.config), TargetEnvironment(system=self.system, state_dir=Path(self.state_dir)))
+        if not isinstance(app, LocallyPolledApp):
+            raise TypeError(f"a {self.kind} app is not polled from this machine")
+        return app
+
+    async def _read(self) -> Any:
+        return None  # the app's own look, in `_problem`
+
+    async def _problem(self, current: Any) -> str | None:
+        del current
+        app = self._app()  # built on each look: cheap (a config and paths), and nothing stale is kept
+        return await asyncio.to_thread(app.readiness_problem, self.version)
+
+
+class ProcessesGoneTrigger(_PollingTrigger):
+    """Fires when no process of a local app is left (its leader `leader`, started at `started`, its descendants and its
+    process group), or when `deadline` passes: the end of their grace period after SIGTERM, when what is left is
+    killed by the step's next run. Neither is a failure of the wait; the step looks again and decides."""
+
+    def __init__(self, *, leader: int, started: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.leader = leader
+        self.started = started
+
+    def _arguments(self) -> dict[str, Any]:
+        return {**super()._arguments(), "leader": self.leader, "started": self.started}
+
+    async def _read(self) -> Any:
+        from airflow_rollout.targets.local_process import processes_left
+
+        return await asyncio.to_thread(processes_left, self.leader, self.started)
+
+    async def _problem(self, current: Any) -> str | None:
+        if not current or time.time() >= self.deadline:
+            return None
+        return f"{len(current)} process(es) still running"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,9 +31,17 @@ if TYPE_CHECKING:
 # The status of a trigger's event when the trigger gave up (its deadline passed) rather than seeing the end.
 WAIT_FAILED = "wait_failed"
 
+# A wait on something local (a process getting ready, or stopping) runs in the task for its first seconds: most end
+# within them, and a deferral costs a task start, more than the worker slot it frees for so short a time.
+SHORT_WAIT_SECONDS = 5.0
+
 
 class WaitFailedError(RuntimeError):
     """The wait ended without its operation finishing: its deadline passed, or the trigger itself failed."""
+
+
+class WaitTimedOutError(WaitFailedError):
+    """`wait_in_place` ran out of time before the trigger fired."""
 
 
 class WaitDeferred(BaseException):
@@ -72,14 +80,33 @@ def deferring(*, failure: str | None = None) -> Iterator[None]:
         _DEFERRING.reset(token)
 
 
-def wait_for(trigger: BaseTrigger, what: str, *, timeout: float) -> dict[str, Any]:
-    """Wait until `trigger` fires (at most `timeout` seconds); the payload of its event."""
+def wait_for(trigger: BaseTrigger, what: str, *, timeout: float, in_place_first: float = 0.0) -> dict[str, Any]:
+    """Wait until `trigger` fires (at most `timeout` seconds); the payload of its event.
+
+    `in_place_first`: inside `deferring()`, run the trigger here that many seconds before deferring. For a wait
+    that usually ends in a second or two (a local process getting ready): a deferral costs a task start, more than
+    the slot it frees for so short a time.
+    """
     if (state := _DEFERRING.get()) is not None:
         if state.failure is not None:
             failure, state.failure = state.failure, None
             raise WaitFailedError(f"{what}: {failure}")
+        if in_place_first > 0:
+            with suppress(WaitTimedOutError):
+                return wait_in_place(trigger, what, timeout=min(in_place_first, timeout))
+            timeout -= min(in_place_first, timeout)
         raise WaitDeferred(trigger, what, timeout)
     return wait_in_place(trigger, what, timeout=timeout)
+
+
+def wait_until_done(trigger: BaseTrigger, what: str, *, timeout: float, error: type[Exception], in_place_first: float = 0.0) -> None:
+    """`wait_for` an operation that must succeed: a failed wait or a failure event raises `error`."""
+    try:
+        event = wait_for(trigger, what, timeout=timeout, in_place_first=in_place_first)
+    except WaitFailedError as exc:
+        raise error(str(exc)) from None
+    if event["status"] != "success":
+        raise error(event["message"])
 
 
 def raise_failed_wait(what: str) -> None:
@@ -105,4 +132,6 @@ async def _first_event(trigger: BaseTrigger, what: str, timeout: float) -> dict[
     try:
         return await asyncio.wait_for(first(), timeout)
     except TimeoutError:
-        raise WaitFailedError(f"{what}: not done within {timeout:.0f} s") from None
+        # Our triggers keep what they last saw: the operator reads what it was still waiting for.
+        last = getattr(trigger, "waiting_for", None)
+        raise WaitTimedOutError(f"{what}: not done within {timeout:.0f} s" + (f" ({last})" if last else "")) from None

@@ -304,6 +304,7 @@ ROOT = INCLUDE_DIR.parent
 def compose_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A compose project of a backend the release deploys and an nginx it does not (seed 003's `ps`), on the stand-in."""
     from airflow_rollout.targets.compose import ComposeServiceApp, ComposeServiceTarget
+    from airflow_rollout.targets.registry import TargetEnvironment
     from devtools.local_postgres import free_port
 
     app = ROOT / "tests" / "devtools" / "docker_fixtures" / "app.py"
@@ -335,7 +336,7 @@ def compose_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
         tag_variable="BACKEND_TAG",
         url=f"http://127.0.0.1:{ports['BACKEND_PORT']}",
     )
-    backend = ComposeServiceApp(config=target)
+    backend = ComposeServiceApp(config=target, environment=TargetEnvironment(system="routing-ml-platform", state_dir=tmp_path))
     yield backend
     backend._compose("down")
 

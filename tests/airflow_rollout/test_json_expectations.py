@@ -50,6 +50,29 @@ def test_bounds_equality_and_membership() -> None:
     assert not holds({"policyTypes": ["Egress"]}, path=["policyTypes"], contains="Ingress")
 
 
+def test_absent_counts_the_branches_without_the_path_and_fails_on_a_value_found() -> None:
+    role = ["items", "*", "metadata", "labels", "node-role.kubernetes.io/control-plane"]
+    control_plane = {"metadata": {"labels": {"node-role.kubernetes.io/control-plane": ""}}}
+    nodes = {"items": [control_plane, {"metadata": {"labels": {}}}, {"metadata": {}}, {"metadata": {"labels": {"zone": "a"}}}]}
+    assert holds(nodes, path=role, absent=True, match="any", min_count=3)
+    assert not holds(nodes, path=role, absent=True, match="any", min_count=4)
+    passed, detail, _ = check_document(nodes, [Expectation(path=role, absent=True)], "GET nodes")
+    assert not passed
+    assert 'items[0].metadata.labels.node-role.kubernetes.io/control-plane = "" (present)' in detail
+    with pytest.raises(ValidationError, match="absent compares nothing"):
+        Expectation(path=role, absent=True, equals="")
+
+
+def test_contains_a_mapping_finds_an_element_with_those_fields_among_others() -> None:
+    ready = {"type": "Ready", "status": "True", "reason": "Ready", "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    issuing = {"type": "Issuing", "status": "True"}
+    wanted = {"type": "Ready", "status": "True"}
+    assert holds({"conditions": [issuing, ready]}, path=["conditions"], contains=wanted)
+    assert not holds({"conditions": [issuing, {**ready, "status": "False"}]}, path=["conditions"], contains=wanted)
+    assert not holds({"conditions": [issuing]}, path=["conditions"], contains=wanted)
+    assert not holds({"conditions": ["Ready"]}, path=["conditions"], contains=wanted)
+
+
 def test_an_empty_list_or_a_missing_field_finds_nothing_and_fails() -> None:
     assert not holds({"items": []}, path=["items", "*", "metadata", "name"])
     assert not holds({}, path=["enable_photon"], equals=True)

@@ -9,6 +9,7 @@ import pytest
 
 from airflow_rollout.targets.compose import ComposeError, ComposeServiceApp, ComposeServiceTarget
 from airflow_rollout.targets.postgres import _run
+from airflow_rollout.targets.registry import TargetEnvironment
 from airflow_rollout.tool_output import MAX_ERROR_LINE, error_line, shown_command
 
 PYTHON_TRACEBACK = """\
@@ -121,7 +122,7 @@ def test_a_compose_error_leads_with_the_daemon_s_words(tmp_path, caplog: pytest.
         }
     )
     with caplog.at_level(logging.ERROR), pytest.raises(ComposeError) as caught:
-        ComposeServiceApp(config=config).service_state()
+        ComposeServiceApp(config=config, environment=TargetEnvironment(system="unit", state_dir=tmp_path)).service_state()
     assert str(caught.value) == (
         f"{docker} compose ps -a --format json backend exited with 18: "
         "Error response from daemon: manifest for registry.example.com/backend:9.9.9 not found"

@@ -387,3 +387,35 @@ def test_workspace_settings_answer_with_their_documented_fields(dbx, hook):
     warehouse = hook._do_api_call(("GET", "2.0/sql/warehouses/wh"))
     assert (warehouse["warehouse_type"], warehouse["enable_photon"], warehouse["state"]) == ("CLASSIC", False, "RUNNING")
     assert hook._do_api_call(("GET", "2.0/ip-access-lists")) == {"ip_access_lists": []}
+
+
+def test_service_principals_and_effective_permissions_answer_as_documented(dbx, hook):
+    dbx.set_settings(service_principals=[{"displayName": "app-sp"}, {"displayName": "other", "active": False}])
+    listed = hook._do_api_call(("GET", "2.0/preview/scim/v2/ServicePrincipals"), {"filter": 'displayName eq "app-sp"'})
+    assert (listed["totalResults"], [sp["displayName"] for sp in listed["Resources"]]) == (1, ["app-sp"])
+    assert listed["Resources"][0]["active"] is True and listed["Resources"][0]["applicationId"]
+    for statement in (
+        "CREATE CATALOG c",
+        "CREATE SCHEMA c.s",
+        "GRANT USE CATALOG ON CATALOG c TO `app-sp`",
+        "GRANT SELECT ON SCHEMA c.s TO `app-sp`",
+        "GRANT SELECT ON SCHEMA c.s TO `someone`",
+    ):
+        assert sql(hook, statement)["status"]["state"] == "SUCCEEDED", statement
+    # the schema's own grant, and the catalog's one it inherits; `principal` narrows to one grantee
+    answer = hook._do_api_call(("GET", "2.1/unity-catalog/effective-permissions/schema/c.s"), {"principal": "app-sp"})
+    assert answer == {
+        "privilege_assignments": [
+            {
+                "principal": "app-sp",
+                "privileges": [
+                    {"privilege": "USE_CATALOG", "inherited_from_type": "CATALOG", "inherited_from_name": "c"},
+                    {"privilege": "SELECT"},
+                ],
+            }
+        ]
+    }
+    every = hook._do_api_call(("GET", "2.1/unity-catalog/effective-permissions/schema/c.s"))["privilege_assignments"]
+    assert [a["principal"] for a in every] == ["app-sp", "someone"]
+    with pytest.raises(DatabricksApiError, match="RESOURCE_DOES_NOT_EXIST"):
+        hook._do_api_call(("GET", "2.1/unity-catalog/effective-permissions/schema/c.none"))

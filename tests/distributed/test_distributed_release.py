@@ -210,6 +210,40 @@ def slow_migration() -> Iterator[str]:
     shutil.rmtree(MIGRATIONS_DIR / version)
 
 
+@pytest.fixture
+def slow_start() -> Iterator[str]:
+    """Version 1.1.2: 1.1.0's build, warming up 12 s before it listens (loading a model, say): longer than a task waits
+    for readiness itself. Its build is removed afterwards."""
+    version = "1.1.2"
+    build = {"description": "1.1.0, slow to start", "columns": ["priority"], "schema_revisions": ["1.0.0", "1.1.0"], "warmup_seconds": 12}
+    (RELEASES_DIR / f"{version}.json").write_text(json.dumps(build))
+    yield version
+    (RELEASES_DIR / f"{version}.json").unlink()
+
+
+def test_a_slow_start_is_waited_for_by_the_triggerer_and_the_same_try_finishes_the_deploy(cluster, postgres, slack, slow_start):
+    """While the new version warms up, deploy_apps is `deferred` (no worker slot held) with our AppReadyTrigger in the
+    triggerer process, which builds the app from its profile config and reads the shared state directory; then the
+    same try runs on a worker again, finds the process it started ready, and the release is promoted."""
+    demo_at_start(postgres, slack)
+    seen: list[dict[str, Any]] = []
+
+    def deploy_deferred(run_id: str) -> bool:
+        ti = cluster.api.client.get(f"/api/v2/dags/release/dagRuns/{run_id}/taskInstances/deploy.deploy_apps")
+        if ti.is_success and ti.json()["state"] == "deferred":
+            seen.append(ti.json())
+        return bool(seen)
+
+    run_id, state, record = release(cluster, slow_start, meanwhile=(deploy_deferred,))
+
+    assert (state, record.status) == ("success", "promoted"), f"{record}; tasks: {task_states(cluster, 'release', run_id)}"
+    assert {ti["trigger"]["classpath"] for ti in seen} == {"airflow_rollout.triggers.AppReadyTrigger"}
+    assert {ti["try_number"] for ti in seen} == {1}
+    [deploy] = [s for s in ledger().step_attempts(run_id) if (s.phase, s.step) == ("deploy", "deploy_apps")]
+    assert (deploy.status, deploy.try_number, deploy.hostname) == ("succeeded", 1, WORKER_B), deploy
+    assert served_version() == slow_start
+
+
 def kill_worker(cluster: Cluster, name: str) -> None:
     """SIGKILL to every process of the worker's session (the Celery main process, its pool, the task supervisor and the
     task runner), as when its machine dies: nothing of it gets to clean up."""

@@ -210,6 +210,8 @@ def test_routing_good_release_is_promoted_with_every_service_on_the_new_tag(rele
         "HTTPS enabled (valid SSL certificate)",
         "JWT secret key changed from default (min 32 characters)",  # the .env's 44 characters
         "CORS configured for production domains only",  # the backend sends a foreign origin no CORS header
+        "Docker installed (version 20.10+)",  # the stand-in's Engine 27.3.1 and Compose 2.29.7
+        "Docker Compose installed (version 2.0+)",
     ]
     assert {text: items[text].detail for text in proven if not items[text].passed} == {}
 

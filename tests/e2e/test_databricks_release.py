@@ -124,6 +124,10 @@ def test_ontos_good_release_migrates_the_tables_and_deploys_the_new_source_path(
     assert items["Verify unauthenticated requests are rejected"].detail.startswith("GET /api/v1/sheets: HTTP 401 in ")
     proven = ["CORS origins restricted to production domain", "TLS/SSL certificates configured", "HTTPS enforced"]
     assert {text: items[text].detail for text in [*proven, "Verify encryption in transit (HTTPS)"] if not items[text].passed} == {}
+    # the service principal the workspace knows, and the grants the migrate step gave it, read back before and after
+    granted = ["Service principal created for app authentication", "Permissions granted to service principal", "**Grant Permissions**"]
+    granted += ["Verify service principal has correct permissions", "Data encryption in transit enabled"]
+    assert {text: items[text].detail for text in granted if not items[text].passed} == {}
 
 
 def test_ontos_bad_release_redeploys_the_previous_path_and_restores_every_table_version(release_dag, workspace, ontos):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from observe import checklist_results, ledger, run_signed_release
-from seed_platforms import ai_etl_deployment, create_ai_etl_platform, fill_ai_etl_clickhouse
+from seed_platforms import ai_etl_deployment, create_ai_etl_platform, fill_ai_etl_clickhouse, set_up_ai_etl_monitoring, shipped_checks
 from testenv import ROOT, SERVER_PORTS
 
 pytestmark = pytest.mark.e2e
@@ -39,18 +39,25 @@ SEED_CLICKHOUSE = {"max_memory_usage": "10000000000", "max_threads": "16", "max_
 
 @pytest.fixture
 def tcp_services():
-    """Redis and ClickHouse as seed 002 sets them up: a real redis-server and its replica, the ClickHouse stand-in with the
-    seed's settings and replicated tables in sync; both answer the checklist's items as the configured servers would."""
+    """Redis, ClickHouse and monitoring as seed 002 sets them up: a real redis-server and its replica, the ClickHouse
+    stand-in with the seed's settings and replicated tables in sync, Prometheus and Grafana with the seed's retention,
+    metrics, alerts and dashboards; each answers the checklist's items as the configured servers would."""
     from devtools.clickhouse_standin import ClickHouseStandIn
+    from devtools.monitoring_standin import MonitoringStandIn
     from devtools.redis_server import RedisServer
 
-    with tempfile.TemporaryDirectory(prefix="ai-etl-redis-") as directory:
+    with (
+        tempfile.TemporaryDirectory(prefix="ai-etl-redis-") as directory,
+        MonitoringStandIn(grafana_token="e2e-grafana-token") as monitoring,
+    ):
+        set_up_ai_etl_monitoring(monitoring)
+        os.environ["AIRFLOW_CONN_AI_ETL_PROMETHEUS"] = monitoring.prometheus_connection()
+        os.environ["AIRFLOW_CONN_AI_ETL_GRAFANA"] = monitoring.grafana_connection()
         master = RedisServer(Path(directory) / "master", {**SEED_REDIS, "maxmemory-policy": "allkeys-lru"}).__enter__()
         replica = RedisServer(Path(directory) / "replica", {**SEED_REDIS, "replicaof": f"127.0.0.1 {master.port}"}).__enter__()
         wait_for_replica(master.port)
         clickhouse = ClickHouseStandIn(user="etl", password="e2e-clickhouse-password", settings=SEED_CLICKHOUSE)
         fill_ai_etl_clickhouse(clickhouse)
-        clickhouse.execute("INSERT INTO system.replicas VALUES (?, ?, ?, ?)", [("etl", "pipeline_runs", 0, 0)])
         clickhouse.execute("INSERT INTO system.disks VALUES (?, ?, ?)", [("default", 60 * 2**30, 100 * 2**30)])
         clickhouse.start()
         redis_conn = {"conn_type": "redis", "host": "127.0.0.1", "port": master.port, "password": REDIS_PASSWORD}
@@ -191,10 +198,12 @@ def test_good_rollout_migrates_with_a_job_and_is_promoted(release_dag, cluster):
     assert items["**Configure liveness probes**"].detail.startswith("the livenessProbe of backend GETs /health/live on port ")
     assert items["**Configure readiness probes**"].detail.startswith("the readinessProbe of backend GETs /health/ready on port ")
     assert items["**Test database connectivity**"].passed  # SELECT 1 on app_db
-    kube_items = ("**Set resource limits**", "**Configure autoscaling**", "Enable Pod Security Standards", "**Configure Ingress**")
-    for text in (*kube_items, "**Configure log levels**", "**Configure feature flags**"):
+    for text in shipped_checks(SYSTEM, "kubernetes"):  # every item the checklist reads from the cluster
         assert items[text].passed, items[text].detail
         assert items[text].detail.startswith("GET /ap") and "via ai_etl_kube" in items[text].detail
+    for text in shipped_checks(SYSTEM, "monitoring"):  # Prometheus's retention, metrics and alerts; Grafana's dashboards
+        assert items[text].passed, items[text].detail
+        assert items[text].detail.startswith(("Prometheus http://127.0.0.1:", "Grafana http://127.0.0.1:")), items[text].detail
     # the seed's Redis, ClickHouse, ingress certificate and headers, read from the servers set up as the seed asks
     proven = [
         "Enable AOF (Append-Only File)",
@@ -206,9 +215,7 @@ def test_good_rollout_migrates_with_a_job_and_is_promoted(release_dag, cluster):
         "Test replica synchronization",
         "Configure TTL for old metrics",
         "Set up partitioning by date",
-        "Enable compression",
         "Obtain valid SSL certificates (Let's Encrypt or commercial)",
-        "Configure certificate auto-renewal",
         "Enable HTTPS everywhere",
         "Set HSTS headers",
         "**Enable security headers**",
@@ -216,6 +223,13 @@ def test_good_rollout_migrates_with_a_job_and_is_promoted(release_dag, cluster):
     ]
     assert {text: items[text].detail for text in proven if not items[text].passed} == {}
     assert items["Set maxmemory limit"].detail.endswith("CONFIG GET maxmemory -> '268435456'")
+    # the seed's two "Enable compression" items, each read in its own section: ClickHouse's codecs and the CDN's gzip
+    clickhouse, cdn = (
+        checklist_results(dag_run.run_id, SYSTEM, section)["Enable compression"]
+        for section in ("ClickHouse Setup", "Infrastructure Optimization")
+    )
+    assert clickhouse.passed and "system.columns" in clickhouse.detail, clickhouse.detail
+    assert cdn.passed and "Content-Encoding" in cdn.detail, cdn.detail
     # the local PostgreSQL neither archives WAL nor speaks TLS: these items fail, as they would on such a server
     assert not items["Configure Point-in-Time Recovery (PITR)"].passed
     assert items["Enable encryption in transit (TLS)"].detail.endswith("-> False (expected True)")

@@ -35,7 +35,10 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.e2e
 
-CONNECTIONS = ("ROLLOUT_LEDGER", "SLACK_AI_ETL", "AI_ETL_DB", "AI_ETL_KUBE", "AI_ETL_REDIS", "AI_ETL_CLICKHOUSE", "AI_ETL_PUBLIC")
+CONNECTIONS = (
+    *("ROLLOUT_LEDGER", "SLACK_AI_ETL", "AI_ETL_DB", "AI_ETL_KUBE", "AI_ETL_REDIS", "AI_ETL_CLICKHOUSE", "AI_ETL_PUBLIC"),
+    *("AI_ETL_PROMETHEUS", "AI_ETL_GRAFANA"),
+)
 TERMINAL = {"success", "failed"}
 RELEASE_TIMEOUT = 600  # a release here takes a few minutes on two cores; this bounds a hang, not the expected run
 

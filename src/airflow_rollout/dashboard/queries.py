@@ -112,7 +112,7 @@ class LedgerReader:
         return self.rows(
             "SELECT phase, step, row_number() OVER (PARTITION BY phase, step ORDER BY started_at, id) AS attempt, run_id,"
             " try_number, status, started_at, finished_at, extract(epoch FROM finished_at - started_at)::float AS seconds,"
-            " detail, error FROM rollout_step_attempt WHERE release_id = %s ORDER BY started_at, id",
+            " detail, error, hostname FROM rollout_step_attempt WHERE release_id = %s ORDER BY started_at, id",
             (release_id,),
         )
 

@@ -11,7 +11,8 @@ the provider's `KubernetesHook`, held to expectations over its spec, status or m
         - {path: [spec, replicas], at_least: 2}
 
 What the cluster declares is what the item states (resource limits, Pod Security labels, probes, replicas,
-autoscaling, network policies): a request to the service proves none of it.
+autoscaling, network policies): a request to the service proves none of it. The cluster-scoped kinds (nodes,
+persistent volumes, cert-manager's cluster issuers) are read across the cluster; the rest in the app's namespace.
 """
 
 from __future__ import annotations
@@ -38,6 +39,15 @@ RESOURCES: dict[str, tuple[str, bool]] = {
     "serviceaccounts": ("/api/v1", True),
     "rolebindings": ("/apis/rbac.authorization.k8s.io/v1", True),
     "namespaces": ("/api/v1", False),
+    "certificates": ("/apis/cert-manager.io/v1", True),
+    "clusterissuers": ("/apis/cert-manager.io/v1", False),
+    "servicemonitors": ("/apis/monitoring.coreos.com/v1", True),
+    "prometheusrules": ("/apis/monitoring.coreos.com/v1", True),
+    "persistentvolumeclaims": ("/api/v1", True),
+    "persistentvolumes": ("/api/v1", False),
+    "volumesnapshots": ("/apis/snapshot.storage.k8s.io/v1", True),
+    "nodes": ("/api/v1", False),
+    "daemonsets": ("/apis/apps/v1", True),
 }
 
 Resource = Literal[
@@ -50,6 +60,15 @@ Resource = Literal[
     "serviceaccounts",
     "rolebindings",
     "namespaces",
+    "certificates",
+    "clusterissuers",
+    "servicemonitors",
+    "prometheusrules",
+    "persistentvolumeclaims",
+    "persistentvolumes",
+    "volumesnapshots",
+    "nodes",
+    "daemonsets",
 ]
 
 
@@ -60,6 +79,9 @@ class KubernetesItemCheck(StrictModel):
     app: Name = Field(description="a kubernetes app target: the connection and namespace to read")
     resource: Resource
     name: K8sName | None = Field(default=None, description="the object; omitted: the list of them (namespaces: the app's own)")
+    namespace: K8sName | None = Field(
+        default=None, description="another namespace of the app's cluster (a log collector's); omitted: the app's own"
+    )
     expect: list[Expectation] = Field(min_length=1)
 
 
@@ -90,6 +112,6 @@ def run(ctx: ReleaseContext, check: KubernetesItemCheck) -> Evidence:
     conn_id, namespace = getattr(target, "conn_id", None), getattr(target, "namespace", None)
     if target.kind != "kubernetes" or not conn_id or not namespace:
         return Evidence(False, f"{check.app} is a {target.kind} app, not a Kubernetes Deployment: it has no namespace to read")
-    path = resource_path(check.resource, namespace, check.name)
+    path = resource_path(check.resource, check.namespace or namespace, check.name)
     passed, detail, numbers = check_document(read_object(conn_id, path), check.expect, f"GET {path} via {conn_id}")
     return Evidence(passed, detail, numbers)

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import socket
+import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from enum import StrEnum
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
     from airflow_rollout.config import AppTargetConfig, DataTargetConfig
     from airflow_rollout.maintenance_store import BackupOnRecord
+    from airflow_rollout.targets.registry import TargetEnvironment
     from airflow_rollout.versions import VersionScheme
 
 
@@ -400,3 +402,59 @@ class StopStartApp(AppTarget):
     def resume(self, quiesced: dict[str, Any], version: str | None = None) -> float:
         target = version or quiesced.get("version")
         return self.switch_to(target) if target else 0.0
+
+
+class LocallyPolledApp(StopStartApp):
+    """A stop-start app whose readiness is a look from this machine (its process and URL, docker's health check).
+
+    Past the first few seconds (`airflow_rollout.waits.SHORT_WAIT_SECONDS`) the look repeats in the triggerer
+    (`airflow_rollout.triggers.AppReadyTrigger`), which builds the app again from its kind, config and
+    `target_environment`: such an app runs beside Airflow, so the triggerer sees what the worker sees.
+    """
+
+    target_environment: TargetEnvironment
+    poll_seconds: ClassVar[float]
+
+    @abstractmethod
+    def readiness_problem(self, version: str) -> str | None:
+        """None when `version` serves; else what is awaited. Raises AppNotReadyError when it never will (it exited)."""
+
+    @abstractmethod
+    def begin_switch(self, version: str) -> None:
+        """Put `version` in the place of what runs, without waiting for it to get ready."""
+
+    def switch_to(self, version: str) -> float:
+        """Begin the switch, unless a run of the step before a deferred wait began it, and wait until ready."""
+        from airflow_rollout.waits import WaitFailedError, raise_failed_wait
+
+        began = time.monotonic()
+        try:
+            raise_failed_wait(f"{self.name} {version} to get ready")  # after a failed wait: that failure, not a second start
+        except WaitFailedError as exc:
+            raise AppNotReadyError(str(exc)) from None
+        running = self.current()
+        if running is None or running.version != version:
+            self.begin_switch(version)
+        self.wait_ready(version)
+        return time.monotonic() - began
+
+    def wait_ready(self, version: str) -> float:
+        from airflow_rollout import waits
+        from airflow_rollout.triggers import AppReadyTrigger
+
+        began = time.monotonic()
+        if self.readiness_problem(version) is None:
+            return 0.0
+        seconds = self.config.readiness.timeout_seconds  # type: ignore[attr-defined]  # both kinds have one; not every app config
+        trigger = AppReadyTrigger(
+            kind=self.config.kind,
+            config=self.config.model_dump(mode="json"),
+            system=self.target_environment.system,
+            state_dir=str(self.target_environment.state_dir),
+            version=version,
+            poll_interval=self.poll_seconds,
+            deadline=time.time() + seconds,
+        )
+        what = f"{self.name} {version} to get ready"
+        waits.wait_until_done(trigger, what, timeout=seconds, error=AppNotReadyError, in_place_first=waits.SHORT_WAIT_SECONDS)
+        return time.monotonic() - began

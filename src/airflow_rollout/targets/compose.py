@@ -13,15 +13,14 @@ import json
 import logging
 import os
 import subprocess
-import time
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 from airflow_rollout.config import AppTargetConfig, IncludePath, Name, Readiness, resolve_path
-from airflow_rollout.targets.base import AppNotReadyError, StopStartApp, http_problem
-from airflow_rollout.targets.registry import register_app_kind
+from airflow_rollout.targets.base import AppNotReadyError, LocallyPolledApp, http_problem
+from airflow_rollout.targets.registry import TargetEnvironment, register_app_kind
 from airflow_rollout.tool_output import error_line, shown_command
 
 log = logging.getLogger(__name__)
@@ -75,15 +74,17 @@ class ComposeServiceTarget(AppTargetConfig):
         return self.url
 
 
-class ComposeServiceApp(StopStartApp):
+class ComposeServiceApp(LocallyPolledApp):
     config: ComposeServiceTarget
     capabilities = frozenset()  # one compose project per machine: no spare copy for the drill
+    poll_seconds = 0.3  # each look runs `docker compose ps`
 
     def base_url(self) -> str:
         return self.config.base_url
 
-    def __init__(self, *, config: ComposeServiceTarget) -> None:
+    def __init__(self, *, config: ComposeServiceTarget, environment: TargetEnvironment) -> None:
         self.config = config
+        self.target_environment = environment
 
     def _compose(self, *args: str, tag: str | None = None, timeout: float = 300) -> str:
         command = [*self.config.docker, "compose", "-f", str(resolve_path(self.config.compose_file)), "-p", self.config.project, *args]
@@ -131,40 +132,27 @@ class ComposeServiceApp(StopStartApp):
         service = self.service_state()
         return service if service and service.state == "running" else None
 
-    def switch_to(self, version: str) -> float:
-        """`up -d --no-deps` the service at `version`, wait until ready; returns the seconds it took."""
-        began = time.monotonic()
+    def begin_switch(self, version: str) -> None:
+        """`up -d --no-deps` the service at `version`."""
         log.info("docker compose up %s at %s (%s=%s)", self.config.service, version, self.config.tag_variable, version)
         try:
             self._compose("up", "-d", "--no-deps", self.config.service, tag=version)
         except ComposeError as exc:
             raise AppNotReadyError(f"{self.config.name} {version} did not start: {exc}") from None
-        self.wait_ready(version)
-        return time.monotonic() - began
 
-    def wait_ready(self, version: str) -> float:
-
+    def readiness_problem(self, version: str) -> str | None:
+        """Docker's health check first (when the service has one), then the readiness path over HTTP."""
+        service = self.service_state()
+        if service is None or service.version != version:
+            raise AppNotReadyError(f"{self.config.name}: the service runs {service.image if service else 'nothing'}, not {version}")
+        if service.state != "running":
+            raise AppNotReadyError(f"{self.config.name} {version} is {service.state}: the container exited")
+        if service.health == "unhealthy":
+            raise AppNotReadyError(f"{self.config.name} {version}: docker reports the container unhealthy")
+        if service.health not in {"", "healthy"}:
+            return f"health {service.health}"
         url = self.config.url + self.config.readiness.path
-        began = time.monotonic()
-        deadline = began + self.config.readiness.timeout_seconds
-        problem = "no answer yet"
-        while time.monotonic() < deadline:
-            service = self.service_state()
-            if service is None or service.version != version:
-                raise AppNotReadyError(f"{self.config.name}: the service runs {service.image if service else 'nothing'}, not {version}")
-            if service.state != "running":
-                raise AppNotReadyError(f"{self.config.name} {version} is {service.state}: the container exited")
-            if service.health == "unhealthy":
-                raise AppNotReadyError(f"{self.config.name} {version}: docker reports the container unhealthy")
-            if service.health in {"", "healthy"}:
-                if (answer := http_problem(url)) is None:
-                    return time.monotonic() - began
-                problem = answer
-            else:
-                problem = f"health {service.health}"
-            time.sleep(0.3)
-        seconds = self.config.readiness.timeout_seconds
-        raise AppNotReadyError(f"{self.config.name} {version} was not ready at {url} within {seconds:.0f} s ({problem})")
+        return None if (problem := http_problem(url)) is None else f"{problem} at {url}"
 
     def recorded_version(self) -> str | None:
         """The version of the service's container, running or not."""
@@ -176,4 +164,4 @@ class ComposeServiceApp(StopStartApp):
         self._compose("stop", self.config.service)
 
 
-register_app_kind(ComposeServiceTarget, lambda config, _environment: ComposeServiceApp(config=config))
+register_app_kind(ComposeServiceTarget, lambda config, environment: ComposeServiceApp(config=config, environment=environment))

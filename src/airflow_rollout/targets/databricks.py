@@ -60,7 +60,7 @@ from airflow_rollout.targets.migrations import MigrationError, migrations_for
 from airflow_rollout.targets.registry import register_app_kind, register_data_kind
 from airflow_rollout.triggers import DatabricksAppComputeTrigger, DatabricksAppServingTrigger
 from airflow_rollout.versions import VersionScheme
-from airflow_rollout.waits import WaitFailedError, raise_failed_wait, wait_for, wait_in_place
+from airflow_rollout.waits import WaitFailedError, raise_failed_wait, wait_for, wait_in_place, wait_until_done
 
 if TYPE_CHECKING:
     from airflow.providers.databricks.hooks.databricks import DatabricksHook
@@ -522,12 +522,7 @@ class DatabricksApp(AppTarget):
 
     def _wait(self, trigger: BaseTrigger, what: str, error: type[Exception]) -> None:
         """Wait for `trigger` (in the triggerer, inside a task); its failure or a passed deadline raises `error`."""
-        try:
-            event = wait_for(trigger, what, timeout=self.config.readiness.timeout_seconds)
-        except WaitFailedError as exc:
-            raise error(str(exc)) from None
-        if event["status"] != "success":
-            raise error(event["message"])
+        wait_until_done(trigger, what, timeout=self.config.readiness.timeout_seconds, error=error)
 
     def resume(self, quiesced: dict[str, Any], version: str | None = None) -> float:
         """Start the app again: at `version`, or with the deployment that was active when it was stopped."""

@@ -17,13 +17,13 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import psutil
 from pydantic import Field, field_validator
 
 from airflow_rollout.config import COMMAND_PLACEHOLDERS, INCLUDE_DIR, AppTargetConfig, ConnId, Readiness, refuse_unknown_placeholders
-from airflow_rollout.targets.base import AppCapability, AppNotReadyError, AppStopError, StopStartApp, http_problem
+from airflow_rollout.targets.base import AppCapability, AppNotReadyError, AppStopError, LocallyPolledApp, http_problem
 from airflow_rollout.targets.migrations import connection_uri
 from airflow_rollout.targets.registry import TargetEnvironment, register_app_kind
 
@@ -79,6 +79,15 @@ def _processes_of(leader: int, started: float) -> list[psutil.Process]:
     return alive
 
 
+def processes_left(leader: int, started: float) -> list[psutil.Process]:
+    """The app's live processes. After the look, a leader that died since the last one (a zombie now, counted as gone)
+    is collected when this process started it (the same worker), so that it does not stay one."""
+    left = _processes_of(leader, started)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(leader, os.WNOHANG)
+    return left
+
+
 def _listeners(port: int) -> list[psutil.Process]:
     """The processes listening on `port` on this machine."""
     pids = {
@@ -132,9 +141,10 @@ class LocalProcessTarget(AppTargetConfig):
         return list(self.env_from_connections.values())
 
 
-class LocalProcessApp(StopStartApp):
+class LocalProcessApp(LocallyPolledApp):
     config: LocalProcessTarget
     capabilities = frozenset({AppCapability.SPARE_COPY})
+    poll_seconds = 0.2
 
     def __init__(
         self,
@@ -147,6 +157,7 @@ class LocalProcessApp(StopStartApp):
     ) -> None:
         self.config = config
         self.system = system
+        self.target_environment = TargetEnvironment(system=system, state_dir=state_dir)
         self.env_overrides = env_overrides or {}
         self.extra_env = extra_env or {}
         self.directory = state_dir / "apps" / system / config.name
@@ -218,8 +229,11 @@ class LocalProcessApp(StopStartApp):
         return app
 
     def _record(self, app: RunningApp) -> None:
+        self._write_state({"version": app.version, "pid": app.pid, "started": app.started})
+
+    def _write_state(self, data: dict[str, Any]) -> None:
         tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"version": app.version, "pid": app.pid, "started": app.started}))
+        tmp.write_text(json.dumps(data))
         tmp.replace(self.state_file)
 
     def base_url(self) -> str:
@@ -260,16 +274,39 @@ class LocalProcessApp(StopStartApp):
         process group, not only for the pid it started, so nothing of the old version still writes to the
         database or holds the port when the stop returns.
         """
+        self._terminate()
+        self._finish_stop()
+
+    def quiesce(self) -> dict[str, Any]:
+        """SIGTERM to the version running and all it spawned; `wait_quiesced` gives them their grace period."""
+        running = self.current()
+        self._terminate()
+        return {"version": running.version} if running else {}
+
+    def wait_quiesced(self) -> None:
+        self._finish_stop()
+
+    def _terminate(self) -> None:
+        """SIGTERM, once: when it was sent is kept in the state file, so that a run of the step after a deferred
+        wait goes on with the same grace period instead of beginning another."""
         if not self.state_file.exists():
             return
         data = json.loads(self.state_file.read_text())
-        leader, started = int(data["pid"]), float(data["started"])
-        processes = _processes_of(leader, started)
-        if processes:
-            log.info("stopping %s %s (pid %d and %d more)", self.config.name, data["version"], leader, len(processes) - 1)
-            self._signal(processes, signal.SIGTERM)
-        survivors = self._wait_gone(leader, started, self.config.stop_timeout_seconds) if processes else []
-        if survivors:
+        processes = _processes_of(int(data["pid"]), float(data["started"]))
+        if not processes or "terminated_at" in data:
+            return
+        log.info("stopping %s %s (pid %s and %d more)", self.config.name, data["version"], data["pid"], len(processes) - 1)
+        self._write_state({**data, "terminated_at": time.time()})  # before the signal: a retry must not restart the clock
+        self._signal(processes, signal.SIGTERM)
+
+    def _finish_stop(self) -> None:
+        """Until every process of the version is gone: the rest of its grace period after SIGTERM, then SIGKILL."""
+        if not self.state_file.exists():
+            return
+        data = json.loads(self.state_file.read_text())
+        leader, started, version = int(data["pid"]), float(data["started"]), data["version"]
+        grace = float(data.get("terminated_at", time.time())) + self.config.stop_timeout_seconds - time.time()
+        if survivors := self._wait_gone(leader, started, grace, f"{self.config.name} {version} to stop after SIGTERM"):
             log.warning(
                 "%s: %d process(es) still running %.0f s after SIGTERM (pids %s); killing them",
                 self.config.name,
@@ -278,26 +315,29 @@ class LocalProcessApp(StopStartApp):
                 ", ".join(str(p.pid) for p in survivors),
             )
             self._signal(survivors, signal.SIGKILL)
-            if left := self._wait_gone(leader, started, KILL_WAIT_SECONDS):
-                raise AppStopError(f"{self.config.name} {data['version']}: pids {', '.join(str(p.pid) for p in left)} survived SIGKILL")
+            if left := self._wait_gone(leader, started, KILL_WAIT_SECONDS, f"{self.config.name} {version} to die of SIGKILL"):
+                raise AppStopError(f"{self.config.name} {version}: pids {', '.join(str(p.pid) for p in left)} survived SIGKILL")
         if holders := _listeners(self.config.port):
             # A worker that left the process group (a daemonising job runner) still serves, and may write.
             raise AppStopError(
-                f"{self.config.name} {data['version']} was stopped, but port {self.config.port} is still served by "
+                f"{self.config.name} {version} was stopped, but port {self.config.port} is still served by "
                 + ", ".join(map(_describe, holders))
                 + ": a process outside its process group (a daemonised worker?) must be stopped by hand"
             )
 
-    def _wait_gone(self, leader: int, started: float, seconds: float) -> list[psutil.Process]:
-        deadline = time.monotonic() + seconds
-        while True:
-            left = _processes_of(leader, started)
-            # After the look: a leader that died since the last one is a zombie now, counted as gone, and must
-            # not stay one (a recycled-pid check or pid_exists would still see it).
-            self._reap(leader)
-            if not left or time.monotonic() >= deadline:
-                return left
-            time.sleep(0.05)
+    @staticmethod
+    def _wait_gone(leader: int, started: float, seconds: float, what: str) -> list[psutil.Process]:
+        """The app's processes still alive after at most `seconds`: in the task for the first few, then in the
+        triggerer (`airflow_rollout.triggers.ProcessesGoneTrigger`)."""
+        from airflow_rollout import waits
+        from airflow_rollout.triggers import ProcessesGoneTrigger
+
+        if (left := processes_left(leader, started)) and seconds > 0:
+            trigger = ProcessesGoneTrigger(leader=leader, started=started, poll_interval=0.05, deadline=time.time() + seconds)
+            # The trigger ends at its deadline itself: what is left then is the caller's to kill, not a failed wait.
+            waits.wait_for(trigger, what, timeout=seconds + KILL_WAIT_SECONDS, in_place_first=waits.SHORT_WAIT_SECONDS)
+            left = processes_left(leader, started)
+        return left
 
     @staticmethod
     def _signal(processes: list[psutil.Process], sig: signal.Signals) -> None:
@@ -305,33 +345,14 @@ class LocalProcessApp(StopStartApp):
             with contextlib.suppress(psutil.Error):
                 process.send_signal(sig)
 
-    @staticmethod
-    def _reap(pid: int) -> None:
-        # When this process started the app (the same worker), collect it so it leaves no zombie.
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-
-    def wait_ready(self, version: str) -> float:
-        """Wait until the readiness path answers 2xx; returns the seconds it took."""
-
+    def readiness_problem(self, version: str) -> str | None:
+        if (app := self.current()) is None or app.version != version:
+            raise AppNotReadyError(
+                f"{self.config.name} {version} exited before it became ready; see {self.directory / (version + '.log')}: "
+                + self.log_tail(version)
+            )
         url = self.config.base_url + self.config.readiness.path
-        began = time.monotonic()
-        deadline = began + self.config.readiness.timeout_seconds
-        last_problem = "no answer yet"
-        while time.monotonic() < deadline:
-            app = self.current()
-            if app is None or app.version != version:
-                raise AppNotReadyError(
-                    f"{self.config.name} {version} exited before it became ready; see {self.directory / (version + '.log')}: "
-                    + self.log_tail(version)
-                )
-            if (problem := http_problem(url)) is None:
-                return time.monotonic() - began
-            last_problem = problem
-            time.sleep(0.2)
-        raise AppNotReadyError(
-            f"{self.config.name} {version} was not ready at {url} within {self.config.readiness.timeout_seconds:.0f} s ({last_problem})"
-        )
+        return None if (problem := http_problem(url)) is None else f"{problem} at {url}"
 
     def log_tail(self, version: str, lines: int = 5) -> str:
         path = self.directory / f"{version}.log"
@@ -339,13 +360,10 @@ class LocalProcessApp(StopStartApp):
             return "(no log)"
         return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
 
-    def switch_to(self, version: str) -> float:
-        """Stop whatever runs, start `version`, wait until ready; returns seconds without a ready service."""
-        began = time.monotonic()
+    def begin_switch(self, version: str) -> None:
+        """Stop whatever runs, start `version`."""
         self.stop()
         self.start(version)
-        self.wait_ready(version)
-        return time.monotonic() - began
 
 
 def _local_process(config: LocalProcessTarget, environment: TargetEnvironment) -> LocalProcessApp:

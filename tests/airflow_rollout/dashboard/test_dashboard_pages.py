@@ -84,6 +84,8 @@ def test_a_release_page_shows_its_timeline_migrations_slack_and_links_into_airfl
         assert f" {step} 1 succeeded " in timeline, step
     attempts = ledger().step_attempts(run.run_id)
     assert len(re.findall(r'<div class="bar ', section(text, "timeline"))) == len(attempts)
+    for attempt in (a for a in attempts if a.run_id == run.run_id):  # the worker that ran it, as Airflow names the host
+        assert f" {attempt.step} {attempt.attempt} {attempt.status} {attempt.hostname} " in timeline, attempt
     assert "app_db: 1.2.0/" in plain(section(text, "migrations")).replace(" 1.2.0/", ": 1.2.0/", 1) or "1.2.0/" in text
     for migration in ledger().migrations(run.run_id):
         assert migration.split(": ", 1)[1] in plain(section(text, "migrations"))

@@ -108,6 +108,29 @@ def test_a_retention_item_fails_when_a_table_is_not_so(seed_clickhouse: ClickHou
     assert evidence.detail.endswith("-> 1 (expected 0.0)"), evidence.detail
 
 
+REPLICA_SYNC = "Test replica synchronization"
+
+
+def test_the_seed_s_replica_is_in_sync(seed_clickhouse: ClickHouseStandIn) -> None:
+    fill_ai_etl_clickhouse(seed_clickhouse)
+    evidence = evaluate(SimpleNamespace(), shipped(REPLICA_SYNC))  # type: ignore[arg-type]
+    assert evidence.passed, evidence.detail
+
+
+# (is_readonly, absolute_delay, total_replicas, active_replicas) of a second replicated table, each out of sync a way
+@pytest.mark.parametrize(
+    "replica",
+    [(1, 0, 2, 2), (0, 301, 2, 2), (0, 0, 2, 1), (0, 0, 1, 1)],
+    ids=["read-only", "behind", "a-peer-inactive", "no-peer-to-sync-with"],
+)
+def test_replica_synchronization_fails_for_a_replica_out_of_sync(seed_clickhouse: ClickHouseStandIn, replica: tuple[int, ...]) -> None:
+    fill_ai_etl_clickhouse(seed_clickhouse)
+    seed_clickhouse.execute("INSERT INTO system.replicas VALUES (?, ?, ?, ?, ?, ?)", [("etl", "llm_calls", *replica)])
+    evidence = evaluate(SimpleNamespace(), shipped(REPLICA_SYNC))  # type: ignore[arg-type]
+    assert not evidence.passed
+    assert evidence.detail.endswith("-> 1 (expected 0.0)"), evidence.detail
+
+
 @pytest.mark.usefixtures("seed_clickhouse")
 def test_a_server_without_tables_fails_the_retention_items() -> None:
     for text in RETENTION:

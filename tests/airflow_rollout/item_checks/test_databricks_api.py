@@ -26,7 +26,7 @@ from airflow_rollout.item_checks.databricks_api import DatabricksApiItemCheck
 
 
 def test_the_seeds_databricks_api_items() -> None:
-    assert len(shipped_checks("ontos-ml-workbench", "databricks_api")) == 4
+    assert len(shipped_checks("ontos-ml-workbench", "databricks_api")) == 8
     assert len(shipped_checks("databricks-ml-platform", "databricks_api")) == 20
 
 
@@ -55,6 +55,22 @@ BREAKAGES: dict[tuple[str, str], tuple[Any, str]] = {
         "enabled = false",
     ),
     ("ontos-ml-workbench", "IP access lists configured"): (lambda w: w.set_settings(ip_access_lists=[]), "found 0 value(s)"),
+    ("ontos-ml-workbench", "Service principal created for app authentication"): (
+        lambda w: w.set_settings(service_principals=[]),
+        "found 0 value(s)",
+    ),
+    ("ontos-ml-workbench", "Permissions granted to service principal"): (
+        lambda w: w.workspace.sql.execute("REVOKE MODIFY ON SCHEMA ontos_ml.workbench FROM `ontos-app-sp`"),
+        'equals "MODIFY"',
+    ),
+    ("ontos-ml-workbench", "**Grant Permissions**"): (
+        lambda w: w.workspace.sql.execute("REVOKE USE CATALOG ON CATALOG ontos_ml FROM `ontos-app-sp`"),
+        'equals "USE_CATALOG"',
+    ),
+    ("ontos-ml-workbench", "Verify service principal has correct permissions"): (
+        lambda w: w.workspace.sql.execute("GRANT CREATE TABLE ON SCHEMA ontos_ml.workbench TO `ontos-app-sp`"),
+        '"CREATE_TABLE" (not one of them)',
+    ),
     ("databricks-ml-platform", "Cluster policies enforced (instance types, auto-termination)"): (
         lambda w: w.set_settings(**settings_without("cluster_policies", lambda p: p[0]["definition"].pop("node_type_id"))),
         "node_type_id missing",

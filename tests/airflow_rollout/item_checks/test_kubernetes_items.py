@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from seed_platforms import AI_ETL_NAMESPACE, ai_etl_deployment, context, create_ai_etl_platform
+from seed_platforms import AI_ETL_NAMESPACE, ai_etl_deployment, ai_etl_objects, context, create_ai_etl_platform
 
 from airflow_rollout.checklist_run import evaluate
 from airflow_rollout.checklists import load_checklist
@@ -63,6 +63,22 @@ def test_the_seed_s_kubernetes_items_are_automated() -> None:
         "**Configure Ingress**",
         "**Configure log levels**",
         "**Configure feature flags**",
+        "Configure certificate auto-renewal",
+        "Install cert-manager",
+        "Configure certificate issuer",
+        "Test SSL certificate renewal",
+        "Set up IP-based rate limiting",
+        "Configure burst limits",
+        "Minimum 3 master nodes",
+        "Minimum 3 worker nodes",
+        "Use CSI drivers for cloud storage",
+        "Configure storage classes",
+        "Set up volume snapshots",
+        "Volume snapshots",
+        "Configure service discovery",
+        "Set up recording rules",
+        "Configure alerting rules",
+        "Deploy Fluentd/Fluent Bit",
     }
 
 
@@ -117,7 +133,124 @@ def without_drift_monitoring(api: Any) -> None:
     replace_in(api, f"/apis/apps/v1{NS}/deployments", "backend", drop_flag)
 
 
+READY = {"type": "Ready", "status": "True", "reason": "Ready"}
+NOT_READY = {"type": "Ready", "status": "False", "reason": "Failed", "message": "the ACME order failed"}
+
+
+def replace_certificate_status(api: Any, status: dict[str, Any] | None) -> None:
+    """The ingress certificate as cert-manager leaves it when issuing failed (status given) or before it ran (None)."""
+    replace_in(
+        api, f"/apis/cert-manager.io/v1{NS}/certificates", "ai-etl-tls", lambda o: o.update(status=status) if status else o.pop("status")
+    )
+
+
+def without_annotation(annotation: str) -> Any:
+    """The Ingress created again with its annotations but one (replace_in keeps only the name of the metadata)."""
+
+    def breaks(api: Any) -> None:
+        path = f"/apis/networking.k8s.io/v1{NS}/ingresses"
+        [ingress] = ai_etl_objects()["ingresses"]
+        api.call_api(f"{path}/ai-etl", "DELETE", auth_settings=["BearerToken"], response_types_map={200: "object"})
+        annotations = {key: value for key, value in ingress["metadata"]["annotations"].items() if key != annotation}
+        create(api, path, {**ingress, "metadata": {"name": "ai-etl", "annotations": annotations}})
+
+    return breaks
+
+
+def snapshot_not_ready(api: Any) -> None:
+    replace_in(
+        api,
+        f"/apis/snapshot.storage.k8s.io/v1{NS}/volumesnapshots",
+        "backend-uploads-daily",
+        lambda o: o["status"].update(readyToUse=False),
+    )
+
+
+def only_rules_of(kind: str) -> Any:
+    """The namespace's PrometheusRule keeps only its rules of one kind (record or alert)."""
+
+    def breaks(api: Any) -> None:
+        def keep(rule_set: dict[str, Any]) -> None:
+            for group in rule_set["spec"]["groups"]:
+                group["rules"] = [rule for rule in group["rules"] if kind in rule]
+
+        replace_in(api, f"/apis/monitoring.coreos.com/v1{NS}/prometheusrules", "ai-etl", keep)
+
+    return breaks
+
+
+def create(api: Any, path: str, obj: dict[str, Any]) -> None:
+    api.call_api(path, "POST", body=obj, auth_settings=["BearerToken"], response_types_map={201: "object"})
+
+
 BREAKAGES = {
+    "Configure certificate auto-renewal": (
+        lambda api: replace_certificate_status(api, {"conditions": [NOT_READY], "notAfter": "2026-12-05T00:00:00Z"}),
+        "does not contain it",
+    ),
+    # issued once, and its renewal failed since
+    "Test SSL certificate renewal": (
+        lambda api: replace_certificate_status(
+            api, {"conditions": [READY], "revision": 1, "lastFailureTime": "2026-12-01T00:00:00Z", "failedIssuanceAttempts": 1}
+        ),
+        "revision = 1 (below the bound)",
+    ),
+    "Install cert-manager": (lambda api: replace_certificate_status(api, None), "items[ai-etl-tls].status missing"),
+    "Configure certificate issuer": (
+        lambda api: replace_in(
+            api, "/apis/cert-manager.io/v1/clusterissuers", "letsencrypt-prod", lambda o: o["status"].update(conditions=[NOT_READY])
+        ),
+        "does not contain it",
+    ),
+    "Set up IP-based rate limiting": (without_annotation("nginx.ingress.kubernetes.io/limit-rps"), "limit-rps missing"),
+    "Configure burst limits": (without_annotation("nginx.ingress.kubernetes.io/limit-burst-multiplier"), "limit-burst-multiplier missing"),
+    "Minimum 3 master nodes": (
+        lambda api: api.call_api(
+            "/api/v1/nodes/control-plane-3", "DELETE", auth_settings=["BearerToken"], response_types_map={200: "object"}
+        ),
+        "found 2 value(s)",
+    ),
+    "Minimum 3 worker nodes": (
+        lambda api: api.call_api("/api/v1/nodes/worker-2", "DELETE", auth_settings=["BearerToken"], response_types_map={200: "object"}),
+        "2 branch(es) without it",
+    ),
+    "Use CSI drivers for cloud storage": (
+        lambda api: create(
+            api, "/api/v1/persistentvolumes", {"metadata": {"name": "local-scratch"}, "spec": {"hostPath": {"path": "/srv/scratch"}}}
+        ),
+        "items[local-scratch].spec.csi missing",
+    ),
+    "Configure storage classes": (
+        lambda api: create(
+            api,
+            f"/api/v1{NS}/persistentvolumeclaims",
+            {"metadata": {"name": "exports"}, "spec": {"storageClassName": "fast"}, "status": {"phase": "Pending"}},
+        ),
+        '"Pending" (differs)',
+    ),
+    "Set up volume snapshots": (snapshot_not_ready, "readyToUse = false (differs)"),
+    "Volume snapshots": (snapshot_not_ready, "readyToUse = false (differs)"),
+    "Configure service discovery": (
+        lambda api: api.call_api(
+            f"/apis/monitoring.coreos.com/v1{NS}/servicemonitors/llm-gateway",
+            "DELETE",
+            auth_settings=["BearerToken"],
+            response_types_map={200: "object"},
+        ),
+        'FAILED, expected a value, 1+ of them equals "llm-gateway"',
+    ),
+    "Set up recording rules": (only_rules_of("alert"), "record: FAILED"),
+    "Configure alerting rules": (only_rules_of("record"), "alert: FAILED"),
+    # one of the three workers has no ready Fluent Bit pod: its node's logs are not collected
+    "Deploy Fluentd/Fluent Bit": (
+        lambda api: replace_in(
+            api,
+            "/apis/apps/v1/namespaces/logging/daemonsets",
+            "fluent-bit",
+            lambda o: o["status"].update(numberReady=2, numberAvailable=2, numberUnavailable=1),
+        ),
+        "status.numberUnavailable = 1 (present)",
+    ),
     "**Configure log levels**": (debug_logging, "does not contain it"),
     "**Configure feature flags**": (without_drift_monitoring, "ENABLE_DRIFT_MONITORING"),
     "Use Kubernetes Secrets or AWS Secrets Manager": (

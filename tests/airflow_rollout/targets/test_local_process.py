@@ -19,6 +19,9 @@ SERVICE = textwrap.dedent(
     version, port = sys.argv[1], int(sys.argv[2])
     if version == "0.0.1":
         sys.exit("this build does not start")
+    if version == "0.0.3":
+        import time
+        time.sleep(1.5)  # warms up before it listens, as a service loading a model does
     class H(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
             self.send_response(503 if version == "0.0.2" else 200)
@@ -67,7 +70,7 @@ def test_a_build_that_exits_fails_fast_with_its_log(app):
 
 
 def test_a_build_that_never_gets_ready_times_out(app):
-    with pytest.raises(AppNotReadyError, match=r"not ready .* within 3 s \(HTTP 503\)"):
+    with pytest.raises(AppNotReadyError, match=r"svc 0.0.2 to get ready: not done within 3 s \(HTTP 503 at http://127.0.0.1:\d+/\)"):
         app.switch_to("0.0.2")
 
 
@@ -162,3 +165,81 @@ def _in_group(process, group: int) -> bool:
         return os.getpgid(process.pid) == group and process.status() != psutil.STATUS_ZOMBIE
     except (ProcessLookupError, psutil.Error):
         return False
+
+
+def test_a_slow_start_in_a_task_is_handed_to_the_triggerer_and_the_step_run_after_it_starts_nothing_twice(app, monkeypatch):
+    from airflow_rollout import waits
+    from airflow_rollout.triggers import AppReadyTrigger
+    from airflow_rollout.waits import WaitDeferred, deferring, wait_in_place
+
+    monkeypatch.setattr(waits, "SHORT_WAIT_SECONDS", 0.2)  # past it, the wait is the triggerer's
+    with deferring(), pytest.raises(WaitDeferred) as deferred:
+        app.switch_to("0.0.3")
+    started = app.current()
+    assert started is not None and started.version == "0.0.3"
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, AppReadyTrigger) and deferred.value.what == "svc 0.0.3 to get ready"
+
+    classpath, arguments = trigger.serialize()  # as the triggerer builds it: from what the task serialized
+    assert classpath == "airflow_rollout.triggers.AppReadyTrigger"
+    assert wait_in_place(AppReadyTrigger(**arguments), "ready", timeout=30) == {"status": "success"}
+
+    with deferring():  # the step's run after the trigger fired: the same process, ready, nothing started again
+        app.switch_to("0.0.3")
+    assert app.current() == started
+
+
+def test_a_process_that_exits_while_the_triggerer_waits_fails_the_step_without_a_second_start(app, monkeypatch):
+    from airflow_rollout import waits
+    from airflow_rollout.triggers import AppReadyTrigger
+    from airflow_rollout.waits import WAIT_FAILED, WaitDeferred, deferring, wait_in_place
+
+    monkeypatch.setattr(waits, "SHORT_WAIT_SECONDS", 0.2)
+    with deferring(), pytest.raises(WaitDeferred) as deferred:
+        app.switch_to("0.0.3")
+    app.stop()  # it dies before it gets ready
+    event = wait_in_place(AppReadyTrigger(**deferred.value.trigger.serialize()[1]), "ready", timeout=30)
+    assert event["status"] == WAIT_FAILED and "svc 0.0.3 exited before it became ready" in event["message"], event
+
+    with deferring(failure=event["message"]), pytest.raises(AppNotReadyError, match=r"svc 0\.0\.3 to get ready: svc 0\.0\.3 exited"):
+        app.switch_to("0.0.3")
+    assert app.current() is None  # not started a second time
+
+
+def test_a_long_grace_period_after_sigterm_is_waited_out_in_the_triggerer_then_the_next_run_kills(tmp_path, monkeypatch):
+    import time
+
+    from airflow_rollout import waits
+    from airflow_rollout.triggers import ProcessesGoneTrigger
+    from airflow_rollout.waits import WaitDeferred, deferring, wait_in_place
+
+    script = tmp_path / "stubborn.py"  # finishes "its jobs" on SIGTERM: only SIGKILL stops it
+    script.write_text(
+        "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('deaf', flush=True)\nwhile True:\n    time.sleep(1)\n"
+    )
+    config = LocalProcessTarget.model_validate(
+        {"kind": "local_process", "name": "stubborn", "command": [sys.executable, str(script)], "port": free_port()}
+        | {"stop_timeout_seconds": 2}
+    )
+    target = LocalProcessApp(config=config, system="unit", state_dir=tmp_path)
+    running = target.start("1.0.0")
+    deadline = time.monotonic() + 10
+    while "deaf" not in (target.directory / "1.0.0.log").read_text():  # a SIGTERM before that would end it
+        assert time.monotonic() < deadline, "the process never set its SIGTERM handler"
+        time.sleep(0.05)
+    monkeypatch.setattr(waits, "SHORT_WAIT_SECONDS", 0.2)
+
+    with deferring():  # the step's first run: SIGTERM, then the wait goes to the triggerer
+        assert target.quiesce() == {"version": "1.0.0"}
+        with pytest.raises(WaitDeferred) as deferred:
+            target.wait_quiesced()
+    terminated_at = json.loads(target.state_file.read_text())["terminated_at"]
+    trigger = ProcessesGoneTrigger(**deferred.value.trigger.serialize()[1])
+    assert wait_in_place(trigger, "grace period", timeout=30) == {"status": "success"}  # its deadline: not a failure
+    assert time.time() >= terminated_at + 2 and target.current() == running  # it ignored SIGTERM
+
+    with deferring():  # the run after the trigger: no second SIGTERM, no new grace period; SIGKILL
+        target.quiesce()
+        target.wait_quiesced()
+    assert json.loads(target.state_file.read_text())["terminated_at"] == terminated_at
+    assert target.current() is None

@@ -1,0 +1,166 @@
+"""`monitoring`: what a running Prometheus or Grafana reports through its documented HTTP API.
+
+    check: {kind: monitoring, conn_id: ai_etl_prometheus, retention_at_least: 15d}
+    check: {kind: monitoring, conn_id: ai_etl_prometheus, series: ['http_requests_total{job="backend"}']}
+    check: {kind: monitoring, conn_id: ai_etl_prometheus, alerting_rule: 'http_requests_total.*>\\s*0?\\.05\\s*$'}
+    check: {kind: monitoring, conn_id: ai_etl_grafana, dashboard: System Overview}
+
+Exactly one question per check:
+- `retention_at_least`: Prometheus's effective retention, `storageRetention` of GET /api/v1/status/runtimeinfo ("15d",
+  "15d or 512MiB", "512MiB"), is a time of at least this duration and no size cap (a cap deletes blocks sooner);
+- `series`: GET /api/v1/series?match[]=<selector>&start=<an hour ago> finds at least one series for each selector: the
+  metric is scraped now (a series whose last sample is older, from a service that stopped exporting it, does not count);
+- `alerting_rule`: GET /api/v1/rules?type=alert holds an alerting rule whose expression (`query`) matches this Python
+  regular expression (re.search), evaluated without error (`health: ok`): the threshold is in the expression;
+- `dashboard`: Grafana's GET /api/search?type=dash-db finds a dashboard titled exactly this, and
+  GET /api/dashboards/uid/<uid> shows it holds panels (an empty dashboard of that name was not imported).
+
+The base URL is the connection's schema (http), host and port; a password is sent as `Authorization: Bearer`
+(a Grafana service account token), never in the URL.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+from urllib.parse import quote
+
+from pydantic import Field, field_validator, model_validator
+
+from airflow_rollout.config import ConnId, StrictModel
+
+if TYPE_CHECKING:
+    from airflow_rollout.context import SystemContext
+    from airflow_rollout.evidence import Evidence
+
+# Prometheus's duration units (model.ParseDuration): a year is 365 days
+UNIT_SECONDS = {"y": 365 * 86400, "w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
+DURATION = re.compile(r"^(?:\d+(?:ms|[ywdhms]))+$")
+DURATION_PART = re.compile(r"(\d+)(ms|[ywdhms])")
+SCRAPED_WITHIN_SECONDS = 3600  # a key metric must have a sample this recent: an hour spans many scrape intervals
+Selector = Annotated[str, Field(min_length=1, max_length=500)]
+
+
+def duration_seconds(text: str) -> float:
+    """Seconds of a Prometheus duration ("15d", "2w", "360h", "1d12h"); anything else raises."""
+    if not DURATION.match(text):
+        raise ValueError(f"{text!r} is not a Prometheus duration (e.g. 15d, 2w, 360h)")
+    return sum(int(count) * UNIT_SECONDS[unit] for count, unit in DURATION_PART.findall(text))
+
+
+class MonitoringItemCheck(StrictModel):
+    """One question to Prometheus (retention, series, alerting rule) or Grafana (dashboard) behind a connection."""
+
+    kind: Literal["monitoring"]
+    conn_id: ConnId = Field(description="an http connection: schema, host and port; password: a bearer token (Grafana)")
+    retention_at_least: str | None = Field(default=None, description="a Prometheus duration the effective retention must reach")
+    series: list[Selector] = Field(default_factory=list, description="series selectors, each of which must find a series")
+    alerting_rule: str | None = Field(default=None, description="a regular expression a healthy alerting rule's expression matches")
+    dashboard: str | None = Field(default=None, min_length=1, max_length=200, description="the exact title of a Grafana dashboard")
+    timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10
+
+    @field_validator("retention_at_least")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            duration_seconds(value)
+        return value
+
+    @field_validator("alerting_rule")
+    @classmethod
+    def _pattern_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"`{value}` is not a valid Python regular expression: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_question(self) -> MonitoringItemCheck:
+        asked = [self.retention_at_least is not None, bool(self.series), self.alerting_rule is not None, self.dashboard is not None]
+        if sum(asked) != 1:
+            raise ValueError("needs exactly one of retention_at_least, series, alerting_rule or dashboard")
+        return self
+
+
+def _get(conn_id: str, path: str, params: dict[str, str], timeout_seconds: float) -> tuple[str, Any]:
+    """(base URL, the JSON answer) of one GET; an answer other than 200 raises with the server's text."""
+    import httpx
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    if not conn.host:
+        raise ValueError(f"connection {conn_id} names no host")
+    base = f"{conn.schema or 'http'}://{conn.host}" + (f":{conn.port}" if conn.port else "")
+    headers = {"Authorization": f"Bearer {conn.password}"} if conn.password else {}
+    response = httpx.get(base + path, params=params, headers=headers, timeout=timeout_seconds)
+    if response.status_code != 200:
+        raise RuntimeError(f"{base}{path} answered HTTP {response.status_code}: {response.text.strip()[:300]}")
+    return base, response.json()
+
+
+def _retention(check: MonitoringItemCheck, wanted: str) -> tuple[bool, str]:
+    base, answer = _get(check.conn_id, "/api/v1/status/runtimeinfo", {}, check.timeout_seconds)
+    retention = str(answer["data"]["storageRetention"])
+    where = f"Prometheus {base}: storageRetention {retention!r}"
+    parts = [part.strip() for part in retention.split(" or ")]
+    times = [part for part in parts if DURATION.match(part)]
+    if len(times) != len(parts):
+        return False, f"{where}: a size cap deletes blocks before {wanted} is up"
+    if not times or duration_seconds(times[0]) < duration_seconds(wanted):
+        return False, f"{where}: shorter than {wanted}"
+    return True, f"{where}, at least {wanted}"
+
+
+def _series(check: MonitoringItemCheck) -> tuple[bool, str]:
+    found: list[str] = []
+    missing: list[str] = []
+    start = str(int(time.time()) - SCRAPED_WITHIN_SECONDS)
+    for selector in check.series:
+        base, answer = _get(check.conn_id, "/api/v1/series", {"match[]": selector, "start": start}, check.timeout_seconds)
+        (found if answer["data"] else missing).append(f"{selector} ({len(answer['data'])} series)")
+    where = f"Prometheus {base}: GET /api/v1/series of the last hour"
+    return not missing, f"{where}: " + "; ".join([*found, *(f"NONE: {text}" for text in missing)])
+
+
+def _alerting_rule(check: MonitoringItemCheck, pattern: str) -> tuple[bool, str]:
+    base, answer = _get(check.conn_id, "/api/v1/rules", {"type": "alert"}, check.timeout_seconds)
+    rules = [rule for group in answer["data"]["groups"] for rule in group["rules"] if rule.get("type") == "alerting"]
+    matching = [rule for rule in rules if re.search(pattern, rule["query"])]
+    healthy = [rule for rule in matching if rule.get("health") == "ok"]
+    where = f"Prometheus {base}: {len(rules)} alerting rule(s)"
+    if healthy:
+        return True, f"{where}; {healthy[0]['name']}: {healthy[0]['query']} (health ok)"
+    if matching:
+        states = ", ".join(f"{rule['name']} health {rule.get('health')!r}: {rule.get('lastError', '')}" for rule in matching)
+        return False, f"{where}; matching `{pattern}` but not evaluated cleanly: {states}"
+    return False, f"{where}; none whose expression matches `{pattern}`"
+
+
+def _dashboard(check: MonitoringItemCheck, title: str) -> tuple[bool, str]:
+    base, hits = _get(check.conn_id, "/api/search", {"type": "dash-db", "query": title}, check.timeout_seconds)
+    named = [hit for hit in hits if hit.get("title") == title]
+    where = f"Grafana {base}"
+    if not named:
+        return False, f"{where}: no dashboard titled {title!r} (found: {', '.join(repr(h.get('title')) for h in hits) or 'none'})"
+    _, answer = _get(check.conn_id, f"/api/dashboards/uid/{quote(str(named[0]['uid']), safe='')}", {}, check.timeout_seconds)
+    panels = answer["dashboard"].get("panels") or []
+    if not panels:
+        return False, f"{where}: dashboard {title!r} (uid {named[0]['uid']}) has no panels"
+    return True, f"{where}: dashboard {title!r} (uid {named[0]['uid']}) with {len(panels)} panel(s)"
+
+
+def run(_ctx: SystemContext, check: MonitoringItemCheck) -> Evidence:
+    from airflow_rollout.evidence import Evidence
+
+    if check.retention_at_least is not None:
+        passed, detail = _retention(check, check.retention_at_least)
+    elif check.alerting_rule is not None:
+        passed, detail = _alerting_rule(check, check.alerting_rule)
+    elif check.dashboard is not None:
+        passed, detail = _dashboard(check, check.dashboard)
+    else:
+        passed, detail = _series(check)
+    return Evidence(passed, detail)

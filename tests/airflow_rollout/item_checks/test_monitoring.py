@@ -1,0 +1,169 @@
+"""`monitoring` items against the Prometheus and Grafana API stand-in (devtools/monitoring_standin.py): seed 002's shipped
+items pass on the monitoring the seed asks for, and each fails when its statement is false."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
+
+import pytest
+from pydantic import ValidationError
+from seed_platforms import AI_ETL_ALERTS, set_up_ai_etl_monitoring, shipped_checks
+
+from airflow_rollout.checklist_run import evaluate
+from airflow_rollout.item_checks.monitoring import MonitoringItemCheck, duration_seconds
+from devtools.monitoring_standin import MonitoringStandIn
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from airflow_rollout.evidence import Evidence
+
+SYSTEM = "ai-etl-assistant"
+TOKEN = "grafana-test-token"
+ALERT_ITEMS = {  # item: the seed's rule it reads
+    "High error rate (>5%)": "HighErrorRate",
+    "Slow API responses (>2s)": "SlowApiResponses",
+    "Database connection issues": "DatabaseDown",
+    "Disk space warnings (>80%)": "DiskSpaceLow",
+}
+
+
+@pytest.fixture
+def monitoring(monkeypatch: pytest.MonkeyPatch) -> Iterator[MonitoringStandIn]:
+    """Prometheus and Grafana as seed 002 sets them up, behind the shipped items' connections."""
+    with MonitoringStandIn(grafana_token=TOKEN) as server:
+        set_up_ai_etl_monitoring(server)
+        monkeypatch.setenv("AIRFLOW_CONN_AI_ETL_PROMETHEUS", server.prometheus_connection())
+        monkeypatch.setenv("AIRFLOW_CONN_AI_ETL_GRAFANA", server.grafana_connection())
+        yield server
+
+
+def item(text: str) -> Evidence:
+    return evaluate(SimpleNamespace(), shipped_checks(SYSTEM, "monitoring")[text])  # type: ignore[arg-type]
+
+
+def test_every_shipped_monitoring_item_passes_on_the_seeds_monitoring(monitoring: MonitoringStandIn) -> None:
+    results = {text: item(text) for text in shipped_checks(SYSTEM, "monitoring")}
+    assert len(results) == 13
+    assert {text: e.detail for text, e in results.items() if not e.passed} == {}
+    assert results["Set retention period (15 days minimum)"].detail.endswith("storageRetention '15d', at least 15d")
+    assert "HighErrorRate: " in results["High error rate (>5%)"].detail
+    assert "dashboard 'LLM Usage' (uid llm-usage) with 1 panel(s)" in results["LLM usage tracking"].detail
+
+
+@pytest.mark.parametrize(("retention", "why"), [("14d", "shorter than 15d"), ("30d or 50GiB", "a size cap deletes blocks")])
+def test_a_shorter_retention_or_a_size_cap_fails(monitoring: MonitoringStandIn, retention: str, why: str) -> None:
+    monitoring.retention = retention
+    evidence = item("Set retention period (15 days minimum)")
+    assert not evidence.passed
+    assert why in evidence.detail
+
+
+def test_a_longer_retention_in_other_units_passes(monitoring: MonitoringStandIn) -> None:
+    monitoring.retention = "2w1d"
+    assert item("Set retention period (15 days minimum)").passed
+    assert duration_seconds("360h") == duration_seconds("15d")
+
+
+@pytest.mark.parametrize(
+    ("text", "metric"),
+    [
+        ("API request rate and latency", "http_request_duration_seconds_bucket"),
+        ("Pipeline success rate", "etl_pipeline_runs_total"),
+        ("Database connection pool usage", "db_pool_size"),
+        ("LLM API costs and latency", "llm_cost_usd_total"),
+    ],
+)
+def test_a_key_metric_prometheus_does_not_hold_fails(monitoring: MonitoringStandIn, text: str, metric: str) -> None:
+    # for the pipeline: only its successes counted, so no success rate can be computed
+    monitoring.series[:] = [s for s in monitoring.series if s["__name__"] != metric or s.get("status") == "success"]
+    evidence = item(text)
+    assert not evidence.passed
+    assert f"NONE: {metric}" in evidence.detail
+
+
+def test_a_metric_no_longer_scraped_does_not_count(monitoring: MonitoringStandIn) -> None:
+    """The gateway stopped exporting its spend two hours ago: Prometheus keeps the old series, but none is current."""
+    for series in monitoring.series:
+        if series["__name__"] == "llm_cost_usd_total":
+            monitoring.end_series(series, time.time() - 7200)
+    evidence = item("LLM API costs and latency")
+    assert not evidence.passed
+    assert 'NONE: llm_cost_usd_total{job="llm-gateway"} (0 series)' in evidence.detail
+
+
+def test_a_metric_from_another_job_does_not_count(monitoring: MonitoringStandIn) -> None:
+    for series in monitoring.series:
+        if series["__name__"] == "db_pool_size":
+            series["job"] = "postgres-exporter"
+    assert not item("Database connection pool usage").passed
+
+
+@pytest.mark.parametrize(
+    ("text", "other_threshold"),
+    [
+        ("High error rate (>5%)", ("> 0.05", "> 0.5")),
+        ("Slow API responses (>2s)", ("> 2", "> 20")),
+        ("Database connection issues", ("== 0", "== 1")),
+        ("Disk space warnings (>80%)", ("> 0.8", "> 0.95")),
+    ],
+)
+def test_an_alert_with_another_threshold_fails(monitoring: MonitoringStandIn, text: str, other_threshold: tuple[str, str]) -> None:
+    [group] = monitoring.rule_groups
+    rule = next(r for r in group["rules"] if r["name"] == ALERT_ITEMS[text])
+    assert rule["query"] == AI_ETL_ALERTS[ALERT_ITEMS[text]]
+    rule["query"] = rule["query"].replace(*other_threshold)
+    evidence = item(text)
+    assert not evidence.passed
+    assert "none whose expression matches" in evidence.detail
+
+
+def test_an_alert_without_its_rule_or_one_that_fails_to_evaluate_fails(monitoring: MonitoringStandIn) -> None:
+    [group] = monitoring.rule_groups
+    rule = next(r for r in group["rules"] if r["name"] == "HighErrorRate")
+    rule.update(health="err", lastError="many-to-many matching not allowed")
+    evidence = item("High error rate (>5%)")
+    assert not evidence.passed
+    assert "HighErrorRate health 'err': many-to-many matching not allowed" in evidence.detail
+    group["rules"].remove(rule)
+    assert not item("High error rate (>5%)").passed
+
+
+def test_a_recording_rule_with_the_expression_is_no_alert(monitoring: MonitoringStandIn) -> None:
+    [group] = monitoring.rule_groups
+    for rule in group["rules"]:
+        rule["type"] = "recording"
+    assert not item("Disk space warnings (>80%)").passed
+
+
+def test_a_missing_or_empty_dashboard_fails(monitoring: MonitoringStandIn) -> None:
+    monitoring.dashboards[0]["panels"] = []
+    evidence = item("System overview dashboard")
+    assert not evidence.passed
+    assert evidence.detail.endswith("dashboard 'System Overview' (uid system-overview) has no panels")
+    monitoring.dashboards[:] = [{"uid": "api-old", "title": "API Performance (old)", "panels": [{"id": 1}]}]
+    evidence = item("API performance dashboard")
+    assert not evidence.passed
+    assert "no dashboard titled 'API Performance' (found: 'API Performance (old)')" in evidence.detail
+
+
+def test_grafana_refuses_a_wrong_token(monitoring: MonitoringStandIn) -> None:
+    monitoring.grafana_token = "rotated"
+    with pytest.raises(RuntimeError, match="answered HTTP 401"):
+        item("System overview dashboard")
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({}, "needs exactly one of"),
+        ({"dashboard": "x", "series": ["up"]}, "needs exactly one of"),
+        ({"retention_at_least": "15 days"}, "is not a Prometheus duration"),
+        ({"alerting_rule": "(unclosed"}, "is not a valid Python regular expression"),
+    ],
+)
+def test_invalid_questions_are_refused(fields: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        MonitoringItemCheck.model_validate({"kind": "monitoring", "conn_id": "ai_etl_prometheus", **fields})
