@@ -131,7 +131,17 @@ WAREHOUSE_SETTINGS = (
 )
 # documented job settings a test may give (`settings` of POST /_standin/jobs); `tasks` (with e.g. max_retries) also
 # names the job's task keys
-JOB_SETTINGS = ("email_notifications", "webhook_notifications", "notification_settings", "schedule", "timeout_seconds", "health", "tasks")
+JOB_SETTINGS = (
+    "email_notifications",
+    "webhook_notifications",
+    "notification_settings",
+    "schedule",
+    "timeout_seconds",
+    "health",
+    "tasks",
+    "run_as",
+    "trigger",
+)
 
 
 class ApiError(Exception):
@@ -302,6 +312,10 @@ class Workspace:
         self.workspace_conf: dict[str, str] = {}
         self.cluster_policies: list[Json] = []
         self.instance_pools: list[Json] = []
+        self.notification_destinations: list[Json] = []
+        self.experiments: list[Json] = []
+        self.online_tables: dict[str, Json] = {}
+        self.quality_monitors: dict[str, Json] = {}
         self.service_principals: list[Json] = []
         self.apps: dict[str, _App] = {name: _App(name=name, port=port, created=now) for name, port in self._configured_apps.items()}
         self.endpoints: dict[str, Json] = {}
@@ -479,7 +493,57 @@ class Workspace:
                     }
                     for index, sp in enumerate(body["service_principals"])
                 ]
+            self._set_monitoring_settings(body)
         return {}
+
+    def _set_monitoring_settings(self, body: Json) -> None:
+        """Notification destinations, MLflow experiments, online tables and quality monitors, as their APIs return them."""
+        if "notification_destinations" in body:
+            self.notification_destinations = [
+                {"id": str(uuid.uuid4()), "display_name": str(d["display_name"]), "destination_type": str(d["destination_type"])}
+                for d in body["notification_destinations"]
+            ]
+        if "experiments" in body:
+            self.experiments = [
+                {
+                    "experiment_id": str(1000 + number),
+                    "name": str(e["name"]),
+                    "artifact_location": str(e.get("artifact_location", f"dbfs:/databricks/mlflow-tracking/{1000 + number}")),
+                    "lifecycle_stage": str(e.get("lifecycle_stage") or "active"),
+                    "creation_time": _ms(time.time()),
+                }
+                for number, e in enumerate(body["experiments"])
+            ]
+        if "online_tables" in body:
+            self.online_tables = {
+                str(t["name"]): {"name": str(t["name"]), "spec": dict(t.get("spec") or {}), "status": dict(t.get("status") or {})}
+                for t in body["online_tables"]
+            }
+        if "quality_monitors" in body:
+            self.quality_monitors = {str(m["table_name"]): json.loads(json.dumps(m)) for m in body["quality_monitors"]}
+
+    def list_notification_destinations(self) -> Json:
+        with self._lock:
+            return {"results": json.loads(json.dumps(self.notification_destinations))}
+
+    def experiment_by_name(self, name: str | None) -> Json:
+        with self._lock:
+            found = next((e for e in self.experiments if e["name"] == name), None)
+            if found is None:
+                raise _not_found(f"Could not find experiment with name {name}")
+            return {"experiment": dict(found)}
+
+    def online_table_json(self, name: str) -> Json:
+        with self._lock:
+            if name not in self.online_tables:
+                raise ApiError(404, "NOT_FOUND", f"Online table '{name}' does not exist.")
+            return dict(json.loads(json.dumps(self.online_tables[name])))
+
+    def quality_monitor_json(self, table_name: str) -> Json:
+        with self._lock:
+            if table_name not in self.quality_monitors:
+                raise _not_found(f"Monitor for table '{table_name}' does not exist.")
+            return dict(json.loads(json.dumps(self.quality_monitors[table_name])))
 
     def list_service_principals(self, scim_filter: str | None) -> Json:
         """SCIM's list, as `filter=displayName eq "name"` narrows it (the one filter the checklists send)."""
@@ -1290,6 +1354,10 @@ def _routes() -> list[Route]:
         ("GET", r"/api/2\.0/policies/clusters/list", lambda w, m, q, b: w.list_policies()),
         ("GET", r"/api/2\.0/policies/clusters/get", lambda w, m, q, b: w.get_policy(q.get("policy_id"))),
         ("GET", r"/api/2\.0/instance-pools/list", lambda w, m, q, b: w.list_instance_pools()),
+        ("GET", r"/api/2\.0/notification-destinations", lambda w, m, q, b: w.list_notification_destinations()),
+        ("GET", r"/api/2\.0/mlflow/experiments/get-by-name", lambda w, m, q, b: w.experiment_by_name(q.get("experiment_name"))),
+        ("GET", r"/api/2\.0/online-tables/([^/]+)", lambda w, m, q, b: w.online_table_json(m[1])),
+        ("GET", r"/api/2\.1/unity-catalog/tables/([^/]+)/monitor", lambda w, m, q, b: w.quality_monitor_json(m[1])),
         ("GET", r"/api/2\.0/preview/scim/v2/ServicePrincipals", lambda w, m, q, b: w.list_service_principals(q.get("filter"))),
         (
             "GET",
@@ -1536,6 +1604,8 @@ class DatabricksServer:
         return self.workspace.set_endpoint(body)
 
     def set_settings(self, **parts: Any) -> Json:
+        """Secret scopes, IP access lists, workspace conf, cluster policies, instance pools, notification destinations,
+        experiments, online tables, quality monitors: as `POST /_standin/settings`."""
         """Secret scopes, IP access lists, workspace conf, cluster policies, pools, service principals: as `POST /_standin/settings`."""
         return self.workspace.set_settings(parts)
 

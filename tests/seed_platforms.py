@@ -7,6 +7,7 @@ check tests start from them, and each failing-case test breaks one.
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 AI_ETL_NAMESPACE = "ai-etl-prod"
@@ -305,6 +306,53 @@ def fill_ai_etl_clickhouse(server: Any) -> None:
     server.execute("INSERT INTO system.replicas VALUES (?, ?, ?, ?, ?, ?)", [AI_ETL_CLICKHOUSE_REPLICA])
 
 
+# --- seed 004's server (MLOps system) --------------------------------------------------------------------
+
+# the .env.example the MLOps system ships: PostgreSQL, the API's database URL, Airflow's secret key and admin, the model
+MLOPS_ENV_EXAMPLE = """POSTGRES_USER=mlops
+POSTGRES_PASSWORD=mlops_password
+POSTGRES_DB=mlops
+DATABASE_URL=postgresql://mlops:mlops_password@postgres:5432/mlops
+AIRFLOW__WEBSERVER__SECRET_KEY=your-secret-key-here
+_AIRFLOW_WWW_USER_USERNAME=admin
+_AIRFLOW_WWW_USER_PASSWORD=admin
+MODEL_PATH=models/
+F1_SCORE_THRESHOLD=0.8
+"""
+
+
+def mlops_env(database_url: str) -> dict[str, str]:
+    """The server's .env made from the example as seed 004 asks: every key set, the passwords and secret key changed."""
+    return {
+        "POSTGRES_USER": "mlops",
+        "POSTGRES_PASSWORD": "pg-e2e-password-changed",
+        "POSTGRES_DB": "mlops",
+        "DATABASE_URL": database_url,
+        "AIRFLOW__WEBSERVER__SECRET_KEY": "airflow-e2e-secret-key-changed",
+        "_AIRFLOW_WWW_USER_USERNAME": "admin",
+        "_AIRFLOW_WWW_USER_PASSWORD": "admin-e2e-password-changed",
+        "MODEL_PATH": "models/default",
+        "F1_SCORE_THRESHOLD": "0.8",
+    }
+
+
+def mlops_airflow() -> Any:
+    """The system's own Airflow (a stand-in of its webserver's REST API): the @daily data collection DAG, no import
+    errors, the admin user with the password the .env above sets."""
+    from devtools.airflow_standin import AirflowStandin, dag, user
+
+    password = mlops_env("")["_AIRFLOW_WWW_USER_PASSWORD"]
+    return AirflowStandin(
+        dags=[dag("data_collection_dag", "@daily")], users={"admin": (password, user("admin", ["Admin"]))}, import_errors=[]
+    )
+
+
+def mlops_airflow_connection(airflow: Any) -> str:
+    """The `mlops_airflow` connection: the webserver, logged in as its admin."""
+    password = mlops_env("")["_AIRFLOW_WWW_USER_PASSWORD"]
+    return json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": airflow.port, "login": "admin", "password": password})
+
+
 # --- Databricks (seeds 000 and 001) ---------------------------------------------------------------------
 
 WAREHOUSES: dict[str, dict[str, Any]] = {
@@ -347,6 +395,45 @@ BATCH_JOB_SETTINGS: dict[str, Any] = {
     "schedule": {"quartz_cron_expression": "0 0 2 * * ?", "timezone_id": "UTC", "pause_status": "UNPAUSED"},
     "email_notifications": {"on_failure": ["ml-oncall@example.com"]},
     "tasks": [{"task_key": "main", "max_retries": 2, "min_retry_interval_millis": 60000}],
+    # an automated workload runs as a service principal (its application id), not as a person
+    "run_as": {"service_principal_name": "6f1c2a4e-0b7d-4c55-9e3a-2d8f1b7c9a10"},
+}
+# seed 001's retraining job (102): started whenever the feature table changes
+RETRAINING_JOB_SETTINGS: dict[str, Any] = {
+    "trigger": {"pause_status": "UNPAUSED", "table_update": {"table_names": ["ml.features.customer_features"], "condition": "ANY_UPDATED"}},
+    "tasks": [{"task_key": "train", "max_retries": 1}],
+}
+# seed 001's tracking, online serving, monitoring and alerting as the workspace's APIs return them
+ML_PLATFORM_SETTINGS: dict[str, Any] = {
+    "experiments": [{"name": "/Shared/ml/churn_classifier", "artifact_location": "dbfs:/databricks/mlflow-tracking/churn_classifier"}],
+    "online_tables": [
+        {
+            "name": "ml.features.customer_features_online",
+            "spec": {
+                "source_table_full_name": "ml.features.customer_features",
+                "primary_key_columns": ["customer_id"],
+                "run_continuously": {},
+            },
+            "status": {"detailed_state": "ONLINE_CONTINUOUS_UPDATE", "message": "Online table is continuously updating."},
+        }
+    ],
+    "quality_monitors": [
+        {
+            "table_name": "ml.monitoring.inference_log",
+            "status": "MONITOR_STATUS_ACTIVE",
+            "output_schema_name": "ml.monitoring",
+            "drift_metrics_table_name": "ml.monitoring.inference_log_drift_metrics",
+            "profile_metrics_table_name": "ml.monitoring.inference_log_profile_metrics",
+            "inference_log": {
+                "problem_type": "PROBLEM_TYPE_CLASSIFICATION",
+                "prediction_col": "prediction",
+                "timestamp_col": "prediction_timestamp",
+                "model_id_col": "model_version",
+                "granularities": ["1 day"],
+            },
+        }
+    ],
+    "notification_destinations": [{"display_name": "ml-alerts", "destination_type": "SLACK"}],
 }
 SERVED_ENTITIES = [
     {
@@ -372,6 +459,7 @@ def set_up_workspace(server: Any) -> None:
     for warehouse_id, settings in WAREHOUSES.items():
         server.add_warehouse(warehouse_id, **settings)
     server.set_settings(**copy.deepcopy(WORKSPACE_SETTINGS))
+    server.set_settings(**copy.deepcopy(ML_PLATFORM_SETTINGS))
 
 
 def set_table_properties(target: Any, properties: dict[str, str] | None = None) -> None:

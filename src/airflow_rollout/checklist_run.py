@@ -19,7 +19,17 @@ from typing import TYPE_CHECKING, Any
 from airflow_rollout.checklists import RELEASE_PHASES, Checklist, ChecklistError, Entry, Phase, PythonItemCheck, load_checklist
 from airflow_rollout.config import HttpCheck, LatencyCheck
 from airflow_rollout.evidence import EVIDENCE, Evidence
-from airflow_rollout.item_checks import clickhouse, databricks_api, delta_table, env_file, kubernetes, monitoring, redis, tls
+from airflow_rollout.item_checks import (
+    airflow_api,
+    clickhouse,
+    databricks_api,
+    delta_table,
+    env_file,
+    kubernetes,
+    monitoring,
+    redis,
+    tls,
+)
 from airflow_rollout.item_checks.env_file import env_file_values, item_path
 
 if TYPE_CHECKING:
@@ -240,6 +250,7 @@ RUNNERS: dict[str, Callable[[Any, Any], Evidence]] = {
     "tls": tls.run,
     "redis": redis.run,
     "clickhouse": clickhouse.run,
+    "airflow_api": airflow_api.run,
     "monitoring": monitoring.run,
 }
 

@@ -35,6 +35,7 @@ from airflow_rollout.config import (
     UrlPath,
     read_yaml,
 )
+from airflow_rollout.item_checks.airflow_api import AirflowApiItemCheck
 from airflow_rollout.item_checks.clickhouse import ClickHouseItemCheck
 from airflow_rollout.item_checks.databricks_api import DatabricksApiItemCheck
 from airflow_rollout.item_checks.delta_table import DeltaTableItemCheck
@@ -218,6 +219,7 @@ ItemCheck = Annotated[
     | TlsItemCheck
     | RedisItemCheck
     | ClickHouseItemCheck
+    | AirflowApiItemCheck
     | MonitoringItemCheck,
     Field(discriminator="kind"),
 ]

@@ -150,6 +150,15 @@ def values_at(document: Any, path: list[str | int]) -> tuple[list[tuple[str, Any
     return [(where.lstrip("."), value) for where, value in found], missing
 
 
+class JsonGetCheck(StrictModel):
+    """What the item kinds that GET a documented JSON API share: the query parameters, the expectations on the answer."""
+
+    params: dict[Annotated[str, Field(pattern=r"^[a-z_]{1,64}$")], str] = Field(
+        default_factory=dict, description="the documented GET parameters"
+    )
+    expect: list[Expectation] = Field(min_length=1)
+
+
 def check_document(document: Any, expectations: list[Expectation], source: str) -> tuple[bool, str, dict[str, Any]]:
     """Whether every expectation holds of `document`, what was compared (for the evidence), and the values found."""
     lines, numbers, passed = [], {}, True

@@ -112,6 +112,7 @@ def test_the_example_env_only_lacks_its_placeholders_replaced():
         "AIRFLOW_CONN_ONTOS_PUBLIC",
         "AIRFLOW_CONN_AI_ETL_REDIS",
         "AIRFLOW_CONN_AI_ETL_CLICKHOUSE",
+        "AIRFLOW_CONN_MLOPS_AIRFLOW",
         "AIRFLOW_CONN_AI_ETL_PROMETHEUS",
         "AIRFLOW_CONN_AI_ETL_GRAFANA",
     ]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from observe import SIGN_OFF_ROLES, checklist_results, ledger, run_signed_release
+from seed_platforms import MLOPS_ENV_EXAMPLE, mlops_airflow, mlops_airflow_connection, mlops_env
 from testenv import ROOT, SERVERS, SESSION_DIR, on_session_server, slack_messages
 
 pytestmark = pytest.mark.e2e
@@ -108,7 +109,11 @@ def set_up_server(server: Server, postgres, slack) -> None:
         "APP_VERSION": "1.0.0",
         "DATABASE_URL": postgres.uri(server.database),
     }
-    env_file.write_text("".join(f"{k}={v}\n" for k, v in {**settings, "MODEL_DIRECTORY": server.root / "models"}.items()))
+    # seed 004's server has its .env made from the .env.example it ships, the defaults changed
+    mlops_settings = mlops_env(str(settings["DATABASE_URL"])) if server is MLOPS else {}
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in {**settings, **mlops_settings, "MODEL_DIRECTORY": server.root / "models"}.items()))
+    if server is MLOPS:
+        (server.root / ".env.example").write_text(MLOPS_ENV_EXAMPLE)
     env_file.chmod(0o600)
     postgres.psql("postgres", f"DROP DATABASE IF EXISTS {server.database} WITH (FORCE)")
     postgres.create_database(server.database)
@@ -143,8 +148,17 @@ def routing(postgres, slack, docker_standin):
 
 
 @pytest.fixture
-def mlops(postgres, slack, docker_standin):
-    """Seed 004's server with 1.0.0: the loan_data schema (the profile's own migrations), an active model, the API up."""
+def mlops_system_airflow(monkeypatch):
+    """Seed 004's own Airflow beside its API (the webserver's REST API), reached through `mlops_airflow`."""
+    with mlops_airflow() as airflow:
+        monkeypatch.setenv("AIRFLOW_CONN_MLOPS_AIRFLOW", mlops_airflow_connection(airflow))
+        yield airflow
+
+
+@pytest.fixture
+def mlops(postgres, slack, docker_standin, mlops_system_airflow):
+    """Seed 004's server with 1.0.0: the loan_data schema (the profile's own migrations), an active model, the API up,
+    its own Airflow beside it."""
     from airflow_rollout.config import SqlFileMigrations
     from airflow_rollout.targets.migrations import SqlFileMigrator
 
@@ -241,6 +255,20 @@ def test_mlops_release_is_promoted_when_the_model_passes_the_f1_gate(release_dag
     assert granted.passed, granted.detail
     assert items["All containers started (`docker-compose ps`)"].detail == "1 services Up: api running (healthy)"
     assert items["SSL/TLS enabled (if production)"].passed, items["SSL/TLS enabled (if production)"].detail
+    proven = [
+        "`.env` file created from `.env.example`",  # the server's .env against its .env.example
+        "Database credentials updated",
+        "Airflow secret key changed",
+        "Model path configured",
+        "Changed default PostgreSQL password",
+        "Changed default Airflow admin password",
+        "Airflow webserver accessible (http://localhost:8080)",  # the system's own Airflow, through its REST API
+        "Airflow initialized (`airflow db init`)",
+        "Admin user created",
+        "No DAG errors",
+        "DAG scheduled correctly (@daily)",  # the data collection DAG (the other such item is manual)
+    ]
+    assert {text: items[text].detail for text in proven if not items[text].passed} == {}
 
 
 def test_mlops_model_below_the_f1_gate_is_rolled_back(release_dag, mlops):

@@ -13,6 +13,7 @@ import pytest
 from observe import checklist_results, ledger, run_signed_release
 from seed_platforms import (
     BATCH_JOB_SETTINGS,
+    RETRAINING_JOB_SETTINGS,
     SERVED_ENTITIES,
     SERVING_AI_GATEWAY,
     cluster_feature_tables,
@@ -162,6 +163,7 @@ def ml_platform(workspace):
     workspace.set_serving_endpoint(
         "churn-classifier", ready="READY", config_update="NOT_UPDATING", served_entities=SERVED_ENTITIES, ai_gateway=SERVING_AI_GATEWAY
     )
+    workspace.define_job(job_id=102, name="churn-retraining", settings=RETRAINING_JOB_SETTINGS)
     return target
 
 
@@ -187,6 +189,13 @@ def test_ml_release_moves_the_champion_alias_checks_the_endpoint_and_runs_the_ba
         "Endpoint scaling configured (min/max instances)",
         "Rate limiting configured",
         "Production cluster pools created",
+        "Service principals created for automated workloads",
+        "Experiment tracking configured",
+        "Artifact storage configured (DBFS or external)",
+        "Online tables created and syncing",
+        "Prediction drift detection configured",
+        "Slack integration configured",
+        "Model retraining triggers defined",
     )
     for text in (
         *automated,

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
-from airflow_rollout.config import ConnId, StrictModel
-from airflow_rollout.json_expectations import Expectation, check_document
+from airflow_rollout.config import ConnId
+from airflow_rollout.json_expectations import JsonGetCheck, check_document
 
 if TYPE_CHECKING:
     from airflow_rollout.context import ReleaseContext
@@ -30,14 +30,12 @@ if TYPE_CHECKING:
 ApiPath = Annotated[str, Field(pattern=r"^/api/2\.[0-2]/[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+)*$", max_length=300)]
 
 
-class DatabricksApiItemCheck(StrictModel):
+class DatabricksApiItemCheck(JsonGetCheck):
     """A GET of the workspace's REST API whose JSON answer must meet the expectations."""
 
     kind: Literal["databricks_api"]
     conn_id: ConnId = Field(description="a databricks connection: host and token of the workspace")
     path: ApiPath = Field(description="the documented path, e.g. /api/2.0/secrets/scopes/list")
-    params: dict[Annotated[str, Field(pattern=r"^[a-z_]{1,64}$")], str] = Field(default_factory=dict)
-    expect: list[Expectation] = Field(min_length=1)
 
 
 def run(_ctx: ReleaseContext, check: DatabricksApiItemCheck) -> Evidence:

@@ -25,7 +25,7 @@ def databricks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 @pytest.fixture
 def workspace(databricks: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """Both seeds' tables created by their schema files, with the seed's properties; the settings; job and endpoint."""
-    from seed_platforms import BATCH_JOB_SETTINGS, SERVED_ENTITIES, SERVING_AI_GATEWAY
+    from seed_platforms import BATCH_JOB_SETTINGS, RETRAINING_JOB_SETTINGS, SERVED_ENTITIES, SERVING_AI_GATEWAY
 
     from airflow_rollout.targets.databricks import UnityCatalogMigrator
 
@@ -40,6 +40,7 @@ def workspace(databricks: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
             if system == "databricks-ml-platform":
                 cluster_feature_tables(target)
     databricks.define_job(job_id=101, name="batch-inference", settings=BATCH_JOB_SETTINGS)
+    databricks.define_job(job_id=102, name="churn-retraining", settings=RETRAINING_JOB_SETTINGS)
     databricks.create_model("ml.models.churn_classifier", versions=3, aliases={"champion": 2})
     databricks.set_serving_endpoint("churn-classifier", served_entities=SERVED_ENTITIES, ai_gateway=SERVING_AI_GATEWAY)
     return databricks

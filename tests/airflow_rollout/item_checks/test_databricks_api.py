@@ -11,6 +11,8 @@ from pydantic import ValidationError
 from seed_platforms import (
     BATCH_JOB_SETTINGS,
     DATABRICKS_SYSTEMS,
+    ML_PLATFORM_SETTINGS,
+    RETRAINING_JOB_SETTINGS,
     SERVED_ENTITIES,
     SERVING_AI_GATEWAY,
     WAREHOUSES,
@@ -25,7 +27,7 @@ from airflow_rollout.item_checks.databricks_api import DatabricksApiItemCheck
 
 def test_the_seeds_databricks_api_items() -> None:
     assert len(shipped_checks("ontos-ml-workbench", "databricks_api")) == 8
-    assert len(shipped_checks("databricks-ml-platform", "databricks_api")) == 13
+    assert len(shipped_checks("databricks-ml-platform", "databricks_api")) == 20
 
 
 @pytest.mark.parametrize("system", DATABRICKS_SYSTEMS)
@@ -109,6 +111,46 @@ BREAKAGES: dict[tuple[str, str], tuple[Any, str]] = {
     ("databricks-ml-platform", "Rate limiting configured"): (
         lambda w: w.set_serving_endpoint("churn-classifier", ai_gateway={**SERVING_AI_GATEWAY, "rate_limits": []}),
         "found 0 value(s)",
+    ),
+    ("databricks-ml-platform", "Service principals created for automated workloads"): (
+        lambda w: w.define_job(
+            job_id=101, name="batch-inference", settings={**BATCH_JOB_SETTINGS, "run_as": {"user_name": "alice@example.com"}}
+        ),
+        "service_principal_name missing",
+    ),
+    ("databricks-ml-platform", "Experiment tracking configured"): (
+        lambda w: w.set_settings(experiments=[{**ML_PLATFORM_SETTINGS["experiments"][0], "lifecycle_stage": "deleted"}]),
+        'lifecycle_stage = "deleted"',
+    ),
+    ("databricks-ml-platform", "Artifact storage configured (DBFS or external)"): (
+        lambda w: w.set_settings(experiments=[{**ML_PLATFORM_SETTINGS["experiments"][0], "artifact_location": ""}]),
+        "artifact_location",
+    ),
+    ("databricks-ml-platform", "Online tables created and syncing"): (
+        lambda w: w.set_settings(
+            online_tables=[{**ML_PLATFORM_SETTINGS["online_tables"][0], "status": {"detailed_state": "ONLINE_PIPELINE_FAILED"}}]
+        ),
+        'detailed_state = "ONLINE_PIPELINE_FAILED"',
+    ),
+    ("databricks-ml-platform", "Prediction drift detection configured"): (
+        lambda w: w.set_settings(
+            quality_monitors=[
+                {k: v for k, v in ML_PLATFORM_SETTINGS["quality_monitors"][0].items() if k != "inference_log"} | {"snapshot": {}}
+            ]
+        ),
+        "inference_log",
+    ),
+    ("databricks-ml-platform", "Slack integration configured"): (
+        lambda w: w.set_settings(notification_destinations=[{"display_name": "ml-alerts", "destination_type": "EMAIL"}]),
+        'destination_type = "EMAIL"',
+    ),
+    ("databricks-ml-platform", "Model retraining triggers defined"): (
+        lambda w: w.define_job(
+            job_id=102,
+            name="churn-retraining",
+            settings={**RETRAINING_JOB_SETTINGS, "trigger": {**RETRAINING_JOB_SETTINGS["trigger"], "pause_status": "PAUSED"}},
+        ),
+        'pause_status = "PAUSED"',
     ),
     ("ontos-ml-workbench", "Warehouse type: Pro or Serverless"): (
         lambda w: w.add_warehouse("ontos-prod-warehouse", **{**WAREHOUSES["ontos-prod-warehouse"], "warehouse_type": "CLASSIC"}),

@@ -88,3 +88,61 @@ def test_min_length_alone_needs_no_example(tmp_path: Path) -> None:
 def test_a_check_that_asks_nothing_or_names_a_bad_key_is_refused(fields: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         EnvFileItemCheck.model_validate({"kind": "env_file", **fields})
+
+
+# --- seed 004's items as shipped, on its server's .env and .env.example --------------------------------------
+
+MLOPS_ENV_ITEMS = {
+    "`.env` file created from `.env.example`": "not set: F1_SCORE_THRESHOLD",
+    "Database credentials updated": "still the example's value: POSTGRES_PASSWORD, DATABASE_URL",
+    "Airflow secret key changed": "still the example's value: AIRFLOW__WEBSERVER__SECRET_KEY",
+    "Changed default PostgreSQL password": "still the example's value: POSTGRES_PASSWORD",
+    "Changed default Airflow admin password": "still the example's value: _AIRFLOW_WWW_USER_PASSWORD",
+}
+
+
+def mlops_server(tmp_path: Path, env: dict[str, str]) -> object:
+    """Seed 004's system with its server_files target on tmp_path, holding the shipped example and this .env."""
+    from seed_platforms import MLOPS_ENV_EXAMPLE, context
+
+    (tmp_path / ".env.example").write_text(MLOPS_ENV_EXAMPLE)
+    (tmp_path / ".env").write_text("".join(f"{key}={value}\n" for key, value in env.items()))
+    ctx = context("mlops-system")
+    targets = [t.model_copy(update={"root": str(tmp_path)}) if t.name == "server_files" else t for t in ctx.profile.data_targets]
+    return type(ctx)(profile=ctx.profile.model_copy(update={"data_targets": targets}))
+
+
+def test_seed_004_env_items_pass_on_the_env_made_from_the_example_with_its_defaults_changed(tmp_path: Path) -> None:
+    from seed_platforms import mlops_env, shipped_checks
+
+    ctx = mlops_server(tmp_path, mlops_env("postgresql://mlops:pw@db.internal:5432/mlops"))
+    checks = shipped_checks("mlops-system", "env_file")
+    assert set(checks) == set(MLOPS_ENV_ITEMS)
+    for text, check in [
+        *checks.items(),
+        ("Model path configured", shipped_checks("mlops-system", "file_present")["Model path configured"]),
+    ]:
+        evidence = evaluate(ctx, check)  # type: ignore[arg-type]
+        assert evidence.passed, f"{text}: {evidence.detail}"
+
+
+@pytest.mark.parametrize("text", sorted(MLOPS_ENV_ITEMS))
+def test_seed_004_env_items_fail_on_the_example_copied_with_a_key_left_out(tmp_path: Path, text: str) -> None:
+    from seed_platforms import MLOPS_ENV_EXAMPLE, shipped_checks
+
+    from airflow_rollout.item_checks.env_file import env_file_values
+
+    (tmp_path / "example").write_text(MLOPS_ENV_EXAMPLE)
+    copied = {key: value for key, value in env_file_values(tmp_path / "example").items() if key != "F1_SCORE_THRESHOLD"}
+    evidence = evaluate(mlops_server(tmp_path, copied), shipped_checks("mlops-system", "env_file")[text])  # type: ignore[arg-type]
+    assert not evidence.passed
+    assert MLOPS_ENV_ITEMS[text] in evidence.detail, evidence.detail
+    assert "mlops_password" not in evidence.detail
+
+
+def test_seed_004_model_path_fails_when_the_env_does_not_set_it(tmp_path: Path) -> None:
+    from seed_platforms import mlops_env, shipped_checks
+
+    env = {key: value for key, value in mlops_env("postgresql://x").items() if key != "MODEL_PATH"}
+    evidence = evaluate(mlops_server(tmp_path, env), shipped_checks("mlops-system", "file_present")["Model path configured"])  # type: ignore[arg-type]
+    assert not evidence.passed and "MODEL_PATH" in evidence.detail, evidence.detail
