@@ -138,9 +138,9 @@ def test_a_trigger_is_rebuilt_by_the_triggerer_from_what_it_serializes(trigger) 
 def app_api(method: str, path: str, body: dict | None = None) -> dict:
     from airflow.providers.databricks.hooks.databricks import DatabricksHook
 
-    from airflow_rollout.targets.databricks import _api
+    from airflow_rollout.targets.databricks import api
 
-    return _api(DatabricksHook(databricks_conn_id="dbx_standin"), method, path, body)
+    return api(DatabricksHook(databricks_conn_id="dbx_standin"), method, path, body)
 
 
 def serving_trigger(version: str) -> DatabricksAppServingTrigger:

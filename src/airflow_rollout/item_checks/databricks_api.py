@@ -42,9 +42,9 @@ def run(_ctx: ReleaseContext, check: DatabricksApiItemCheck) -> Evidence:
     from airflow.providers.databricks.hooks.databricks import DatabricksHook
 
     from airflow_rollout.evidence import Evidence
+    from airflow_rollout.targets.databricks import api
 
-    hook = DatabricksHook(databricks_conn_id=check.conn_id)
-    answer = hook._do_api_call(("GET", check.path.removeprefix("/api/")), check.params or None)
+    answer = api(DatabricksHook(databricks_conn_id=check.conn_id), "GET", check.path.removeprefix("/api/"), check.params or None)
     query = "?" + "&".join(f"{k}={v}" for k, v in check.params.items()) if check.params else ""
     passed, detail, numbers = check_document(answer, check.expect, f"GET {check.path}{query} via {check.conn_id}")
     return Evidence(passed, detail, numbers)

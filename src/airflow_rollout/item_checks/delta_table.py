@@ -64,8 +64,10 @@ def described(warehouse: Warehouse, statement: str) -> list[dict[str, Any]]:
     """
     from airflow.providers.databricks.hooks.databricks import SQL_STATEMENTS_ENDPOINT
 
+    from airflow_rollout.targets.databricks import api
+
     body = {"warehouse_id": warehouse.warehouse_id, "statement": statement, "wait_timeout": "30s", "on_wait_timeout": "CANCEL"}
-    answer = warehouse.hook._do_api_call(("POST", SQL_STATEMENTS_ENDPOINT), body)
+    answer = api(warehouse.hook, "POST", SQL_STATEMENTS_ENDPOINT, body)
     status = answer["status"]
     if status["state"] != "SUCCEEDED":
         error = status.get("error") or {}

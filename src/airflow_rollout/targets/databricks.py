@@ -92,7 +92,7 @@ def _hook(conn_id: str) -> DatabricksHook:
     return DatabricksHook(databricks_conn_id=conn_id)
 
 
-def _api(hook: DatabricksHook, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+def api(hook: DatabricksHook, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     """A REST call for which DatabricksHook (provider 7.23) has no public method: a statement's result rows
     (`post_sql_statement` answers only the id, `get_sql_statement_state` only the state), Apps, the MLflow
     registry, serving endpoints. The hook's `_do_api_call` is its one way there (auth, retries, the API's errors);
@@ -102,7 +102,7 @@ def _api(hook: DatabricksHook, method: str, path: str, body: dict[str, Any] | No
 
 
 async def a_api(hook: DatabricksHook, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    """`_api` for a trigger (inside `async with hook`): the hook's `_a_do_api_call`, called from here alone."""
+    """`api` for a trigger (inside `async with hook`): the hook's `_a_do_api_call`, called from here alone."""
     result: dict[str, Any] = await hook._a_do_api_call((method, path), body)
     return result
 
@@ -151,7 +151,7 @@ class Warehouse:
         }
         if parameters:
             body["parameters"] = [{"name": name, "value": value, "type": "STRING"} for name, value in parameters.items()]
-        response = _api(self.hook, "POST", SQL_STATEMENTS_ENDPOINT, body)
+        response = api(self.hook, "POST", SQL_STATEMENTS_ENDPOINT, body)
         if response["status"]["state"] in {"PENDING", "RUNNING"}:  # longer than wait_timeout: the provider's trigger
             statement_id = response["statement_id"]
             trigger = DatabricksSQLStatementExecutionTrigger(
@@ -163,7 +163,7 @@ class Warehouse:
             # In place, never deferred: a step sends several statements, and running it again would send them twice.
             # The trigger cancels the statement at end_time, which the GET below then reports.
             wait_in_place(trigger, f"statement {statement_id}", timeout=timeout + 30)
-            response = _api(self.hook, "GET", f"{SQL_STATEMENTS_ENDPOINT}/{statement_id}")
+            response = api(self.hook, "GET", f"{SQL_STATEMENTS_ENDPOINT}/{statement_id}")
         if response["status"]["state"] != "SUCCEEDED":
             error = response["status"].get("error") or {}
             raise DatabricksSqlError(
@@ -441,7 +441,7 @@ class DatabricksApp(AppTarget):
         return _hook(self.config.conn_id)
 
     def _app(self) -> dict[str, Any]:
-        result: dict[str, Any] = _api(self.hook, "GET", f"2.0/apps/{self.config.app_name}")
+        result: dict[str, Any] = api(self.hook, "GET", f"2.0/apps/{self.config.app_name}")
         return result
 
     def source_path(self, version: str) -> str:
@@ -483,7 +483,7 @@ class DatabricksApp(AppTarget):
                 raise AppNotReadyError(str(exc)) from None
             self.start_compute()
             log.info("deploying app %s from %s", self.config.app_name, path)
-            _api(self.hook, "POST", f"2.0/apps/{self.config.app_name}/deployments", {"source_code_path": path, "mode": "SNAPSHOT"})
+            api(self.hook, "POST", f"2.0/apps/{self.config.app_name}/deployments", {"source_code_path": path, "mode": "SNAPSHOT"})
         self._wait_running(path)
         return time.monotonic() - began
 
@@ -502,14 +502,14 @@ class DatabricksApp(AppTarget):
             return
         if state != "STARTING":  # one an earlier run of the step asked for is followed, not asked for twice
             log.info("starting the compute of app %s", self.config.app_name)
-            _api(self.hook, "POST", f"2.0/apps/{self.config.app_name}/start")
+            api(self.hook, "POST", f"2.0/apps/{self.config.app_name}/start")
         started = self._trigger(DatabricksAppComputeTrigger, state="ACTIVE")
         self._wait(started, f"app {self.config.app_name} compute started", AppNotReadyError)
 
     def quiesce(self) -> dict[str, Any]:
         """Stop the app (its compute): nothing of it serves or writes until it is started again (`wait_quiesced`)."""
         log.info("stopping app %s", self.config.app_name)
-        _api(self.hook, "POST", f"2.0/apps/{self.config.app_name}/stop")
+        api(self.hook, "POST", f"2.0/apps/{self.config.app_name}/stop")
         return {}
 
     def wait_quiesced(self) -> None:
@@ -581,7 +581,7 @@ class MlflowAlias(AppTarget):
 
     def aliased_version(self) -> str | None:
         try:
-            found = _api(self.hook, "GET", "2.0/mlflow/registered-models/alias", {"name": self.config.model, "alias": self.config.alias})
+            found = api(self.hook, "GET", "2.0/mlflow/registered-models/alias", {"name": self.config.model, "alias": self.config.alias})
         except Exception as exc:
             if "RESOURCE_DOES_NOT_EXIST" in str(exc):  # the alias is not set
                 return None
@@ -589,7 +589,7 @@ class MlflowAlias(AppTarget):
         return str(found["model_version"]["version"])
 
     def newest_version(self) -> str:
-        model = _api(self.hook, "GET", "2.0/mlflow/registered-models/get", {"name": self.config.model})["registered_model"]
+        model = api(self.hook, "GET", "2.0/mlflow/registered-models/get", {"name": self.config.model})["registered_model"]
         versions = [v["version"] for v in model.get("latest_versions") or []]
         if not versions:
             raise AppNotReadyError(f"model {self.config.model} has no registered version to alias")
@@ -607,10 +607,10 @@ class MlflowAlias(AppTarget):
 
     def move_to(self, model_version: str | None) -> None:
         if model_version is None:
-            _api(self.hook, "DELETE", f"2.0/mlflow/registered-models/alias?name={self.config.model}&alias={self.config.alias}")
+            api(self.hook, "DELETE", f"2.0/mlflow/registered-models/alias?name={self.config.model}&alias={self.config.alias}")
         else:
             body = {"name": self.config.model, "alias": self.config.alias, "version": model_version}
-            _api(self.hook, "POST", "2.0/mlflow/registered-models/alias", body)
+            api(self.hook, "POST", "2.0/mlflow/registered-models/alias", body)
         log.info("%s@%s -> version %s", self.config.model, self.config.alias, model_version)
 
     def switch_to(self, version: str) -> float:
@@ -642,7 +642,7 @@ class MlflowAlias(AppTarget):
 
 def serving_endpoint_ready(check: ServingEndpointCheck) -> CheckResult:
     try:
-        endpoint = _api(_hook(check.conn_id), "GET", f"2.0/serving-endpoints/{check.endpoint}")
+        endpoint = api(_hook(check.conn_id), "GET", f"2.0/serving-endpoints/{check.endpoint}")
     except Exception as exc:  # noqa: BLE001 - an endpoint that cannot be read is a failed check, with the API's reason
         reason = "it does not exist" if "RESOURCE_DOES_NOT_EXIST" in str(exc) else f"{type(exc).__name__}: {str(exc)[:300]}"
         return CheckResult(check.name, check.kind, check.critical, False, f"serving endpoint {check.endpoint}: {reason}")
