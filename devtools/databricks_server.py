@@ -71,7 +71,11 @@ A control API for tests, under `/_standin/` (no token needed):
                                       "definition": {...}}], "instance_pools": [{"instance_pool_name", "node_type_id",
                                       "min_idle_instances", "max_capacity"}], "service_principals": [{"displayName",
                                       "active"}]}: each part given replaces what was there
-    POST /_standin/config            {"time_scale": 0.01}: real seconds per second of workspace time (job runs)
+    POST /_standin/config            {"time_scale": 0.01}: real seconds per second of workspace time (job runs, slow
+                                     statements); {"slow_statements": {"DEEP CLONE": 600}}: a statement containing a
+                                     key (case-insensitive) takes that many seconds of workspace time. It takes effect
+                                     at once, but answers RUNNING (after its request's wait_timeout, also workspace
+                                     time) and on each get until its time is up, as a long statement does
 
 The Airflow connection (`DatabricksServer.airflow_connection()`): conn_type `databricks`, host `127.0.0.1`,
 port, schema `http` (the hook builds `{schema}://{host}:{port}/api/...`), the token as password.
@@ -298,12 +302,14 @@ class Workspace:
         self._lock = threading.RLock()
         self._threads: list[threading.Thread] = []
         self.time_scale = 1.0  # real seconds per second of workspace time; a setting, kept across resets
+        self.slow_statements: dict[str, float] = {}  # statement text -> its seconds of workspace time; a setting too
         self.sql = SqlEngine(user=user)
         self._init_state()
 
     def _init_state(self) -> None:
         now = time.time()
         self.statements: dict[str, Json] = {}
+        self.statement_ends: dict[str, float] = {}  # a slow statement's id -> when (time.monotonic()) it is done
         self.statement_log: list[Json] = []
         self.faults: list[Fault] = []
         self.warehouses: dict[str, Json] = {wid: {"id": wid, "name": wid, "state": "RUNNING"} for wid in self._configured_warehouses}
@@ -644,6 +650,12 @@ class Workspace:
             self.statements[statement_id] = response
         if wait_timeout == "0s":
             return {"statement_id": statement_id, "status": {"state": "PENDING"}}
+        seconds = max((s for text, s in self.slow_statements.items() if text in statement.lower()), default=0.0)
+        if seconds:
+            with self._lock:
+                self.statement_ends[statement_id] = time.monotonic() + seconds * self.time_scale
+            time.sleep(min(seconds, float(wait_timeout.removesuffix("s"))) * self.time_scale)  # the request's own wait
+            return self.get_statement(statement_id)
         return response
 
     def _accept_statement(self, body: Json) -> tuple[str, str]:
@@ -711,12 +723,16 @@ class Workspace:
     def get_statement(self, statement_id: str) -> Json:
         with self._lock:
             response = self.statements.get(statement_id)
+            running = self.statement_ends.get(statement_id, 0.0) > time.monotonic()
         if response is None:
             raise _not_found(f"Statement {statement_id} does not exist.")
-        return response
+        return {"statement_id": statement_id, "status": {"state": "RUNNING"}} if running else response
 
     def cancel_statement(self, statement_id: str) -> Json:
-        self.get_statement(statement_id)  # statements end before they are answered: nothing runs to cancel
+        if self.get_statement(statement_id)["status"]["state"] == "RUNNING":  # only a slow one is still running
+            with self._lock:
+                self.statements[statement_id] = {"statement_id": statement_id, "status": {"state": "CANCELED"}}
+                del self.statement_ends[statement_id]
         return {}
 
     def statement_records(self) -> list[Json]:
@@ -1041,7 +1057,9 @@ class Workspace:
             if scale <= 0:
                 raise _invalid(f"time_scale must be positive, got {scale}.")
             self.time_scale = scale
-        return {"time_scale": self.time_scale}
+        if "slow_statements" in body:
+            self.slow_statements = {str(text).lower(): float(seconds) for text, seconds in dict(body["slow_statements"]).items()}
+        return {"time_scale": self.time_scale, "slow_statements": self.slow_statements}
 
     def _job(self, job_id: Any, *, status: int = 400) -> _Job:
         try:
@@ -1586,6 +1604,10 @@ class DatabricksServer:
     def set_time_scale(self, scale: float) -> None:
         """Real seconds per second of workspace time from now on: a job of `seconds` 3600 runs 36 s at 0.01."""
         self.workspace.configure({"time_scale": scale})
+
+    def set_slow_statements(self, seconds_by_text: dict[str, float]) -> None:
+        """Statements containing a key take that many seconds of workspace time (see `/_standin/config`)."""
+        self.workspace.configure({"slow_statements": seconds_by_text})
 
     def set_serving_endpoint(
         self,

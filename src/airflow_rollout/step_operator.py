@@ -38,34 +38,36 @@ class StepOperator(BaseOperator):
         self.action_name = action_name
 
     def execute(self, context: Context) -> Any:
-        return self._run_step(failure=None)
+        return self._run_step(failure=None, sent={})
 
-    def resume_step(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        """The trigger fired: the step runs again and finds the operation it waited for finished, or the wait failed."""
+    def resume_step(self, context: Context, event: dict[str, Any] | None = None, sent: dict[str, str] | None = None) -> Any:
+        """The trigger fired: the step runs again and finds the operation it waited for finished, or the wait failed.
+        `sent`: the journal of what its runs so far sent (`airflow_rollout.waits.sent_before`)."""
         from airflow_rollout.waits import WAIT_FAILED
 
         del context  # the step reads the outcome from the outside system itself
         if event and event.get("status") == WAIT_FAILED:  # one of our triggers gave up: as a trigger timeout is handled
-            return self._run_step(failure=str(event.get("message") or "the wait failed"))
-        return self._run_step(failure=None)
+            return self._run_step(failure=str(event.get("message") or "the wait failed"), sent=sent or {})
+        return self._run_step(failure=None, sent=sent or {})
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
         # Airflow fails a task whose trigger failed or timed out without calling it; run the step instead, so its
         # wait raises and the failure is the step's: recorded in the ledger, Slack told, retried as any failure.
+        # Airflow's kwargs then hold only the error: the journal is gone, so the run fails before sending anything.
         if next_method == TRIGGER_FAILED:
-            return self._run_step(failure=str((next_kwargs or {}).get("error") or "the trigger failed"))
+            return self._run_step(failure=str((next_kwargs or {}).get("error") or "the trigger failed"), sent={})
         return super().resume_execution(next_method, next_kwargs, context)
 
-    def _run_step(self, *, failure: str | None) -> Any:
+    def _run_step(self, *, failure: str | None, sent: dict[str, str]) -> Any:
         from airflow_rollout.release.steps import FINAL_FAILURE_HANDLERS, STEPS
         from airflow_rollout.tasks import run_step
         from airflow_rollout.waits import WaitDeferred, deferring
 
         try:
-            with deferring(failure=failure):
+            with deferring(failure=failure, sent=sent):
                 return run_step(self.phase, self.step, STEPS[self.action_name], on_final_failure=FINAL_FAILURE_HANDLERS.get(self.phase))
         except WaitDeferred as wait:
             self.log.info("%s.%s: %s, in the triggerer; this worker slot is free meanwhile", self.phase, self.step, wait)
             # Airflow's timeout is the backstop: our triggers end at their own deadline, saying what they still saw.
             backstop = timedelta(seconds=wait.timeout + TIMEOUT_MARGIN_SECONDS)
-            self.defer(trigger=wait.trigger, method_name=RESUME_METHOD, timeout=backstop)
+            self.defer(trigger=wait.trigger, method_name=RESUME_METHOD, kwargs={"sent": wait.sent}, timeout=backstop)

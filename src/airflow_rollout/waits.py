@@ -7,23 +7,27 @@ operation ends (the provider's trigger where one fits, else one of `airflow_roll
   `WaitDeferred`: the operator hands the trigger to Airflow's triggerer and gives its worker slot back. When the
   trigger fires, the operator runs the same step again. Steps are written to be run again (each reads the ledger and
   the target before acting: an earlier attempt's Job is found, not created twice), so the step itself is the
-  continuation: the second run finds the operation finished and carries on, with nothing to carry across.
+  continuation: the second run finds the operation finished and carries on; only the journal below is carried across.
 - Anywhere else (maintenance, the tools, a test calling a target) the same trigger runs here to its first event.
 
-`wait_in_place` always runs the trigger here: for a wait the step cannot be run again past (a SQL statement among
-others that must not be sent twice). It holds the worker, but polls through the provider's trigger all the same.
+A step that sends several operations it cannot ask twice (SQL statements: an INSERT sent again inserts again) keeps
+a journal through `sent_before`: the run after a deferral follows each operation an earlier run sent, by its id.
+
+`wait_in_place` always runs the trigger here, holding the worker: for the first seconds of a short wait
+(`in_place_first`), and for the tools and maintenance, which are not deferred.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import hashlib
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from airflow.triggers.base import BaseTrigger
 
@@ -48,36 +52,61 @@ class WaitDeferred(BaseException):
     """Raised by `wait_for` inside `deferring()`: hand `trigger` to the triggerer, run the step again when it fires.
 
     A BaseException, as Airflow's TaskDeferred is: a step's `except Exception` (a check that reports any error as a
-    failed check) must not take it for a failure.
+    failed check) must not take it for a failure. `sent`: the step's journal so far, for its next run.
     """
 
-    def __init__(self, trigger: BaseTrigger, what: str, timeout: float) -> None:
+    def __init__(self, trigger: BaseTrigger, what: str, timeout: float, sent: dict[str, str]) -> None:
         super().__init__(f"waiting for {what}")
         self.trigger = trigger
         self.what = what
         self.timeout = timeout
+        self.sent = sent
 
 
 @dataclass
 class _Deferring:
     failure: str | None  # why the last deferral failed (deadline passed, trigger crashed); consumed by the next wait
+    # The journal of this try: each outside operation the step sent (a SQL statement), by its place in the step's run
+    # and what was asked, -> its id. Carried across deferrals, so a run after one follows what was sent, never resends.
+    sent: dict[str, str]
+    operations: int = 0  # how many the current run has met so far
 
 
 _DEFERRING: contextvars.ContextVar[_Deferring | None] = contextvars.ContextVar("airflow_rollout_deferring", default=None)
 
 
 @contextmanager
-def deferring(*, failure: str | None = None) -> Iterator[None]:
+def deferring(*, failure: str | None = None, sent: dict[str, str] | None = None) -> Iterator[None]:
     """Waits inside raise `WaitDeferred`. `failure`: the previous deferral of this step failed for that reason.
+    `sent`: the journal of the runs before, as the last `WaitDeferred` carried it.
 
     The step is run again the same way, so the first wait it meets is the one that failed (every wait before it
     had finished): that wait raises `WaitFailedError`, and the step fails as any step does, in the ledger too.
     """
-    token = _DEFERRING.set(_Deferring(failure=failure))
+    token = _DEFERRING.set(_Deferring(failure=failure, sent=dict(sent or {})))
     try:
         yield
     finally:
         _DEFERRING.reset(token)
+
+
+def sent_before(request: str) -> tuple[str | None, Callable[[str], None]]:
+    """For an outside operation a step is about to send (`request`: what it asks, e.g. a statement and its values):
+    the id an earlier run of this try sent it under, if any, and the function to record the id of a new one.
+
+    A step that defers runs again from its start, and meets its operations in the same order: the n-th, asking the
+    same, is the one sent then. Its id is followed rather than the operation sent twice (a statement inserting rows,
+    before the one the step waited for). Outside `deferring()` nothing is kept: nothing runs twice there. A run after
+    a failed wait fails at its first operation, as at its first wait: the journal did not survive the failure.
+    """
+    if (state := _DEFERRING.get()) is None:
+        return None, lambda _id: None
+    if state.failure is not None:
+        failure, state.failure = state.failure, None
+        raise WaitFailedError(f"the wait this step was deferred on failed: {failure}")
+    key = f"{state.operations}:{hashlib.sha256(request.encode()).hexdigest()[:16]}"
+    state.operations += 1
+    return state.sent.get(key), lambda operation_id: state.sent.__setitem__(key, operation_id)
 
 
 def wait_for(trigger: BaseTrigger, what: str, *, timeout: float, in_place_first: float = 0.0) -> dict[str, Any]:
@@ -95,7 +124,7 @@ def wait_for(trigger: BaseTrigger, what: str, *, timeout: float, in_place_first:
             with suppress(WaitTimedOutError):
                 return wait_in_place(trigger, what, timeout=min(in_place_first, timeout))
             timeout -= min(in_place_first, timeout)
-        raise WaitDeferred(trigger, what, timeout)
+        raise WaitDeferred(trigger, what, timeout, dict(state.sent))
     return wait_in_place(trigger, what, timeout=timeout)
 
 

@@ -60,7 +60,7 @@ from airflow_rollout.targets.migrations import MigrationError, migrations_for
 from airflow_rollout.targets.registry import register_app_kind, register_data_kind
 from airflow_rollout.triggers import DatabricksAppComputeTrigger, DatabricksAppServingTrigger
 from airflow_rollout.versions import VersionScheme
-from airflow_rollout.waits import WaitFailedError, raise_failed_wait, wait_for, wait_in_place, wait_until_done
+from airflow_rollout.waits import WaitFailedError, raise_failed_wait, sent_before, wait_for, wait_until_done
 
 if TYPE_CHECKING:
     from airflow.providers.databricks.hooks.databricks import DatabricksHook
@@ -151,7 +151,15 @@ class Warehouse:
         }
         if parameters:
             body["parameters"] = [{"name": name, "value": value, "type": "STRING"} for name, value in parameters.items()]
-        response = api(self.hook, "POST", SQL_STATEMENTS_ENDPOINT, body)
+        # A step sends several statements; when one outlasts wait_timeout the step defers, and its next run follows
+        # each statement sent before by its id (the journal of `sent_before`) instead of sending it again.
+        earlier, record = sent_before(json.dumps(body, sort_keys=True))
+        if earlier is None:
+            response = api(self.hook, "POST", SQL_STATEMENTS_ENDPOINT, body)
+            record(response["statement_id"])
+        else:
+            log.info("statement %s was sent by this step's run before its deferral: followed, not sent again", earlier)
+            response = api(self.hook, "GET", f"{SQL_STATEMENTS_ENDPOINT}/{earlier}")
         if response["status"]["state"] in {"PENDING", "RUNNING"}:  # longer than wait_timeout: the provider's trigger
             statement_id = response["statement_id"]
             trigger = DatabricksSQLStatementExecutionTrigger(
@@ -160,9 +168,8 @@ class Warehouse:
                 end_time=time.time() + timeout,
                 polling_period_seconds=TRIGGER_POLL_SECONDS,
             )
-            # In place, never deferred: a step sends several statements, and running it again would send them twice.
-            # The trigger cancels the statement at end_time, which the GET below then reports.
-            wait_in_place(trigger, f"statement {statement_id}", timeout=timeout + 30)
+            # In the triggerer inside a task. The trigger cancels the statement at end_time; the GET below reports it.
+            wait_for(trigger, f"statement {statement_id}", timeout=timeout + 30)
             response = api(self.hook, "GET", f"{SQL_STATEMENTS_ENDPOINT}/{statement_id}")
         if response["status"]["state"] != "SUCCEEDED":
             error = response["status"].get("error") or {}

@@ -119,6 +119,50 @@ def test_a_job_run_outside_a_task_waits_with_the_same_trigger_in_place(dbx) -> N
     assert "FAILED" in result.detail and "drift over threshold" in result.detail, result.detail
 
 
+def test_a_statement_outlasting_its_wait_defers_and_the_next_run_sends_none_twice(dbx) -> None:
+    """A step's two statements, the second an hour long (time-compressed): the step defers with the provider's statement
+    trigger; its next run, given the journal the deferral carried, follows both by id: the INSERT is not sent again."""
+    from airflow.providers.databricks.triggers.databricks import DatabricksSQLStatementExecutionTrigger
+
+    from airflow_rollout.targets.databricks import Warehouse
+    from airflow_rollout.waits import WaitDeferred, WaitFailedError, deferring, wait_in_place
+
+    warehouse = Warehouse(conn_id="dbx_standin", warehouse_id="standin-warehouse")
+    for statement in ("CREATE CATALOG c", "CREATE SCHEMA c.s", "CREATE TABLE c.s.t (id INT)"):
+        warehouse.execute(statement)
+    dbx.set_time_scale(0.001)  # 3600 s of workspace time: 3.6 s here
+    dbx.workspace.configure({"slow_statements": {"SELECT count(*)": 3600}})
+
+    def step() -> list[list[str]]:
+        warehouse.execute("INSERT INTO c.s.t VALUES (1)")
+        return warehouse.execute("SELECT count(*) FROM c.s.t")
+
+    with deferring(), pytest.raises(WaitDeferred) as deferred:
+        step()
+    assert isinstance(deferred.value.trigger, DatabricksSQLStatementExecutionTrigger)
+    sent = len(dbx.workspace.statement_records())
+    event = wait_in_place(deferred.value.trigger, deferred.value.what, timeout=60)  # what the triggerer does
+    assert '"state": "SUCCEEDED"' in event["state"], event
+
+    with deferring(sent=deferred.value.sent):
+        assert step() == [["1"]]  # one row inserted: the INSERT was followed, not sent again
+    assert len(dbx.workspace.statement_records()) == sent
+
+    with deferring(failure="trigger timeout"), pytest.raises(WaitFailedError, match="trigger timeout"):
+        step()  # the run after a failed wait sends nothing
+    assert len(dbx.workspace.statement_records()) == sent
+
+
+def test_a_long_statement_outside_a_task_is_waited_for_in_place(dbx) -> None:
+    from airflow_rollout.targets.databricks import Warehouse
+
+    warehouse = Warehouse(conn_id="dbx_standin", warehouse_id="standin-warehouse")
+    dbx.set_time_scale(0.001)
+    dbx.workspace.configure({"slow_statements": {"SELECT 42": 2000}})
+
+    assert warehouse.execute("SELECT 42") == [["42"]]
+
+
 def standin_web_app() -> DatabricksApp:
     """The stand-in's App `web`, deployed from a versioned workspace path, ready when `/` answers."""
     from airflow_rollout.config import Readiness
