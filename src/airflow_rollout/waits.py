@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -148,7 +149,15 @@ def raise_failed_wait(what: str) -> None:
 
 def wait_in_place(trigger: BaseTrigger, what: str, *, timeout: float) -> dict[str, Any]:
     """Run `trigger` in this process until its first event (at most `timeout` seconds); the event's payload."""
-    return asyncio.run(_first_event(trigger, what, timeout))
+    waiting = _first_event(trigger, what, timeout)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # the usual case: no event loop runs in this thread
+        return asyncio.run(waiting)
+    # Called under a running event loop (a notebook, Playwright's sync API, an async caller): asyncio.run refuses to
+    # nest, so the trigger gets a loop of its own in a thread; this one waits for it, as it would for asyncio.run.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wait-in-place") as pool:
+        return pool.submit(asyncio.run, waiting).result()
 
 
 async def _first_event(trigger: BaseTrigger, what: str, timeout: float) -> dict[str, Any]:

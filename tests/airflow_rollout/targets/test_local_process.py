@@ -243,3 +243,16 @@ def test_a_long_grace_period_after_sigterm_is_waited_out_in_the_triggerer_then_t
         target.wait_quiesced()
     assert json.loads(target.state_file.read_text())["terminated_at"] == terminated_at
     assert target.current() is None
+
+
+def test_a_switch_called_under_a_running_event_loop_still_waits_for_readiness(app):
+    """A tool or test calling a target from async code (Playwright's sync API runs a loop in its thread)."""
+    import asyncio
+
+    async def caller() -> float:
+        return app.switch_to("0.0.3")  # warms up first: the trigger's wait, not the first look
+
+    asyncio.run(caller())
+
+    running = app.current()
+    assert running is not None and running.version == "0.0.3"
