@@ -202,6 +202,12 @@ class Readiness(StrictModel):
     timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 60
 
 
+class ServingAppConfig(AppTargetConfig):
+    """An app target that serves HTTP: a release waits for its readiness path to answer once a version starts."""
+
+    readiness: Readiness = Field(default_factory=Readiness)
+
+
 class JsonShape(StrictModel):
     type: Literal["object", "list"]
     keys: list[str] = Field(default_factory=list, description="keys every object (or every list item) must have")

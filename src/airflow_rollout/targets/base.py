@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from contextlib import AbstractContextManager
 
-    from airflow_rollout.config import AppTargetConfig, DataTargetConfig
+    from airflow_rollout.config import AppTargetConfig, DataTargetConfig, ServingAppConfig
     from airflow_rollout.maintenance_store import BackupOnRecord
     from airflow_rollout.targets.registry import TargetEnvironment
     from airflow_rollout.versions import VersionScheme
@@ -412,6 +412,7 @@ class LocallyPolledApp(StopStartApp):
     `target_environment`: such an app runs beside Airflow, so the triggerer sees what the worker sees.
     """
 
+    config: ServingAppConfig
     target_environment: TargetEnvironment
     poll_seconds: ClassVar[float]
 
@@ -445,7 +446,7 @@ class LocallyPolledApp(StopStartApp):
         began = time.monotonic()
         if self.readiness_problem(version) is None:
             return 0.0
-        seconds = self.config.readiness.timeout_seconds  # type: ignore[attr-defined]  # both kinds have one; not every app config
+        seconds = self.config.readiness.timeout_seconds
         trigger = AppReadyTrigger(
             kind=self.config.kind,
             config=self.config.model_dump(mode="json"),

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from airflow_rollout.config import AppTargetConfig, IncludePath, Name, Readiness, resolve_path
+from airflow_rollout.config import IncludePath, Name, ServingAppConfig, resolve_path
 from airflow_rollout.targets.base import AppNotReadyError, LocallyPolledApp, http_problem
 from airflow_rollout.targets.registry import TargetEnvironment, register_app_kind
 from airflow_rollout.tool_output import error_line, shown_command
@@ -52,7 +52,7 @@ def image_tag(image: str) -> str:
     return split_image(image)[1]
 
 
-class ComposeServiceTarget(AppTargetConfig):
+class ComposeServiceTarget(ServingAppConfig):
     """A service of a docker compose project, deployed with `docker compose up -d --no-deps SERVICE`.
 
     The compose file names the image with a variable for the tag (`image: repo/backend:${BACKEND_TAG:-latest}`);
@@ -66,7 +66,6 @@ class ComposeServiceTarget(AppTargetConfig):
     service: Annotated[str, Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")]
     tag_variable: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]{0,62}$")]
     url: Annotated[str, Field(pattern=r"^https?://[^\s/]+$")] = Field(description="where the service answers, e.g. http://127.0.0.1:8000")
-    readiness: Readiness = Field(default_factory=Readiness)
     docker: list[str] = Field(default_factory=lambda: ["docker"], min_length=1, description="the docker CLI, as an argument list")
 
     @property

@@ -35,7 +35,7 @@ from airflow_rollout.config import (
     ConnId,
     DataTargetConfig,
     ProfileError,
-    Readiness,
+    ServingAppConfig,
     SqlFileMigrations,
     SqlIdentifier,
     StrictModel,
@@ -414,7 +414,7 @@ class RunningRelease:
     detail: str
 
 
-class DatabricksAppTarget(AppTargetConfig):
+class DatabricksAppTarget(ServingAppConfig):
     """A Databricks App (seed 000), deployed from a workspace source path per version; rolled back by redeploying the recorded one."""
 
     kind: Literal["databricks_app"]
@@ -423,7 +423,6 @@ class DatabricksAppTarget(AppTargetConfig):
     source_code_path: Annotated[str, Field(pattern=r"^/Workspace/[A-Za-z0-9 @._/{}-]+$")] = Field(
         description="the workspace path of a version's source; {version} stands for the version"
     )
-    readiness: Readiness = Field(default_factory=Readiness)
 
     @field_validator("source_code_path")
     @classmethod

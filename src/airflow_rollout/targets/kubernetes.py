@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import Field
 
-from airflow_rollout.config import AppTargetConfig, ConnId, ImageRepository, K8sName, ProfileError, Readiness
+from airflow_rollout.config import ConnId, ImageRepository, K8sName, ProfileError, ServingAppConfig
 from airflow_rollout.targets.base import AppCapability, AppNotReadyError, AppStopError, AppTarget, http_problem
 from airflow_rollout.targets.compose import image_tag
 from airflow_rollout.targets.migrations import MigrationError
@@ -97,7 +97,7 @@ def version_problem(deployment: Any, container: str | None, version: str) -> str
     return rollout_problem(deployment)
 
 
-class KubernetesTarget(AppTargetConfig):
+class KubernetesTarget(ServingAppConfig):
     """One Deployment, deployed by setting its container's image tag to the version (seed 002)."""
 
     kind: Literal["kubernetes"]
@@ -107,7 +107,6 @@ class KubernetesTarget(AppTargetConfig):
     container: K8sName | None = Field(default=None, description="the container whose image is set; default: the first")
     image: ImageRepository = Field(description="the repository; the tag is the version")
     url: Annotated[str, Field(pattern=r"^https?://[^\s/]+$")] = Field(description="where the service answers (ingress or service URL)")
-    readiness: Readiness = Field(default_factory=Readiness)
 
     @property
     def base_url(self) -> str:

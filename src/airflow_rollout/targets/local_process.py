@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import psutil
 from pydantic import Field, field_validator
 
-from airflow_rollout.config import COMMAND_PLACEHOLDERS, INCLUDE_DIR, AppTargetConfig, ConnId, Readiness, refuse_unknown_placeholders
+from airflow_rollout.config import COMMAND_PLACEHOLDERS, INCLUDE_DIR, ConnId, ServingAppConfig, refuse_unknown_placeholders
 from airflow_rollout.targets.base import AppCapability, AppNotReadyError, AppStopError, LocallyPolledApp, http_problem
 from airflow_rollout.targets.migrations import connection_uri
 from airflow_rollout.targets.registry import TargetEnvironment, register_app_kind
@@ -116,7 +116,7 @@ def _top_of_group(process: psutil.Process) -> psutil.Process:
     return top
 
 
-class LocalProcessTarget(AppTargetConfig):
+class LocalProcessTarget(ServingAppConfig):
     """A service run on this machine, one process per version, started from an argument list."""
 
     kind: Literal["local_process"]
@@ -124,7 +124,6 @@ class LocalProcessTarget(AppTargetConfig):
     port: Annotated[int, Field(ge=1024, le=65535)]
     host: str = "127.0.0.1"
     env_from_connections: dict[str, ConnId] = Field(default_factory=dict)
-    readiness: Readiness = Field(default_factory=Readiness)
     stop_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 15
 
     @field_validator("command")
