@@ -20,12 +20,15 @@ among its reason, message and times).
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
 from airflow_rollout.config import StrictModel
 from airflow_rollout.item_checks.expectation import same
+
+if TYPE_CHECKING:
+    from airflow_rollout.evidence import Evidence
 
 Scalar = str | int | float | bool
 PathStep = Annotated[str, Field(min_length=1, max_length=253)] | Annotated[int, Field(ge=0)]
@@ -157,6 +160,14 @@ class JsonGetCheck(StrictModel):
         default_factory=dict, description="the documented GET parameters"
     )
     expect: list[Expectation] = Field(min_length=1)
+
+    def judge(self, document: Any, path: str, conn_id: str) -> Evidence:
+        """The evidence of the answer `document` to GET `path` (with the check's parameters) through `conn_id`."""
+        from airflow_rollout.evidence import Evidence
+
+        query = "?" + "&".join(f"{k}={v}" for k, v in self.params.items()) if self.params else ""
+        passed, detail, numbers = check_document(document, self.expect, f"GET {path}{query} via {conn_id}")
+        return Evidence(passed, detail, numbers)
 
 
 def check_document(document: Any, expectations: list[Expectation], source: str) -> tuple[bool, str, dict[str, Any]]:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import Field
 
 from airflow_rollout.config import ConnId
-from airflow_rollout.json_expectations import JsonGetCheck, check_document
+from airflow_rollout.json_expectations import JsonGetCheck
 
 if TYPE_CHECKING:
     from airflow_rollout.context import ReleaseContext
@@ -44,10 +44,8 @@ def run(_ctx: ReleaseContext, check: AirflowApiItemCheck) -> Evidence:
 
     conn = BaseHook.get_connection(check.conn_id)
     base = f"{conn.schema or 'http'}://{conn.host}:{conn.port or 8080}"
-    where = f"GET {check.path} via {check.conn_id}"
     with httpx.Client(base_url=base, auth=(conn.login or "", conn.password or ""), timeout=30) as client:
         answer = client.get(check.path, params=check.params)
     if answer.status_code != httpx.codes.OK:
-        return Evidence(False, f"{where}: HTTP {answer.status_code}")
-    passed, detail, numbers = check_document(answer.json(), check.expect, where)
-    return Evidence(passed, detail, numbers)
+        return Evidence(False, f"GET {check.path} via {check.conn_id}: HTTP {answer.status_code}")
+    return check.judge(answer.json(), check.path, check.conn_id)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import Field
 
 from airflow_rollout.config import ConnId
-from airflow_rollout.json_expectations import JsonGetCheck, check_document
+from airflow_rollout.json_expectations import JsonGetCheck
 
 if TYPE_CHECKING:
     from airflow_rollout.context import ReleaseContext
@@ -41,10 +41,7 @@ class DatabricksApiItemCheck(JsonGetCheck):
 def run(_ctx: ReleaseContext, check: DatabricksApiItemCheck) -> Evidence:
     from airflow.providers.databricks.hooks.databricks import DatabricksHook
 
-    from airflow_rollout.evidence import Evidence
     from airflow_rollout.targets.databricks import api
 
     answer = api(DatabricksHook(databricks_conn_id=check.conn_id), "GET", check.path.removeprefix("/api/"), check.params or None)
-    query = "?" + "&".join(f"{k}={v}" for k, v in check.params.items()) if check.params else ""
-    passed, detail, numbers = check_document(answer, check.expect, f"GET {check.path}{query} via {check.conn_id}")
-    return Evidence(passed, detail, numbers)
+    return check.judge(answer, check.path, check.conn_id)
