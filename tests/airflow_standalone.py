@@ -8,6 +8,7 @@ and then checks that no process of its session is left.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -16,14 +17,15 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from testenv import ROOT
+import yaml
+from testenv import ROOT, SYSTEMS_DIR
 
 from devtools import local_postgres, up
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Iterable, Iterator, Mapping
     from pathlib import Path
 
 
@@ -104,6 +106,41 @@ def running_standalone(
         left = up.session_processes(pid) if pid else []
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     assert left == [], f"processes of airflow standalone's session {pid} left running: {left}"
+
+
+@contextmanager
+def fixture_at_module_scope(definition: Any, *args: Any) -> Iterator[Any]:
+    """A function-scoped fixture of another test module, run once for a standalone's module: set up, yield, torn down."""
+    made = definition.__wrapped__(*args)
+    if not inspect.isgenerator(made):
+        yield made
+        return
+    try:
+        yield next(made)
+    finally:
+        made.close()  # the code after its `yield` runs (a stand-in stops every process it started)
+
+
+@contextmanager
+def standalone_for(system: str, base: Path, connections: Iterable[str], **settings: str) -> Iterator[Standalone]:
+    """`running_standalone` over one shipped profile, as the session wrote it (its urls on free ports), with the
+    connections named (AIRFLOW_CONN_<ID> from this process's environment), the profile's approvers as users and a
+    private ROLLOUT_STATE_DIR."""
+    from airflow_rollout.config import load_profile
+
+    systems = base / "systems"
+    systems.mkdir()
+    document = yaml.safe_load((SYSTEMS_DIR / f"{system}.yaml").read_text())
+    # On a shared two-core machine the latency probe's p95 swings by 2-3x between releases (a full run saw 81 ms, then
+    # 139 ms, roll a good release back); these tests are about real workers and the triggerer, decision.py's rules
+    # have their own.
+    document.setdefault("rollback_criteria", {})["latency_min_delta_ms"] = 60_000
+    (systems / f"{system}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    approvers = sorted({approver.id for listed in load_profile(system).sign_off.roles.values() for approver in listed})
+    users = ",".join(["admin:admin", *(f"{user}:user" for user in approvers)])
+    env = {f"AIRFLOW_CONN_{conn}": os.environ[f"AIRFLOW_CONN_{conn}"] for conn in connections}
+    with running_standalone(base, systems, env, users=users, ROLLOUT_STATE_DIR=str(base / "rollout"), **settings) as airflow:
+        yield airflow
 
 
 def scheduler_saw_exit(airflow: Standalone, state: str) -> set[str]:

@@ -17,18 +17,14 @@ process of the standalone's session behind, whatever the tests did.
 
 from __future__ import annotations
 
-import os
 import time
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import test_kubernetes_release as kube_release
-import yaml
-from airflow_standalone import Standalone, answer_sign_offs, running_standalone, task_states
+from airflow_standalone import Standalone, answer_sign_offs, fixture_at_module_scope, standalone_for, task_states
 from observe import ledger
 from test_kubernetes_release import DEPLOYMENTS, NAMESPACE, REGISTRY, SYSTEM, data_target, images, templates, wait_rolled_out
-from testenv import SYSTEMS_DIR
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -43,25 +39,21 @@ TERMINAL = {"success", "failed"}
 RELEASE_TIMEOUT = 600  # a release here takes a few minutes on two cores; this bounds a hang, not the expected run
 
 
-@contextmanager
-def _fixture(definition: Any, *args: Any) -> Iterator[Any]:
-    """A fixture of test_kubernetes_release.py, run here at module scope: set up, yield, torn down on leaving."""
-    steps = definition.__wrapped__(*args)
-    value = next(steps)
-    try:
-        yield value
-    finally:
-        steps.close()  # the code after its `yield` runs (the stand-in stops every pod process it started)
-
-
 @pytest.fixture(scope="module")
 def cluster(postgres, slack, tmp_path_factory):
     """ai-etl-prod at 1.0.0, as test_kubernetes_release.py sets it up; its connections are now in os.environ."""
     with (
-        _fixture(kube_release.tcp_services),
-        _fixture(kube_release.cluster, postgres, slack, None, tmp_path_factory.mktemp("kube")) as apps,
+        fixture_at_module_scope(kube_release.tcp_services),
+        fixture_at_module_scope(kube_release.cluster, postgres, slack, None, tmp_path_factory.mktemp("kube")) as apps,
     ):
         yield apps
+
+
+@pytest.fixture(scope="module")
+def standalone(cluster, tmp_path_factory) -> Iterator[Standalone]:
+    """`make up` over the profile alone, on a free port; stopped by `up stop`, every process of its session gone."""
+    with standalone_for(SYSTEM, tmp_path_factory.mktemp("standalone"), CONNECTIONS) as airflow:
+        yield airflow
 
 
 def _roles() -> dict[str, list[Any]]:
@@ -69,27 +61,6 @@ def _roles() -> dict[str, list[Any]]:
     from airflow_rollout.config import load_profile
 
     return load_profile(SYSTEM).sign_off.roles
-
-
-def _approvers() -> list[str]:
-    return sorted({approver.id for approvers in _roles().values() for approver in approvers})
-
-
-@pytest.fixture(scope="module")
-def standalone(cluster, tmp_path_factory) -> Iterator[Standalone]:
-    """`make up` over the profile alone, on a free port; stopped by `up stop`, every process of its session gone."""
-    base = tmp_path_factory.mktemp("standalone")
-    systems = base / "systems"
-    systems.mkdir()
-    document = yaml.safe_load((SYSTEMS_DIR / f"{SYSTEM}.yaml").read_text())  # as the session wrote it: urls on free ports
-    # On a shared two-core machine the latency probe's p95 swings by 2-3x between releases (a full run saw 81 ms, then
-    # 139 ms, roll 1.2.1 back); these tests are about real workers and the triggerer, decision.py's rules have their own.
-    document["rollback_criteria"]["latency_min_delta_ms"] = 60_000
-    (systems / f"{SYSTEM}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
-    users = ",".join(["admin:admin", *(f"{user}:user" for user in _approvers())])
-    connections = {f"AIRFLOW_CONN_{conn}": os.environ[f"AIRFLOW_CONN_{conn}"] for conn in CONNECTIONS}
-    with running_standalone(base, systems, connections, users=users, ROLLOUT_STATE_DIR=str(base / "rollout")) as airflow:
-        yield airflow
 
 
 def release(airflow: Standalone, version: str) -> tuple[str, str, Any]:
