@@ -38,6 +38,11 @@ HTTP client) at this server. It speaks the real paths, field names, states and e
   (`/api/2.0/policies/clusters/list` and `get?policy_id=`, `definition` a JSON string as the API sends it),
   instance pools (`/api/2.0/instance-pools/list`: name, node type, idle and capacity bounds, `state` ACTIVE),
   service principals (SCIM `/api/2.0/preview/scim/v2/ServicePrincipals[?filter=displayName eq "name"]`).
+  The workspace's SQL warehouse configuration (`/api/2.0/sql/config/warehouses`: `sql_configuration_parameters`
+  such as STATEMENT_TIMEOUT) and AI/BI dashboards (`/api/2.0/lakeview/dashboards`, trashed ones only with
+  `show_trashed=true`). An app answers `service_principal_id`, `_client_id`, `_name` and `compute_size` as a new
+  app has them; the test's `apps` settings add fields (`user_api_scopes`, `effective_user_api_scopes`) or replace
+  them (a None drops one).
   Unity Catalog's effective permissions (`/api/2.1/unity-catalog/effective-permissions/{catalog|schema|table}/
   {full_name}[?principal=]`) are read from the SQL engine's grants: each privilege as the API names it
   (USE_SCHEMA), with `inherited_from_type`/`_name` when it was granted on a parent.
@@ -70,7 +75,9 @@ A control API for tests, under `/_standin/` (no token needed):
                                       "workspace_conf": {"enableIpAccessLists": "true"}, "cluster_policies": [{"name",
                                       "definition": {...}}], "instance_pools": [{"instance_pool_name", "node_type_id",
                                       "min_idle_instances", "max_capacity"}], "service_principals": [{"displayName",
-                                      "active"}]}: each part given replaces what was there
+                                      "active"}], "apps": {"<app>": {<documented App fields>}}, "warehouse_config": {...},
+                                      "dashboards": [{"display_name", "lifecycle_state"}]}: each part given replaces
+                                      what was there
     POST /_standin/config            {"time_scale": 0.01}: real seconds per second of workspace time (job runs, slow
                                      statements); {"slow_statements": {"DEEP CLONE": 600}}: a statement containing a
                                      key (case-insensitive) takes that many seconds of workspace time. It takes effect
@@ -323,6 +330,9 @@ class Workspace:
         self.online_tables: dict[str, Json] = {}
         self.quality_monitors: dict[str, Json] = {}
         self.service_principals: list[Json] = []
+        self.app_settings: dict[str, Json] = {}  # an app's documented fields a test gave, over the defaults (None drops one)
+        self.warehouse_config: Json = {}  # GET /api/2.0/sql/config/warehouses: the workspace's SQL warehouse settings
+        self.dashboards: list[Json] = []  # AI/BI (Lakeview) dashboards
         self.apps: dict[str, _App] = {name: _App(name=name, port=port, created=now) for name, port in self._configured_apps.items()}
         self.endpoints: dict[str, Json] = {}
         self.jobs: dict[int, _Job] = {}
@@ -500,6 +510,7 @@ class Workspace:
                     for index, sp in enumerate(body["service_principals"])
                 ]
             self._set_monitoring_settings(body)
+            self._set_app_and_sql_settings(body)
         return {}
 
     def _set_monitoring_settings(self, body: Json) -> None:
@@ -527,6 +538,34 @@ class Workspace:
             }
         if "quality_monitors" in body:
             self.quality_monitors = {str(m["table_name"]): json.loads(json.dumps(m)) for m in body["quality_monitors"]}
+
+    def _set_app_and_sql_settings(self, body: Json) -> None:
+        """Apps' identity and user authorization fields, the workspace's SQL warehouse configuration, AI/BI dashboards."""
+        if "apps" in body:  # {app name: {service_principal_name, user_api_scopes, effective_user_api_scopes, compute_size, ...}}
+            self.app_settings = json.loads(json.dumps(body["apps"]))
+        if "warehouse_config" in body:  # {security_policy, sql_configuration_parameters: {configuration_pairs: [{key, value}]}, ...}
+            self.warehouse_config = json.loads(json.dumps(body["warehouse_config"]))
+        if "dashboards" in body:
+            self.dashboards = [
+                {
+                    "dashboard_id": uuid.uuid5(uuid.NAMESPACE_URL, f"dashboard:{d['display_name']}").hex,
+                    "display_name": str(d["display_name"]),
+                    "path": f"/Workspace/Shared/{d['display_name']}.lvdash.json",
+                    "lifecycle_state": str(d.get("lifecycle_state") or "ACTIVE"),
+                    "create_time": _iso(time.time()),
+                }
+                for d in body["dashboards"]
+            ]
+
+    def warehouse_config_json(self) -> Json:
+        with self._lock:
+            return dict(json.loads(json.dumps(self.warehouse_config)))
+
+    def list_dashboards(self, show_trashed: str | None) -> Json:
+        """The Lakeview list: trashed dashboards only with show_trashed=true, as the API lists them."""
+        with self._lock:
+            shown = [dict(d) for d in self.dashboards if d["lifecycle_state"] == "ACTIVE" or show_trashed == "true"]
+        return {"dashboards": shown}
 
     def list_notification_destinations(self) -> Json:
         with self._lock:
@@ -761,9 +800,17 @@ class Workspace:
                 "creator": self.user,
                 "updater": self.user,
                 "service_principal_name": f"app-{app.name}",
+                "service_principal_id": 2000 + sorted(self.apps).index(app.name),
+                "service_principal_client_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"app-sp:{app.name}")),
+                "compute_size": "MEDIUM",
                 "app_status": {"state": app.app_state, "message": app.app_message},
                 "compute_status": {"state": app.compute_state, "message": app.compute_message},
             }
+            for key, value in self.app_settings.get(app.name, {}).items():
+                if value is None:
+                    body.pop(key, None)
+                else:
+                    body[key] = json.loads(json.dumps(value))
             if app.active is not None:
                 body["active_deployment"] = app.active.as_json(self.user)
                 body["default_source_code_path"] = app.active.source_code_path
@@ -1382,6 +1429,8 @@ def _routes() -> list[Route]:
             r"/api/2\.1/unity-catalog/effective-permissions/([^/]+)/([^/]+)",
             lambda w, m, q, b: w.effective_permissions(m[1], m[2], q.get("principal")),
         ),
+        ("GET", r"/api/2\.0/sql/config/warehouses", lambda w, m, q, b: w.warehouse_config_json()),
+        ("GET", r"/api/2\.0/lakeview/dashboards", lambda w, m, q, b: w.list_dashboards(q.get("show_trashed"))),
     ]
     return [(method, re.compile(pattern + "$"), handler) for method, pattern, handler in table]
 

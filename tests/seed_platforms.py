@@ -401,6 +401,7 @@ BATCH_JOB_SETTINGS: dict[str, Any] = {
 # seed 001's retraining job (102): started whenever the feature table changes
 RETRAINING_JOB_SETTINGS: dict[str, Any] = {
     "trigger": {"pause_status": "UNPAUSED", "table_update": {"table_names": ["ml.features.customer_features"], "condition": "ANY_UPDATED"}},
+    "email_notifications": {"on_failure": ["ml-oncall@example.com"]},
     "tasks": [{"task_key": "train", "max_retries": 1}],
 }
 # seed 001's tracking, online serving, monitoring and alerting as the workspace's APIs return them
@@ -433,7 +434,10 @@ ML_PLATFORM_SETTINGS: dict[str, Any] = {
             },
         }
     ],
-    "notification_destinations": [{"display_name": "ml-alerts", "destination_type": "SLACK"}],
+    "notification_destinations": [
+        {"display_name": "ml-alerts", "destination_type": "SLACK"},
+        {"display_name": "ml-oncall", "destination_type": "PAGERDUTY"},
+    ],
 }
 SERVED_ENTITIES = [
     {
@@ -460,6 +464,26 @@ def set_up_workspace(server: Any) -> None:
         server.add_warehouse(warehouse_id, **settings)
     server.set_settings(**copy.deepcopy(WORKSPACE_SETTINGS))
     server.set_settings(**copy.deepcopy(ML_PLATFORM_SETTINGS))
+    server.set_settings(**copy.deepcopy(APP_AND_SQL_SETTINGS))
+
+
+# seed 000's app runs as the service principal the grants name, and acts for the signed-in user with OAuth scopes;
+# the workspace's SQL warehouses stop a statement after an hour; seed 001's cost dashboard (its title is ours: a real
+# profile names its own)
+APP_AND_SQL_SETTINGS: dict[str, Any] = {
+    "apps": {
+        "ontos-ml-workbench": {
+            "service_principal_name": "ontos-app-sp",
+            "user_api_scopes": ["sql", "iam.current-user:read"],
+            "effective_user_api_scopes": ["sql", "iam.current-user:read"],
+        }
+    },
+    "warehouse_config": {
+        "security_policy": "DATA_ACCESS_CONTROL",
+        "sql_configuration_parameters": {"configuration_pairs": [{"key": "STATEMENT_TIMEOUT", "value": "3600"}]},
+    },
+    "dashboards": [{"display_name": "ML Platform Cost Monitoring"}],
+}
 
 
 def set_table_properties(target: Any, properties: dict[str, str] | None = None) -> None:

@@ -135,6 +135,7 @@ def _http(ctx: ReleaseContext, check: Any) -> Evidence:
         expect_headers=check.expect_headers,
         absent_headers=check.absent_headers,
         expect_json=check.expect_json,
+        expect_shape=check.expect_shape,
         critical=False,
     )
     if check.rate_limited_within is not None:

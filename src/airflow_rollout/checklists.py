@@ -29,6 +29,7 @@ from airflow_rollout.config import (
     ConnId,
     HeaderName,
     HttpStatus,
+    JsonShape,
     Name,
     ProfileError,
     RequestAuth,
@@ -97,14 +98,18 @@ class HttpItemCheck(_Strict):
     rate_limited_within: Annotated[int, Field(ge=2, le=1000)] | None = Field(
         default=None, description="send the request up to this many times back to back: passes at the first HTTP 429"
     )
+    expect_shape: JsonShape | None = Field(
+        default=None, description="the JSON answer is an object or a list whose every item has these keys (a listing endpoint)"
+    )
 
     @model_validator(mode="after")
     def _burst_expects_429_only(self) -> HttpItemCheck:
         if self.rate_limited_within is not None and (
-            self.expect_json or self.expect_headers or self.absent_headers or self.expect_status != 200
+            self.expect_json or self.expect_headers or self.absent_headers or self.expect_status != 200 or self.expect_shape
         ):
             raise ValueError(
-                "rate_limited_within expects HTTP 429 only: drop expect_status, expect_headers, absent_headers and expect_json"
+                "rate_limited_within expects HTTP 429 only: drop expect_status, expect_headers, absent_headers, expect_json"
+                " and expect_shape"
             )
         return self
 

@@ -419,3 +419,22 @@ def test_service_principals_and_effective_permissions_answer_as_documented(dbx, 
     assert [a["principal"] for a in every] == ["app-sp", "someone"]
     with pytest.raises(DatabricksApiError, match="RESOURCE_DOES_NOT_EXIST"):
         hook._do_api_call(("GET", "2.1/unity-catalog/effective-permissions/schema/c.none"))
+
+
+def test_app_identity_warehouse_config_and_dashboards_answer_as_documented(dbx, hook):
+    app = hook._do_api_call(("GET", "2.0/apps/dashboard"))
+    assert app["service_principal_name"] == "app-dashboard" and app["service_principal_client_id"] and app["service_principal_id"]
+    assert "user_api_scopes" not in app  # a new app acts only as its service principal
+    dbx.set_settings(
+        apps={"dashboard": {"user_api_scopes": ["sql"], "effective_user_api_scopes": ["sql"], "service_principal_client_id": None}},
+        warehouse_config={"sql_configuration_parameters": {"configuration_pairs": [{"key": "STATEMENT_TIMEOUT", "value": "600"}]}},
+        dashboards=[{"display_name": "Costs"}, {"display_name": "Old", "lifecycle_state": "TRASHED"}],
+    )
+    app = hook._do_api_call(("GET", "2.0/apps/dashboard"))
+    assert app["effective_user_api_scopes"] == ["sql"] and "service_principal_client_id" not in app
+    config = hook._do_api_call(("GET", "2.0/sql/config/warehouses"))
+    assert config["sql_configuration_parameters"]["configuration_pairs"] == [{"key": "STATEMENT_TIMEOUT", "value": "600"}]
+    listed = hook._do_api_call(("GET", "2.0/lakeview/dashboards"))["dashboards"]
+    assert [(d["display_name"], d["lifecycle_state"]) for d in listed] == [("Costs", "ACTIVE")]
+    trashed_too = hook._do_api_call(("GET", "2.0/lakeview/dashboards"), {"show_trashed": "true"})["dashboards"]
+    assert [d["display_name"] for d in trashed_too] == ["Costs", "Old"]

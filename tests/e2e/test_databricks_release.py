@@ -128,6 +128,9 @@ def test_ontos_good_release_migrates_the_tables_and_deploys_the_new_source_path(
     granted = ["Service principal created for app authentication", "Permissions granted to service principal", "**Grant Permissions**"]
     granted += ["Verify service principal has correct permissions", "Data encryption in transit enabled"]
     assert {text: items[text].detail for text in granted if not items[text].passed} == {}
+    # the app's identity and user authorization, the warehouses' statement timeout, the LABEL stage's list of pairs
+    read = ["Service principal authentication configured", "OAuth 2.0 configured for user access", "Query timeout configured"]
+    assert {text: items[text].detail for text in [*read, "Review Q&A pairs"] if not items[text].passed} == {}
 
 
 def test_ontos_bad_release_redeploys_the_previous_path_and_restores_every_table_version(release_dag, workspace, ontos):
@@ -196,6 +199,10 @@ def test_ml_release_moves_the_champion_alias_checks_the_endpoint_and_runs_the_ba
         "Prediction drift detection configured",
         "Slack integration configured",
         "Model retraining triggers defined",
+        "Cost monitoring dashboards created",
+        "Email alerts set up for critical issues",
+        "PagerDuty integration (if applicable)",
+        "Partition strategy implemented for large tables",
     )
     for text in (
         *automated,

@@ -14,10 +14,14 @@ if TYPE_CHECKING:
 @pytest.fixture(scope="module")
 def databricks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from devtools.databricks_server import DatabricksServer
+    from devtools.local_postgres import free_port
 
     root = tmp_path_factory.mktemp("databricks")
     with DatabricksServer(
-        workspace_root=root / "ws", state_dir=root / "state", warehouses=("ontos-prod-warehouse", "ml-prod-warehouse")
+        workspace_root=root / "ws",
+        state_dir=root / "state",
+        warehouses=("ontos-prod-warehouse", "ml-prod-warehouse"),
+        apps={"ontos-ml-workbench": free_port()},  # seed 000's app, never deployed here: its identity and scopes are read
     ) as server:
         yield server
 

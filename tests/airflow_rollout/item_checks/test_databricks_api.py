@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 from seed_platforms import (
+    APP_AND_SQL_SETTINGS,
     BATCH_JOB_SETTINGS,
     DATABRICKS_SYSTEMS,
     ML_PLATFORM_SETTINGS,
@@ -26,8 +27,8 @@ from airflow_rollout.item_checks.databricks_api import DatabricksApiItemCheck
 
 
 def test_the_seeds_databricks_api_items() -> None:
-    assert len(shipped_checks("ontos-ml-workbench", "databricks_api")) == 8
-    assert len(shipped_checks("databricks-ml-platform", "databricks_api")) == 20
+    assert len(shipped_checks("ontos-ml-workbench", "databricks_api")) == 11
+    assert len(shipped_checks("databricks-ml-platform", "databricks_api")) == 23
 
 
 @pytest.mark.parametrize("system", DATABRICKS_SYSTEMS)
@@ -166,7 +167,42 @@ BREAKAGES: dict[tuple[str, str], tuple[Any, str]] = {
         ),
         "not one of them",
     ),
+    ("ontos-ml-workbench", "Service principal authentication configured"): (
+        lambda w: w.set_settings(apps=app_settings(service_principal_name="app-ontos-ml-workbench")),
+        'service_principal_name = "app-ontos-ml-workbench" (differs)',
+    ),
+    ("ontos-ml-workbench", "OAuth 2.0 configured for user access"): (
+        lambda w: w.set_settings(apps=app_settings(user_api_scopes=None, effective_user_api_scopes=None)),
+        "effective_user_api_scopes missing",
+    ),
+    ("ontos-ml-workbench", "Query timeout configured"): (
+        lambda w: w.set_settings(
+            warehouse_config={
+                **APP_AND_SQL_SETTINGS["warehouse_config"],
+                "sql_configuration_parameters": {"configuration_pairs": [{"key": "STATEMENT_TIMEOUT", "value": "0"}]},
+            }
+        ),
+        "does not contain it",
+    ),
+    ("databricks-ml-platform", "Cost monitoring dashboards created"): (
+        lambda w: w.set_settings(dashboards=[{"display_name": "ML Platform Cost Monitoring", "lifecycle_state": "TRASHED"}]),
+        "does not contain it",
+    ),
+    ("databricks-ml-platform", "Email alerts set up for critical issues"): (
+        lambda w: w.define_job(job_id=102, name="churn-retraining", settings={"trigger": RETRAINING_JOB_SETTINGS["trigger"]}),
+        "jobs[1].settings.email_notifications missing",
+    ),
+    ("databricks-ml-platform", "PagerDuty integration (if applicable)"): (
+        lambda w: w.set_settings(notification_destinations=[{"display_name": "ml-alerts", "destination_type": "SLACK"}]),
+        'destination_type = "SLACK" (differs)',
+    ),
 }
+
+
+def app_settings(**fields: Any) -> dict[str, Any]:
+    """Seed 000's app with these fields changed (None: the app does not have it)."""
+    app = copy.deepcopy(APP_AND_SQL_SETTINGS["apps"]["ontos-ml-workbench"])
+    return {"ontos-ml-workbench": {**app, **fields}}
 
 
 def test_every_databricks_api_item_has_a_failing_case() -> None:

@@ -17,6 +17,7 @@ def test_the_seeds_delta_table_items() -> None:
     assert set(shipped_checks("databricks-ml-platform", "delta_table")) == {
         "Delta table properties optimized (optimize write, auto-compact)",
         "Liquid clustering enabled on feature tables",
+        "Partition strategy implemented for large tables",
     }
 
 
@@ -52,10 +53,11 @@ def test_tables_without_retention_properties_fail_retention_defined(workspace: A
     assert "delta.logRetentionDuration missing" in found.detail
 
 
-def test_a_feature_table_without_clustering_keys_fails_liquid_clustering_enabled(workspace: Any) -> None:
+@pytest.mark.parametrize("text", ["Liquid clustering enabled on feature tables", "Partition strategy implemented for large tables"])
+def test_a_feature_table_without_clustering_keys_fails_its_layout_items(workspace: Any, text: str) -> None:
     [target] = context("databricks-ml-platform").data_targets
     target.warehouse.execute(f"ALTER TABLE {target.table('customer_features')} CLUSTER BY NONE")
-    check = shipped_checks("databricks-ml-platform", "delta_table")["Liquid clustering enabled on feature tables"]
+    check = shipped_checks("databricks-ml-platform", "delta_table")[text]
     found = evaluate(context("databricks-ml-platform"), check)
     assert not found.passed
     assert "DESCRIBE DETAIL `ml`.`features`.`customer_features` on warehouse ml-prod-warehouse: " in found.detail

@@ -63,3 +63,41 @@ def test_a_frontend_sending_its_page_as_is_fails_enable_compression(frontend: Si
     evidence = evaluate(frontend, compression_item())  # type: ignore[arg-type]
     assert not evidence.passed
     assert evidence.detail == "GET /: no Content-Encoding header", evidence.detail
+
+
+def review_item() -> HttpItemCheck:
+    checklist = load_checklist("ontos-ml-workbench")
+    assert checklist is not None
+    [check] = [e.item.check for e in checklist.entries() if e.item.text == "Review Q&A pairs" and isinstance(e.item.check, HttpItemCheck)]
+    return check
+
+
+@pytest.fixture
+def ontos_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The OAuth token the played workbench accepts, as the connection the item sends it from."""
+    import json
+
+    monkeypatch.setenv("AIRFLOW_CONN_ONTOS_APP_TOKEN", json.dumps({"conn_type": "generic", "password": "ontos-app-token"}))
+
+
+@pytest.mark.parametrize("frontend", ["ontos"], indirect=True)
+def test_the_workbench_listing_its_pairs_passes_review_qa_pairs(frontend: SimpleNamespace, ontos_token: None) -> None:
+    evidence = evaluate(frontend, review_item())  # type: ignore[arg-type]
+    assert evidence.passed, evidence.detail
+    assert evidence.detail.startswith("GET /api/v1/qa_pairs?limit=100: HTTP 200"), evidence.detail
+
+
+@pytest.mark.parametrize("frontend", ["ontos"], indirect=True)
+def test_pairs_without_a_key_the_item_names_fail_its_shape(frontend: SimpleNamespace, ontos_token: None) -> None:
+    shape = {"type": "list", "keys": ["id", "question", "answer", "label"]}
+    wanting_more = HttpItemCheck.model_validate({**review_item().model_dump(), "expect_shape": shape})
+    evidence = evaluate(frontend, wanting_more)  # type: ignore[arg-type]
+    assert not evidence.passed
+    assert "item 0 lacks label" in evidence.detail, evidence.detail
+
+
+@pytest.mark.parametrize("frontend", ["web"], indirect=True)
+def test_an_app_without_the_pairs_listing_fails_review_qa_pairs(frontend: SimpleNamespace, ontos_token: None) -> None:
+    evidence = evaluate(frontend, review_item())  # type: ignore[arg-type]
+    assert not evidence.passed
+    assert "HTTP 404" in evidence.detail, evidence.detail
