@@ -1675,9 +1675,8 @@ class DatabricksServer:
         return self.workspace.set_endpoint(body)
 
     def set_settings(self, **parts: Any) -> Json:
-        """Secret scopes, IP access lists, workspace conf, cluster policies, instance pools, notification destinations,
-        experiments, online tables, quality monitors: as `POST /_standin/settings`."""
-        """Secret scopes, IP access lists, workspace conf, cluster policies, pools, service principals: as `POST /_standin/settings`."""
+        """Secret scopes, IP access lists, workspace conf, cluster policies, instance pools, service principals,
+        notification destinations, experiments, online tables, quality monitors: as `POST /_standin/settings`."""
         return self.workspace.set_settings(parts)
 
     def add_warehouse(self, warehouse_id: str, **settings: Any) -> Json:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 from airflow_standalone import Standalone, answer_sign_offs, task_states, up_command
-from observe import STATE_DIR, demo_at_start, fingerprint, ledger, served_version
+from observe import STATE_DIR, app_pid, demo_at_start, fingerprint, ledger, served_version
 from testenv import MIGRATIONS_DIR, RELEASES_DIR, SESSION_DIR, SYSTEMS_DIR
 
 from devtools import demo_system, distributed, local_postgres, up
@@ -242,6 +242,50 @@ def test_a_slow_start_is_waited_for_by_the_triggerer_and_the_same_try_finishes_t
     [deploy] = [s for s in ledger().step_attempts(run_id) if (s.phase, s.step) == ("deploy", "deploy_apps")]
     assert (deploy.status, deploy.try_number, deploy.hostname) == ("succeeded", 1, WORKER_B), deploy
     assert served_version() == slow_start
+
+
+@pytest.fixture
+def stubborn_build() -> Iterator[str]:
+    """Version 1.0.1: 1.0.0's build with two pre-forked workers that finish "their jobs" on SIGTERM, so only SIGKILL
+    stops them (as a job runner's workers may). Its build is removed afterwards."""
+    version = "1.0.1"
+    build = {"description": "1.0.0, workers deaf to SIGTERM", "schema_revisions": ["1.0.0"], "workers": 2, "workers_ignore_sigterm": True}
+    (RELEASES_DIR / f"{version}.json").write_text(json.dumps(build))
+    yield version
+    (RELEASES_DIR / f"{version}.json").unlink()
+
+
+def test_a_stop_grace_period_is_waited_out_by_the_triggerer_then_what_is_left_is_killed(cluster, postgres, slack, stubborn_build):
+    """The version running when the release starts has workers deaf to SIGTERM: while its grace period
+    (stop_timeout_seconds, 15 s) runs, deploy_apps is `deferred` with our ProcessesGoneTrigger in the triggerer; then
+    the same try kills what is left, starts 1.1.0, and the release is promoted with no process of the old build left."""
+    import psutil
+
+    from airflow_rollout.targets.local_process import LocalProcessApp
+
+    profile = demo_at_start(postgres, slack)
+    running = LocalProcessApp(config=profile.app_targets[0], system="demo", state_dir=STATE_DIR)
+    running.switch_to(stubborn_build)  # the version in production before this release, outside Airflow
+    leader = psutil.Process(app_pid(profile))
+    stubborn = [leader, *leader.children(recursive=True)]
+    assert len(stubborn) == 3, stubborn  # the leader and its two workers
+    seen: list[dict[str, Any]] = []
+
+    def deploy_deferred(run_id: str) -> bool:
+        ti = cluster.api.client.get(f"/api/v2/dags/release/dagRuns/{run_id}/taskInstances/deploy.deploy_apps")
+        if ti.is_success and ti.json()["state"] == "deferred":
+            seen.append(ti.json())
+        return bool(seen)
+
+    run_id, state, record = release(cluster, "1.1.0", meanwhile=(deploy_deferred,))
+
+    assert (state, record.status) == ("success", "promoted"), f"{record}; tasks: {task_states(cluster, 'release', run_id)}"
+    assert {ti["trigger"]["classpath"] for ti in seen} == {"airflow_rollout.triggers.ProcessesGoneTrigger"}
+    assert {ti["try_number"] for ti in seen} == {1}
+    [deploy] = [s for s in ledger().step_attempts(run_id) if (s.phase, s.step) == ("deploy", "deploy_apps")]
+    assert (deploy.status, deploy.try_number) == ("succeeded", 1), deploy
+    assert [p.pid for p in stubborn if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+    assert served_version() == "1.1.0"
 
 
 def kill_worker(cluster: Cluster, name: str) -> None:
