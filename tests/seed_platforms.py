@@ -544,3 +544,17 @@ def set_up_ai_etl_monitoring(server: Any) -> None:
         for title in AI_ETL_DASHBOARDS
     ]
 
+
+# Seed 003's monitoring (Step 10): Grafana with the three dashboards the seed imports, and Prometheus as its data source
+# (uid `prometheus`: the seed gives none, include/checklists/routing-ml-platform.yaml names it)
+ROUTING_DASHBOARDS = ("Routing ML Overview", "Model Training Metrics", "API Performance")
+
+
+def set_up_routing_monitoring(server: Any) -> None:
+    """Grafana's dashboards and its Prometheus data source (the stand-in's own Prometheus), as seed 003 sets them up."""
+    server.dashboards[:] = [
+        {"uid": title.lower().replace(" ", "-"), "title": title, "panels": [{"id": 1, "type": "timeseries", "title": title}]}
+        for title in ROUTING_DASHBOARDS
+    ]
+    url = f"http://127.0.0.1:{server.prometheus_port}"
+    server.datasources[:] = [{"id": 1, "uid": "prometheus", "name": "Prometheus", "type": "prometheus", "access": "proxy", "url": url}]
