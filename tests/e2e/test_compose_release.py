@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from observe import SIGN_OFF_ROLES, checklist_results, ledger, run_signed_release
-from seed_platforms import MLOPS_ENV_EXAMPLE, mlops_airflow, mlops_airflow_connection, mlops_env
+from seed_platforms import MLOPS_ENV_EXAMPLE, mlops_airflow, mlops_airflow_connection, mlops_env, set_up_routing_monitoring
 from testenv import ROOT, SERVERS, SESSION_DIR, on_session_server, slack_messages
 
 pytestmark = pytest.mark.e2e
@@ -138,8 +138,20 @@ def data_target(system: str):
 
 
 @pytest.fixture
-def routing(postgres, slack, docker_standin):
-    """Seed 003's server with 1.0.0: the database migrated by the image's own alembic, the three services up."""
+def routing_monitoring(monkeypatch):
+    """Seed 003's Grafana and Prometheus (Step 10), reached through `routing_grafana`."""
+    from devtools.monitoring_standin import MonitoringStandIn
+
+    with MonitoringStandIn(grafana_token="e2e-grafana-token") as monitoring:
+        set_up_routing_monitoring(monitoring)
+        monkeypatch.setenv("AIRFLOW_CONN_ROUTING_GRAFANA", monitoring.grafana_connection())
+        yield monitoring
+
+
+@pytest.fixture
+def routing(postgres, slack, docker_standin, routing_monitoring):
+    """Seed 003's server with 1.0.0: the database migrated by the image's own alembic, the three services up, its
+    monitoring beside them."""
     set_up_server(ROUTING, postgres, slack)
     ROUTING.compose("run", "--rm", "--no-deps", "-T", "backend", "alembic", "upgrade", "head")
     ROUTING.compose("up", "-d", "--wait")
@@ -212,6 +224,8 @@ def test_routing_good_release_is_promoted_with_every_service_on_the_new_tag(rele
         "CORS configured for production domains only",  # the backend sends a foreign origin no CORS header
         "Docker installed (version 20.10+)",  # the stand-in's Engine 27.3.1 and Compose 2.29.7
         "Docker Compose installed (version 2.0+)",
+        "Monitoring infrastructure deployed (Prometheus, Grafana)",  # Grafana and its Prometheus data source's health
+        "Monitoring operational (Grafana dashboards)",
     ]
     assert {text: items[text].detail for text in proven if not items[text].passed} == {}
 
@@ -266,9 +280,18 @@ def test_mlops_release_is_promoted_when_the_model_passes_the_f1_gate(release_dag
         "Airflow initialized (`airflow db init`)",
         "Admin user created",
         "No DAG errors",
-        "DAG scheduled correctly (@daily)",  # the data collection DAG (the other such item is manual)
+        "DAGs visible in UI",
+        "Data collection DAG tested",
+        "Training DAG triggered",
+        "Pretraining completed successfully",
+        "Classifier training completed",
+        "DAG can be triggered manually",
+        "Training runs end-to-end",
     ]
     assert {text: items[text].detail for text in proven if not items[text].passed} == {}
+    for section in ("Data Collection", "Validation & Deployment"):  # each section's DAG scheduled correctly (@daily)
+        scheduled = checklist_results(dag_run.run_id, MLOPS.system, section)["DAG scheduled correctly (@daily)"]
+        assert scheduled.passed, scheduled.detail
 
 
 def test_mlops_model_below_the_f1_gate_is_rolled_back(release_dag, mlops):
