@@ -224,6 +224,7 @@ def test_routing_good_release_is_promoted_with_every_service_on_the_new_tag(rele
         "CORS configured for production domains only",  # the backend sends a foreign origin no CORS header
         "Docker installed (version 20.10+)",  # the stand-in's Engine 27.3.1 and Compose 2.29.7
         "Docker Compose installed (version 2.0+)",
+        "Security headers configured (CSP, HSTS, etc.)",  # the public host's Content-Security-Policy and HSTS
         "Monitoring infrastructure deployed (Prometheus, Grafana)",  # Grafana and its Prometheus data source's health
         "Monitoring operational (Grafana dashboards)",
     ]
