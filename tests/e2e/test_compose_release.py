@@ -114,6 +114,7 @@ def set_up_server(server: Server, postgres, slack) -> None:
     env_file.write_text("".join(f"{k}={v}\n" for k, v in {**settings, **mlops_settings, "MODEL_DIRECTORY": server.root / "models"}.items()))
     if server is MLOPS:
         (server.root / ".env.example").write_text(MLOPS_ENV_EXAMPLE)
+        (server.root / "models" / "default" / "model.joblib").write_bytes(bytes(range(256)) * 8)  # the trained classifier
     env_file.chmod(0o600)
     postgres.psql("postgres", f"DROP DATABASE IF EXISTS {server.database} WITH (FORCE)")
     postgres.create_database(server.database)
@@ -288,6 +289,8 @@ def test_mlops_release_is_promoted_when_the_model_passes_the_f1_gate(release_dag
         "Classifier training completed",
         "DAG can be triggered manually",
         "Training runs end-to-end",
+        "Docker and Docker Compose installed",  # the stand-in's compose ls
+        "Model saved to `models/` directory",
     ]
     assert {text: items[text].detail for text in proven if not items[text].passed} == {}
     for section in ("Data Collection", "Validation & Deployment"):  # each section's DAG scheduled correctly (@daily)

@@ -146,3 +146,16 @@ def test_seed_004_model_path_fails_when_the_env_does_not_set_it(tmp_path: Path) 
     env = {key: value for key, value in mlops_env("postgresql://x").items() if key != "MODEL_PATH"}
     evidence = evaluate(mlops_server(tmp_path, env), shipped_checks("mlops-system", "file_present")["Model path configured"])  # type: ignore[arg-type]
     assert not evidence.passed and "MODEL_PATH" in evidence.detail, evidence.detail
+
+
+def test_seed_004_model_saved_in_models_passes_with_the_file_and_fails_without(tmp_path: Path) -> None:
+    from seed_platforms import mlops_env, shipped_checks
+
+    check = shipped_checks("mlops-system", "file_present")["Model saved to `models/` directory"]
+    ctx = mlops_server(tmp_path, mlops_env("postgresql://x"))
+    missing = evaluate(ctx, check)  # type: ignore[arg-type]
+    assert not missing.passed and missing.detail == f"{tmp_path}/models/default/model.joblib does not exist", missing.detail
+    (tmp_path / "models" / "default").mkdir(parents=True)
+    (tmp_path / "models" / "default" / "model.joblib").write_bytes(b"trained classifier")
+    saved = evaluate(ctx, check)  # type: ignore[arg-type]
+    assert saved.passed and "model.joblib present, mode 0" in saved.detail and saved.detail.endswith(", 18 bytes"), saved.detail
