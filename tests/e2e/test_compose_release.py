@@ -100,6 +100,9 @@ def set_up_server(server: Server, postgres, slack) -> None:
     (server.root / "models" / "default" / "manifest.json").write_text('{"model": "similarity", "features": 42}\n')
     (server.root / "models" / "default" / "encoder.joblib").write_bytes(bytes(range(256)) * 40)
     (server.root / "models" / "registry.db").write_text("model registry written by 1.0.0\n")
+    if server is ROUTING:  # a model the training workflow made, with its metrics (seed 003's Medium-term items)
+        (server.root / "models" / "v1.0-p2-retrain").mkdir()
+        (server.root / "models" / "v1.0-p2-retrain" / "metrics.json").write_text('{"accuracy": 0.91}\n')
     env_file = server.root / ".env"
     settings = {
         "ENVIRONMENT": "production",
@@ -230,6 +233,9 @@ def test_routing_good_release_is_promoted_with_every_service_on_the_new_tag(rele
         "Monitoring operational (Grafana dashboards)",
     ]
     assert {text: items[text].detail for text in proven if not items[text].passed} == {}
+    for section in ("Medium-term (1-7 days)", "Deployment Successful If:"):  # each section's metrics.json item, post-deploy
+        metrics = checklist_results(dag_run.run_id, ROUTING.system, section)["metrics.json generated for new models"]
+        assert metrics.passed and "metrics.json in each of 1 directories (v1.0-p2-retrain)" in metrics.detail, metrics.detail
 
 
 def test_routing_broken_build_rolls_back_tag_database_models_and_env_byte_for_byte(release_dag, routing):
