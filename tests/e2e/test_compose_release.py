@@ -297,6 +297,7 @@ def test_mlops_release_is_promoted_when_the_model_passes_the_f1_gate(release_dag
         "Training runs end-to-end",
         "Docker and Docker Compose installed",  # the stand-in's compose ls
         "Model saved to `models/` directory",
+        "Sufficient system resources (4GB+ RAM, 10GB+ disk)",  # this machine, the server's files being local to it
     ]
     assert {text: items[text].detail for text in proven if not items[text].passed} == {}
     for section in ("Data Collection", "Validation & Deployment"):  # each section's DAG scheduled correctly (@daily)
