@@ -15,6 +15,7 @@ Put `devtools/bin` first on PATH and `docker` is this module.
       stop [-t S] [SERVICE...] | down [-v] [--remove-orphans] [--rmi all|local] | pull [SERVICE...]
       images [-q] [--format table|json] [SERVICE...] | logs [--tail N] [SERVICE...]
       config [-q] [--services] [--images] [--no-interpolate] [--format yaml|json] | version [--short] [--format pretty|json]
+      ls [-a] [-q] [--format table|json]   (the projects with containers here: needs the state, as compose needs the Engine)
 
 Environment:
     ROLLOUT_DOCKER_STANDIN_STATE   directory of what runs (required for the commands that touch containers)
@@ -1037,6 +1038,7 @@ COMMAND_FLAGS: dict[str, list[Flag]] = {
     "logs": flags("--tail=", "--no-color", "--no-log-prefix", "-t,--timestamps"),
     "config": flags("--format=", "-q,--quiet", "--services", "--images", "--no-interpolate", "-o,--output=", "--resolve-image-digests"),
     "version": flags("-f,--format=", "--short"),
+    "ls": flags("--format=", "-a,--all", "-q,--quiet", "--filter="),
 }
 
 
@@ -1095,6 +1097,8 @@ def compose(args: list[str]) -> int:
     )
     if command == "version":
         return compose_version(options)
+    if command == "ls":
+        return ls_command(options)
     project_options = ProjectOptions(
         files=values.get("file", []),
         project_name=last(values, "project-name"),
@@ -1116,6 +1120,25 @@ def compose(args: list[str]) -> int:
         "logs": logs_command,
     }[command]
     return handler(Compose(load_project(project_options)), options, positional)
+
+
+def ls_command(options: dict[str, list[str]]) -> int:
+    """`docker compose ls`: each project with containers (only running ones without --all), its status as compose
+    counts it ("running(2), exited(1)"); a container counts as running until the stand-in stopped it."""
+    rows = []
+    for directory in sorted(path for path in (state_root() / "compose").glob("*") if path.is_dir()):
+        records = [json.loads(path.read_text()) for path in sorted(directory.glob("*.json"))]
+        running = sum(not record.get("stopped") for record in records)
+        if running or (records and "all" in options):
+            counts = [f"running({running})"] * bool(running) + [f"exited({len(records) - running})"] * (len(records) > running)
+            rows.append({"Name": directory.name, "Status": ", ".join(counts), "ConfigFiles": ""})
+    if "quiet" in options:
+        print("".join(f"{row['Name']}\n" for row in rows), end="")
+    elif last(options, "format", "table") == "json":
+        print(json.dumps(rows))
+    else:
+        print_table(["NAME", "STATUS", "CONFIG FILES"], [[row["Name"], row["Status"], row["ConfigFiles"]] for row in rows])
+    return 0
 
 
 def up_command(ctx: Compose, options: dict[str, list[str]], services: list[str]) -> int:

@@ -4,8 +4,9 @@ Prometheus (https://prometheus.io/docs/prometheus/latest/querying/api/): GET /ap
 (`storageRetention`), /api/v1/series?match[]=<selector>&start=<unix time> (label sets with a sample since `start`; selectors
 with =, !=, =~, !~), /api/v1/rules?type=alert
 (`groups[].rules[]` with `name`, `query`, `health`, `type`). Grafana (https://grafana.com/docs/grafana/latest/developers/http_api/):
-GET /api/search?type=dash-db&query=<text> (title substring, case-insensitive) and /api/dashboards/uid/<uid>, behind
-`Authorization: Bearer <token>` as a service account token is. The state is the test's: what it stores is answered.
+GET /api/search?type=dash-db&query=<text> (title substring, case-insensitive), /api/dashboards/uid/<uid>,
+/api/datasources/uid/<uid> and its /health (the data source's URL queried), behind `Authorization: Bearer <token>` as a
+service account token is. The state is the test's: what it stores is answered.
 
     with MonitoringStandIn(grafana_token="t") as server:
         server.retention = "15d"; server.series.append({"__name__": "up", "job": "backend"})
@@ -21,6 +22,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from urllib.request import urlopen
 
 MATCHER = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*,?')
 SELECTOR = re.compile(r"^\s*([A-Za-z_:][A-Za-z0-9_:]*)?\s*(?:\{(.*)\})?\s*$")
@@ -58,6 +60,7 @@ class MonitoringStandIn:
         self.last_samples: dict[str, float] = {}  # a series no longer scraped (ended_series): when its last sample was
         self.rule_groups: list[dict[str, Any]] = []
         self.dashboards: list[dict[str, Any]] = []
+        self.datasources: list[dict[str, Any]] = []  # Grafana's data sources as GET /api/datasources/uid/<uid> returns them
         self.servers: list[ThreadingHTTPServer] = []
 
     def _prometheus(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
@@ -101,7 +104,27 @@ class MonitoringStandIn:
             if dashboard is None:
                 return 404, {"message": "Dashboard not found"}
             return 200, {"dashboard": dashboard, "meta": {"slug": dashboard["title"].lower().replace(" ", "-"), "provisioned": True}}
+        if path.startswith("/api/datasources/uid/"):
+            return self._datasource(path.removeprefix("/api/datasources/uid/"))
         return 404, {"message": "Not found"}
+
+    def _datasource(self, rest: str) -> tuple[int, Any]:
+        """GET /api/datasources/uid/<uid>, or its /health."""
+        uid, _, sub = rest.partition("/")
+        source = next((d for d in self.datasources if d["uid"] == uid), None)
+        if source is None or sub not in ("", "health"):
+            return 404, {"message": "Data source not found"}
+        return self._datasource_health(source) if sub == "health" else (200, source)
+
+    @staticmethod
+    def _datasource_health(source: dict[str, Any]) -> tuple[int, Any]:
+        """As Grafana checks a Prometheus data source: it queries the data source's URL (here its runtime info), HTTP 400
+        with status ERROR when that fails."""
+        try:
+            with urlopen(f"{source['url']}/api/v1/status/runtimeinfo", timeout=5):  # noqa: S310 - the test's own http URL
+                return 200, {"status": "OK", "message": "Successfully queried the Prometheus API."}
+        except OSError as exc:
+            return 400, {"status": "ERROR", "message": f"error querying the Prometheus API: {exc}"}
 
     def _serve(self, answer: Any) -> int:
         class Handler(BaseHTTPRequestHandler):

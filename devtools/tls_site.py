@@ -77,7 +77,7 @@ class CertificateAuthority:
         return cert_path, key_path
 
 
-def _handler(hsts: str | None, redirect_to: str | None) -> type[BaseHTTPRequestHandler]:
+def _handler(hsts: str | None, redirect_to: str | None, headers: dict[str, str] | None = None) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
             pass
@@ -88,6 +88,8 @@ def _handler(hsts: str | None, redirect_to: str | None) -> type[BaseHTTPRequestH
                 self.send_header("Location", redirect_to + self.path)
             if hsts:
                 self.send_header("Strict-Transport-Security", hsts)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
@@ -99,6 +101,7 @@ class TlsSite:
 
     def __init__(self, certificate: tuple[Path, Path], hsts: str | None = None, redirect: bool = True, host: str = "localhost") -> None:
         self.certificate, self.hsts, self.redirect, self.host = certificate, hsts, redirect, host
+        self.headers: dict[str, str] = {}  # more headers its HTTPS answers send (a Content-Security-Policy), set before start
         self.servers: list[ThreadingHTTPServer] = []
 
     def _serve(self, handler: type[BaseHTTPRequestHandler], tls: bool) -> int:
@@ -112,7 +115,7 @@ class TlsSite:
         return int(server.server_address[1])
 
     def start(self) -> TlsSite:
-        self.https_port = self._serve(_handler(self.hsts, None), tls=True)
+        self.https_port = self._serve(_handler(self.hsts, None, self.headers), tls=True)
         redirect_to = f"https://{self.host}:{self.https_port}" if self.redirect else None
         self.http_port = self._serve(_handler(None, redirect_to), tls=False)
         return self

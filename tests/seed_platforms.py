@@ -337,14 +337,25 @@ def mlops_env(database_url: str) -> dict[str, str]:
 
 
 def mlops_airflow() -> Any:
-    """The system's own Airflow (a stand-in of its webserver's REST API): the @daily data collection DAG, no import
-    errors, the admin user with the password the .env above sets."""
-    from devtools.airflow_standin import AirflowStandin, dag, user
+    """The system's own Airflow (a stand-in of its webserver's REST API) as the seed sets it up: the @daily data collection
+    DAG, the training DAG (triggered by hand) and the @daily validation DAG (the seed names no file for these two:
+    mlops-system.yaml names them), no import errors, the admin user with the password the .env above sets. Their runs:
+    data collection tested by hand, then daily; the first training triggered by hand, its pretraining and classifier
+    tasks done; the daily validation."""
+    from devtools.airflow_standin import AirflowStandin, dag, dag_run, task_instance, user
 
     password = mlops_env("")["_AIRFLOW_WWW_USER_PASSWORD"]
-    return AirflowStandin(
-        dags=[dag("data_collection_dag", "@daily")], users={"admin": (password, user("admin", ["Admin"]))}, import_errors=[]
-    )
+    dags = [dag("data_collection_dag", "@daily"), dag("model_training_dag", None), dag("model_validation_dag", "@daily")]
+    airflow = AirflowStandin(dags=dags, users={"admin": (password, user("admin", ["Admin"]))}, import_errors=[])
+    training = dag_run("model_training_dag", "manual__2026-12-01T09:00:00+00:00", run_type="manual", state="success", day=1)
+    airflow.dag_runs += [
+        dag_run("data_collection_dag", "manual__2026-12-01T08:00:00+00:00", run_type="manual", state="success", day=1),
+        dag_run("data_collection_dag", "scheduled__2026-12-02T00:00:00+00:00", run_type="scheduled", state="success", day=2),
+        training,
+        dag_run("model_validation_dag", "scheduled__2026-12-02T00:00:00+00:00", run_type="scheduled", state="success", day=2),
+    ]
+    airflow.task_instances += [task_instance(training, task, "success") for task in ("pretrain", "train_classifier", "save_model")]
+    return airflow
 
 
 def mlops_airflow_connection(airflow: Any) -> str:
@@ -556,3 +567,18 @@ def set_up_ai_etl_monitoring(server: Any) -> None:
         {"uid": title.lower().replace(" ", "-"), "title": title, "panels": [{"id": 1, "type": "timeseries", "title": title}]}
         for title in AI_ETL_DASHBOARDS
     ]
+
+
+# Seed 003's monitoring (Step 10): Grafana with the three dashboards the seed imports, and Prometheus as its data source
+# (uid `prometheus`: the seed gives none, include/checklists/routing-ml-platform.yaml names it)
+ROUTING_DASHBOARDS = ("Routing ML Overview", "Model Training Metrics", "API Performance")
+
+
+def set_up_routing_monitoring(server: Any) -> None:
+    """Grafana's dashboards and its Prometheus data source (the stand-in's own Prometheus), as seed 003 sets them up."""
+    server.dashboards[:] = [
+        {"uid": title.lower().replace(" ", "-"), "title": title, "panels": [{"id": 1, "type": "timeseries", "title": title}]}
+        for title in ROUTING_DASHBOARDS
+    ]
+    url = f"http://127.0.0.1:{server.prometheus_port}"
+    server.datasources[:] = [{"id": 1, "uid": "prometheus", "name": "Prometheus", "type": "prometheus", "access": "proxy", "url": url}]

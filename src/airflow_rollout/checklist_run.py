@@ -197,7 +197,29 @@ def _latency(ctx: ReleaseContext, check: Any) -> Evidence:
     return Evidence(not breaches, measured.detail + ("; " + "; ".join(breaches) if breaches else ""), metrics)
 
 
+def _file_in_each_directory(ctx: ReleaseContext, check: Any) -> Evidence:
+    """The file in every directory under `in_each_directory_of` but the excluded ones, each checked as one file_present."""
+    parent = item_path(ctx, check.target, check.in_each_directory_of)
+    names = sorted(d.name for d in parent.iterdir() if d.is_dir() and d.name not in check.excluding) if parent.is_dir() else []
+    if not names:
+        return Evidence(
+            False, f"{parent}: no directory to hold {check.path}" + (f" but {', '.join(check.excluding)}" if check.excluding else "")
+        )
+    found = {
+        name: _file_present(
+            ctx, check.model_copy(update={"path": f"{check.in_each_directory_of}/{name}/{check.path}", "in_each_directory_of": None})
+        )
+        for name in names
+    }
+    lacking = [f"{name}: {evidence.detail}" for name, evidence in found.items() if not evidence.passed]
+    if lacking:
+        return Evidence(False, f"{parent}: {len(lacking)} of {len(names)} directories lack it: {'; '.join(lacking)}")
+    return Evidence(True, f"{parent}: {check.path} in each of {len(names)} directories ({', '.join(names)})")
+
+
 def _file_present(ctx: ReleaseContext, check: Any) -> Evidence:
+    if check.in_each_directory_of is not None:
+        return _file_in_each_directory(ctx, check)
     path = item_path(ctx, check.target, check.path)
     if not path.exists():
         return Evidence(False, f"{path} does not exist")

@@ -172,6 +172,22 @@ class FilePresentItemCheck(_Strict):
         default_factory=list, description="a .env file: each name is set to a non-empty value (the values, maybe secrets, are never shown)"
     )
     env_equals: dict[EnvName, str] = Field(default_factory=dict, description="a .env file: each name is set to exactly this value")
+    in_each_directory_of: str | None = Field(
+        default=None,
+        min_length=1,
+        description="the path is relative to each directory under this one (a model version each), and must be in every one; "
+        "at least one directory must be there",
+    )
+    excluding: list[Annotated[str, Field(pattern=r"^[^/]+$")]] = Field(
+        default_factory=list,
+        description="directories under in_each_directory_of that are not held to it (a model copied in, not made here)",
+    )
+
+    @model_validator(mode="after")
+    def _excluding_needs_directories(self) -> FilePresentItemCheck:
+        if self.excluding and self.in_each_directory_of is None:
+            raise ValueError("excluding names directories of in_each_directory_of, which is not set")
+        return self
 
 
 class CommandItemCheck(_Strict):

@@ -218,6 +218,19 @@ HttpStatus = Annotated[int, Field(ge=HTTP_STATUS_RANGE[0], le=HTTP_STATUS_RANGE[
 HeaderName = Annotated[str, Field(pattern=r"^[A-Za-z0-9-]+$")]
 
 
+def _header_patterns(value: dict[str, str]) -> dict[str, str]:
+    for name, pattern in value.items():
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"{name}: `{pattern}` is not a valid Python regular expression: {exc}") from None
+    return value
+
+
+# response headers, each held to a Python regular expression (re.fullmatch) that must compile
+HeaderPatterns = Annotated[dict[HeaderName, str], AfterValidator(_header_patterns)]
+
+
 class RequestAuth(StrictModel):
     """Who a request is sent as, from an Airflow connection (a secret never goes in YAML).
 
@@ -250,7 +263,7 @@ class HttpCheck(StrictModel):
     # int | list[int], each checked below, rather than HttpStatus | list[HttpStatus]: a status out of range would fail
     # both sides of that union and be reported twice, once as "should be a valid list", which the operator never wrote
     expect_status: int | list[int] = Field(default=200, description="the status, or the statuses any of which passes")
-    expect_headers: dict[HeaderName, str] = Field(
+    expect_headers: HeaderPatterns = Field(
         default_factory=dict, description="response header: a Python regular expression its whole value must match (re.fullmatch)"
     )
     absent_headers: list[HeaderName] = Field(
@@ -271,16 +284,6 @@ class HttpCheck(StrictModel):
     )
     timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10
     critical: bool = True
-
-    @field_validator("expect_headers")
-    @classmethod
-    def _header_patterns_compile(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, pattern in value.items():
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"{name}: `{pattern}` is not a valid Python regular expression: {exc}") from None
-        return value
 
     @field_validator("expect_status")
     @classmethod

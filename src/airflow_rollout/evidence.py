@@ -120,6 +120,30 @@ def compose_services_up(ctx: ReleaseContext, app: str) -> Evidence:
     return Evidence(True, f"{len(services)} services Up: {detail}", {"services": len(services)})
 
 
+def server_resources(ctx: ReleaseContext, target: str, min_memory_gb: float, min_disk_gb: float) -> Evidence:
+    """The server a files target's root is on has at least this much memory and a disk of at least this size.
+
+    The worker reads its own host: a files target's paths are local to it, so it runs on the system's server. Memory is
+    the physical memory the kernel counts, the disk the size of the filesystem holding the root; GB are 10^9 bytes, as
+    a machine's size is sold (a 4 GiB machine's kernel counts about 3.8 GiB, which is more than 4 GB).
+    """
+    import os
+    import shutil
+
+    from airflow_rollout.item_checks.env_file import item_path
+
+    root = item_path(ctx, target, ".").resolve()
+    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    disk = shutil.disk_usage(root)
+    numbers = {"memory_gb": round(memory_gb, 1), "disk_gb": round(disk.total / 1e9, 1), "disk_free_gb": round(disk.free / 1e9, 1)}
+    found = f"{numbers['memory_gb']} GB memory, the disk holding {root} {numbers['disk_gb']} GB ({numbers['disk_free_gb']} GB free)"
+    limits = (("memory", memory_gb, min_memory_gb), ("disk", disk.total / 1e9, min_disk_gb))
+    short = [f"{what} below {least:g} GB" for what, size, least in limits if size < least]
+    return Evidence(
+        not short, found + (f": {', '.join(short)}" if short else f" (at least {min_memory_gb:g} and {min_disk_gb:g} GB)"), numbers
+    )
+
+
 PROBES = ("liveness", "readiness", "startup")
 
 
@@ -177,5 +201,6 @@ EVIDENCE: dict[str, Callable[..., Evidence]] = {
         compose_services_up,
         restore_drill_recent,
         decision_recorded,
+        server_resources,
     )
 }

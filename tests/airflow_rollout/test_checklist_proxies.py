@@ -436,3 +436,41 @@ def test_logging_in_as_another_connection_needs_a_target_with_one() -> None:
     check = SqlItemCheck(kind="sql", target="model_files", as_conn_id="routing_app_db", query="SELECT 1", equals=1)
     evidence = evaluate(SystemContext(profile=load_profile("routing-ml-platform")), check)
     assert (evidence.passed, evidence.detail) == (False, "model_files is a files target: it has no connection to log in as routing_app_db")
+
+
+RESOURCES = "Sufficient system resources (4GB+ RAM, 10GB+ disk)"
+
+
+def mlops_server_at(root: Path) -> Any:
+    """Seed 004's system with its server_files target at `root`, as the item checks see it."""
+    from seed_platforms import context
+
+    ctx = context("mlops-system")
+    targets = [t.model_copy(update={"root": str(root)}) if t.name == "server_files" else t for t in ctx.profile.data_targets]
+    return type(ctx)(profile=ctx.profile.model_copy(update={"data_targets": targets}))
+
+
+def test_mlops_resources_are_the_servers_memory_and_disk(tmp_path: Path) -> None:
+    """This machine (the tests' server) has more than 4 GB of memory and a disk of more than 10 GB."""
+    evidence = evaluate(mlops_server_at(tmp_path), shipped("mlops-system", RESOURCES))
+    assert evidence.passed, evidence.detail
+    assert f"GB memory, the disk holding {tmp_path.resolve()} " in evidence.detail
+    assert evidence.detail.endswith("(at least 4 and 10 GB)")
+
+
+@pytest.mark.parametrize(
+    ("pages", "disk_bytes", "short"),
+    [(3_500_000_000 // 4096, 500 * 10**9, "memory below 4 GB"), (16 * 10**9 // 4096, 8 * 10**9, "disk below 10 GB")],
+    ids=["3.5-GB-memory", "8-GB-disk"],
+)
+def test_mlops_a_smaller_server_fails_sufficient_resources(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pages: int, disk_bytes: int, short: str
+) -> None:
+    import shutil
+
+    sysconf = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": pages}
+    monkeypatch.setattr(os, "sysconf", lambda name: sysconf[name])
+    monkeypatch.setattr(shutil, "disk_usage", lambda _path: SimpleNamespace(total=disk_bytes, used=0, free=disk_bytes))
+    evidence = evaluate(mlops_server_at(tmp_path), shipped("mlops-system", RESOURCES))
+    assert not evidence.passed
+    assert evidence.detail.endswith(f": {short}"), evidence.detail

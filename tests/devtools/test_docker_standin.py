@@ -341,3 +341,15 @@ def test_the_state_directory_is_required(docker):
     )
     assert result.returncode == 1
     assert "ROLLOUT_DOCKER_STANDIN_STATE" in result.stderr
+
+
+def test_compose_ls_lists_the_projects_with_running_containers(docker):
+    """Compose lists the Engine's projects: running ones, or with --all stopped ones too, with their containers' states."""
+    assert docker("compose", "ls", "--format", "json").stdout.strip() == "[]"
+    assert docker.compose("up", "-d", "--no-deps", "backend", BACKEND_TAG="1.0.0").returncode == 0
+    listed = json.loads(docker("compose", "ls", "--format", "json").stdout)
+    assert [(row["Name"], row["Status"]) for row in listed] == [("routing-ml", "running(1)")]
+    assert docker.compose("stop", "backend").returncode == 0
+    assert docker("compose", "ls", "-q").stdout == ""
+    assert docker("compose", "ls", "-a", "-q").stdout == "routing-ml\n"
+    assert json.loads(docker("compose", "ls", "-a", "--format", "json").stdout)[0]["Status"] == "exited(1)"

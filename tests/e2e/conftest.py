@@ -1,5 +1,6 @@
 """The seed systems' public HTTPS hosts as their `tls` checklist items reach them: one local site (a certificate for
-`localhost` from a CA made for the session, HSTS for a year, plain HTTP redirecting) behind every *_public connection."""
+`localhost` from a CA made for the session, HSTS for a year and a Content-Security-Policy, plain HTTP redirecting) behind
+every *_public connection."""
 
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ def public_hosts() -> Iterator[None]:
 
     directory = SESSION_DIR / "tls"
     authority = CertificateAuthority.create(directory)
-    site = TlsSite(authority.issue(directory, ["localhost"], days=90), hsts="max-age=31536000; includeSubDomains").start()
+    site = TlsSite(authority.issue(directory, ["localhost"], days=90), hsts="max-age=31536000; includeSubDomains")
+    site.headers["Content-Security-Policy"] = "default-src 'self'"  # nginx's security headers (seed 003)
+    site.start()
     for conn_id in PUBLIC_CONNECTIONS:
         os.environ[f"AIRFLOW_CONN_{conn_id}"] = site.connection_json(authority.pem)
     yield

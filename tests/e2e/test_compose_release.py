@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from observe import SIGN_OFF_ROLES, checklist_results, ledger, run_signed_release
-from seed_platforms import MLOPS_ENV_EXAMPLE, mlops_airflow, mlops_airflow_connection, mlops_env
+from seed_platforms import MLOPS_ENV_EXAMPLE, mlops_airflow, mlops_airflow_connection, mlops_env, set_up_routing_monitoring
 from testenv import ROOT, SERVERS, SESSION_DIR, on_session_server, slack_messages
 
 pytestmark = pytest.mark.e2e
@@ -100,6 +100,9 @@ def set_up_server(server: Server, postgres, slack) -> None:
     (server.root / "models" / "default" / "manifest.json").write_text('{"model": "similarity", "features": 42}\n')
     (server.root / "models" / "default" / "encoder.joblib").write_bytes(bytes(range(256)) * 40)
     (server.root / "models" / "registry.db").write_text("model registry written by 1.0.0\n")
+    if server is ROUTING:  # a model the training workflow made, with its metrics (seed 003's Medium-term items)
+        (server.root / "models" / "v1.0-p2-retrain").mkdir()
+        (server.root / "models" / "v1.0-p2-retrain" / "metrics.json").write_text('{"accuracy": 0.91}\n')
     env_file = server.root / ".env"
     settings = {
         "ENVIRONMENT": "production",
@@ -114,6 +117,7 @@ def set_up_server(server: Server, postgres, slack) -> None:
     env_file.write_text("".join(f"{k}={v}\n" for k, v in {**settings, **mlops_settings, "MODEL_DIRECTORY": server.root / "models"}.items()))
     if server is MLOPS:
         (server.root / ".env.example").write_text(MLOPS_ENV_EXAMPLE)
+        (server.root / "models" / "default" / "model.joblib").write_bytes(bytes(range(256)) * 8)  # the trained classifier
     env_file.chmod(0o600)
     postgres.psql("postgres", f"DROP DATABASE IF EXISTS {server.database} WITH (FORCE)")
     postgres.create_database(server.database)
@@ -138,8 +142,20 @@ def data_target(system: str):
 
 
 @pytest.fixture
-def routing(postgres, slack, docker_standin):
-    """Seed 003's server with 1.0.0: the database migrated by the image's own alembic, the three services up."""
+def routing_monitoring(monkeypatch):
+    """Seed 003's Grafana and Prometheus (Step 10), reached through `routing_grafana`."""
+    from devtools.monitoring_standin import MonitoringStandIn
+
+    with MonitoringStandIn(grafana_token="e2e-grafana-token") as monitoring:
+        set_up_routing_monitoring(monitoring)
+        monkeypatch.setenv("AIRFLOW_CONN_ROUTING_GRAFANA", monitoring.grafana_connection())
+        yield monitoring
+
+
+@pytest.fixture
+def routing(postgres, slack, docker_standin, routing_monitoring):
+    """Seed 003's server with 1.0.0: the database migrated by the image's own alembic, the three services up, its
+    monitoring beside them."""
     set_up_server(ROUTING, postgres, slack)
     ROUTING.compose("run", "--rm", "--no-deps", "-T", "backend", "alembic", "upgrade", "head")
     ROUTING.compose("up", "-d", "--wait")
@@ -212,8 +228,14 @@ def test_routing_good_release_is_promoted_with_every_service_on_the_new_tag(rele
         "CORS configured for production domains only",  # the backend sends a foreign origin no CORS header
         "Docker installed (version 20.10+)",  # the stand-in's Engine 27.3.1 and Compose 2.29.7
         "Docker Compose installed (version 2.0+)",
+        "Security headers configured (CSP, HSTS, etc.)",  # the public host's Content-Security-Policy and HSTS
+        "Monitoring infrastructure deployed (Prometheus, Grafana)",  # Grafana and its Prometheus data source's health
+        "Monitoring operational (Grafana dashboards)",
     ]
     assert {text: items[text].detail for text in proven if not items[text].passed} == {}
+    for section in ("Medium-term (1-7 days)", "Deployment Successful If:"):  # each section's metrics.json item, post-deploy
+        metrics = checklist_results(dag_run.run_id, ROUTING.system, section)["metrics.json generated for new models"]
+        assert metrics.passed and "metrics.json in each of 1 directories (v1.0-p2-retrain)" in metrics.detail, metrics.detail
 
 
 def test_routing_broken_build_rolls_back_tag_database_models_and_env_byte_for_byte(release_dag, routing):
@@ -266,9 +288,21 @@ def test_mlops_release_is_promoted_when_the_model_passes_the_f1_gate(release_dag
         "Airflow initialized (`airflow db init`)",
         "Admin user created",
         "No DAG errors",
-        "DAG scheduled correctly (@daily)",  # the data collection DAG (the other such item is manual)
+        "DAGs visible in UI",
+        "Data collection DAG tested",
+        "Training DAG triggered",
+        "Pretraining completed successfully",
+        "Classifier training completed",
+        "DAG can be triggered manually",
+        "Training runs end-to-end",
+        "Docker and Docker Compose installed",  # the stand-in's compose ls
+        "Model saved to `models/` directory",
+        "Sufficient system resources (4GB+ RAM, 10GB+ disk)",  # this machine, the server's files being local to it
     ]
     assert {text: items[text].detail for text in proven if not items[text].passed} == {}
+    for section in ("Data Collection", "Validation & Deployment"):  # each section's DAG scheduled correctly (@daily)
+        scheduled = checklist_results(dag_run.run_id, MLOPS.system, section)["DAG scheduled correctly (@daily)"]
+        assert scheduled.passed, scheduled.detail
 
 
 def test_mlops_model_below_the_f1_gate_is_rolled_back(release_dag, mlops):

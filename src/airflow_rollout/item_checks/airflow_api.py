@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from airflow_rollout.context import ReleaseContext
     from airflow_rollout.evidence import Evidence
 
-AirflowApiPath = Annotated[str, Field(pattern=r"^/api/v1/[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+)*$", max_length=300)]
+# a segment after the first may be `~`, Airflow's "every" (the task instances of every run of a DAG)
+AirflowApiPath = Annotated[str, Field(pattern=r"^/api/v1/[A-Za-z0-9_-]+(/([A-Za-z0-9_.-]+|~))*$", max_length=300)]
 
 
 class AirflowApiItemCheck(JsonGetCheck):

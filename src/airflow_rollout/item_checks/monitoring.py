@@ -4,6 +4,7 @@
     check: {kind: monitoring, conn_id: ai_etl_prometheus, series: ['http_requests_total{job="backend"}']}
     check: {kind: monitoring, conn_id: ai_etl_prometheus, alerting_rule: 'http_requests_total.*>\\s*0?\\.05\\s*$'}
     check: {kind: monitoring, conn_id: ai_etl_grafana, dashboard: System Overview}
+    check: {kind: monitoring, conn_id: routing_grafana, datasource_health: prometheus}
 
 Exactly one question per check:
 - `retention_at_least`: Prometheus's effective retention, `storageRetention` of GET /api/v1/status/runtimeinfo ("15d",
@@ -13,7 +14,11 @@ Exactly one question per check:
 - `alerting_rule`: GET /api/v1/rules?type=alert holds an alerting rule whose expression (`query`) matches this Python
   regular expression (re.search), evaluated without error (`health: ok`): the threshold is in the expression;
 - `dashboard`: Grafana's GET /api/search?type=dash-db finds a dashboard titled exactly this, and
-  GET /api/dashboards/uid/<uid> shows it holds panels (an empty dashboard of that name was not imported).
+  GET /api/dashboards/uid/<uid> shows it holds panels (an empty dashboard of that name was not imported); a list of
+  titles asks it of each;
+- `datasource_health`: Grafana's data source of this uid is a Prometheus one (GET /api/datasources/uid/<uid>) and its
+  health check, Grafana querying that Prometheus, says OK (GET /api/datasources/uid/<uid>/health, HTTP 400 when not):
+  both answer, and Grafana reaches Prometheus.
 
 The base URL is the connection's schema (http), host and port; a password is sent as `Authorization: Bearer`
 (a Grafana service account token), never in the URL.
@@ -40,6 +45,7 @@ DURATION = re.compile(r"^(?:\d+(?:ms|[ywdhms]))+$")
 DURATION_PART = re.compile(r"(\d+)(ms|[ywdhms])")
 SCRAPED_WITHIN_SECONDS = 3600  # a key metric must have a sample this recent: an hour spans many scrape intervals
 Selector = Annotated[str, Field(min_length=1, max_length=500)]
+DashboardTitle = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 def duration_seconds(text: str) -> float:
@@ -57,7 +63,12 @@ class MonitoringItemCheck(StrictModel):
     retention_at_least: str | None = Field(default=None, description="a Prometheus duration the effective retention must reach")
     series: list[Selector] = Field(default_factory=list, description="series selectors, each of which must find a series")
     alerting_rule: str | None = Field(default=None, description="a regular expression a healthy alerting rule's expression matches")
-    dashboard: str | None = Field(default=None, min_length=1, max_length=200, description="the exact title of a Grafana dashboard")
+    dashboard: DashboardTitle | Annotated[list[DashboardTitle], Field(min_length=1)] | None = Field(
+        default=None, description="the exact title of a Grafana dashboard, or a list of titles: each must be there"
+    )
+    datasource_health: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_-]{1,40}$", description="the uid of a Grafana Prometheus data source whose health must be OK"
+    )
     timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10
 
     @field_validator("retention_at_least")
@@ -80,13 +91,13 @@ class MonitoringItemCheck(StrictModel):
     @model_validator(mode="after")
     def _one_question(self) -> MonitoringItemCheck:
         asked = [self.retention_at_least is not None, bool(self.series), self.alerting_rule is not None, self.dashboard is not None]
-        if sum(asked) != 1:
-            raise ValueError("needs exactly one of retention_at_least, series, alerting_rule or dashboard")
+        if sum(asked) + (self.datasource_health is not None) != 1:
+            raise ValueError("needs exactly one of retention_at_least, series, alerting_rule, dashboard or datasource_health")
         return self
 
 
-def _get(conn_id: str, path: str, params: dict[str, str], timeout_seconds: float) -> tuple[str, Any]:
-    """(base URL, the JSON answer) of one GET; an answer other than 200 raises with the server's text."""
+def _get(conn_id: str, path: str, params: dict[str, str], timeout_seconds: float, *, also: frozenset[int] = frozenset()) -> tuple[str, Any]:
+    """(base URL, the JSON answer) of one GET; an answer other than 200 (or a status in `also`) raises with the server's text."""
     import httpx
     from airflow.sdk import BaseHook
 
@@ -96,7 +107,7 @@ def _get(conn_id: str, path: str, params: dict[str, str], timeout_seconds: float
     base = f"{conn.schema or 'http'}://{conn.host}" + (f":{conn.port}" if conn.port else "")
     headers = {"Authorization": f"Bearer {conn.password}"} if conn.password else {}
     response = httpx.get(base + path, params=params, headers=headers, timeout=timeout_seconds)
-    if response.status_code != 200:
+    if response.status_code != 200 and response.status_code not in also:
         raise RuntimeError(f"{base}{path} answered HTTP {response.status_code}: {response.text.strip()[:300]}")
     return base, response.json()
 
@@ -152,6 +163,17 @@ def _dashboard(check: MonitoringItemCheck, title: str) -> tuple[bool, str]:
     return True, f"{where}: dashboard {title!r} (uid {named[0]['uid']}) with {len(panels)} panel(s)"
 
 
+def _datasource_health(check: MonitoringItemCheck, uid: str) -> tuple[bool, str]:
+    path = f"/api/datasources/uid/{quote(uid, safe='')}"
+    base, source = _get(check.conn_id, path, {}, check.timeout_seconds)
+    where = f"Grafana {base}: data source {uid!r} ({source.get('type')} at {source.get('url')})"
+    if source.get("type") != "prometheus":
+        return False, f"{where}: not a Prometheus data source"
+    # Grafana answers its health check with HTTP 400 and status ERROR when it cannot query the data source
+    _, health = _get(check.conn_id, f"{path}/health", {}, check.timeout_seconds, also=frozenset({400}))
+    return health.get("status") == "OK", f"{where}: health {health.get('status')}: {health.get('message')}"
+
+
 def run(_ctx: SystemContext, check: MonitoringItemCheck) -> Evidence:
     from airflow_rollout.evidence import Evidence
 
@@ -160,7 +182,10 @@ def run(_ctx: SystemContext, check: MonitoringItemCheck) -> Evidence:
     elif check.alerting_rule is not None:
         passed, detail = _alerting_rule(check, check.alerting_rule)
     elif check.dashboard is not None:
-        passed, detail = _dashboard(check, check.dashboard)
+        found = [_dashboard(check, title) for title in ([check.dashboard] if isinstance(check.dashboard, str) else check.dashboard)]
+        passed, detail = all(ok for ok, _ in found), "; ".join(text for _, text in found)
+    elif check.datasource_health is not None:
+        passed, detail = _datasource_health(check, check.datasource_health)
     else:
         passed, detail = _series(check)
     return Evidence(passed, detail)

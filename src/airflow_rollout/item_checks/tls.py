@@ -1,5 +1,6 @@
 """`tls`: the certificate a host serves is valid for it (chain and name, as a browser checks) and lasts long enough;
-optionally its HTTPS answer carries HSTS and its plain-HTTP port redirects to HTTPS.
+optionally its HTTPS answer carries HSTS and other headers (a Content-Security-Policy) and its plain-HTTP port redirects
+to HTTPS.
 
 The host and port come from an Airflow connection (an `http` connection naming the public host, port 443 by default):
 the name the certificate must be valid for is the connection's host. Its extra `http_port` (80 by default) is where plain
@@ -17,9 +18,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 
-from airflow_rollout.config import ConnId, StrictModel, UrlPath
+from airflow_rollout.config import ConnId, HeaderPatterns, StrictModel, UrlPath
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from airflow_rollout.context import SystemContext
     from airflow_rollout.evidence import Evidence
 
@@ -35,6 +38,9 @@ class TlsItemCheck(StrictModel):
     min_days_left: Annotated[int, Field(ge=0)] = 30
     hsts_min_max_age: Annotated[int, Field(ge=1)] | None = Field(
         default=None, description="GET `path` over HTTPS must send Strict-Transport-Security with at least this max-age (seconds)"
+    )
+    expect_headers: HeaderPatterns = Field(
+        default_factory=dict, description="GET `path` over HTTPS must send each header, its whole value matching this regular expression"
     )
     http_redirect: bool = Field(
         default=False, description="plain HTTP (the connection's extra http_port, 80) must answer `path` with a redirect to https://<host>"
@@ -53,6 +59,26 @@ def _endpoint(conn_id: str) -> tuple[str, int, int, ssl.SSLContext]:
     extra = conn.extra_dejson
     ca_file: Any = extra.get("ca_file")
     return conn.host, int(conn.port or 443), int(extra.get("http_port", 80)), ssl.create_default_context(cafile=ca_file)
+
+
+def _header_problems(check: TlsItemCheck, headers: Mapping[str, str], found: list[str], numbers: dict[str, Any]) -> list[str]:
+    """What the HTTPS answer's headers lack (each expected header, HSTS's max-age); what they hold goes to `found`."""
+    problems = []
+    for name, pattern in check.expect_headers.items():
+        value = headers.get(name)
+        if value is None or not re.fullmatch(pattern, value):
+            problems.append(f"{name} is {value!r}, expected it to match `{pattern}`")
+        else:
+            found.append(f"{name} {value!r}")
+    if check.hsts_min_max_age is not None:
+        header = headers.get("strict-transport-security")
+        max_age = int(match[1]) if header and (match := MAX_AGE.search(header)) else None
+        numbers["hsts_max_age"] = max_age
+        if max_age is None or max_age < check.hsts_min_max_age:
+            problems.append(f"Strict-Transport-Security is {header!r}, expected max-age >= {check.hsts_min_max_age}")
+        else:
+            found.append(f"Strict-Transport-Security {header!r}")
+    return problems
 
 
 def run(_ctx: SystemContext, check: TlsItemCheck) -> Evidence:
@@ -79,14 +105,9 @@ def run(_ctx: SystemContext, check: TlsItemCheck) -> Evidence:
     problems = [f"{days_left:.0f} days left, fewer than {check.min_days_left}"] if days_left < check.min_days_left else []
     base = f"https://{host}:{port}"
     try:
-        if check.hsts_min_max_age is not None:
-            header = httpx.get(base + check.path, verify=context, timeout=check.timeout_seconds).headers.get("strict-transport-security")
-            max_age = int(match[1]) if header and (match := MAX_AGE.search(header)) else None
-            numbers["hsts_max_age"] = max_age
-            if max_age is None or max_age < check.hsts_min_max_age:
-                problems.append(f"Strict-Transport-Security is {header!r}, expected max-age >= {check.hsts_min_max_age}")
-            else:
-                found.append(f"Strict-Transport-Security {header!r}")
+        if check.hsts_min_max_age is not None or check.expect_headers:
+            answer = httpx.get(base + check.path, verify=context, timeout=check.timeout_seconds)
+            problems += _header_problems(check, answer.headers, found, numbers)
         if check.http_redirect:
             plain = f"http://{host}:{http_port}{check.path}"
             response = httpx.get(plain, timeout=check.timeout_seconds)

@@ -24,11 +24,23 @@ def airflow(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 def items() -> dict[str, Any]:
-    return shipped_checks("mlops-system", "airflow_api")
+    """The shipped airflow_api checks by item text; a text two sections share ("DAG scheduled correctly (@daily)") is
+    named `<section>: <text>` for each."""
+    from airflow_rollout.checklists import load_checklist
+
+    checklist = load_checklist("mlops-system")
+    assert checklist is not None
+    entries = [e for e in checklist.entries() if e.item.check is not None and e.item.check.kind == "airflow_api"]
+    texts = [e.item.text for e in entries]
+    return {e.item.text if texts.count(e.item.text) == 1 else f"{e.section.title}: {e.item.text}": e.item.check for e in entries}
 
 
 def test_every_airflow_api_item_passes_on_the_airflow_the_seed_sets_up(airflow: Any) -> None:
-    assert len(items()) == 5
+    assert len(items()) == 13
+    assert set(items()) == set(shipped_checks("mlops-system", "airflow_api")) - {"DAG scheduled correctly (@daily)"} | {
+        "Data Collection: DAG scheduled correctly (@daily)",
+        "Validation & Deployment: DAG scheduled correctly (@daily)",
+    }
     for text, check in items().items():
         evidence = evaluate(context("mlops-system"), check)
         assert evidence.passed, f"{text}: {evidence.detail}"
@@ -43,8 +55,43 @@ BREAKAGES: dict[str, tuple[Any, str]] = {
         lambda a: a.import_errors.append({"import_error_id": 1, "filename": "/opt/airflow/dags/train.py", "stack_trace": "SyntaxError"}),
         "total_entries = 1",
     ),
-    "DAG scheduled correctly (@daily)": (lambda a: a.dags["data_collection_dag"].update(is_paused=True), "is_paused = true"),
+    "Data Collection: DAG scheduled correctly (@daily)": (
+        lambda a: a.dags["data_collection_dag"].update(is_paused=True),
+        "is_paused = true",
+    ),
+    "Validation & Deployment: DAG scheduled correctly (@daily)": (
+        lambda a: a.dags["model_validation_dag"].update(schedule_interval={"__type": "CronExpression", "value": "@weekly"}),
+        '"@weekly"',
+    ),
+    # a DAG whose file fails to import is not listed (nor in the UI)
+    "DAGs visible in UI": (lambda a: a.dags.pop("model_training_dag"), "dag_id: FAILED"),
+    # data collection only ever ran on its schedule, and failed
+    "Data collection DAG tested": (lambda a: failed_runs(a, "data_collection_dag"), "total_entries = 0"),
+    # the training DAG only ran on a schedule (or never by hand)
+    "Training DAG triggered": (lambda a: a.dag_runs.__setitem__(slice(None), manual_to_scheduled(a.dag_runs)), "does not contain it"),
+    # pretraining failed: the classifier never ran
+    "Pretraining completed successfully": (lambda a: failed_task(a, "pretrain", "train_classifier", "save_model"), "task_id: FAILED"),
+    "Classifier training completed": (lambda a: failed_task(a, "train_classifier", "save_model"), "task_id: FAILED"),
+    # the manual training run failed
+    "DAG can be triggered manually": (lambda a: failed_runs(a, "model_training_dag"), "does not contain it"),
+    "Training runs end-to-end": (lambda a: failed_runs(a, "model_training_dag"), "total_entries = 0"),
 }
+
+
+def failed_runs(airflow: Any, dag_id: str) -> None:
+    for run in airflow.dag_runs:
+        if run["dag_id"] == dag_id:
+            run["state"] = "failed"
+
+
+def manual_to_scheduled(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**run, "run_type": "scheduled"} for run in runs]
+
+
+def failed_task(airflow: Any, failed: str, *never_ran: str) -> None:
+    """`failed` failed in every run of the training DAG, and the tasks after it stayed upstream_failed."""
+    for ti in airflow.task_instances:
+        ti["state"] = "failed" if ti["task_id"] == failed else "upstream_failed" if ti["task_id"] in never_ran else ti["state"]
 
 
 def test_every_airflow_api_item_has_a_failing_case() -> None:
@@ -67,6 +114,7 @@ def test_a_login_the_airflow_refuses_fails_with_its_status(airflow: Any, monkeyp
 
 
 def test_a_path_that_is_not_an_airflow_api_get_is_refused() -> None:
-    for path in ("/api/v1/../config", "api/v1/dags", "/api/v2/dags", "/auth/token", "/api/v1/dags?limit=1"):
+    # `~` (Airflow's "every") only as a whole segment after the first
+    for path in ("/api/v1/../config", "api/v1/dags", "/api/v2/dags", "/auth/token", "/api/v1/dags?limit=1", "/api/v1/~", "/api/v1/dags/~x"):
         with pytest.raises(ValidationError):
             AirflowApiItemCheck(kind="airflow_api", conn_id="x", path=path, expect=[{"path": ["a"]}])

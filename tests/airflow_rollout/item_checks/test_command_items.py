@@ -1,11 +1,12 @@
 """`command` items with a least version, run as shipped: seed 003's Docker and Compose items pass on the docker
-stand-in's Engine 27.3.1 and Compose 2.29.7, and fail on a Docker 19.03 without the Compose plugin."""
+stand-in's Engine 27.3.1 and Compose 2.29.7, and fail on a Docker 19.03 without the Compose plugin; seed 004's
+`docker compose ls` passes on the stand-in and fails there, or where no Engine answers."""
 
 from __future__ import annotations
 
 import os
 from types import SimpleNamespace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from seed_platforms import shipped_checks
@@ -64,3 +65,33 @@ def test_versions_compare_number_by_number(printed: str, least: str, passed: boo
 def test_a_least_version_is_numbers_and_dots() -> None:
     with pytest.raises(ValueError, match="min_version"):
         CommandItemCheck(kind="command", argv=["docker"], min_version="20.10+")
+
+
+MLOPS_DOCKER = "Docker and Docker Compose installed"
+
+
+def mlops_docker() -> Any:
+    check = shipped_checks("mlops-system", "command")[MLOPS_DOCKER]
+    return evaluate(SimpleNamespace(), check)  # type: ignore[arg-type]
+
+
+def test_seed_004s_docker_and_compose_pass_where_compose_lists_the_engines_projects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert set(shipped_checks("mlops-system", "command")) == {MLOPS_DOCKER}
+    monkeypatch.setenv("PATH", f"{ROOT / 'devtools' / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("ROLLOUT_DOCKER_STANDIN_STATE", str(tmp_path))
+    evidence = mlops_docker()
+    assert evidence.passed and evidence.detail == "docker compose ls --all exited 0: NAME   STATUS   CONFIG FILES", evidence.detail
+
+
+def test_seed_004s_docker_and_compose_fail_without_an_engine_or_the_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", f"{ROOT / 'devtools' / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("ROLLOUT_DOCKER_STANDIN_STATE", raising=False)  # the stand-in's Engine: nothing answers
+    evidence = mlops_docker()
+    assert not evidence.passed and "exited 1" in evidence.detail, evidence.detail
+    (tmp_path / "docker").write_text(OLD_DOCKER)
+    (tmp_path / "docker").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    evidence = mlops_docker()
+    assert not evidence.passed and "exited 1: docker: 'compose' is not a docker command." in evidence.detail, evidence.detail

@@ -146,3 +146,60 @@ def test_seed_004_model_path_fails_when_the_env_does_not_set_it(tmp_path: Path) 
     env = {key: value for key, value in mlops_env("postgresql://x").items() if key != "MODEL_PATH"}
     evidence = evaluate(mlops_server(tmp_path, env), shipped_checks("mlops-system", "file_present")["Model path configured"])  # type: ignore[arg-type]
     assert not evidence.passed and "MODEL_PATH" in evidence.detail, evidence.detail
+
+
+def test_seed_004_model_saved_in_models_passes_with_the_file_and_fails_without(tmp_path: Path) -> None:
+    from seed_platforms import mlops_env, shipped_checks
+
+    check = shipped_checks("mlops-system", "file_present")["Model saved to `models/` directory"]
+    ctx = mlops_server(tmp_path, mlops_env("postgresql://x"))
+    missing = evaluate(ctx, check)  # type: ignore[arg-type]
+    assert not missing.passed and missing.detail == f"{tmp_path}/models/default/model.joblib does not exist", missing.detail
+    (tmp_path / "models" / "default").mkdir(parents=True)
+    (tmp_path / "models" / "default" / "model.joblib").write_bytes(b"trained classifier")
+    saved = evaluate(ctx, check)  # type: ignore[arg-type]
+    assert saved.passed and "model.joblib present, mode 0" in saved.detail and saved.detail.endswith(", 18 bytes"), saved.detail
+
+
+def routing_server(tmp_path: Path, versions: dict[str, bool]) -> object:
+    """Seed 003's system with its model_files target on tmp_path: models/default (copied in by Step 8, no metrics) and
+    each version directory, holding metrics.json or not."""
+    from seed_platforms import context
+
+    (tmp_path / "models" / "default").mkdir(parents=True)
+    (tmp_path / "models" / "default" / "manifest.json").write_text("{}")
+    for version, with_metrics in versions.items():
+        (tmp_path / "models" / version).mkdir()
+        (tmp_path / "models" / version / "training_request.json").write_text("{}")
+        if with_metrics:
+            (tmp_path / "models" / version / "metrics.json").write_text('{"accuracy": 0.91}')
+    ctx = context("routing-ml-platform")
+    targets = [t.model_copy(update={"root": str(tmp_path)}) if t.name == "model_files" else t for t in ctx.profile.data_targets]
+    return type(ctx)(profile=ctx.profile.model_copy(update={"data_targets": targets}))
+
+
+def metrics_json(ctx: object) -> Evidence:
+    from seed_platforms import shipped_checks
+
+    return evaluate(ctx, shipped_checks("routing-ml-platform", "file_present")["metrics.json generated for new models"])  # type: ignore[arg-type]
+
+
+def test_seed_003_metrics_json_passes_when_every_trained_model_has_one(tmp_path: Path) -> None:
+    evidence = metrics_json(routing_server(tmp_path, {"v1.1-retrain": True, "v1.2-retrain": True}))
+    assert evidence.passed, evidence.detail
+    assert evidence.detail == f"{tmp_path}/models: metrics.json in each of 2 directories (v1.1-retrain, v1.2-retrain)"
+
+
+def test_seed_003_metrics_json_fails_for_a_trained_model_without_one_or_with_no_model_trained(tmp_path: Path) -> None:
+    evidence = metrics_json(routing_server(tmp_path / "one", {"v1.1-retrain": True, "v1.2-retrain": False}))
+    assert not evidence.passed
+    assert "1 of 2 directories lack it: v1.2-retrain: " in evidence.detail and "metrics.json does not exist" in evidence.detail
+    evidence = metrics_json(routing_server(tmp_path / "none", {}))
+    assert not evidence.passed and evidence.detail == f"{tmp_path}/none/models: no directory to hold metrics.json but default"
+
+
+def test_excluding_without_directories_is_refused() -> None:
+    from airflow_rollout.checklists import FilePresentItemCheck
+
+    with pytest.raises(ValidationError, match="excluding names directories of in_each_directory_of"):
+        FilePresentItemCheck(kind="file_present", path="metrics.json", excluding=["default"])

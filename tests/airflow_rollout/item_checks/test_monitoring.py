@@ -3,13 +3,14 @@ items pass on the monitoring the seed asks for, and each fails when its statemen
 
 from __future__ import annotations
 
+import socket
 import time
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import pytest
 from pydantic import ValidationError
-from seed_platforms import AI_ETL_ALERTS, set_up_ai_etl_monitoring, shipped_checks
+from seed_platforms import AI_ETL_ALERTS, ROUTING_DASHBOARDS, set_up_ai_etl_monitoring, set_up_routing_monitoring, shipped_checks
 
 from airflow_rollout.checklist_run import evaluate
 from airflow_rollout.item_checks.monitoring import MonitoringItemCheck, duration_seconds
@@ -162,8 +163,65 @@ def test_grafana_refuses_a_wrong_token(monitoring: MonitoringStandIn) -> None:
         ({"dashboard": "x", "series": ["up"]}, "needs exactly one of"),
         ({"retention_at_least": "15 days"}, "is not a Prometheus duration"),
         ({"alerting_rule": "(unclosed"}, "is not a valid Python regular expression"),
+        ({"dashboard": "x", "datasource_health": "prometheus"}, "needs exactly one of"),
+        ({"dashboard": []}, "at least 1 item"),
+        ({"datasource_health": "../admin"}, "should match pattern"),
     ],
 )
 def test_invalid_questions_are_refused(fields: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         MonitoringItemCheck.model_validate({"kind": "monitoring", "conn_id": "ai_etl_prometheus", **fields})
+
+
+# --- seed 003: Grafana's dashboards and its Prometheus data source ---------------------------------------------------
+
+
+@pytest.fixture
+def routing_monitoring(monkeypatch: pytest.MonkeyPatch) -> Iterator[MonitoringStandIn]:
+    """Grafana and its Prometheus as seed 003's Step 10 sets them up, behind routing_grafana."""
+    with MonitoringStandIn(grafana_token=TOKEN) as server:
+        set_up_routing_monitoring(server)
+        monkeypatch.setenv("AIRFLOW_CONN_ROUTING_GRAFANA", server.grafana_connection())
+        yield server
+
+
+def routing_item(text: str) -> Evidence:
+    return evaluate(SimpleNamespace(), shipped_checks("routing-ml-platform", "monitoring")[text])  # type: ignore[arg-type]
+
+
+def test_seed_003s_monitoring_items_pass_on_its_grafana_and_prometheus(routing_monitoring: MonitoringStandIn) -> None:
+    assert set(shipped_checks("routing-ml-platform", "monitoring")) == {
+        "Monitoring infrastructure deployed (Prometheus, Grafana)",
+        "Monitoring operational (Grafana dashboards)",
+    }
+    deployed = routing_item("Monitoring infrastructure deployed (Prometheus, Grafana)")
+    assert deployed.passed, deployed.detail
+    assert deployed.detail.endswith("health OK: Successfully queried the Prometheus API.")
+    dashboards = routing_item("Monitoring operational (Grafana dashboards)")
+    assert dashboards.passed, dashboards.detail
+    assert all(f"dashboard {title!r}" in dashboards.detail for title in ROUTING_DASHBOARDS)
+
+
+def test_grafana_whose_prometheus_does_not_answer_fails(routing_monitoring: MonitoringStandIn) -> None:
+    """Prometheus is not deployed where the data source points (a closed port): Grafana's health check says ERROR."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        routing_monitoring.datasources[0]["url"] = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        evidence = routing_item("Monitoring infrastructure deployed (Prometheus, Grafana)")
+    assert not evidence.passed
+    assert "health ERROR: error querying the Prometheus API" in evidence.detail
+
+
+def test_a_data_source_that_is_not_prometheus_fails(routing_monitoring: MonitoringStandIn) -> None:
+    routing_monitoring.datasources[0]["type"] = "loki"
+    evidence = routing_item("Monitoring infrastructure deployed (Prometheus, Grafana)")
+    assert not evidence.passed
+    assert evidence.detail.endswith("not a Prometheus data source")
+
+
+def test_one_of_the_seeds_dashboards_missing_fails(routing_monitoring: MonitoringStandIn) -> None:
+    routing_monitoring.dashboards[:] = [d for d in routing_monitoring.dashboards if d["title"] != "Model Training Metrics"]
+    evidence = routing_item("Monitoring operational (Grafana dashboards)")
+    assert not evidence.passed
+    assert "no dashboard titled 'Model Training Metrics'" in evidence.detail
+    assert "dashboard 'Routing ML Overview' (uid routing-ml-overview) with 1 panel(s)" in evidence.detail

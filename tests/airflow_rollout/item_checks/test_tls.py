@@ -93,3 +93,43 @@ def test_plain_http_serving_the_page_instead_of_redirecting_fails(site: Callable
     evidence = tls(http_redirect=True)
     assert not evidence.passed
     assert f"http://{HOST}:{served.http_port}/ answered HTTP 200 to nowhere, expected a redirect to https://{HOST}" in evidence.detail
+
+
+def test_expected_response_headers_are_read_from_the_https_answer(site: Callable[..., TlsSite]) -> None:
+    served = site()
+    served.headers["Content-Security-Policy"] = "default-src 'self'"
+    evidence = tls(min_days_left=1, expect_headers={"Content-Security-Policy": ".+"})
+    assert evidence.passed, evidence.detail
+    assert "Content-Security-Policy \"default-src 'self'\"" in evidence.detail
+    evidence = tls(min_days_left=1, expect_headers={"Content-Security-Policy": "default-src 'none'"})
+    assert not evidence.passed
+    assert "Content-Security-Policy is \"default-src 'self'\", expected it to match `default-src 'none'`" in evidence.detail
+
+
+def test_an_invalid_header_pattern_is_refused() -> None:
+    with pytest.raises(ValueError, match="Content-Security-Policy: `\\(` is not a valid Python regular expression"):
+        TlsItemCheck.model_validate({"kind": "tls", "conn_id": "public_site", "expect_headers": {"Content-Security-Policy": "("}})
+
+
+def shipped_security_headers() -> Evidence:
+    from seed_platforms import context, shipped_checks
+
+    check = shipped_checks("routing-ml-platform", "tls")["Security headers configured (CSP, HSTS, etc.)"]
+    return evaluate(context("routing-ml-platform"), check)
+
+
+@pytest.mark.parametrize(("hsts", "csp"), [(f"max-age={YEAR}", None), (None, "default-src 'self'"), ("max-age=0", "default-src 'self'")])
+def test_seed_003s_security_headers_fail_without_csp_or_hsts(
+    site: Callable[..., TlsSite], authority: CertificateAuthority, monkeypatch: pytest.MonkeyPatch, hsts: str | None, csp: str | None
+) -> None:
+    """The public host with both passes; without a Content-Security-Policy, without HSTS, or HSTS switched off, fails."""
+    served = site(hsts=f"max-age={YEAR}")
+    served.headers["Content-Security-Policy"] = "default-src 'self'"
+    monkeypatch.setenv("AIRFLOW_CONN_ROUTING_PUBLIC", served.connection_json(authority.pem))
+    assert shipped_security_headers().passed
+    broken = site(hsts=hsts)
+    broken.headers |= {"Content-Security-Policy": csp} if csp else {}
+    monkeypatch.setenv("AIRFLOW_CONN_ROUTING_PUBLIC", broken.connection_json(authority.pem))
+    evidence = shipped_security_headers()
+    assert not evidence.passed
+    assert ("Content-Security-Policy is None" if csp is None else "Strict-Transport-Security is") in evidence.detail
