@@ -25,7 +25,7 @@ from testenv import ROOT, SYSTEMS_DIR
 from devtools import local_postgres, up
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
     from pathlib import Path
 
 
@@ -192,3 +192,42 @@ def answer_sign_offs(airflow: Standalone, run_id: str) -> None:
             json={"chosen_options": [APPROVE_OPTION], "params_input": {}},
         )
         assert answered.is_success, f"{user} could not sign off {ti['rendered_map_index']}: HTTP {answered.status_code} {answered.text}"
+
+
+RELEASE_TIMEOUT = 600  # a release here takes a few minutes on two cores; this bounds a hang, not the expected run
+
+
+def release_seen_deferred(
+    airflow: Standalone, system: str, version: str, task_id: str, waited_for_runs: Callable[[], object]
+) -> tuple[str, list[dict[str, Any]]]:
+    """Trigger a release as the UI form does, sign it off, wait for its end; (run id, the task instance `task_id` each
+    time it was seen `deferred` while `waited_for_runs()` said the outside operation it waits for still ran)."""
+    run_id = airflow.api.trigger("release", {"system": system, "version": version})
+    seen: list[dict[str, Any]] = []
+
+    def finished() -> bool:
+        answer_sign_offs(airflow, run_id)
+        ti = airflow.api.client.get(f"/api/v2/dags/release/dagRuns/{run_id}/taskInstances/{task_id}")
+        if ti.is_success and ti.json()["state"] == "deferred" and waited_for_runs():
+            seen.append(ti.json())
+        return airflow.api.run_state("release", run_id) in {"success", "failed"}
+
+    airflow.api.wait(f"release {version} ({run_id})", finished, timeout=RELEASE_TIMEOUT)
+    return run_id, seen
+
+
+def assert_promoted_after_one_deferred_try(
+    airflow: Standalone, run_id: str, seen: list[dict[str, Any]], task_id: str, trigger: str
+) -> None:
+    """The release was promoted; `task_id` was seen deferred with `trigger` in its first try, and its step has one
+    attempt in the ledger: the deferral resumed the same try instead of retrying it."""
+    from observe import ledger
+
+    record = ledger().release(run_id)
+    assert record.status == "promoted", f"{record}; tasks: {task_states(airflow, 'release', run_id)}; logs in {airflow.airflow_home}"
+    assert seen, f"{task_id} was never seen deferred while what it waits for ran"
+    assert {ti["trigger"]["classpath"] for ti in seen} == {trigger}
+    assert {ti["try_number"] for ti in seen} == {1}
+    phase, step = task_id.split(".")
+    [attempt] = [s for s in ledger().step_attempts(run_id) if (s.phase, s.step) == (phase, step)]
+    assert (attempt.status, attempt.try_number) == ("succeeded", 1), attempt

@@ -210,6 +210,18 @@ def slow_migration() -> Iterator[str]:
     shutil.rmtree(MIGRATIONS_DIR / version)
 
 
+def watch_deferred(cluster: Cluster, task_id: str, seen: list[dict[str, Any]]) -> Callable[[str], bool]:
+    """A `meanwhile` action of `release`: adds the task instance to `seen` when it is deferred; done once it was."""
+
+    def deferred(run_id: str) -> bool:
+        ti = cluster.api.client.get(f"/api/v2/dags/release/dagRuns/{run_id}/taskInstances/{task_id}")
+        if ti.is_success and ti.json()["state"] == "deferred":
+            seen.append(ti.json())
+        return bool(seen)
+
+    return deferred
+
+
 @pytest.fixture
 def slow_start() -> Iterator[str]:
     """Version 1.1.2: 1.1.0's build, warming up 12 s before it listens (loading a model, say): longer than a task waits
@@ -227,12 +239,7 @@ def test_a_slow_start_is_waited_for_by_the_triggerer_and_the_same_try_finishes_t
     same try runs on a worker again, finds the process it started ready, and the release is promoted."""
     demo_at_start(postgres, slack)
     seen: list[dict[str, Any]] = []
-
-    def deploy_deferred(run_id: str) -> bool:
-        ti = cluster.api.client.get(f"/api/v2/dags/release/dagRuns/{run_id}/taskInstances/deploy.deploy_apps")
-        if ti.is_success and ti.json()["state"] == "deferred":
-            seen.append(ti.json())
-        return bool(seen)
+    deploy_deferred = watch_deferred(cluster, "deploy.deploy_apps", seen)
 
     run_id, state, record = release(cluster, slow_start, meanwhile=(deploy_deferred,))
 
@@ -270,12 +277,7 @@ def test_a_stop_grace_period_is_waited_out_by_the_triggerer_then_what_is_left_is
     stubborn = [leader, *leader.children(recursive=True)]
     assert len(stubborn) == 3, stubborn  # the leader and its two workers
     seen: list[dict[str, Any]] = []
-
-    def deploy_deferred(run_id: str) -> bool:
-        ti = cluster.api.client.get(f"/api/v2/dags/release/dagRuns/{run_id}/taskInstances/deploy.deploy_apps")
-        if ti.is_success and ti.json()["state"] == "deferred":
-            seen.append(ti.json())
-        return bool(seen)
+    deploy_deferred = watch_deferred(cluster, "deploy.deploy_apps", seen)
 
     run_id, state, record = release(cluster, "1.1.0", meanwhile=(deploy_deferred,))
 

@@ -15,8 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import test_databricks_release as dbx_release
-from airflow_standalone import Standalone, answer_sign_offs, fixture_at_module_scope, standalone_for, task_states
-from observe import ledger
+from airflow_standalone import (
+    Standalone,
+    assert_promoted_after_one_deferred_try,
+    fixture_at_module_scope,
+    release_seen_deferred,
+    standalone_for,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -25,8 +30,6 @@ pytestmark = pytest.mark.e2e
 
 SYSTEM = "ontos-ml-workbench"
 CONNECTIONS = ("ROLLOUT_LEDGER", "SLACK_ONTOS", "ONTOS_DATABRICKS", "ONTOS_APP_TOKEN", "ONTOS_PUBLIC")
-TERMINAL = {"success", "failed"}
-RELEASE_TIMEOUT = 600  # a release here takes a few minutes on two cores; this bounds a hang, not the expected run
 SLOW_COPY = "`qa_pairs_backup_"  # in the backup's copy of qa_pairs only: CREATE TABLE `ontos_ml_backups`.`workbench`.`qa_pairs_backup_...`
 STATEMENT_TRIGGER = "airflow.providers.databricks.triggers.databricks.DatabricksSQLStatementExecutionTrigger"
 
@@ -54,30 +57,13 @@ def test_a_long_backup_statement_is_waited_for_by_the_triggerer_and_sent_once(st
     sent_before = len(workspace.statements())
     workspace.set_time_scale(0.05)
     workspace.set_slow_statements({SLOW_COPY: 600})
-    run_id = standalone.api.trigger("release", {"system": SYSTEM, "version": version})
-    seen: list[dict[str, Any]] = []  # the backup task instance each time it was seen deferred while the copy ran
-
-    def finished() -> bool:
-        answer_sign_offs(standalone, run_id)
-        ti = standalone.api.client.get(f"/api/v2/dags/release/dagRuns/{run_id}/taskInstances/backup.backup_data")
-        if ti.is_success and ti.json()["state"] == "deferred" and copying(workspace):
-            seen.append(ti.json())
-        return standalone.api.run_state("release", run_id) in TERMINAL
-
     try:
-        standalone.api.wait(f"release {version} ({run_id})", finished, timeout=RELEASE_TIMEOUT)
+        run_id, seen = release_seen_deferred(standalone, SYSTEM, version, "backup.backup_data", lambda: copying(workspace))
     finally:
         workspace.set_slow_statements({})
         workspace.set_time_scale(1.0)
 
-    states = task_states(standalone, "release", run_id)
-    record = ledger().release(run_id)
-    assert record.status == "promoted", f"{record}; tasks: {states}; logs in {standalone.state / 'airflow'}"
-    assert seen, "the backup task was never seen deferred while its copy of qa_pairs ran"
-    assert {ti["trigger"]["classpath"] for ti in seen} == {STATEMENT_TRIGGER}
-    assert {ti["try_number"] for ti in seen} == {1}
-    [backup] = [s for s in ledger().step_attempts(run_id) if (s.phase, s.step) == ("backup", "backup_data")]
-    assert (backup.status, backup.try_number) == ("succeeded", 1), backup  # one attempt: the deferral resumed it
+    assert_promoted_after_one_deferred_try(standalone, run_id, seen, "backup.backup_data", STATEMENT_TRIGGER)
     copies = [s["statement"] for s in workspace.statements()[sent_before:] if s["statement"].startswith("CREATE TABLE `ontos_ml_backups`")]
     assert sorted(copies) == sorted(set(copies)) and len(copies) == len(dbx_release.ONTOS_TABLES), copies  # each sent once
     assert [s for s in copies if SLOW_COPY in s], copies

@@ -22,7 +22,16 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import test_kubernetes_release as kube_release
-from airflow_standalone import Standalone, answer_sign_offs, fixture_at_module_scope, standalone_for, task_states
+from airflow_standalone import (
+    RELEASE_TIMEOUT,
+    Standalone,
+    answer_sign_offs,
+    assert_promoted_after_one_deferred_try,
+    fixture_at_module_scope,
+    release_seen_deferred,
+    standalone_for,
+    task_states,
+)
 from observe import ledger
 from test_kubernetes_release import DEPLOYMENTS, NAMESPACE, REGISTRY, SYSTEM, data_target, images, templates, wait_rolled_out
 
@@ -36,7 +45,6 @@ CONNECTIONS = (
     *("AI_ETL_PROMETHEUS", "AI_ETL_GRAFANA"),
 )
 TERMINAL = {"success", "failed"}
-RELEASE_TIMEOUT = 600  # a release here takes a few minutes on two cores; this bounds a hang, not the expected run
 
 
 @pytest.fixture(scope="module")
@@ -137,29 +145,14 @@ def test_a_long_migration_job_is_waited_for_by_the_triggerer_not_a_worker(standa
     # 600 s of cluster time at 0.05: 30 s here, within the Job's activeDeadlineSeconds (900, compressed alike: 45 s)
     httpx.post(f"{kube}/_standin/job-work", json={"image": f"{REGISTRY}/backend:{version}", "seconds": 600}).raise_for_status()
     httpx.post(f"{kube}/_standin/config", json={"time_scale": 0.05}).raise_for_status()
-    run_id = standalone.api.trigger("release", {"system": SYSTEM, "version": version})
-    seen: list[dict[str, Any]] = []  # the migrate task instance each time it was deferred with its Job still running
-
-    def finished() -> bool:
-        answer_sign_offs(standalone, run_id)
-        ti = standalone.api.client.get(f"/api/v2/dags/release/dagRuns/{run_id}/taskInstances/migrate.migrate_data")
-        if ti.is_success and ti.json()["state"] == "deferred" and migration_jobs_running(cluster):
-            seen.append(ti.json())
-        return standalone.api.run_state("release", run_id) in TERMINAL
-
     try:
-        standalone.api.wait(f"release {version} ({run_id})", finished, timeout=RELEASE_TIMEOUT)
+        run_id, seen = release_seen_deferred(standalone, SYSTEM, version, "migrate.migrate_data", lambda: migration_jobs_running(cluster))
     finally:
         httpx.post(f"{kube}/_standin/config", json={"time_scale": 1.0}).raise_for_status()
 
-    states = task_states(standalone, "release", run_id)
-    record = ledger().release(run_id)
-    assert record.status == "promoted", f"{record}; tasks: {states}; logs in {standalone.state / 'airflow'}"
-    assert seen, "the migrate task was never seen deferred while its Job ran"
-    assert {ti["trigger"]["classpath"] for ti in seen} == {"airflow.providers.cncf.kubernetes.triggers.job.KubernetesJobTrigger"}
-    assert {ti["try_number"] for ti in seen} == {1}
-    [migrate] = [s for s in ledger().step_attempts(run_id) if (s.phase, s.step) == ("migrate", "migrate_data")]
-    assert (migrate.status, migrate.try_number) == ("succeeded", 1), migrate  # one attempt: the deferral resumed it
+    assert_promoted_after_one_deferred_try(
+        standalone, run_id, seen, "migrate.migrate_data", "airflow.providers.cncf.kubernetes.triggers.job.KubernetesJobTrigger"
+    )
     [migration] = ledger().migrations(run_id)
     assert "job ai-etl-assistant-migrate-" in migration
     assert images(cluster) == dict.fromkeys(DEPLOYMENTS, version)
