@@ -1,5 +1,5 @@
 """A stand-in for a system's own Airflow 2 webserver, as its stable REST API (`/api/v1`) answers: seed 004's MLOps
-system runs one beside its prediction API. It serves what a checklist reads (health, a DAG, import errors, a user),
+system runs one beside its prediction API. It serves what a checklist reads (health, the DAGs, a DAG, import errors, a user),
 each in the documented shape, and asks for HTTP basic auth as Airflow 2's docker-compose file configures it
 (`/api/v1/health` is open, as in Airflow). The tests change `dags`, `import_errors` and `users` to break an item.
 """
@@ -46,6 +46,7 @@ class AirflowStandin:
         self.users = users  # username -> (password, the user as the API returns it)
         self.import_errors = import_errors
         self.metadatabase = "healthy"  # what /api/v1/health reports: "unhealthy" when the job table cannot be read
+        self.scheduler = "healthy"  # what /api/v1/health reports: "unhealthy" when no scheduler heartbeat is recent
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, name="airflow-standin", daemon=True)
 
@@ -56,13 +57,16 @@ class AirflowStandin:
     def answer(self, path: str, authorization: str | None) -> tuple[int, Any]:
         if path == "/api/v1/health":
             beat = datetime.now(UTC).isoformat()
-            scheduler = {"status": "healthy", "latest_scheduler_heartbeat": beat}
+            scheduler = {"status": self.scheduler, "latest_scheduler_heartbeat": beat}
             return HTTPStatus.OK, {"metadatabase": {"status": self.metadatabase}, "scheduler": scheduler}
         if not self._authenticated(authorization):
             return HTTPStatus.UNAUTHORIZED, {"title": "Unauthorized", "status": 401, "type": "about:blank", "detail": None}
         parts = path.removeprefix("/api/v1/").split("/")
-        if parts == ["importErrors"]:
-            return HTTPStatus.OK, {"import_errors": self.import_errors, "total_entries": len(self.import_errors)}
+        # the collections, each its first page: the stand-in holds fewer entries than a page
+        collections = {"importErrors": ("import_errors", self.import_errors), "dags": ("dags", list(self.dags.values()))}
+        if len(parts) == 1 and parts[0] in collections:
+            key, entries = collections[parts[0]]
+            return HTTPStatus.OK, {key: entries, "total_entries": len(entries)}
         if len(parts) == 2 and parts[0] == "dags" and parts[1] in self.dags:
             return HTTPStatus.OK, self.dags[parts[1]]
         if len(parts) == 2 and parts[0] == "users" and parts[1] in self.users:
