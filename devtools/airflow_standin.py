@@ -1,8 +1,8 @@
 """A stand-in for a system's own Airflow 2 webserver, as its stable REST API (`/api/v1`) answers: seed 004's MLOps
-system runs one beside its prediction API. It serves what a checklist reads (health, the DAGs, their runs and task
-instances, import errors, a user), each in the documented shape, and asks for HTTP basic auth as Airflow 2's
-docker-compose file configures it (`/api/v1/health` is open, as in Airflow). The tests change `dags`, `dag_runs`,
-`task_instances`, `import_errors` and `users` to break an item.
+system runs one beside its prediction API, as does seed 002's. It serves what a checklist reads (health, the DAGs,
+their runs and task instances, import errors, a user), each in the documented shape, and asks for HTTP basic auth as
+Airflow 2's docker-compose file configures it (`/api/v1/health` is open, as in Airflow). The tests change `dags`,
+`dag_runs`, `task_instances`, `import_errors`, `users` and `scheduler` to break an item.
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ class AirflowStandin:
         self.dag_runs: list[dict[str, Any]] = []  # every DAG's runs, each with its dag_id
         self.task_instances: list[dict[str, Any]] = []  # every run's task instances, each with its dag_id and dag_run_id
         self.metadatabase = "healthy"  # what /api/v1/health reports: "unhealthy" when the job table cannot be read
+        self.scheduler = "healthy"  # what /api/v1/health reports: "unhealthy" when no scheduler heartbeat is recent
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, name="airflow-standin", daemon=True)
 
@@ -83,7 +84,7 @@ class AirflowStandin:
     def answer(self, path: str, authorization: str | None, query: dict[str, list[str]] | None = None) -> tuple[int, Any]:
         if path == "/api/v1/health":
             beat = datetime.now(UTC).isoformat()
-            scheduler = {"status": "healthy", "latest_scheduler_heartbeat": beat}
+            scheduler = {"status": self.scheduler, "latest_scheduler_heartbeat": beat}
             return HTTPStatus.OK, {"metadatabase": {"status": self.metadatabase}, "scheduler": scheduler}
         if not self._authenticated(authorization):
             return HTTPStatus.UNAUTHORIZED, {"title": "Unauthorized", "status": 401, "type": "about:blank", "detail": None}

@@ -14,7 +14,7 @@ real REST paths, field names and status semantics (plain http, any bearer token 
   and Ingresses, policy/v1 PodDisruptionBudgets, core/v1 ResourceQuotas and ServiceAccounts,
   rbac.authorization.k8s.io/v1 RoleBindings, cert-manager.io/v1 Certificates and ClusterIssuers,
   monitoring.coreos.com/v1 ServiceMonitors and PrometheusRules, core/v1 PersistentVolumeClaims, PersistentVolumes
-  and Nodes, snapshot.storage.k8s.io/v1 VolumeSnapshots, apps/v1 DaemonSets (no pods run for them); their status is
+  and Nodes, snapshot.storage.k8s.io/v1 VolumeSnapshots, apps/v1 DaemonSets and StatefulSets (no pods run for them); their status is
   what the test created them with, as no controller writes it here. The cluster-scoped ones (Nodes,
   PersistentVolumes, ClusterIssuers) live under no namespace. Namespaces can be created with labels (Pod Security's
   `pod-security.kubernetes.io/enforce`); one never created still answers, with only its name label.
@@ -146,6 +146,8 @@ KINDS: dict[str, _Kind] = {
     "nodes": _Kind("nodes", "Node", "", namespaced=False, stored=True),
     # a log collector's DaemonSet (Fluent Bit): stored, its status the test's, as no pods are run for it
     "daemonsets": _Kind("daemonsets", "DaemonSet", "apps", stored=True),
+    # the supporting services' StatefulSets (Kafka, MinIO, ZooKeeper, Redis with Sentinel): stored, their status the test's
+    "statefulsets": _Kind("statefulsets", "StatefulSet", "apps", stored=True),
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import secrets
 from typing import Any
 
 AI_ETL_NAMESPACE = "ai-etl-prod"
@@ -257,6 +258,21 @@ def create_ai_etl_platform(api: Any) -> None:
         auth_settings=["BearerToken"],
         response_types_map={201: "object"},
     )
+    for statefulset in ai_etl_supporting_statefulsets():
+        api.call_api(
+            resource_path("statefulsets", AI_ETL_NAMESPACE, None),
+            "POST",
+            body=statefulset,
+            auth_settings=["BearerToken"],
+            response_types_map={201: "object"},
+        )
+    api.call_api(
+        resource_path("deployments", "kube-system", None),
+        "POST",
+        body=copy.deepcopy(AI_ETL_CLUSTER_AUTOSCALER),
+        auth_settings=["BearerToken"],
+        response_types_map={201: "object"},
+    )
 
 
 # seed 002's log collection: Fluent Bit's DaemonSet in its own namespace as its Helm chart installs it, a ready pod on
@@ -279,6 +295,76 @@ AI_ETL_LOG_COLLECTOR: dict[str, Any] = {
         "numberReady": 3,
         "updatedNumberScheduled": 3,
         "observedGeneration": 1,
+    },
+}
+
+
+# seed 002's supporting services as their Helm charts install them in the app's namespace (the seed's environment reaches
+# them by short name: kafka:9092, minio:9000), with ClickHouse's ZooKeeper ensemble and Redis with Sentinel beside them:
+# StatefulSets whose every replica is ready (the chart's name and replica count; a real cluster has its own)
+AI_ETL_SUPPORTING_STATEFULSETS = {  # name: (replicas, the containers of a pod)
+    "kafka": (3, ["kafka"]),
+    "minio": (4, ["minio"]),
+    "zookeeper": (3, ["zookeeper"]),
+    "redis-node": (3, ["redis", "sentinel"]),
+}
+
+
+def ai_etl_supporting_statefulsets() -> list[dict[str, Any]]:
+    """The supporting services' StatefulSets, each with all its replicas ready (the status the controller writes)."""
+    statefulsets = []
+    for name, (replicas, containers) in AI_ETL_SUPPORTING_STATEFULSETS.items():
+        labels = {"app.kubernetes.io/name": name}
+        pods = [{"name": c, "image": f"docker.io/bitnami/{'redis-sentinel' if c == 'sentinel' else name}:latest"} for c in containers]
+        statefulsets.append(
+            {
+                "metadata": {"name": name, "labels": labels},
+                "spec": {
+                    "replicas": replicas,
+                    "serviceName": f"{name}-headless",
+                    "selector": {"matchLabels": labels},
+                    "template": {"metadata": {"labels": labels}, "spec": {"containers": pods}},
+                },
+                "status": {
+                    "observedGeneration": 1,
+                    "replicas": replicas,
+                    "readyReplicas": replicas,
+                    "currentReplicas": replicas,
+                    "updatedReplicas": replicas,
+                    "availableReplicas": replicas,
+                },
+            }
+        )
+    return statefulsets
+
+
+# seed 002's "Generate strong JWT secrets" as `openssl rand -hex 32` makes them (64 hexadecimal digits), in the Secret the
+# backend takes its environment from (a fresh pair for each cluster set up)
+AI_ETL_BACKEND_SECRET = "ai-etl-backend-env"
+
+
+def ai_etl_backend_secrets() -> dict[str, str]:
+    return {"JWT_SECRET_KEY": secrets.token_hex(32), "WEBHOOK_SECRET": secrets.token_hex(32)}
+
+
+# node autoscaling: the Cluster Autoscaler's Deployment in kube-system (its chart's name), scaling the workers' group
+AI_ETL_CLUSTER_AUTOSCALER: dict[str, Any] = {
+    "metadata": {"name": "cluster-autoscaler", "labels": {"app.kubernetes.io/name": "cluster-autoscaler"}},
+    "spec": {
+        "replicas": 1,
+        "selector": {"matchLabels": {"app.kubernetes.io/name": "cluster-autoscaler"}},
+        "template": {
+            "metadata": {"labels": {"app.kubernetes.io/name": "cluster-autoscaler"}},
+            "spec": {
+                "containers": [
+                    {
+                        "name": "cluster-autoscaler",
+                        "image": "registry.k8s.io/autoscaling/cluster-autoscaler:v1.31.0",
+                        "command": ["./cluster-autoscaler", "--cloud-provider=aws", "--nodes=3:10:ai-etl-workers"],
+                    }
+                ]
+            },
+        },
     },
 }
 
@@ -356,6 +442,24 @@ def mlops_airflow() -> Any:
     ]
     airflow.task_instances += [task_instance(training, task, "success") for task in ("pretrain", "train_classifier", "save_model")]
     return airflow
+
+
+# seed 002's Airflow (AIRFLOW_BASE_URL): its REST API lets the backend's user in, and holds the pipelines it generated
+AI_ETL_AIRFLOW_USER = ("ai-etl-backend", "ai-etl-e2e-airflow-password")
+
+
+def ai_etl_airflow() -> Any:
+    """Seed 002's Airflow, healthy, with a generated pipeline's DAG and the backend's user (the Op role)."""
+    from devtools.airflow_standin import AirflowStandin, dag, user
+
+    login, password = AI_ETL_AIRFLOW_USER
+    return AirflowStandin(dags=[dag("etl_orders_daily", "@daily")], users={login: (password, user(login, ["Op"]))}, import_errors=[])
+
+
+def ai_etl_airflow_connection(airflow: Any) -> str:
+    """The `ai_etl_airflow` connection: the Airflow webserver, logged in as the backend's user."""
+    login, password = AI_ETL_AIRFLOW_USER
+    return json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": airflow.port, "login": login, "password": password})
 
 
 def mlops_airflow_connection(airflow: Any) -> str:
@@ -543,6 +647,15 @@ AI_ETL_SERIES: list[dict[str, str]] = [
     {"__name__": "db_pool_size", "job": "backend"},
     {"__name__": "llm_cost_usd_total", "job": "llm-gateway", "model": "gpt-4o"},
     {"__name__": "llm_request_duration_seconds_bucket", "job": "llm-gateway", "le": "5"},
+    # what the exporters report on the replicas: postgres_exporter's lag of each standby, redis_exporter's lag of each
+    # replica and the replicas' link to their master, ClickHouse's own endpoint's replica delay and read-only replicas
+    {"__name__": "pg_replication_lag_seconds", "job": "postgres", "instance": "postgres-replica-1:9187"},
+    {"__name__": "redis_connected_slave_lag_seconds", "job": "redis", "slave_ip": "10.0.2.12"},
+    {"__name__": "redis_master_link_up", "job": "redis", "instance": "redis-node-1:9121"},
+    {"__name__": "ClickHouseAsyncMetrics_ReplicasMaxAbsoluteDelay", "job": "clickhouse"},
+    {"__name__": "ClickHouseMetrics_ReadonlyReplica", "job": "clickhouse"},
+    # Fluent Bit's records sent by its Loki output (the output's name label is the plugin's, numbered)
+    {"__name__": "fluentbit_output_proc_records_total", "job": "fluent-bit", "name": "loki.0"},
 ]
 AI_ETL_ALERTS = {
     "HighErrorRate": 'sum(rate(http_requests_total{job="backend",status=~"5.."}[5m]))'

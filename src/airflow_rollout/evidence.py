@@ -179,6 +179,27 @@ def restore_drill_recent(ctx: ReleaseContext, max_age_days: float = 8) -> Eviden
     return Evidence(age_days <= max_age_days, f"last drill {age_days:.1f} days ago", {"age_days": round(age_days, 2)})
 
 
+def restore_within_rto(ctx: ReleaseContext) -> Evidence:
+    """The newest restore drill of each data target restored its backup intact in less than the profile's RTO."""
+    limit = ctx.profile.maintenance.rto_hours * 3600
+    newest = {d.target: d for d in sorted(ctx.maintenance_store.drills(ctx.profile.name), key=lambda d: d.drilled_at)}
+    if not newest:
+        return Evidence(False, "no restore drill on record (maintenance_weekly runs them): no restore time measured")
+    numbers = {target: d.restore_seconds for target, d in newest.items()}
+    wrong = []
+    for target, drill in newest.items():
+        if drill.error or not drill.fingerprint_equal or drill.restore_seconds is None:
+            wrong.append(f"{target}: {drill.error or 'the restored data differs from the backup'}")
+        elif drill.restore_seconds >= limit:
+            wrong.append(f"{target}: restored in {drill.restore_seconds:.1f} s, not under {limit:.0f} s")
+    if wrong:
+        return Evidence(
+            False, f"newest restore drills against the RTO of {ctx.profile.maintenance.rto_hours:g} h: {'; '.join(wrong)}", numbers
+        )
+    measured = ", ".join(f"{target} restored in {d.restore_seconds:.1f} s" for target, d in newest.items())
+    return Evidence(True, f"newest restore drills: {measured} (RTO {ctx.profile.maintenance.rto_hours:g} h)", numbers)
+
+
 def decision_recorded(ctx: ReleaseContext) -> Evidence:
     """The release's decision and its reasons are in the record."""
     release = ctx.release()
@@ -201,6 +222,7 @@ EVIDENCE: dict[str, Callable[..., Evidence]] = {
         compose_services_up,
         restore_drill_recent,
         decision_recorded,
+        restore_within_rto,
         server_resources,
     )
 }

@@ -14,7 +14,8 @@ document that lacks what the item states. Without a comparison, each value must 
 With `absent: true` the path must lead nowhere: a value found fails, and each branch that breaks off counts toward
 `min_count` (`match: any`, `min_count: 3` over nodes' control-plane label: three nodes without it).
 `contains` with a mapping finds a list element holding those fields (a condition `{type: Ready, status: "True"}`
-among its reason, message and times).
+among its reason, message and times). `equals_path` compares with the one value at another path of the same
+document (a StatefulSet's `status.readyReplicas` with its `spec.replicas`: every replica ready, whatever the count).
 """
 
 from __future__ import annotations
@@ -46,14 +47,21 @@ class Expectation(StrictModel):
     absent: bool = Field(False, description="the path must lead nowhere: a value found fails, each branch without it counts")
     min_count: Annotated[int, Field(ge=1)] = Field(1, description="how many values the path must find at least")
     match: Literal["all", "any"] = Field("all", description="all: every value found must satisfy it; any: min_count of them")
+    equals_path: list[PathStep] | None = Field(
+        default=None,
+        min_length=1,
+        description="equals the one value at this other path of the document (a StatefulSet's readyReplicas its spec.replicas)",
+    )
 
     @model_validator(mode="after")
     def _bounds_in_order(self) -> Expectation:
         if self.at_least is not None and self.at_most is not None and self.at_least > self.at_most:
             raise ValueError(f"at_least {self.at_least:g} is above at_most {self.at_most:g}: nothing could pass")
-        compared = (self.equals, self.one_of, self.contains, self.at_least, self.at_most)
+        compared = (self.equals, self.one_of, self.contains, self.at_least, self.at_most, self.equals_path)
         if self.absent and any(c is not None for c in compared):
             raise ValueError("absent compares nothing: a value found fails it")
+        if self.equals is not None and self.equals_path is not None:
+            raise ValueError("equals and equals_path both name the value wanted: give one")
         return self
 
     def path_text(self) -> str:
@@ -170,10 +178,21 @@ class JsonGetCheck(StrictModel):
         return Evidence(passed, detail, numbers)
 
 
+def _resolved(document: Any, expectation: Expectation) -> Expectation:
+    """The expectation with `equals_path` read from the document into `equals`: that path must find exactly one value,
+    else nothing equals it (a StatefulSet without spec.replicas has no count its ready pods could reach)."""
+    if expectation.equals_path is None:
+        return expectation
+    found, _ = values_at(document, list(expectation.equals_path))
+    other = ".".join(str(step) for step in expectation.equals_path)
+    wanted: Any = found[0][1] if len(found) == 1 and found[0][1] is not None else f"<{len(found)} values at {other}>"
+    return Expectation.model_validate({**expectation.model_dump(exclude={"equals_path"}), "equals": wanted})
+
+
 def check_document(document: Any, expectations: list[Expectation], source: str) -> tuple[bool, str, dict[str, Any]]:
     """Whether every expectation holds of `document`, what was compared (for the evidence), and the values found."""
     lines, numbers, passed = [], {}, True
-    for expectation in expectations:
+    for expectation in (_resolved(document, e) for e in expectations):
         found, missing = values_at(document, list(expectation.path))
         wrong = [f"{where} = {json.dumps(value)} ({why})" for where, value in found if (why := expectation.problem(value))]
         wrong += [f"{where} missing" for where in missing] if expectation.match == "all" and not expectation.absent else []

@@ -100,3 +100,17 @@ def test_an_expectation_nothing_could_meet_is_refused() -> None:
         Expectation(path=[])
     with pytest.raises(ValidationError):
         Expectation(path=["x"], min_count=0)
+
+
+def test_equals_path_compares_with_another_value_of_the_same_document() -> None:
+    statefulset = {"spec": {"replicas": 3}, "status": {"readyReplicas": 3}}
+    ready = {"path": ["status", "readyReplicas"], "equals_path": ["spec", "replicas"]}
+    assert holds(statefulset, **ready)
+    assert not holds({"spec": {"replicas": 3}, "status": {"readyReplicas": 2}}, **ready)
+    assert not holds({"spec": {}, "status": {"readyReplicas": 2}}, **ready)  # no count to reach: nothing equals it
+    passed, detail, _ = check_document({"spec": {"replicas": 5}, "status": {"readyReplicas": 3}}, [Expectation(**ready)], "GET x")
+    assert not passed and "status.readyReplicas = 3 (differs)" in detail and "equals 5" in detail, detail
+    with pytest.raises(ValidationError, match="give one"):
+        Expectation(path=["a"], equals=1, equals_path=["b"])
+    with pytest.raises(ValidationError, match="absent compares nothing"):
+        Expectation(path=["a"], absent=True, equals_path=["b"])

@@ -14,7 +14,16 @@ from pathlib import Path
 
 import pytest
 from observe import checklist_results, ledger, run_signed_release
-from seed_platforms import ai_etl_deployment, create_ai_etl_platform, fill_ai_etl_clickhouse, set_up_ai_etl_monitoring, shipped_checks
+from seed_platforms import (
+    ai_etl_airflow,
+    ai_etl_airflow_connection,
+    ai_etl_backend_secrets,
+    ai_etl_deployment,
+    create_ai_etl_platform,
+    fill_ai_etl_clickhouse,
+    set_up_ai_etl_monitoring,
+    shipped_checks,
+)
 from testenv import ROOT, SERVER_PORTS
 
 pytestmark = pytest.mark.e2e
@@ -39,9 +48,10 @@ SEED_CLICKHOUSE = {"max_memory_usage": "10000000000", "max_threads": "16", "max_
 
 @pytest.fixture
 def tcp_services():
-    """Redis, ClickHouse and monitoring as seed 002 sets them up: a real redis-server and its replica, the ClickHouse
-    stand-in with the seed's settings and replicated tables in sync, Prometheus and Grafana with the seed's retention,
-    metrics, alerts and dashboards; each answers the checklist's items as the configured servers would."""
+    """Redis, ClickHouse, monitoring and Airflow as seed 002 sets them up: a real redis-server and its replica, the
+    ClickHouse stand-in with the seed's settings and replicated tables in sync, Prometheus and Grafana with the seed's
+    retention, metrics, alerts and dashboards, the system's Airflow healthy; each answers the checklist's items as the
+    configured servers would."""
     from devtools.clickhouse_standin import ClickHouseStandIn
     from devtools.monitoring_standin import MonitoringStandIn
     from devtools.redis_server import RedisServer
@@ -49,7 +59,9 @@ def tcp_services():
     with (
         tempfile.TemporaryDirectory(prefix="ai-etl-redis-") as directory,
         MonitoringStandIn(grafana_token="e2e-grafana-token") as monitoring,
+        ai_etl_airflow() as airflow,
     ):
+        os.environ["AIRFLOW_CONN_AI_ETL_AIRFLOW"] = ai_etl_airflow_connection(airflow)
         set_up_ai_etl_monitoring(monitoring)
         os.environ["AIRFLOW_CONN_AI_ETL_PROMETHEUS"] = monitoring.prometheus_connection()
         os.environ["AIRFLOW_CONN_AI_ETL_GRAFANA"] = monitoring.grafana_connection()
@@ -126,7 +138,11 @@ def cluster(postgres, slack, tcp_services, tmp_path):
         os.environ["AIRFLOW_CONN_AI_ETL_KUBE"] = kube.airflow_connection(NAMESPACE)
         api = client.ApiClient(client.Configuration(host=kube.url))
         client.CoreV1Api(api).create_namespaced_secret(
-            NAMESPACE, {"metadata": {"name": "ai-etl-backend-env"}, "stringData": {"DATABASE_URL": postgres.uri("ai_etl")}}
+            NAMESPACE,
+            {
+                "metadata": {"name": "ai-etl-backend-env"},
+                "stringData": {"DATABASE_URL": postgres.uri("ai_etl"), **ai_etl_backend_secrets()},
+            },
         )
         create_ai_etl_platform(api)
         apps = client.AppsV1Api(api)
@@ -220,6 +236,8 @@ def test_good_rollout_migrates_with_a_job_and_is_promoted(release_dag, cluster):
         "Set HSTS headers",
         "**Enable security headers**",
         "Set appropriate autovacuum settings",
+        "Airflow",
+        "Airflow API",
     ]
     assert {text: items[text].detail for text in proven if not items[text].passed} == {}
     assert items["Set maxmemory limit"].detail.endswith("CONFIG GET maxmemory -> '268435456'")

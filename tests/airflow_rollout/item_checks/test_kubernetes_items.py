@@ -3,10 +3,19 @@ they pass on the namespace set up as the seed asks, and each fails when the clus
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from seed_platforms import AI_ETL_NAMESPACE, ai_etl_deployment, ai_etl_objects, context, create_ai_etl_platform
+from seed_platforms import (
+    AI_ETL_BACKEND_SECRET,
+    AI_ETL_NAMESPACE,
+    ai_etl_backend_secrets,
+    ai_etl_deployment,
+    ai_etl_objects,
+    context,
+    create_ai_etl_platform,
+)
 
 from airflow_rollout.checklist_run import evaluate
 from airflow_rollout.checklists import load_checklist
@@ -42,12 +51,25 @@ def cluster(kube: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     monkeypatch.setenv("AIRFLOW_CONN_AI_ETL_KUBE", kube.airflow_connection(AI_ETL_NAMESPACE))
     with config.new_client_from_config_dict(kube.kubeconfig()) as api:
         create_ai_etl_platform(api)
+        secret = {"metadata": {"name": AI_ETL_BACKEND_SECRET}, "stringData": ai_etl_backend_secrets()}
+        client.CoreV1Api(api).create_namespaced_secret(AI_ETL_NAMESPACE, secret)
         for name in ("backend", "frontend", "llm-gateway"):
             container = {"name": name, "image": f"registry.example.com/ai-etl/{name}:1.0.0"}
             if name == "backend":
                 container["envFrom"] = [{"secretRef": {"name": "ai-etl-backend-env"}}]
             client.AppsV1Api(api).create_namespaced_deployment(AI_ETL_NAMESPACE, ai_etl_deployment(name, container))
+        wait_autoscaler_ready(client.AppsV1Api(api))
         yield api
+
+
+def wait_autoscaler_ready(apps: Any) -> None:
+    """Until the Cluster Autoscaler's pod is ready: the stand-in plays it ready_delay after its Deployment was created."""
+    from airflow_rollout.targets.kubernetes import rollout_problem
+
+    deadline = time.monotonic() + 30
+    while rollout_problem(apps.read_namespaced_deployment("cluster-autoscaler", "kube-system")) is not None:
+        assert time.monotonic() < deadline, "the stand-in never made the Cluster Autoscaler ready"
+        time.sleep(0.05)
 
 
 def test_the_seed_s_kubernetes_items_are_automated() -> None:
@@ -79,6 +101,12 @@ def test_the_seed_s_kubernetes_items_are_automated() -> None:
         "Set up recording rules",
         "Configure alerting rules",
         "Deploy Fluentd/Fluent Bit",
+        "Set up ZooKeeper cluster (3+ nodes)",
+        "Set up Redis Sentinel for HA",
+        "Configure node autoscaling",
+        "Kafka",
+        "MinIO",
+        "**Generate strong JWT secrets**",
     }
 
 
@@ -99,10 +127,10 @@ def replace_in(api: Any, plural_path: str, name: str, change: Any) -> None:
     api.call_api(plural_path, "POST", body=obj, auth_settings=["BearerToken"], response_types_map={201: "object"})
 
 
-def patch_deployment(api: Any, name: str, patch: dict[str, Any]) -> None:
+def patch_deployment(api: Any, name: str, patch: dict[str, Any], namespace: str = AI_ETL_NAMESPACE) -> None:
     from kubernetes import client
 
-    client.AppsV1Api(api).patch_namespaced_deployment(name, AI_ETL_NAMESPACE, patch)
+    client.AppsV1Api(api).patch_namespaced_deployment(name, namespace, patch)
 
 
 NS = f"/namespaces/{AI_ETL_NAMESPACE}"
@@ -179,6 +207,11 @@ def only_rules_of(kind: str) -> Any:
     return breaks
 
 
+def statefulset_ready(name: str, ready: int) -> Any:
+    """The StatefulSet with fewer pods ready than it has (a pod crashing, or its node gone)."""
+    return lambda api: replace_in(api, f"/apis/apps/v1{NS}/statefulsets", name, lambda o: o["status"].update(readyReplicas=ready))
+
+
 def create(api: Any, path: str, obj: dict[str, Any]) -> None:
     api.call_api(path, "POST", body=obj, auth_settings=["BearerToken"], response_types_map={201: "object"})
 
@@ -251,6 +284,32 @@ BREAKAGES = {
         ),
         "status.numberUnavailable = 1 (present)",
     ),
+    # one ZooKeeper member not ready: the ensemble has two of its three
+    "Set up ZooKeeper cluster (3+ nodes)": (statefulset_ready("zookeeper", 2), "status.readyReplicas = 2 (differs)"),
+    # Redis without its sentinel containers: no one fails the master over
+    "Set up Redis Sentinel for HA": (
+        lambda api: replace_in(
+            api,
+            f"/apis/apps/v1{NS}/statefulsets",
+            "redis-node",
+            lambda o: o["spec"]["template"]["spec"].update(containers=[{"name": "redis", "image": "docker.io/bitnami/redis:latest"}]),
+        ),
+        '1+ of them equals "sentinel"',
+    ),
+    # the autoscaler scaled to zero: nothing adds nodes
+    "Configure node autoscaling": (
+        lambda api: patch_deployment(api, "cluster-autoscaler", {"spec": {"replicas": 0}}, "kube-system"),
+        "status.readyReplicas missing",
+    ),
+    "Kafka": (statefulset_ready("kafka", 2), "status.readyReplicas = 2 (differs)"),
+    "MinIO": (statefulset_ready("minio", 3), "status.readyReplicas = 3 (differs)"),
+    # the JWT secret left as the example's placeholder
+    "**Generate strong JWT secrets**": (
+        lambda api: replace_in(
+            api, f"/api/v1{NS}/secrets", AI_ETL_BACKEND_SECRET, lambda o: o.update(data={**o["data"], "JWT_SECRET_KEY": "Y2hhbmdlLW1l"})
+        ),
+        "data.JWT_SECRET_KEY.length = 9 (below the bound)",
+    ),
     "**Configure log levels**": (debug_logging, "does not contain it"),
     "**Configure feature flags**": (without_drift_monitoring, "ENABLE_DRIFT_MONITORING"),
     "Use Kubernetes Secrets or AWS Secrets Manager": (
@@ -316,3 +375,25 @@ def test_an_app_that_is_not_a_kubernetes_deployment_fails_with_the_reason() -> N
 
 def test_every_kubernetes_item_has_a_failing_case() -> None:
     assert set(BREAKAGES) == set(kubernetes_items())
+
+
+def test_a_secret_s_values_reach_neither_the_expectations_nor_the_evidence(cluster: Any) -> None:
+    from kubernetes import client
+
+    client.CoreV1Api(cluster).patch_namespaced_secret(
+        AI_ETL_BACKEND_SECRET,
+        AI_ETL_NAMESPACE,
+        {"metadata": {"annotations": {"kubectl.kubernetes.io/last-applied-configuration": '{"stringData": {"JWT_SECRET_KEY": "x"}}'}}},
+    )
+    stored = client.CoreV1Api(cluster).read_namespaced_secret(AI_ETL_BACKEND_SECRET, AI_ETL_NAMESPACE).data["JWT_SECRET_KEY"]
+    check = KubernetesItemCheck(
+        kind="kubernetes",
+        app="backend",
+        resource="secrets",
+        name=AI_ETL_BACKEND_SECRET,
+        expect=[{"path": ["data"]}, {"path": ["metadata"]}],
+    )
+    evidence = evaluate(context(SYSTEM), check)
+    assert evidence.passed, evidence.detail
+    assert '"JWT_SECRET_KEY": {"length": 64, "hex": true}' in evidence.detail, evidence.detail
+    assert stored not in evidence.detail and stored not in str(evidence.numbers) and "last-applied" not in evidence.detail

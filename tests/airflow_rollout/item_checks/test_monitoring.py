@@ -47,7 +47,7 @@ def item(text: str) -> Evidence:
 
 def test_every_shipped_monitoring_item_passes_on_the_seeds_monitoring(monitoring: MonitoringStandIn) -> None:
     results = {text: item(text) for text in shipped_checks(SYSTEM, "monitoring")}
-    assert len(results) == 13
+    assert len(results) == 19
     assert {text: e.detail for text, e in results.items() if not e.passed} == {}
     assert results["Set retention period (15 days minimum)"].detail.endswith("storageRetention '15d', at least 15d")
     assert "HighErrorRate: " in results["High error rate (>5%)"].detail
@@ -83,6 +83,36 @@ def test_a_key_metric_prometheus_does_not_hold_fails(monitoring: MonitoringStand
     evidence = item(text)
     assert not evidence.passed
     assert f"NONE: {metric}" in evidence.detail
+
+
+@pytest.mark.parametrize(
+    ("text", "metric"),
+    [
+        ("Monitor replication lag", "pg_replication_lag_seconds"),
+        ("Monitor lag and sync status", "redis_master_link_up"),
+        ("Monitor replica health", "ClickHouseMetrics_ReadonlyReplica"),
+        ("Configure log forwarding to Loki/ELK", "fluentbit_output_proc_records_total"),
+        ("Verify metrics are being collected", "llm_request_duration_seconds_bucket"),
+        ("Enable connection pooling", "db_pool_connections_in_use"),
+    ],
+)
+def test_what_an_item_monitors_fails_when_prometheus_does_not_scrape_it(monitoring: MonitoringStandIn, text: str, metric: str) -> None:
+    monitoring.series[:] = [s for s in monitoring.series if s["__name__"] != metric]
+    evidence = item(text)
+    assert not evidence.passed
+    assert f"NONE: {metric}" in evidence.detail
+
+
+def test_a_collector_forwarding_elsewhere_than_loki_or_elasticsearch_is_no_log_forwarding(monitoring: MonitoringStandIn) -> None:
+    """Fluent Bit's only output is stdout: its records are counted, but they reach no log store."""
+    for series in monitoring.series:
+        if series["__name__"] == "fluentbit_output_proc_records_total":
+            series["name"] = "stdout.0"
+    assert not item("Configure log forwarding to Loki/ELK").passed
+    for series in monitoring.series:
+        if series["__name__"] == "fluentbit_output_proc_records_total":
+            series["name"] = "es.1"
+    assert item("Configure log forwarding to Loki/ELK").passed
 
 
 def test_a_metric_no_longer_scraped_does_not_count(monitoring: MonitoringStandIn) -> None:
