@@ -158,9 +158,11 @@ def routing(postgres, slack, docker_standin, routing_monitoring):
     monitoring beside them."""
     set_up_server(ROUTING, postgres, slack)
     ROUTING.compose("run", "--rm", "--no-deps", "-T", "backend", "alembic", "upgrade", "head")
-    ROUTING.compose("up", "-d", "--wait")
-    yield data_target(ROUTING.system)
-    ROUTING.compose("down")
+    try:  # down also when `up --wait` fails: the services it started would outlive the session
+        ROUTING.compose("up", "-d", "--wait")
+        yield data_target(ROUTING.system)
+    finally:
+        ROUTING.compose("down")
 
 
 @pytest.fixture
@@ -186,9 +188,11 @@ def mlops(postgres, slack, docker_standin, mlops_system_airflow):
         migrator.apply(migration, "test-setup")
     with target.connect() as conn:
         conn.execute("INSERT INTO loan_data.model_metadata VALUES ('1.0.0', 'models/default', 0.86, true)")
-    MLOPS.compose("up", "-d", "--wait")
-    yield target
-    MLOPS.compose("down")
+    try:  # down also when `up --wait` fails: the services it started would outlive the session
+        MLOPS.compose("up", "-d", "--wait")
+        yield target
+    finally:
+        MLOPS.compose("down")
 
 
 def release(release_dag, system: str, version: str):

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -60,18 +61,20 @@ def tcp_services():
         tempfile.TemporaryDirectory(prefix="ai-etl-redis-") as directory,
         MonitoringStandIn(grafana_token="e2e-grafana-token") as monitoring,
         ai_etl_airflow() as airflow,
+        ExitStack() as stack,  # the servers started below stop however the set-up or the module ends
     ):
         os.environ["AIRFLOW_CONN_AI_ETL_AIRFLOW"] = ai_etl_airflow_connection(airflow)
         set_up_ai_etl_monitoring(monitoring)
         os.environ["AIRFLOW_CONN_AI_ETL_PROMETHEUS"] = monitoring.prometheus_connection()
         os.environ["AIRFLOW_CONN_AI_ETL_GRAFANA"] = monitoring.grafana_connection()
-        master = RedisServer(Path(directory) / "master", {**SEED_REDIS, "maxmemory-policy": "allkeys-lru"}).__enter__()
-        replica = RedisServer(Path(directory) / "replica", {**SEED_REDIS, "replicaof": f"127.0.0.1 {master.port}"}).__enter__()
+        master = stack.enter_context(RedisServer(Path(directory) / "master", {**SEED_REDIS, "maxmemory-policy": "allkeys-lru"}))
+        stack.enter_context(RedisServer(Path(directory) / "replica", {**SEED_REDIS, "replicaof": f"127.0.0.1 {master.port}"}))
         wait_for_replica(master.port)
         clickhouse = ClickHouseStandIn(user="etl", password="e2e-clickhouse-password", settings=SEED_CLICKHOUSE)
         fill_ai_etl_clickhouse(clickhouse)
         clickhouse.execute("INSERT INTO system.disks VALUES (?, ?, ?)", [("default", 60 * 2**30, 100 * 2**30)])
         clickhouse.start()
+        stack.callback(clickhouse.stop)
         redis_conn = {"conn_type": "redis", "host": "127.0.0.1", "port": master.port, "password": REDIS_PASSWORD}
         os.environ["AIRFLOW_CONN_AI_ETL_REDIS"] = json.dumps(redis_conn)
         clickhouse_conn = {
@@ -83,9 +86,6 @@ def tcp_services():
         }
         os.environ["AIRFLOW_CONN_AI_ETL_CLICKHOUSE"] = json.dumps(clickhouse_conn)
         yield
-        clickhouse.stop()
-        replica.__exit__()
-        master.__exit__()
 
 
 def wait_for_replica(port: int) -> None:
