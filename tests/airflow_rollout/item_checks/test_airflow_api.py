@@ -51,7 +51,8 @@ def test_every_airflow_api_item_passes_on_the_airflow_the_seed_sets_up(airflow: 
     for text, check in items().items():
         evidence = evaluate(context("mlops-system"), check)
         assert evidence.passed, f"{text}: {evidence.detail}"
-        assert evidence.detail.startswith(f"GET {check.path} via mlops_airflow"), evidence.detail
+        query = "?" + "&".join(f"{name}={value}" for name, value in check.params.items()) if check.params else ""
+        assert evidence.detail.startswith(f"GET {check.path}{query} via mlops_airflow"), evidence.detail  # what was read, from where
 
 
 BREAKAGES: dict[str, tuple[Any, str]] = {
