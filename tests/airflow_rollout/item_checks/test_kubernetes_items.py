@@ -207,6 +207,25 @@ def only_rules_of(kind: str) -> Any:
     return breaks
 
 
+def autoscaler_scaled_to_zero(api: Any) -> None:
+    """Nothing adds nodes: the Cluster Autoscaler scaled to zero, its pods gone.
+
+    The controller reports a scale-down a moment after the patch, as a real one does: until it has observed the
+    new generation, the status still counts the old pod ready, and the check would fail for another reason.
+    """
+    from kubernetes import client
+
+    apps = client.AppsV1Api(api)
+    patch_deployment(api, "cluster-autoscaler", {"spec": {"replicas": 0}}, "kube-system")
+    deadline = time.monotonic() + 30
+    while True:
+        deployment = apps.read_namespaced_deployment("cluster-autoscaler", "kube-system")
+        if deployment.status.observed_generation == deployment.metadata.generation and not deployment.status.ready_replicas:
+            return
+        assert time.monotonic() < deadline, "the stand-in never scaled the Cluster Autoscaler down"
+        time.sleep(0.05)
+
+
 def statefulset_ready(name: str, ready: int) -> Any:
     """The StatefulSet with fewer pods ready than it has (a pod crashing, or its node gone)."""
     return lambda api: replace_in(api, f"/apis/apps/v1{NS}/statefulsets", name, lambda o: o["status"].update(readyReplicas=ready))
@@ -296,11 +315,7 @@ BREAKAGES = {
         ),
         '1+ of them equals "sentinel"',
     ),
-    # the autoscaler scaled to zero: nothing adds nodes
-    "Configure node autoscaling": (
-        lambda api: patch_deployment(api, "cluster-autoscaler", {"spec": {"replicas": 0}}, "kube-system"),
-        "status.readyReplicas missing",
-    ),
+    "Configure node autoscaling": (autoscaler_scaled_to_zero, "status.readyReplicas missing"),
     "Kafka": (statefulset_ready("kafka", 2), "status.readyReplicas = 2 (differs)"),
     "MinIO": (statefulset_ready("minio", 3), "status.readyReplicas = 3 (differs)"),
     # the JWT secret left as the example's placeholder
