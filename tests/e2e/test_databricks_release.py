@@ -106,7 +106,7 @@ def test_ontos_good_release_migrates_the_tables_and_deploys_the_new_source_path(
     sql = sent_sql(workspace, workspace.clear_statements)
     for table in ONTOS_TABLES:
         assert f"DESCRIBE HISTORY `ontos_ml`.`workbench`.`{table}` LIMIT 1" in sql
-        copy = rf"`ontos_ml_backups`.`workbench`.`{table}_backup_\d{{8}}_[0-9a-f]{{8}}`"
+        copy = rf"`ontos_ml_backups`.`workbench`.`{table}_backup_[0-9a-f]{{12}}`"
         assert any(re.fullmatch(rf"CREATE TABLE {copy} AS SELECT \* FROM `ontos_ml`.`workbench`.`{table}`", s) for s in sql)
     assert "ALTER TABLE ontos_ml.workbench.sheets ADD COLUMNS (owner STRING)" in sql  # the migration file, as written
     assert "GRANT USE CATALOG ON CATALOG `ontos_ml` TO `ontos-app-sp`" in sql

@@ -2,7 +2,8 @@
 
 - `UnityCatalogDataTarget`: Delta tables of one schema, on a SQL warehouse (the SQL Statement Execution
   API). The backup records each table's current Delta version and copies it into the backup catalog
-  (seed 000's `CREATE TABLE ontos_ml_backups.<t>_backup_<date> AS SELECT *`); the manifest of both is a
+  (seed 000's `CREATE TABLE ontos_ml_backups.<t>_backup_<date> AS SELECT *`, named per backup rather than per
+  day so that a retry names the same copy); the manifest of both is a
   local file whose sha256 the ledger keeps. The restore is `RESTORE TABLE ... TO VERSION AS OF` the recorded
   version, or the copy when Delta may no longer keep that version (older than `delta_retention_days`, or
   RESTORE refused). Every identifier is validated by the profile and quoted with backticks.
@@ -196,7 +197,7 @@ class UnityCatalogTarget(DataTargetConfig):
     """Delta tables of one Unity Catalog schema, changed through a SQL warehouse (seeds 000 and 001).
 
     Backup: each table's Delta version (DESCRIBE HISTORY) plus a copy, `CREATE TABLE <backup_catalog>.<schema>.
-    <table>_backup_<date>_<release> AS SELECT *` (seed 000). Restore: RESTORE TABLE ... TO VERSION AS OF the
+    <table>_backup_<backup> AS SELECT *` (seed 000). Restore: RESTORE TABLE ... TO VERSION AS OF the
     recorded version, or the copy when Delta no longer keeps that version.
     """
 
@@ -266,7 +267,10 @@ class UnityCatalogDataTarget(DataTarget):
         private_directory(destination.parent)
         fingerprint = self.fingerprint()
         stamp = datetime.now(UTC)
-        suffix = f"{stamp:%Y%m%d}_{hashlib.sha256(destination.stem.encode()).hexdigest()[:8]}"
+        # Named after the backup, not the day (the seed's `_backup_$(date +%Y%m%d)`): a backup step that deferred
+        # across midnight must send the same CTAS on resuming, which the statement journal then recognises as sent.
+        # The manifest keeps when it was taken.
+        suffix = hashlib.sha256(destination.stem.encode()).hexdigest()[:12]
         backup_schema = quote(self.config.backup_catalog, self.config.schema_name)
         self.warehouse.execute(f"CREATE SCHEMA IF NOT EXISTS {backup_schema}")
         tables: dict[str, Any] = {}

@@ -153,6 +153,55 @@ def test_a_statement_outlasting_its_wait_defers_and_the_next_run_sends_none_twic
     assert len(dbx.workspace.statement_records()) == sent
 
 
+def test_a_backup_deferred_across_midnight_resumes_its_copy_instead_of_copying_again(dbx, monkeypatch, tmp_path) -> None:
+    """The copy statement outlasts its wait and the day changes before the step runs again: the copy is named after
+    the backup, not the day, so the resumed step sends the same CTAS, which the journal follows instead of sending."""
+    import datetime as real
+
+    from airflow_rollout.targets import databricks
+    from airflow_rollout.targets.databricks import UnityCatalogDataTarget, UnityCatalogTarget, Warehouse
+    from airflow_rollout.waits import WaitDeferred, deferring, wait_in_place
+
+    warehouse = Warehouse(conn_id="dbx_standin", warehouse_id="standin-warehouse")
+    for statement in ("CREATE CATALOG c", "CREATE CATALOG c_backups", "CREATE SCHEMA c.s", "CREATE TABLE c.s.t (id INT)"):
+        warehouse.execute(statement)
+    warehouse.execute("INSERT INTO c.s.t VALUES (1)")
+    target = UnityCatalogDataTarget(
+        config=UnityCatalogTarget(
+            kind="unity_catalog",
+            name="t",
+            conn_id="dbx_standin",
+            warehouse_id="standin-warehouse",
+            catalog="c",
+            schema="s",
+            tables=["t"],
+            backup_catalog="c_backups",
+        )
+    )
+    dbx.set_time_scale(0.001)
+    dbx.workspace.configure({"slow_statements": {"CREATE TABLE `c_backups`": 3600}})
+
+    class AtDay(real.datetime):
+        day = real.datetime(2026, 12, 1, 23, 59, tzinfo=real.UTC)
+
+        @classmethod
+        def now(cls, tz: real.tzinfo | None = None) -> AtDay:  # type: ignore[override]
+            return cls.fromtimestamp(cls.day.timestamp(), tz)
+
+    monkeypatch.setattr(databricks, "datetime", AtDay)
+    destination = tmp_path / "t-release-1.json"
+    with deferring(), pytest.raises(WaitDeferred) as deferred:
+        target.backup(destination)
+    wait_in_place(deferred.value.trigger, deferred.value.what, timeout=60)
+
+    AtDay.day = real.datetime(2026, 12, 2, 0, 1, tzinfo=real.UTC)
+    with deferring(sent=deferred.value.sent):
+        record = target.backup(destination)
+    copies = [r["statement"] for r in dbx.workspace.statement_records() if r["statement"].startswith("CREATE TABLE `c_backups`")]
+    assert len(copies) == 1, copies
+    assert record.fingerprint["s.t"]["rows"] == 1
+
+
 def test_a_long_statement_outside_a_task_is_waited_for_in_place(dbx) -> None:
     from airflow_rollout.targets.databricks import Warehouse
 
