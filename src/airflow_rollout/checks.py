@@ -356,6 +356,7 @@ def tcp_reachable(conn_id: str, default_port: int | None = None) -> CheckResult:
 
 # what a page makes the browser load: scripts, style sheets, icons and preloaded files (fonts), images
 _ASSET_LINK_RELS = frozenset({"stylesheet", "icon", "shortcut", "apple-touch-icon", "preload", "modulepreload"})
+SHOWN_ASSETS = 8  # the evidence names this many of the assets loaded
 _CSS_URL = re.compile(r"""url\(\s*['"]?([^'")\s]+)['"]?\s*\)""")
 
 
@@ -427,7 +428,8 @@ def run_page_assets(check: HttpCheck, base_url: str, asset_headers: dict[str, st
     if problems:
         failed = "; ".join(problems[:5])
         return result(False, f"GET {check.path}: {len(problems)} of {len(assets)} assets failed (expected 200{wanted}): {failed}")
-    return result(True, f"GET {check.path}: its {loaded} assets answered 200{wanted}", assets=loaded)
+    shown = ", ".join(url.removeprefix(base_url) for url in assets[:SHOWN_ASSETS]) + (", ..." if len(assets) > SHOWN_ASSETS else "")
+    return result(True, f"GET {check.path}: its {loaded} assets answered 200{wanted} ({shown})", assets=loaded)
 
 
 def _patterns_problem(response: httpx.Response, patterns: dict[str, str]) -> str | None:

@@ -119,7 +119,8 @@ def test_the_workbench_whose_assets_load_passes_verify_static_assets(frontend: S
     evidence = evaluate(frontend, shipped_http_item(*STATIC_ASSETS))  # type: ignore[arg-type]
     assert evidence.passed, evidence.detail
     # the style sheet, the script, the image, and the font the style sheet loads
-    assert evidence.detail.endswith("; its 4 assets answered 200"), evidence.detail
+    loaded = "/assets/index.css, /assets/index.js, /assets/logo.svg, /assets/inter.woff2"
+    assert evidence.detail.endswith(f"; its 4 assets answered 200 ({loaded})"), evidence.detail
 
 
 @pytest.mark.parametrize("frontend", ["web"], indirect=True)
