@@ -40,9 +40,10 @@ HTTP client) at this server. It speaks the real paths, field names, states and e
   service principals (SCIM `/api/2.0/preview/scim/v2/ServicePrincipals[?filter=displayName eq "name"]`).
   The workspace's SQL warehouse configuration (`/api/2.0/sql/config/warehouses`: `sql_configuration_parameters`
   such as STATEMENT_TIMEOUT) and AI/BI dashboards (`/api/2.0/lakeview/dashboards`, trashed ones only with
-  `show_trashed=true`). An app answers `service_principal_id`, `_client_id`, `_name` and `compute_size` as a new
-  app has them; the test's `apps` settings add fields (`user_api_scopes`, `effective_user_api_scopes`) or replace
-  them (a None drops one).
+  `show_trashed=true`). Workspace files are exported (`/api/2.0/workspace/export?path=&format=`: base64 `content`
+  and `file_type`) from the workspace root, as a deployed app's source (its app.yaml) is read. An app answers
+  `service_principal_id`, `_client_id`, `_name` and `compute_size` as a new app has them; the test's `apps` settings
+  add fields (`user_api_scopes`, `effective_user_api_scopes`) or replace them (a None drops one).
   Unity Catalog's effective permissions (`/api/2.1/unity-catalog/effective-permissions/{catalog|schema|table}/
   {full_name}[?principal=]`) are read from the SQL engine's grants: each privilege as the API names it
   (USE_SCHEMA), with `inherited_from_type`/`_name` when it was granted on a parent.
@@ -556,6 +557,18 @@ class Workspace:
                 }
                 for d in body["dashboards"]
             ]
+
+    def export_workspace_file(self, path: str | None, export_format: str | None) -> Json:
+        """A workspace file's bytes as the Workspace API's export answers them: base64 `content` and its `file_type`.
+        A file (not a notebook) exports in SOURCE, AUTO and RAW alike; a directory only as DBC, which is not played."""
+        import base64
+
+        if export_format not in (None, "SOURCE", "AUTO", "RAW"):
+            raise _invalid(f"format {export_format!r} is not supported for workspace files by the Databricks stand-in.")
+        file = self.workspace_dir(path or "")
+        if not file.is_file():
+            raise _not_found(f"Path ({path}) doesn't exist.")
+        return {"content": base64.b64encode(file.read_bytes()).decode(), "file_type": file.suffix.lstrip(".")}
 
     def warehouse_config_json(self) -> Json:
         with self._lock:
@@ -1431,6 +1444,7 @@ def _routes() -> list[Route]:
         ),
         ("GET", r"/api/2\.0/sql/config/warehouses", lambda w, m, q, b: w.warehouse_config_json()),
         ("GET", r"/api/2\.0/lakeview/dashboards", lambda w, m, q, b: w.list_dashboards(q.get("show_trashed"))),
+        ("GET", r"/api/2\.0/workspace/export", lambda w, m, q, b: w.export_workspace_file(q.get("path"), q.get("format"))),
     ]
     return [(method, re.compile(pattern + "$"), handler) for method, pattern, handler in table]
 

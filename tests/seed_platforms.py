@@ -601,6 +601,15 @@ APP_AND_SQL_SETTINGS: dict[str, Any] = {
 }
 
 
+# seed 000's app.yaml environment in production: debug off, logging at INFO (LOG_LEVEL is our name: the seed names none)
+ONTOS_APP_ENV: list[dict[str, str]] = [{"name": "DEBUG", "value": "false"}, {"name": "LOG_LEVEL", "value": "INFO"}]
+
+
+def ontos_app_yaml(command: list[str], env: list[dict[str, str]] | None = None) -> str:
+    """The workbench's app.yaml as Databricks reads it: the command and the production environment (JSON is YAML)."""
+    return json.dumps({"command": command, "env": ONTOS_APP_ENV if env is None else env})
+
+
 def set_table_properties(target: Any, properties: dict[str, str] | None = None) -> None:
     """The seed's Delta properties on every table of a unity_catalog data target."""
     pairs = ", ".join(f"'{key}' = '{value}'" for key, value in (TABLE_PROPERTIES if properties is None else properties).items())

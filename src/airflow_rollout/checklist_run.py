@@ -121,7 +121,7 @@ def evaluate(ctx: ReleaseContext | SystemContext, check: ItemCheck) -> Evidence:
 
 
 def _http(ctx: ReleaseContext, check: Any) -> Evidence:
-    from airflow_rollout.checks import run_burst, run_http_check
+    from airflow_rollout.checks import run_burst, run_http_check, run_page_assets
 
     request = HttpCheck(
         kind="http",
@@ -143,6 +143,10 @@ def _http(ctx: ReleaseContext, check: Any) -> Evidence:
         return Evidence(result.passed, result.detail, result.metrics)
     version = getattr(ctx, "version", None) or ctx.apps[check.app].recorded_version() or ""
     result = run_http_check(request, ctx.app_base_url(check.app), version)
+    if result.passed and check.load_assets:
+        assets = run_page_assets(request, ctx.app_base_url(check.app), check.asset_headers)
+        detail = f"{result.detail}; {assets.detail.removeprefix(f'GET {check.path}: ')}"
+        return Evidence(assets.passed, detail, result.metrics | assets.metrics)
     return Evidence(result.passed, result.detail, result.metrics)
 
 

@@ -28,6 +28,7 @@ from airflow_rollout.config import (
     NAME_PATTERN,
     ConnId,
     HeaderName,
+    HeaderPatterns,
     HttpStatus,
     JsonShape,
     Name,
@@ -90,7 +91,7 @@ class HttpItemCheck(_Strict):
     auth: RequestAuth | None = None
     headers: dict[HeaderName, str] = Field(default_factory=dict, description="request headers as written; a secret goes in `auth`")
     expect_status: HttpStatus | list[HttpStatus] = Field(default=200, description="the status, or the statuses any of which passes")
-    expect_headers: dict[HeaderName, str] = Field(
+    expect_headers: HeaderPatterns = Field(
         default_factory=dict, description="response header: a regular expression its whole value must match"
     )
     absent_headers: list[HeaderName] = Field(default_factory=list, description="response headers that must not be sent")
@@ -100,6 +101,14 @@ class HttpItemCheck(_Strict):
     )
     expect_shape: JsonShape | None = Field(
         default=None, description="the JSON answer is an object or a list whose every item has these keys (a listing endpoint)"
+    )
+    load_assets: bool = Field(
+        default=False,
+        description="the page's own assets (script, style sheet, icon, image, and what its style sheets load: fonts) each answer "
+        "200; at least one must be referenced",
+    )
+    asset_headers: HeaderPatterns = Field(
+        default_factory=dict, description="with load_assets: each asset's response headers (Cache-Control), a regular expression each"
     )
 
     @model_validator(mode="after")
@@ -111,6 +120,10 @@ class HttpItemCheck(_Strict):
                 "rate_limited_within expects HTTP 429 only: drop expect_status, expect_headers, absent_headers, expect_json"
                 " and expect_shape"
             )
+        if self.asset_headers and not self.load_assets:
+            raise ValueError("asset_headers are held to the page's assets: set load_assets")
+        if self.load_assets and (self.method != "GET" or self.rate_limited_within is not None):
+            raise ValueError("load_assets loads a page as a browser does: method GET, no rate_limited_within")
         return self
 
 

@@ -178,13 +178,7 @@ def _header_problem(check: HttpCheck, response: httpx.Response) -> str | None:
     """Which expected response header is missing or does not match its pattern, or which forbidden one came; or None."""
     if sent := [name for name in check.absent_headers if name in response.headers]:
         return f"sent {', '.join(f'{name}: {response.headers[name]!r}' for name in sent)}, expected no such header"
-    for name, pattern in check.expect_headers.items():
-        value = response.headers.get(name)
-        if value is None:
-            return f"no {name} header"
-        if not re.fullmatch(pattern, value):
-            return f"{name} is {value!r}, expected it to match `{pattern}`"
-    return None
+    return _patterns_problem(response, check.expect_headers)
 
 
 def _body_problem(check: HttpCheck, response: httpx.Response, version: str) -> str | None:
@@ -358,3 +352,92 @@ def tcp_reachable(conn_id: str, default_port: int | None = None) -> CheckResult:
         return result(False, f"{conn_id}: {endpoint[0]}:{endpoint[1]} unreachable ({exc.strerror or type(exc).__name__})")
     millis = (time.perf_counter() - began) * 1000
     return result(True, f"{conn_id}: {endpoint[0]}:{endpoint[1]} answered in {millis:.0f} ms", connect_ms=round(millis, 1))
+
+
+# what a page makes the browser load: scripts, style sheets, icons and preloaded files (fonts), images
+_ASSET_LINK_RELS = frozenset({"stylesheet", "icon", "shortcut", "apple-touch-icon", "preload", "modulepreload"})
+SHOWN_ASSETS = 8  # the evidence names this many of the assets loaded
+_CSS_URL = re.compile(r"""url\(\s*['"]?([^'")\s]+)['"]?\s*\)""")
+
+
+def _page_references(html: str) -> list[str]:
+    """The asset URLs a page references, as written: script src, img src, link href of the asset kinds."""
+    from html.parser import HTMLParser
+
+    found: list[str] = []
+
+    class Collector(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            values = {name: value or "" for name, value in attrs}
+            if tag in {"script", "img"} and values.get("src"):
+                found.append(values["src"])
+            elif tag == "link" and values.get("href") and _ASSET_LINK_RELS & set(values.get("rel", "").lower().split()):
+                found.append(values["href"])
+
+    Collector().feed(html)
+    return found
+
+
+def _same_origin(page_url: str, references: list[str]) -> list[str]:
+    """The references resolved against the page, those of the page's own origin only (a CDN or a font service is not
+    this app's to serve), each once, in order; data: URLs carry their content and load nothing."""
+    from urllib.parse import urldefrag, urljoin, urlsplit
+
+    origin = urlsplit(page_url)[:2]
+    resolved = [urldefrag(urljoin(page_url, ref)).url for ref in references if not ref.startswith("data:")]
+    return list(dict.fromkeys(url for url in resolved if urlsplit(url)[:2] == origin))
+
+
+def run_page_assets(check: HttpCheck, base_url: str, asset_headers: dict[str, str]) -> CheckResult:
+    """The page's own assets load: each script, style sheet, icon and image it references (and each file a same-origin
+    style sheet points at with url(), fonts among them) answers 200 with the expected headers. A page referencing no
+    asset of its own fails: nothing was shown to load."""
+    if isinstance(prepared := _prepare(check), CheckResult):
+        return prepared
+    result, headers, _ = prepared
+    page_url = base_url + check.path
+    with httpx.Client(headers=check.headers | headers, timeout=check.timeout_seconds) as client:
+        try:
+            page = client.get(page_url)
+        except httpx.HTTPError as exc:
+            return result(False, f"GET {check.path}: no answer ({type(exc).__name__})")
+        assets = _same_origin(page_url, _page_references(page.text))
+        if not assets:
+            return result(False, f"GET {check.path}: HTTP {page.status_code}, the page references no asset of its own to load")
+        problems: list[str] = []
+        queue, loaded = list(assets), 0
+        while queue:
+            url = queue.pop(0)
+            shown = url.removeprefix(base_url)
+            try:
+                answer = client.get(url)
+            except httpx.HTTPError as exc:
+                problems.append(f"{shown}: no answer ({type(exc).__name__})")
+                continue
+            if answer.status_code != 200:  # an asset that loads is served whole, not partly (206) or from a redirect
+                problems.append(f"{shown}: HTTP {answer.status_code}")
+                continue
+            if problem := _patterns_problem(answer, asset_headers):
+                problems.append(f"{shown}: {problem}")
+                continue
+            loaded += 1
+            if "css" in answer.headers.get("content-type", ""):
+                queue += [u for u in _same_origin(url, _CSS_URL.findall(answer.text)) if u not in assets]
+                assets += [u for u in queue if u not in assets]
+    wanted = "".join(f", {name} matching `{pattern}`" for name, pattern in asset_headers.items())
+    if problems:
+        failed = "; ".join(problems[:5])
+        return result(False, f"GET {check.path}: {len(problems)} of {len(assets)} assets failed (expected 200{wanted}): {failed}")
+    shown = ", ".join(url.removeprefix(base_url) for url in assets[:SHOWN_ASSETS]) + (", ..." if len(assets) > SHOWN_ASSETS else "")
+    return result(True, f"GET {check.path}: its {loaded} assets answered 200{wanted} ({shown})", assets=loaded)
+
+
+def _patterns_problem(response: httpx.Response, patterns: dict[str, str]) -> str | None:
+    """Which response header is missing or does not match its pattern (re.fullmatch), or None."""
+    for name, pattern in patterns.items():
+        value = response.headers.get(name)
+        if value is None:
+            return f"no {name} header"
+        if not re.fullmatch(pattern, value):
+            return f"{name} is {value!r}, expected it to match `{pattern}`"
+    return None

@@ -438,3 +438,23 @@ def test_app_identity_warehouse_config_and_dashboards_answer_as_documented(dbx, 
     assert [(d["display_name"], d["lifecycle_state"]) for d in listed] == [("Costs", "ACTIVE")]
     trashed_too = hook._do_api_call(("GET", "2.0/lakeview/dashboards"), {"show_trashed": "true"})["dashboards"]
     assert [d["display_name"] for d in trashed_too] == ["Costs", "Old"]
+
+
+def test_workspace_files_export_as_base64_content(dbx, hook, tmp_path):
+    import base64
+
+    source = tmp_path / "ws" / "Workspace" / "Apps" / "dashboard-1.0.0"
+    source.mkdir(parents=True)
+    (source / "app.yaml").write_text("env:\n  - {name: DEBUG, value: 'false'}\n")
+    for export_format in ("SOURCE", "AUTO", "RAW"):
+        exported = hook._do_api_call(
+            ("GET", "2.0/workspace/export"), {"path": "/Workspace/Apps/dashboard-1.0.0/app.yaml", "format": export_format}
+        )
+        assert base64.b64decode(exported["content"]).decode() == "env:\n  - {name: DEBUG, value: 'false'}\n"
+        assert exported["file_type"] == "yaml"
+    with pytest.raises(DatabricksApiError, match="RESOURCE_DOES_NOT_EXIST"):
+        hook._do_api_call(("GET", "2.0/workspace/export"), {"path": "/Workspace/Apps/dashboard-1.0.0/app.yml"})
+    with pytest.raises(DatabricksApiError, match="INVALID_PARAMETER_VALUE"):
+        hook._do_api_call(("GET", "2.0/workspace/export"), {"path": "/Workspace/../etc/passwd"})
+    with pytest.raises(DatabricksApiError, match="INVALID_PARAMETER_VALUE"):
+        hook._do_api_call(("GET", "2.0/workspace/export"), {"path": "/Workspace/Apps/dashboard-1.0.0/app.yaml", "format": "DBC"})

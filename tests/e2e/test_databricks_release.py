@@ -17,6 +17,7 @@ from seed_platforms import (
     SERVED_ENTITIES,
     SERVING_AI_GATEWAY,
     cluster_feature_tables,
+    ontos_app_yaml,
     set_table_properties,
     set_up_workspace,
 )
@@ -37,7 +38,7 @@ def workspace(postgres, slack, tmp_path):
         source = tmp_path / "root" / "Workspace" / "Users" / "deploy" / "Apps" / f"ontos-ml-workbench-{version}"
         source.mkdir(parents=True)
         command = ["{python}", str(IMAGES / "seed_service.py"), "--system", "ontos", "--version", version, "--port", "{port}"]
-        (source / "app.yaml").write_text(f"command: {command!r}\n")
+        (source / "app.yaml").write_text(ontos_app_yaml(command))
     ledger().ensure_schema()
     postgres.psql("rollout_ledger", "TRUNCATE rollout_release, rollout_lock CASCADE")
     with DatabricksServer(
@@ -131,6 +132,10 @@ def test_ontos_good_release_migrates_the_tables_and_deploys_the_new_source_path(
     # the app's identity and user authorization, the warehouses' statement timeout, the LABEL stage's list of pairs
     read = ["Service principal authentication configured", "OAuth 2.0 configured for user access", "Query timeout configured"]
     assert {text: items[text].detail for text in [*read, "Review Q&A pairs"] if not items[text].passed} == {}
+    # the app.yaml of the source the app runs (debug off, logging at INFO), and the home page's assets
+    deployed = ["Debug mode disabled: `DEBUG=false`", "Log level set to INFO or WARNING", "Verify static assets load (images, fonts)"]
+    assert {text: items[text].detail for text in deployed if not items[text].passed} == {}
+    assert "-> /Workspace/Users/deploy/Apps/ontos-ml-workbench-1.1.0/app.yaml" in items["Log level set to INFO or WARNING"].detail
 
 
 def test_ontos_bad_release_redeploys_the_previous_path_and_restores_every_table_version(release_dag, workspace, ontos):

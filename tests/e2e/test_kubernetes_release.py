@@ -238,6 +238,7 @@ def test_good_rollout_migrates_with_a_job_and_is_promoted(release_dag, cluster):
         "Set appropriate autovacuum settings",
         "Airflow",
         "Airflow API",
+        "Cache static assets",
     ]
     assert {text: items[text].detail for text in proven if not items[text].passed} == {}
     assert items["Set maxmemory limit"].detail.endswith("CONFIG GET maxmemory -> '268435456'")

@@ -4,6 +4,8 @@ DatabricksHook: they pass on the workspace set up as the seeds ask, and each fai
 from __future__ import annotations
 
 import copy
+import json
+import sys
 from typing import Any
 
 import pytest
@@ -13,12 +15,14 @@ from seed_platforms import (
     BATCH_JOB_SETTINGS,
     DATABRICKS_SYSTEMS,
     ML_PLATFORM_SETTINGS,
+    ONTOS_APP_ENV,
     RETRAINING_JOB_SETTINGS,
     SERVED_ENTITIES,
     SERVING_AI_GATEWAY,
     WAREHOUSES,
     WORKSPACE_SETTINGS,
     context,
+    ontos_app_yaml,
     shipped_checks,
 )
 
@@ -27,16 +31,29 @@ from airflow_rollout.item_checks.databricks_api import DatabricksApiItemCheck
 
 
 def test_the_seeds_databricks_api_items() -> None:
-    assert len(shipped_checks("ontos-ml-workbench", "databricks_api")) == 11
+    assert len(shipped_checks("ontos-ml-workbench", "databricks_api")) == 13
     assert len(shipped_checks("databricks-ml-platform", "databricks_api")) == 23
 
 
 @pytest.mark.parametrize("system", DATABRICKS_SYSTEMS)
 def test_every_databricks_api_item_passes_on_the_workspace_the_seed_sets_up(workspace: Any, system: str) -> None:
+    if system == "ontos-ml-workbench":
+        deploy_workbench(workspace, ONTOS_APP_ENV)  # its app.yaml items read the source the app runs
     for text, check in shipped_checks(system, "databricks_api").items():
         evidence = evaluate(context(system), check)
         assert evidence.passed, f"{text}: {evidence.detail}"
         assert evidence.detail.startswith(f"GET {check.path}"), evidence.detail
+
+
+def deploy_workbench(server: Any, env: list[dict[str, str]]) -> None:
+    """Seed 000's app deployed from a source whose app.yaml has this environment (the process serves files: the items
+    read its app.yaml, not its answers)."""
+    source = f"/Workspace/Users/deploy/Apps/ontos-ml-workbench-{abs(hash(json.dumps(env)))}"
+    directory = server.workspace.workspace_dir(source)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "app.yaml").write_text(ontos_app_yaml([sys.executable, "-m", "http.server", "{port}", "--bind", "127.0.0.1"], env))
+    deployment = server.workspace.deploy("ontos-ml-workbench", {"source_code_path": source})
+    assert server.wait_for_deployment("ontos-ml-workbench", deployment["deployment_id"])["status"]["state"] == "SUCCEEDED"
 
 
 def settings_without(part: str, change: Any) -> dict[str, Any]:
@@ -184,6 +201,14 @@ BREAKAGES: dict[tuple[str, str], tuple[Any, str]] = {
         ),
         "does not contain it",
     ),
+    ("ontos-ml-workbench", "Debug mode disabled: `DEBUG=false`"): (
+        lambda w: deploy_workbench(w, [{"name": "DEBUG", "value": "true"}, {"name": "LOG_LEVEL", "value": "INFO"}]),
+        "does not contain it",
+    ),
+    ("ontos-ml-workbench", "Log level set to INFO or WARNING"): (
+        lambda w: deploy_workbench(w, [{"name": "DEBUG", "value": "false"}, {"name": "LOG_LEVEL", "value": "DEBUG"}]),
+        "does not contain it",
+    ),
     ("databricks-ml-platform", "Cost monitoring dashboards created"): (
         lambda w: w.set_settings(dashboards=[{"display_name": "ML Platform Cost Monitoring", "lifecycle_state": "TRASHED"}]),
         "does not contain it",
@@ -223,3 +248,27 @@ def test_a_path_that_is_not_a_documented_api_get_is_refused() -> None:
     for path in ("/api/2.0/../secrets", "api/2.0/secrets/scopes/list", "/api/3.0/x", "https://evil.example/api/2.0/x", "/api/2.0/a?b=c"):
         with pytest.raises(ValidationError):
             DatabricksApiItemCheck(kind="databricks_api", conn_id="x", path=path, expect=[{"path": ["a"]}])
+
+
+def test_an_app_yaml_item_fails_without_a_deployment_and_on_a_source_without_the_file(workspace: Any) -> None:
+    debug = shipped_checks("ontos-ml-workbench", "databricks_api")["Debug mode disabled: `DEBUG=false`"]
+    never_deployed = evaluate(context("ontos-ml-workbench"), debug)
+    assert not never_deployed.passed
+    assert "no active deployment, so no app.yaml deployed" in never_deployed.detail
+    deploy_workbench(workspace, ONTOS_APP_ENV)
+    source = workspace.workspace.app_json("ontos-ml-workbench")["active_deployment"]["source_code_path"]
+    app_yaml = workspace.workspace.workspace_dir(source)
+    (app_yaml / "app.yaml").write_text("command: [unclosed\n")
+    assert "not base64-encoded YAML (" in evaluate(context("ontos-ml-workbench"), debug).detail
+    (app_yaml / "app.yaml").unlink()
+    with pytest.raises(Exception, match="doesn't exist"):
+        evaluate(context("ontos-ml-workbench"), debug)
+
+
+def test_deployed_file_reads_an_apps_source_only() -> None:
+    expect = [{"path": ["env"]}]
+    for path, params in (("/api/2.0/sql/warehouses/x", {}), ("/api/2.0/apps/web", {"a": "b"})):
+        with pytest.raises(ValidationError, match="deployed_file reads an app's source"):
+            DatabricksApiItemCheck(kind="databricks_api", conn_id="x", path=path, params=params, deployed_file="app.yaml", expect=expect)
+    with pytest.raises(ValidationError, match="deployed_file"):
+        DatabricksApiItemCheck(kind="databricks_api", conn_id="x", path="/api/2.0/apps/web", deployed_file="../app.yaml", expect=expect)

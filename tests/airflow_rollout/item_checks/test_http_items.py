@@ -101,3 +101,74 @@ def test_an_app_without_the_pairs_listing_fails_review_qa_pairs(frontend: Simple
     evidence = evaluate(frontend, review_item())  # type: ignore[arg-type]
     assert not evidence.passed
     assert "HTTP 404" in evidence.detail, evidence.detail
+
+
+def shipped_http_item(system: str, text: str) -> HttpItemCheck:
+    checklist = load_checklist(system)
+    assert checklist is not None
+    [check] = [e.item.check for e in checklist.entries() if e.item.text == text and isinstance(e.item.check, HttpItemCheck)]
+    return check
+
+
+STATIC_ASSETS = ("ontos-ml-workbench", "Verify static assets load (images, fonts)")
+CACHED_ASSETS = (SYSTEM, "Cache static assets")
+
+
+@pytest.mark.parametrize("frontend", ["ontos"], indirect=True)
+def test_the_workbench_whose_assets_load_passes_verify_static_assets(frontend: SimpleNamespace, ontos_token: None) -> None:
+    evidence = evaluate(frontend, shipped_http_item(*STATIC_ASSETS))  # type: ignore[arg-type]
+    assert evidence.passed, evidence.detail
+    # the style sheet, the script, the image, and the font the style sheet loads
+    loaded = "/assets/index.css, /assets/index.js, /assets/logo.svg, /assets/inter.woff2"
+    assert evidence.detail.endswith(f"; its 4 assets answered 200 ({loaded})"), evidence.detail
+
+
+@pytest.mark.parametrize("frontend", ["web"], indirect=True)
+def test_a_page_whose_image_is_gone_fails_verify_static_assets(frontend: SimpleNamespace, ontos_token: None) -> None:
+    evidence = evaluate(frontend, shipped_http_item(*STATIC_ASSETS))  # type: ignore[arg-type]
+    assert not evidence.passed
+    assert "1 of 4 assets failed (expected 200): /assets/logo.svg: HTTP 404" in evidence.detail, evidence.detail
+
+
+@pytest.mark.parametrize("frontend", ["ontos"], indirect=True)
+def test_a_page_referencing_no_asset_fails_verify_static_assets(frontend: SimpleNamespace, ontos_token: None) -> None:
+    no_page = HttpItemCheck.model_validate({**shipped_http_item(*STATIC_ASSETS).model_dump(), "path": "/api/v1/health/detailed"})
+    evidence = evaluate(frontend, no_page)  # type: ignore[arg-type]
+    assert not evidence.passed
+    assert evidence.detail.endswith("the page references no asset of its own to load"), evidence.detail
+
+
+@pytest.mark.parametrize("frontend", ["ai-etl-frontend"], indirect=True)
+def test_a_frontend_caching_its_assets_passes_cache_static_assets(frontend: SimpleNamespace) -> None:
+    evidence = evaluate(frontend, shipped_http_item(*CACHED_ASSETS))  # type: ignore[arg-type]
+    assert evidence.passed, evidence.detail
+    assert "its 4 assets answered 200, Cache-Control matching" in evidence.detail, evidence.detail
+
+
+@pytest.mark.parametrize("frontend", ["web"], indirect=True)
+def test_assets_without_cache_control_fail_cache_static_assets(frontend: SimpleNamespace) -> None:
+    evidence = evaluate(frontend, shipped_http_item(*CACHED_ASSETS))  # type: ignore[arg-type]
+    assert not evidence.passed
+    assert "/assets/index.css: no Cache-Control header" in evidence.detail, evidence.detail
+
+
+def test_only_the_pages_own_assets_are_loaded_each_once() -> None:
+    from airflow_rollout.checks import _page_references, _same_origin
+
+    page = (
+        '<link rel="stylesheet" href="css/a.css"><link rel="canonical" href="/other"><script src="https://cdn.example/x.js">'
+        '</script><script src="/js/b.js#v"></script><img src="/js/b.js"><img src="data:image/png;base64,AA==">'
+    )
+    found = _same_origin("http://127.0.0.1:9/app/", _page_references(page))
+    assert found == ["http://127.0.0.1:9/app/css/a.css", "http://127.0.0.1:9/js/b.js"]
+
+
+def test_header_patterns_of_an_http_item_must_compile() -> None:
+    with pytest.raises(ValueError, match="is not a valid Python regular expression"):
+        HttpItemCheck(kind="http", app="web", path="/", expect_headers={"Cache-Control": "max-age=("})
+    with pytest.raises(ValueError, match="is not a valid Python regular expression"):
+        HttpItemCheck(kind="http", app="web", path="/", load_assets=True, asset_headers={"Cache-Control": "("})
+    with pytest.raises(ValueError, match="set load_assets"):
+        HttpItemCheck(kind="http", app="web", path="/", asset_headers={"Cache-Control": ".*"})
+    with pytest.raises(ValueError, match="method GET"):
+        HttpItemCheck(kind="http", app="web", path="/", method="POST", load_assets=True)
