@@ -172,7 +172,7 @@ def deployment_probe(ctx: ReleaseContext, app: str, probe: str, path: str) -> Ev
 
 def restore_drill_recent(ctx: ReleaseContext, max_age_days: float = 8) -> Evidence:
     """The weekly restore drill proved a backup restorable recently, within the RTO."""
-    drills = [d for d in ctx.maintenance_store.drills(ctx.profile.name) if d.fingerprint_equal and not d.error]
+    drills = [d for d in ctx.maintenance_store.drills(ctx.profile.name) if d.succeeded]
     if not drills:
         return Evidence(False, "no successful restore drill on record (maintenance_weekly runs them)")
     age_days = (datetime.now(UTC) - max(d.drilled_at for d in drills)).total_seconds() / 86400
@@ -188,7 +188,7 @@ def restore_within_rto(ctx: ReleaseContext) -> Evidence:
     numbers = {target: d.restore_seconds for target, d in newest.items()}
     wrong = []
     for target, drill in newest.items():
-        if drill.error or not drill.fingerprint_equal or drill.restore_seconds is None:
+        if not drill.succeeded or drill.restore_seconds is None:
             wrong.append(f"{target}: {drill.error or 'the restored data differs from the backup'}")
         elif drill.restore_seconds >= limit:
             wrong.append(f"{target}: restored in {drill.restore_seconds:.1f} s, not under {limit:.0f} s")
