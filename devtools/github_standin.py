@@ -8,16 +8,11 @@ GitHub's `{"message": "Not Found"}`. The tests change `environments` and `workfl
 
 from __future__ import annotations
 
-import json
-import threading
 import zlib
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from typing import Any
 
-if TYPE_CHECKING:
-    from types import TracebackType
+from devtools.json_api_standin import JsonApiStandin
 
 CREATED = "2026-11-01T09:00:00Z"
 
@@ -56,7 +51,7 @@ def workflow(workflow_id: int, name: str, path: str, state: str = "active") -> d
     }
 
 
-class GitHubStandin:
+class GitHubStandin(JsonApiStandin):
     """api.github.com for one repository on 127.0.0.1 (a free port): `with GitHubStandin(...) as github:` then `github.port`."""
 
     def __init__(self, *, repository: str, token: str) -> None:
@@ -64,14 +59,9 @@ class GitHubStandin:
         self.token = token
         self.environments: dict[str, dict[str, Any]] = {}
         self.workflows: list[dict[str, Any]] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, name="github-standin", daemon=True)
+        super().__init__("github-standin")
 
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    def answer(self, path: str, authorization: str | None) -> tuple[int, Any]:
+    def answer(self, path: str, authorization: str | None, _query: dict[str, list[str]]) -> tuple[int, Any]:
         if authorization != f"Bearer {self.token}":
             return HTTPStatus.UNAUTHORIZED, {"message": "Bad credentials", "status": "401"}
         prefix = f"/repos/{self.repository}/"
@@ -84,32 +74,3 @@ class GitHubStandin:
         if parts == ["actions", "workflows"]:
             return HTTPStatus.OK, {"total_count": len(self.workflows), "workflows": self.workflows}
         return HTTPStatus.NOT_FOUND, {"message": "Not Found", "status": "404"}
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        standin = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                url = urlsplit(self.path)
-                status, body = standin.answer(unquote(url.path), self.headers.get("Authorization"))
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("X-GitHub-Api-Version-Selected", "2022-11-28")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-                """Quiet: the tests read the answers, not an access log."""
-
-        return Handler
-
-    def __enter__(self) -> GitHubStandin:
-        self._thread.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)

@@ -1,5 +1,6 @@
-"""Evidence functions that read the maintenance record, against the real ledger: restore_within_rto passes on a drill
-that restored intact within the profile's RTO, and fails on a slow, broken or missing one."""
+"""Evidence functions that read the maintenance and release records, against the real ledger: restore_within_rto passes
+on a drill that restored intact within the profile's RTO, and fails on a slow, broken or missing one; rollback_tested
+passes on a rollback that restored app and data, and fails on none, an unfinished one or one that restored other data."""
 
 from __future__ import annotations
 
