@@ -1,7 +1,7 @@
 """A stand-in for the GitHub REST API (api.github.com) as a repository's deployment settings answer there: seed 001's
 GitHub Actions read through it. It serves what a checklist reads, each in the documented shape (API version
-2022-11-28): the repository's environments (GET /repos/{owner}/{repo}/environments and .../environments/{name}, with
-their protection rules) and its workflows (.../actions/workflows, with their state). Every request
+2022-11-28): an environment of the repository (GET /repos/{owner}/{repo}/environments/{name}, with its protection
+rules) and its workflows (.../actions/workflows, with their state). Every request
 needs `Authorization: Bearer <token>`, as a private repository does; an unknown repository or environment is 404 with
 GitHub's `{"message": "Not Found"}`. The tests change `environments` and `workflows` to break an item.
 """
@@ -66,9 +66,6 @@ class GitHubStandin(JsonApiStandin):
             return HTTPStatus.UNAUTHORIZED, {"message": "Bad credentials", "status": "401"}
         prefix = f"/repos/{self.repository}/"
         parts = path.removeprefix(prefix).split("/") if path.startswith(prefix) else []
-        if parts == ["environments"]:
-            listed = list(self.environments.values())
-            return HTTPStatus.OK, {"total_count": len(listed), "environments": listed}
         if len(parts) == 2 and parts[0] == "environments" and parts[1] in self.environments:
             return HTTPStatus.OK, self.environments[parts[1]]
         if parts == ["actions", "workflows"]:

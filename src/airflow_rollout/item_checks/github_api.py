@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from airflow_rollout.context import ReleaseContext
     from airflow_rollout.evidence import Evidence
 
-# GitHub's owner and repository names: letters, digits, '-', '_' and '.', but never a '..' climbing out of /repos/
+# GitHub's owner and repository names: letters, digits, '-', '_' and '.'; a '.' or '..' segment is refused below
 RepoPath = Annotated[str, Field(pattern=r"^/repos/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$", max_length=300)]
 API_VERSION = "2022-11-28"
 
