@@ -1,9 +1,11 @@
 """A stand-in for the GitHub REST API (api.github.com) as a repository's deployment settings answer there: seed 001's
 GitHub Actions read through it. It serves what a checklist reads, each in the documented shape (API version
 2022-11-28): an environment of the repository (GET /repos/{owner}/{repo}/environments/{name}, with its protection
-rules) and its workflows (.../actions/workflows, with their state). Every request
+rules), its workflows (.../actions/workflows, with their state) and the check runs of a branch's head commit
+(.../commits/{ref}/check-runs, by `check_name` and `status`: a GitHub Actions job is one). Every request
 needs `Authorization: Bearer <token>`, as a private repository does; an unknown repository or environment is 404 with
-GitHub's `{"message": "Not Found"}`. The tests change `environments` and `workflows` to break an item.
+GitHub's `{"message": "Not Found"}`. The tests change `environments`, `workflows` and
+`head_check_runs` to break an item.
 """
 
 from __future__ import annotations
@@ -51,6 +53,14 @@ def workflow(workflow_id: int, name: str, path: str, state: str = "active") -> d
     }
 
 
+def check_run(name: str, conclusion: str | None, app: str = "github-actions") -> dict[str, Any]:
+    """A check run as GET /repos/{owner}/{repo}/commits/{ref}/check-runs lists it: a GitHub Actions job is one, named as
+    the job; `conclusion` None while it still runs."""
+    status = "completed" if conclusion else "in_progress"
+    run = {"id": zlib.crc32(name.encode()), "name": name, "head_sha": "9fceb02d0ae598e95dc970b74767f19372d61af8", "status": status}
+    return run | {"conclusion": conclusion, "started_at": CREATED, "completed_at": CREATED if conclusion else None, "app": {"slug": app}}
+
+
 class GitHubStandin(JsonApiStandin):
     """api.github.com for one repository on 127.0.0.1 (a free port): `with GitHubStandin(...) as github:` then `github.port`."""
 
@@ -59,9 +69,10 @@ class GitHubStandin(JsonApiStandin):
         self.token = token
         self.environments: dict[str, dict[str, Any]] = {}
         self.workflows: list[dict[str, Any]] = []
+        self.head_check_runs: dict[str, list[dict[str, Any]]] = {}  # branch -> the check runs of its head commit
         super().__init__("github-standin")
 
-    def answer(self, path: str, authorization: str | None, _query: dict[str, list[str]]) -> tuple[int, Any]:
+    def answer(self, path: str, authorization: str | None, query: dict[str, list[str]]) -> tuple[int, Any]:
         if authorization != f"Bearer {self.token}":
             return HTTPStatus.UNAUTHORIZED, {"message": "Bad credentials", "status": "401"}
         prefix = f"/repos/{self.repository}/"
@@ -70,4 +81,8 @@ class GitHubStandin(JsonApiStandin):
             return HTTPStatus.OK, self.environments[parts[1]]
         if parts == ["actions", "workflows"]:
             return HTTPStatus.OK, {"total_count": len(self.workflows), "workflows": self.workflows}
+        if len(parts) == 3 and parts[0] == "commits" and parts[2] == "check-runs" and parts[1] in self.head_check_runs:
+            runs = [r for r in self.head_check_runs[parts[1]] if r["name"] in query.get("check_name", [r["name"]])]
+            runs = [r for r in runs if r["status"] in query.get("status", [r["status"]])]
+            return HTTPStatus.OK, {"total_count": len(runs), "check_runs": runs}
         return HTTPStatus.NOT_FOUND, {"message": "Not Found", "status": "404"}

@@ -211,6 +211,7 @@ def test_ml_release_moves_the_champion_alias_checks_the_endpoint_and_runs_the_ba
         "Dev, staging, prod workflows configured",
         "Environment protection rules enabled",
         "Manual approvals required for production",
+        "Integration tests running in CI pipeline",
     )
     for text in (
         *automated,

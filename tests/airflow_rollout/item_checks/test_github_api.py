@@ -32,11 +32,13 @@ def test_every_github_item_passes_on_the_repository_the_seed_sets_up(github: Any
         "Dev, staging, prod workflows configured",
         "Environment protection rules enabled",
         "Manual approvals required for production",
+        "Integration tests running in CI pipeline",
     }
     for text, check in items().items():
         evidence = evaluate(context("databricks-ml-platform"), check)
         assert evidence.passed, f"{text}: {evidence.detail}"
-        assert evidence.detail.startswith(f"GET {check.path} via github: "), evidence.detail  # what was read, from where
+        query = "?" + "&".join(f"{name}={value}" for name, value in check.params.items()) if check.params else ""
+        assert evidence.detail.startswith(f"GET {check.path}{query} via github: "), evidence.detail  # what was read, from where
     approvals = evaluate(context("databricks-ml-platform"), items()["Manual approvals required for production"])
     assert '"ml-lead", "ops-lead"' in approvals.detail, approvals.detail
 
@@ -62,6 +64,14 @@ BREAKAGES: dict[str, list[tuple[Any, str]]] = {
         (lambda g: drop_rules(g, "required_reviewers"), "does not contain it"),
         # no production environment at all: the workflow's `environment: production` was never set up
         (lambda g: g.environments.pop("production"), "HTTP 404"),
+    ],
+    "Integration tests running in CI pipeline": [
+        # the newest commit of main broke the integration tests
+        (lambda g: g.head_check_runs["main"][1].update(conclusion="failure"), '"failure" (differs)'),
+        # still running: not yet shown to pass on what is merged
+        (lambda g: g.head_check_runs["main"][1].update(status="in_progress", conclusion=None), "null (differs)"),
+        # the job was dropped from CI (or its workflow disabled): nothing ran them on the newest commit
+        (lambda g: g.head_check_runs["main"].pop(1), "found 0 value(s)"),
     ],
 }
 
