@@ -62,6 +62,8 @@ BREAKAGES: dict[str, list[tuple[Any, str]]] = {
     "Manual approvals required for production": [
         # only a branch policy: a job deploys to production without anyone approving it
         (lambda g: drop_rules(g, "required_reviewers"), "does not contain it"),
+        # an administrator may deploy without waiting for the reviewers (GitHub's default)
+        (lambda g: g.environments["production"].update(can_admins_bypass=True), "can_admins_bypass = true (differs)"),
         # no production environment at all: the workflow's `environment: production` was never set up
         (lambda g: g.environments.pop("production"), "HTTP 404"),
     ],
