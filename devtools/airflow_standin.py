@@ -8,16 +8,11 @@ Airflow 2's docker-compose file configures it (`/api/v1/health` is open, as in A
 from __future__ import annotations
 
 import base64
-import json
-import threading
 from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import Any
 
-if TYPE_CHECKING:
-    from types import TracebackType
+from devtools.json_api_standin import JsonApiStandin
 
 
 def dag(dag_id: str, schedule: str | None, *, is_paused: bool = False) -> dict[str, Any]:
@@ -61,7 +56,7 @@ def page(key: str, entries: list[dict[str, Any]], query: dict[str, list[str]], d
     return {key: kept[offset : offset + limit], "total_entries": len(kept)}
 
 
-class AirflowStandin:
+class AirflowStandin(JsonApiStandin):
     """The webserver on 127.0.0.1 (a free port): `with AirflowStandin(...) as airflow:` then `airflow.port`."""
 
     def __init__(
@@ -74,12 +69,7 @@ class AirflowStandin:
         self.task_instances: list[dict[str, Any]] = []  # every run's task instances, each with its dag_id and dag_run_id
         self.metadatabase = "healthy"  # what /api/v1/health reports: "unhealthy" when the job table cannot be read
         self.scheduler = "healthy"  # what /api/v1/health reports: "unhealthy" when no scheduler heartbeat is recent
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, name="airflow-standin", daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
+        super().__init__("airflow-standin")
 
     def answer(self, path: str, authorization: str | None, query: dict[str, list[str]] | None = None) -> tuple[int, Any]:
         if path == "/api/v1/health":
@@ -117,31 +107,3 @@ class AirflowStandin:
             return False
         username, _, password = base64.b64decode(authorization.removeprefix("Basic ")).decode().partition(":")
         return username in self.users and self.users[username][0] == password
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        standin = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                url = urlsplit(self.path)
-                status, body = standin.answer(unquote(url.path), self.headers.get("Authorization"), parse_qs(url.query))
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-                """Quiet: the tests read the answers, not an access log."""
-
-        return Handler
-
-    def __enter__(self) -> AirflowStandin:
-        self._thread.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)

@@ -704,3 +704,35 @@ def set_up_routing_monitoring(server: Any) -> None:
     ]
     url = f"http://127.0.0.1:{server.prometheus_port}"
     server.datasources[:] = [{"id": 1, "uid": "prometheus", "name": "Prometheus", "type": "prometheus", "access": "proxy", "url": url}]
+
+
+# Seed 001's GitHub Actions (devtools/github_standin.py): the repository's environments dev, staging and production, the
+# production one guarded by required reviewers and a branch policy, a deploy workflow per environment, and the CI's
+# integration-tests job passed on the head of main. The repository, the reviewers, the workflow files and the job are
+# ours (the seed names none): databricks-ml-platform.yaml names them.
+ML_GITHUB_REPOSITORY = "acme/ml-platform"
+ML_GITHUB_TOKEN = "ml-github-e2e-token"
+ML_GITHUB_WORKFLOWS = ("deploy-dev.yml", "deploy-staging.yml", "deploy-prod.yml")
+
+
+def ml_github() -> Any:
+    """The repository's GitHub API as seed 001's CI/CD sets it up."""
+    from devtools.github_standin import BRANCH_POLICY, GitHubStandin, check_run, environment, required_reviewers, workflow
+
+    github = GitHubStandin(repository=ML_GITHUB_REPOSITORY, token=ML_GITHUB_TOKEN)
+    github.environments.update(
+        dev=environment("dev", []),
+        staging=environment("staging", []),
+        production=environment("production", [required_reviewers("ml-lead", "ops-lead"), BRANCH_POLICY], protected_branches=True),
+    )
+    github.workflows += [
+        workflow(index, f"Deploy to {name.removeprefix('deploy-').removesuffix('.yml')}", f".github/workflows/{name}")
+        for index, name in enumerate(ML_GITHUB_WORKFLOWS, 1)
+    ]
+    github.head_check_runs["main"] = [check_run("unit-tests", "success"), check_run("integration-tests", "success")]
+    return github
+
+
+def ml_github_connection(github: Any) -> str:
+    """The `github` connection: the stand-in's API, with a token that reads the repository."""
+    return json.dumps({"conn_type": "http", "schema": "http", "host": "127.0.0.1", "port": github.port, "password": ML_GITHUB_TOKEN})

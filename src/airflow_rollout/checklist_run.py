@@ -25,6 +25,7 @@ from airflow_rollout.item_checks import (
     databricks_api,
     delta_table,
     env_file,
+    github_api,
     kubernetes,
     monitoring,
     redis,
@@ -279,6 +280,7 @@ RUNNERS: dict[str, Callable[[Any, Any], Evidence]] = {
     "clickhouse": clickhouse.run,
     "airflow_api": airflow_api.run,
     "monitoring": monitoring.run,
+    "github_api": github_api.run,
 }
 
 

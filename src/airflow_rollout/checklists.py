@@ -43,6 +43,7 @@ from airflow_rollout.item_checks.databricks_api import DatabricksApiItemCheck
 from airflow_rollout.item_checks.delta_table import DeltaTableItemCheck
 from airflow_rollout.item_checks.env_file import EnvFileItemCheck, EnvName
 from airflow_rollout.item_checks.expectation import ValueExpectation, read_only_statement
+from airflow_rollout.item_checks.github_api import GitHubApiItemCheck
 from airflow_rollout.item_checks.kubernetes import KubernetesItemCheck
 from airflow_rollout.item_checks.monitoring import MonitoringItemCheck
 from airflow_rollout.item_checks.redis import RedisItemCheck
@@ -254,7 +255,8 @@ ItemCheck = Annotated[
     | RedisItemCheck
     | ClickHouseItemCheck
     | AirflowApiItemCheck
-    | MonitoringItemCheck,
+    | MonitoringItemCheck
+    | GitHubApiItemCheck,
     Field(discriminator="kind"),
 ]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow_rollout.ledger import FingerprintStage
+from airflow_rollout.ledger import FingerprintStage, ReleaseStatus
 from airflow_rollout.notify import Event
 
 if TYPE_CHECKING:
@@ -172,7 +172,7 @@ def deployment_probe(ctx: ReleaseContext, app: str, probe: str, path: str) -> Ev
 
 def restore_drill_recent(ctx: ReleaseContext, max_age_days: float = 8) -> Evidence:
     """The weekly restore drill proved a backup restorable recently, within the RTO."""
-    drills = [d for d in ctx.maintenance_store.drills(ctx.profile.name) if d.fingerprint_equal and not d.error]
+    drills = [d for d in ctx.maintenance_store.drills(ctx.profile.name) if d.succeeded]
     if not drills:
         return Evidence(False, "no successful restore drill on record (maintenance_weekly runs them)")
     age_days = (datetime.now(UTC) - max(d.drilled_at for d in drills)).total_seconds() / 86400
@@ -188,7 +188,7 @@ def restore_within_rto(ctx: ReleaseContext) -> Evidence:
     numbers = {target: d.restore_seconds for target, d in newest.items()}
     wrong = []
     for target, drill in newest.items():
-        if drill.error or not drill.fingerprint_equal or drill.restore_seconds is None:
+        if not drill.succeeded or drill.restore_seconds is None:
             wrong.append(f"{target}: {drill.error or 'the restored data differs from the backup'}")
         elif drill.restore_seconds >= limit:
             wrong.append(f"{target}: restored in {drill.restore_seconds:.1f} s, not under {limit:.0f} s")
@@ -198,6 +198,38 @@ def restore_within_rto(ctx: ReleaseContext) -> Evidence:
         )
     measured = ", ".join(f"{target} restored in {d.restore_seconds:.1f} s" for target, d in newest.items())
     return Evidence(True, f"newest restore drills: {measured} (RTO {ctx.profile.maintenance.rto_hours:g} h)", numbers)
+
+
+def rollback_tested(ctx: ReleaseContext) -> Evidence:
+    """The system's newest rollback on record ran through, app and data: its release is rolled back (the previous version
+    started again and passed its health checks, which a first release has none of), and every data target its backup
+    covered was restored to the fingerprint taken before that release.
+
+    Fails when no release was ever rolled back, when the newest rollback could not finish (status failed), rolled back a
+    first release, or left data that differs from before: the procedure as it works now, not an older run of it.
+    """
+    last = ctx.ledger.last_rollback(ctx.profile.name)
+    if last is None:
+        return Evidence(False, f"no release of {ctx.profile.name} was ever rolled back: the rollback has not been run")
+    which = f"the newest rollback, of {last.version} (release {last.release_id})"
+    if last.status != ReleaseStatus.ROLLED_BACK.value:
+        return Evidence(False, f"{which}, did not finish: {last.outcome_reason}")
+    if last.previous_version is None:
+        return Evidence(False, f"{which}, undid a first release: no previous version was started again")
+    equal: list[str] = []
+    differing: list[str] = []
+    for target in ctx.profile.data_targets:
+        before = ctx.ledger.fingerprint(last.release_id, target.name, FingerprintStage.BEFORE)
+        if before is not None:  # backed up, so changed and restored; a target without a backup was never touched
+            after = ctx.ledger.fingerprint(last.release_id, target.name, FingerprintStage.AFTER_RESTORE)
+            (equal if after == before else differing).append(target.name)
+    if differing:
+        return Evidence(False, f"{which}: after the restore, {', '.join(differing)} differ from before the release")
+    if ctx.profile.data_targets and not equal:
+        return Evidence(False, f"{which}: no data target had been backed up, so no data was restored")
+    restored = f"{', '.join(equal)} restored equal to before" if equal else "no data target"
+    ended = last.finished_at.isoformat() if last.finished_at else None
+    return Evidence(True, f"{which}: {last.previous_version} serving again, {restored}", {"ended": ended, "restored": equal})
 
 
 def decision_recorded(ctx: ReleaseContext) -> Evidence:
@@ -224,5 +256,6 @@ EVIDENCE: dict[str, Callable[..., Evidence]] = {
         decision_recorded,
         restore_within_rto,
         server_resources,
+        rollback_tested,
     )
 }

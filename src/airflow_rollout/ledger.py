@@ -623,6 +623,14 @@ class Ledger(OnLedgerDatabase):
         )
         return self.release(rows[0][0]) if rows else None
 
+    def last_rollback(self, system: str) -> Release | None:
+        """The release of the system whose rollback ended last: rolled back, or failed (a rollback that could not finish)."""
+        rows = self._execute(
+            "SELECT release_id FROM rollout_release WHERE system = %s AND status IN (%s, %s) ORDER BY finished_at DESC LIMIT 1",
+            (system, ReleaseStatus.ROLLED_BACK.value, ReleaseStatus.FAILED.value),
+        )
+        return self.release(rows[0][0]) if rows else None
+
     def recent_releases(self, system: str, limit: int = 10) -> list[Release]:
         rows = self._execute("SELECT release_id FROM rollout_release WHERE system = %s ORDER BY created_at DESC LIMIT %s", (system, limit))
         return [self.release(row[0]) for row in rows]

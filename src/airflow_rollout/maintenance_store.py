@@ -53,6 +53,11 @@ class DrillRow:
     drilled_at: datetime
     run_id: str | None  # None for drills recorded before drills had a run
 
+    @property
+    def succeeded(self) -> bool:
+        """The drill restored its backup and the data read back equal to the fingerprint taken with the backup."""
+        return self.fingerprint_equal and self.error is None
+
 
 @dataclass(frozen=True, slots=True)
 class FindingRow:

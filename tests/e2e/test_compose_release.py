@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 from observe import SIGN_OFF_ROLES, checklist_results, ledger, run_signed_release
-from seed_platforms import MLOPS_ENV_EXAMPLE, mlops_airflow, mlops_airflow_connection, mlops_env, set_up_routing_monitoring
+from seed_platforms import (
+    MLOPS_ENV_EXAMPLE,
+    context,
+    mlops_airflow,
+    mlops_airflow_connection,
+    mlops_env,
+    set_up_routing_monitoring,
+    shipped_checks,
+)
 from testenv import ROOT, SERVERS, SESSION_DIR, on_session_server, slack_messages
 
 pytestmark = pytest.mark.e2e
@@ -196,7 +204,13 @@ def mlops(postgres, slack, docker_standin, mlops_system_airflow):
 
 
 def release(release_dag, system: str, version: str):
-    return run_signed_release(release_dag, system, version)
+    """A release signed off by each role the system's checklist requires (seed 004's Tech Lead signs nothing: its
+    required item, the rollback tested, is read from the record)."""
+    from airflow_rollout.checklists import load_checklist
+
+    checklist = load_checklist(system)
+    assert checklist is not None
+    return run_signed_release(release_dag, system, version, checklist.required_roles())
 
 
 # --- seed 003 -------------------------------------------------------------------------------------------
@@ -307,9 +321,13 @@ def test_mlops_release_is_promoted_when_the_model_passes_the_f1_gate(release_dag
     for section in ("Data Collection", "Validation & Deployment"):  # each section's DAG scheduled correctly (@daily)
         scheduled = checklist_results(dag_run.run_id, MLOPS.system, section)["DAG scheduled correctly (@daily)"]
         assert scheduled.passed, scheduled.detail
+    # the system's first release here: no rollback has run yet
+    untested = items["Rollback procedure tested"]
+    assert not untested.passed and "was ever rolled back" in untested.detail, untested.detail
 
 
 def test_mlops_model_below_the_f1_gate_is_rolled_back(release_dag, mlops):
+    from airflow_rollout.checklist_run import evaluate
     from airflow_rollout.ledger import FingerprintStage
 
     before = mlops.fingerprint()
@@ -326,4 +344,10 @@ def test_mlops_model_below_the_f1_gate_is_rolled_back(release_dag, mlops):
     }
     assert ledger().fingerprint(dag_run.run_id, "app_db", FingerprintStage.AFTER_RESTORE) == ledger().fingerprint(
         dag_run.run_id, "app_db", FingerprintStage.BEFORE
+    )
+    # the rollback just run is the one the next release's checklist reads: app and data back, proven
+    tested = evaluate(context(MLOPS.system), shipped_checks(MLOPS.system, "python")["Rollback procedure tested"])
+    assert tested.passed, tested.detail
+    assert tested.detail == (
+        f"the newest rollback, of 1.1.0-weak (release {dag_run.run_id}): 1.0.0 serving again, app_db, server_files restored equal to before"
     )

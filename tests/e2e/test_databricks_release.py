@@ -17,6 +17,8 @@ from seed_platforms import (
     SERVED_ENTITIES,
     SERVING_AI_GATEWAY,
     cluster_feature_tables,
+    ml_github,
+    ml_github_connection,
     ontos_app_yaml,
     set_table_properties,
     set_up_workspace,
@@ -160,8 +162,9 @@ def test_ontos_bad_release_redeploys_the_previous_path_and_restores_every_table_
 
 
 @pytest.fixture
-def ml_platform(workspace):
-    """Seed 001 at 1.0.0: the feature table with rows, model versions 1-3 with champion on 2, a ready endpoint, the batch job."""
+def ml_platform(workspace, monkeypatch):
+    """Seed 001 at 1.0.0: the feature table with rows, model versions 1-3 with champion on 2, a ready endpoint, the batch job;
+    its GitHub repository's environments and workflows."""
     migrate_to("databricks-ml-platform", "1.0.0")
     [target] = context("databricks-ml-platform").data_targets
     target.warehouse.execute("INSERT INTO `ml`.`features`.`customer_features` VALUES (1, 34, 120.5, NULL), (2, 51, 80.0, NULL)")
@@ -172,7 +175,9 @@ def ml_platform(workspace):
         "churn-classifier", ready="READY", config_update="NOT_UPDATING", served_entities=SERVED_ENTITIES, ai_gateway=SERVING_AI_GATEWAY
     )
     workspace.define_job(job_id=102, name="churn-retraining", settings=RETRAINING_JOB_SETTINGS)
-    return target
+    with ml_github() as github:
+        monkeypatch.setenv("AIRFLOW_CONN_GITHUB", ml_github_connection(github))
+        yield target
 
 
 def champion() -> str | None:
@@ -208,6 +213,10 @@ def test_ml_release_moves_the_champion_alias_checks_the_endpoint_and_runs_the_ba
         "Email alerts set up for critical issues",
         "PagerDuty integration (if applicable)",
         "Partition strategy implemented for large tables",
+        "Dev, staging, prod workflows configured",
+        "Environment protection rules enabled",
+        "Manual approvals required for production",
+        "Integration tests running in CI pipeline",
     )
     for text in (
         *automated,
