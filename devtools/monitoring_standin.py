@@ -1,4 +1,4 @@
-"""A local stand-in for Prometheus's and Grafana's HTTP APIs, answering with their documented field names.
+"""A local stand-in for Prometheus's, Grafana's and Alertmanager's HTTP APIs, answering with their documented field names.
 
 Prometheus (https://prometheus.io/docs/prometheus/latest/querying/api/): GET /api/v1/status/runtimeinfo
 (`storageRetention`), /api/v1/series?match[]=<selector>&start=<unix time> (label sets with a sample since `start`; selectors
@@ -6,7 +6,9 @@ with =, !=, =~, !~), /api/v1/rules?type=alert
 (`groups[].rules[]` with `name`, `query`, `health`, `type`). Grafana (https://grafana.com/docs/grafana/latest/developers/http_api/):
 GET /api/search?type=dash-db&query=<text> (title substring, case-insensitive), /api/dashboards/uid/<uid>,
 /api/datasources/uid/<uid> and its /health (the data source's URL queried), behind `Authorization: Bearer <token>` as a
-service account token is. The state is the test's: what it stores is answered.
+service account token is. Alertmanager (https://github.com/prometheus/alertmanager/blob/main/api/v2/openapi.yaml):
+GET /api/v2/status, its running configuration as YAML text in `config.original`. The state is the test's: what it
+stores is answered.
 
     with MonitoringStandIn(grafana_token="t") as server:
         server.retention = "15d"; server.series.append({"__name__": "up", "job": "backend"})
@@ -51,7 +53,8 @@ def _key(labels: dict[str, str]) -> str:
 
 
 class MonitoringStandIn:
-    """Prometheus and Grafana on two local ports; `retention`, `series`, `rule_groups` and `dashboards` are what they hold."""
+    """Prometheus, Grafana and Alertmanager on three local ports; `retention`, `series`, `rule_groups`, `dashboards`,
+    `datasources` and `alertmanager_config` are what they hold."""
 
     def __init__(self, grafana_token: str) -> None:
         self.grafana_token = grafana_token
@@ -61,6 +64,7 @@ class MonitoringStandIn:
         self.rule_groups: list[dict[str, Any]] = []
         self.dashboards: list[dict[str, Any]] = []
         self.datasources: list[dict[str, Any]] = []  # Grafana's data sources as GET /api/datasources/uid/<uid> returns them
+        self.alertmanager_config = "route:\n  receiver: default\nreceivers:\n- name: default\n"  # Alertmanager's YAML
         self.servers: list[ThreadingHTTPServer] = []
 
     def _prometheus(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
@@ -126,6 +130,14 @@ class MonitoringStandIn:
         except OSError as exc:
             return 400, {"status": "ERROR", "message": f"error querying the Prometheus API: {exc}"}
 
+    def _alertmanager(self, path: str) -> tuple[int, Any]:
+        if path == "/api/v2/status":
+            cluster = {"name": "01JDSTANDIN", "status": "ready", "peers": []}
+            version = {"version": "0.28.1", "branch": "HEAD", "revision": "", "buildUser": "", "buildDate": "", "goVersion": ""}
+            config = {"original": self.alertmanager_config}
+            return 200, {"cluster": cluster, "versionInfo": version, "config": config, "uptime": "2026-11-01T00:00:00Z"}
+        return 404, {"code": 404, "message": f"path {path} was not found"}
+
     def _serve(self, answer: Any) -> int:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
@@ -149,6 +161,7 @@ class MonitoringStandIn:
     def __enter__(self) -> MonitoringStandIn:
         self.prometheus_port = self._serve(lambda path, query, _auth: self._prometheus(path, query))
         self.grafana_port = self._serve(self._grafana)
+        self.alertmanager_port = self._serve(lambda path, _query, _auth: self._alertmanager(path))
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -158,6 +171,9 @@ class MonitoringStandIn:
 
     def prometheus_connection(self) -> str:
         return json.dumps({"conn_type": "http", "schema": "http", "host": "127.0.0.1", "port": self.prometheus_port})
+
+    def alertmanager_connection(self) -> str:
+        return json.dumps({"conn_type": "http", "schema": "http", "host": "127.0.0.1", "port": self.alertmanager_port})
 
     def grafana_connection(self) -> str:
         """The service account token is the connection's password, as the checks send it."""

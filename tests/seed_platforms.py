@@ -665,10 +665,30 @@ AI_ETL_ALERTS = {
     "DiskSpaceLow": '1 - node_filesystem_avail_bytes{mountpoint="/"} / node_filesystem_size_bytes{mountpoint="/"} > 0.8',
 }
 AI_ETL_DASHBOARDS = ("System Overview", "API Performance", "Pipeline Analytics", "LLM Usage")
+# seed 002's on-call: Alertmanager pages PagerDuty for critical alerts and sends the rest to Slack, as its status shows its
+# configuration (secrets masked as <secret>); the receiver names are ours, a real profile's Alertmanager has its own
+AI_ETL_ALERTMANAGER_CONFIG = """global:
+  resolve_timeout: 5m
+route:
+  receiver: slack-ops
+  group_by: [alertname]
+  routes:
+  - receiver: pagerduty-oncall
+    matchers: ['severity="critical"']
+receivers:
+- name: slack-ops
+  slack_configs:
+  - api_url: <secret>
+    channel: '#ai-etl-ops'
+- name: pagerduty-oncall
+  pagerduty_configs:
+  - routing_key: <secret>
+"""
 
 
 def set_up_ai_etl_monitoring(server: Any) -> None:
-    """Prometheus's retention, series and alerting rules and Grafana's dashboards, as seed 002's monitoring has them."""
+    """Prometheus's retention, series and alerting rules, Grafana's dashboards and Alertmanager's routes, as seed 002's
+    monitoring has them."""
     server.retention = "15d"
     server.series[:] = copy.deepcopy(AI_ETL_SERIES)
     rules = [
@@ -680,6 +700,7 @@ def set_up_ai_etl_monitoring(server: Any) -> None:
         {"uid": title.lower().replace(" ", "-"), "title": title, "panels": [{"id": 1, "type": "timeseries", "title": title}]}
         for title in AI_ETL_DASHBOARDS
     ]
+    server.alertmanager_config = AI_ETL_ALERTMANAGER_CONFIG
 
 
 # Seed 003's monitoring (Step 10): Grafana with the three dashboards the seed imports, and Prometheus as its data source

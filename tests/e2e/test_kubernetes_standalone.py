@@ -42,7 +42,7 @@ pytestmark = pytest.mark.e2e
 
 CONNECTIONS = (
     *("ROLLOUT_LEDGER", "SLACK_AI_ETL", "AI_ETL_DB", "AI_ETL_KUBE", "AI_ETL_REDIS", "AI_ETL_CLICKHOUSE", "AI_ETL_PUBLIC"),
-    *("AI_ETL_PROMETHEUS", "AI_ETL_GRAFANA"),
+    *("AI_ETL_PROMETHEUS", "AI_ETL_GRAFANA", "AI_ETL_ALERTMANAGER"),
 )
 TERMINAL = {"success", "failed"}
 

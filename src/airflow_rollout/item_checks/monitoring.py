@@ -1,10 +1,11 @@
-"""`monitoring`: what a running Prometheus or Grafana reports through its documented HTTP API.
+"""`monitoring`: what a running Prometheus, Grafana or Alertmanager reports through its documented HTTP API.
 
     check: {kind: monitoring, conn_id: ai_etl_prometheus, retention_at_least: 15d}
     check: {kind: monitoring, conn_id: ai_etl_prometheus, series: ['http_requests_total{job="backend"}']}
     check: {kind: monitoring, conn_id: ai_etl_prometheus, alerting_rule: 'http_requests_total.*>\\s*0?\\.05\\s*$'}
     check: {kind: monitoring, conn_id: ai_etl_grafana, dashboard: System Overview}
     check: {kind: monitoring, conn_id: routing_grafana, datasource_health: prometheus}
+    check: {kind: monitoring, conn_id: ai_etl_alertmanager, routes_to: [pagerduty, opsgenie]}
 
 Exactly one question per check:
 - `retention_at_least`: Prometheus's effective retention, `storageRetention` of GET /api/v1/status/runtimeinfo ("15d",
@@ -18,7 +19,11 @@ Exactly one question per check:
   titles asks it of each;
 - `datasource_health`: Grafana's data source of this uid is a Prometheus one (GET /api/datasources/uid/<uid>) and its
   health check, Grafana querying that Prometheus, says OK (GET /api/datasources/uid/<uid>/health, HTTP 400 when not):
-  both answer, and Grafana reaches Prometheus.
+  both answer, and Grafana reaches Prometheus;
+- `routes_to`: Alertmanager's configuration as it runs it (GET /api/v2/status, `config.original`) has a receiver with
+  one of these integrations (`pagerduty` reads `pagerduty_configs`) that its routing tree sends alerts to (the root
+  route's receiver or a child route's): a receiver no route names is never notified. Only receiver names and
+  integrations reach the evidence, never their keys.
 
 The base URL is the connection's schema (http), host and port; a password is sent as `Authorization: Bearer`
 (a Grafana service account token), never in the URL.
@@ -36,6 +41,8 @@ from pydantic import Field, field_validator, model_validator
 from airflow_rollout.config import ConnId, StrictModel
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from airflow_rollout.context import SystemContext
     from airflow_rollout.evidence import Evidence
 
@@ -56,7 +63,7 @@ def duration_seconds(text: str) -> float:
 
 
 class MonitoringItemCheck(StrictModel):
-    """One question to Prometheus (retention, series, alerting rule) or Grafana (dashboard) behind a connection."""
+    """One question to Prometheus (retention, series, alerting rule), Grafana (dashboard) or Alertmanager (routes_to)."""
 
     kind: Literal["monitoring"]
     conn_id: ConnId = Field(description="an http connection: schema, host and port; password: a bearer token (Grafana)")
@@ -68,6 +75,9 @@ class MonitoringItemCheck(StrictModel):
     )
     datasource_health: str | None = Field(
         default=None, pattern=r"^[A-Za-z0-9_-]{1,40}$", description="the uid of a Grafana Prometheus data source whose health must be OK"
+    )
+    routes_to: list[Literal["pagerduty", "opsgenie"]] | None = Field(
+        default=None, min_length=1, description="Alertmanager routes alerts to a receiver with one of these integrations"
     )
     timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10
 
@@ -91,8 +101,8 @@ class MonitoringItemCheck(StrictModel):
     @model_validator(mode="after")
     def _one_question(self) -> MonitoringItemCheck:
         asked = [self.retention_at_least is not None, bool(self.series), self.alerting_rule is not None, self.dashboard is not None]
-        if sum(asked) + (self.datasource_health is not None) != 1:
-            raise ValueError("needs exactly one of retention_at_least, series, alerting_rule, dashboard or datasource_health")
+        if sum(asked) + (self.datasource_health is not None) + (self.routes_to is not None) != 1:
+            raise ValueError("needs exactly one of retention_at_least, series, alerting_rule, dashboard, datasource_health or routes_to")
         return self
 
 
@@ -174,6 +184,32 @@ def _datasource_health(check: MonitoringItemCheck, uid: str) -> tuple[bool, str]
     return health.get("status") == "OK", f"{where}: health {health.get('status')}: {health.get('message')}"
 
 
+def _routed_receivers(route: dict[str, Any], inherited: str | None = None, where: str = "route") -> list[tuple[str, str]]:
+    """(receiver, the route naming it) for the route and each of its children: a child without one uses its parent's."""
+    receiver = route.get("receiver") or inherited
+    own = [(receiver, where)] if receiver else []
+    children = route.get("routes") or []
+    return own + [pair for i, child in enumerate(children) for pair in _routed_receivers(child, receiver, f"{where}.routes[{i}]")]
+
+
+def _routes_to(check: MonitoringItemCheck, integrations: Sequence[str]) -> tuple[bool, str]:
+    import yaml
+
+    base, status = _get(check.conn_id, "/api/v2/status", {}, check.timeout_seconds)
+    config = yaml.safe_load(status["config"]["original"]) or {}
+    receivers = {r["name"]: r for r in config.get("receivers") or [] if isinstance(r, dict) and r.get("name")}
+    with_integration = {name: [i for i in integrations if receiver.get(f"{i}_configs")] for name, receiver in receivers.items()}
+    paging = {name: found for name, found in with_integration.items() if found}
+    routed = [(name, where) for name, where in _routed_receivers(config.get("route") or {}) if name in paging]
+    where = f"Alertmanager {base}: {len(receivers)} receiver(s)"
+    if routed:
+        name, route = routed[0]
+        return True, f"{where}; {route} sends to {name!r} ({', '.join(paging[name])})"
+    if paging:
+        return False, f"{where}; {', '.join(map(repr, paging))} ({'/'.join(integrations)}) named by no route: never notified"
+    return False, f"{where}; none with {' or '.join(f'{i}_configs' for i in integrations)}"
+
+
 def run(_ctx: SystemContext, check: MonitoringItemCheck) -> Evidence:
     from airflow_rollout.evidence import Evidence
 
@@ -186,6 +222,8 @@ def run(_ctx: SystemContext, check: MonitoringItemCheck) -> Evidence:
         passed, detail = all(ok for ok, _ in found), "; ".join(text for _, text in found)
     elif check.datasource_health is not None:
         passed, detail = _datasource_health(check, check.datasource_health)
+    elif check.routes_to is not None:
+        passed, detail = _routes_to(check, check.routes_to)
     else:
         passed, detail = _series(check)
     return Evidence(passed, detail)

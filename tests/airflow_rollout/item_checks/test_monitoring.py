@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import time
 from types import SimpleNamespace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from pydantic import ValidationError
@@ -38,6 +38,7 @@ def monitoring(monkeypatch: pytest.MonkeyPatch) -> Iterator[MonitoringStandIn]:
         set_up_ai_etl_monitoring(server)
         monkeypatch.setenv("AIRFLOW_CONN_AI_ETL_PROMETHEUS", server.prometheus_connection())
         monkeypatch.setenv("AIRFLOW_CONN_AI_ETL_GRAFANA", server.grafana_connection())
+        monkeypatch.setenv("AIRFLOW_CONN_AI_ETL_ALERTMANAGER", server.alertmanager_connection())
         yield server
 
 
@@ -47,11 +48,12 @@ def item(text: str) -> Evidence:
 
 def test_every_shipped_monitoring_item_passes_on_the_seeds_monitoring(monitoring: MonitoringStandIn) -> None:
     results = {text: item(text) for text in shipped_checks(SYSTEM, "monitoring")}
-    assert len(results) == 19
+    assert len(results) == 20
     assert {text: e.detail for text, e in results.items() if not e.passed} == {}
     assert results["Set retention period (15 days minimum)"].detail.endswith("storageRetention '15d', at least 15d")
     assert "HighErrorRate: " in results["High error rate (>5%)"].detail
     assert "dashboard 'LLM Usage' (uid llm-usage) with 1 panel(s)" in results["LLM usage tracking"].detail
+    assert results["Configure PagerDuty/Opsgenie"].detail.endswith("route.routes[0] sends to 'pagerduty-oncall' (pagerduty)")
 
 
 @pytest.mark.parametrize(("retention", "why"), [("14d", "shorter than 15d"), ("30d or 50GiB", "a size cap deletes blocks")])
@@ -180,6 +182,38 @@ def test_a_missing_or_empty_dashboard_fails(monitoring: MonitoringStandIn) -> No
     assert "no dashboard titled 'API Performance' (found: 'API Performance (old)')" in evidence.detail
 
 
+PAGERDUTY_ROUTE = "  - receiver: pagerduty-oncall\n    matchers: ['severity=\"critical\"']\n"
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        # on-call never set up: Alertmanager sends everything to Slack
+        (lambda config: config.replace("pagerduty_configs:\n  - routing_key: <secret>", "email_configs:\n  - to: ops@x.org"), "none with"),
+        # the PagerDuty receiver is defined, but the route that sent critical alerts to it is gone
+        (lambda config: config.replace(PAGERDUTY_ROUTE, ""), "named by no route"),
+    ],
+    ids=["no-paging-receiver", "receiver-without-route"],
+)
+def test_alerts_not_routed_to_pagerduty_or_opsgenie_fail(monitoring: MonitoringStandIn, change: Any, why: str) -> None:
+    changed = change(monitoring.alertmanager_config)
+    assert changed != monitoring.alertmanager_config
+    monitoring.alertmanager_config = changed
+    evidence = item("Configure PagerDuty/Opsgenie")
+    assert not evidence.passed
+    assert why in evidence.detail and "<secret>" not in evidence.detail, evidence.detail
+
+
+def test_an_opsgenie_receiver_a_child_route_inherits_passes(monitoring: MonitoringStandIn) -> None:
+    monitoring.alertmanager_config = (
+        "route:\n  receiver: opsgenie\n  routes:\n  - matchers: ['team=\"etl\"']\n"
+        "receivers:\n- name: opsgenie\n  opsgenie_configs:\n  - api_key: <secret>\n"
+    )
+    evidence = item("Configure PagerDuty/Opsgenie")
+    assert evidence.passed, evidence.detail
+    assert "route sends to 'opsgenie' (opsgenie)" in evidence.detail
+
+
 def test_grafana_refuses_a_wrong_token(monitoring: MonitoringStandIn) -> None:
     monitoring.grafana_token = "rotated"
     with pytest.raises(RuntimeError, match="answered HTTP 401"):
@@ -196,6 +230,8 @@ def test_grafana_refuses_a_wrong_token(monitoring: MonitoringStandIn) -> None:
         ({"dashboard": "x", "datasource_health": "prometheus"}, "needs exactly one of"),
         ({"dashboard": []}, "at least 1 item"),
         ({"datasource_health": "../admin"}, "should match pattern"),
+        ({"routes_to": ["slack"]}, "Input should be 'pagerduty' or 'opsgenie'"),
+        ({"routes_to": [], "series": ["up"]}, "at least 1 item"),
     ],
 )
 def test_invalid_questions_are_refused(fields: dict[str, object], message: str) -> None:
