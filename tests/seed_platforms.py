@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import secrets
+import time
 from typing import Any
 
 AI_ETL_NAMESPACE = "ai-etl-prod"
@@ -684,6 +685,15 @@ receivers:
   pagerduty_configs:
   - routing_key: <secret>
 """
+# seed 002's Loki (where Fluent Bit forwards): the compactor deletes logs after 31 days, and the collector labels each
+# line with the pod's namespace and app label (the label names are the Fluent Bit output's: a real profile sets its own)
+AI_ETL_LOKI_CONFIG = """compactor:
+  working_directory: /loki/compactor
+  retention_enabled: true
+  delete_request_store: s3
+limits_config:
+  retention_period: 744h
+"""
 
 
 def set_up_ai_etl_monitoring(server: Any) -> None:
@@ -701,6 +711,12 @@ def set_up_ai_etl_monitoring(server: Any) -> None:
         for title in AI_ETL_DASHBOARDS
     ]
     server.alertmanager_config = AI_ETL_ALERTMANAGER_CONFIG
+    server.loki_config = AI_ETL_LOKI_CONFIG
+    now = str(time.time_ns())
+    server.log_streams[:] = [
+        {"stream": {"namespace": AI_ETL_NAMESPACE, "app": app, "container": app}, "values": [[now, f"INFO {app} started"]]}
+        for app in ("backend", "frontend", "llm-gateway")
+    ]
 
 
 # Seed 003's monitoring (Step 10): Grafana with the three dashboards the seed imports, and Prometheus as its data source

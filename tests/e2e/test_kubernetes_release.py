@@ -68,6 +68,7 @@ def tcp_services():
         os.environ["AIRFLOW_CONN_AI_ETL_PROMETHEUS"] = monitoring.prometheus_connection()
         os.environ["AIRFLOW_CONN_AI_ETL_GRAFANA"] = monitoring.grafana_connection()
         os.environ["AIRFLOW_CONN_AI_ETL_ALERTMANAGER"] = monitoring.alertmanager_connection()
+        os.environ["AIRFLOW_CONN_AI_ETL_LOKI"] = monitoring.loki_connection()
         master = stack.enter_context(RedisServer(Path(directory) / "master", {**SEED_REDIS, "maxmemory-policy": "allkeys-lru"}))
         stack.enter_context(RedisServer(Path(directory) / "replica", {**SEED_REDIS, "replicaof": f"127.0.0.1 {master.port}"}))
         wait_for_replica(master.port)
@@ -199,7 +200,7 @@ def data_target():
     return PostgresDataTarget(config=load_profile(SYSTEM).data_targets[0])
 
 
-MONITORING_SERVERS = ("Prometheus http://127.0.0.1:", "Grafana http://127.0.0.1:", "Alertmanager http://127.0.0.1:")
+MONITORING_SERVERS = tuple(f"{server} http://127.0.0.1:" for server in ("Prometheus", "Grafana", "Alertmanager", "Loki"))
 
 
 def test_good_rollout_migrates_with_a_job_and_is_promoted(release_dag, cluster):

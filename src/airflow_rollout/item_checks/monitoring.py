@@ -1,4 +1,4 @@
-"""`monitoring`: what a running Prometheus, Grafana or Alertmanager reports through its documented HTTP API.
+"""`monitoring`: what a running Prometheus, Grafana, Alertmanager or Loki reports through its documented HTTP API.
 
     check: {kind: monitoring, conn_id: ai_etl_prometheus, retention_at_least: 15d}
     check: {kind: monitoring, conn_id: ai_etl_prometheus, series: ['http_requests_total{job="backend"}']}
@@ -6,6 +6,8 @@
     check: {kind: monitoring, conn_id: ai_etl_grafana, dashboard: System Overview}
     check: {kind: monitoring, conn_id: routing_grafana, datasource_health: prometheus}
     check: {kind: monitoring, conn_id: ai_etl_alertmanager, routes_to: [pagerduty, opsgenie]}
+    check: {kind: monitoring, conn_id: ai_etl_loki, log_retention_at_least: 7d}
+    check: {kind: monitoring, conn_id: ai_etl_loki, logs: ['{namespace="ai-etl-prod", app="backend"}']}
 
 Exactly one question per check:
 - `retention_at_least`: Prometheus's effective retention, `storageRetention` of GET /api/v1/status/runtimeinfo ("15d",
@@ -23,7 +25,11 @@ Exactly one question per check:
 - `routes_to`: Alertmanager's configuration as it runs it (GET /api/v2/status, `config.original`) has a receiver with
   one of these integrations (`pagerduty` reads `pagerduty_configs`) that its routing tree sends alerts to (the root
   route's receiver or a child route's): a receiver no route names is never notified. Only receiver names and
-  integrations reach the evidence, never their keys.
+  integrations reach the evidence, never their keys;
+- `log_retention_at_least`: Loki's running configuration (GET /config, YAML) deletes logs (`compactor.retention_enabled`)
+  older than `limits_config.retention_period`, a period of at least this (0s keeps them forever: no policy);
+- `logs`: for each LogQL stream selector, Loki's GET /loki/api/v1/query_range over the hour before the run's time finds
+  a log line: the logs are collected and searchable now.
 
 The base URL is the connection's schema (http), host and port; a password is sent as `Authorization: Bearer`
 (a Grafana service account token), never in the URL.
@@ -42,6 +48,7 @@ from airflow_rollout.config import ConnId, StrictModel
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import datetime
 
     from airflow_rollout.context import SystemContext
     from airflow_rollout.evidence import Evidence
@@ -63,7 +70,8 @@ def duration_seconds(text: str) -> float:
 
 
 class MonitoringItemCheck(StrictModel):
-    """One question to Prometheus (retention, series, alerting rule), Grafana (dashboard) or Alertmanager (routes_to)."""
+    """One question to Prometheus (retention, series, alerting rule), Grafana (dashboard), Alertmanager (routes_to) or
+    Loki (log retention, logs)."""
 
     kind: Literal["monitoring"]
     conn_id: ConnId = Field(description="an http connection: schema, host and port; password: a bearer token (Grafana)")
@@ -76,12 +84,16 @@ class MonitoringItemCheck(StrictModel):
     datasource_health: str | None = Field(
         default=None, pattern=r"^[A-Za-z0-9_-]{1,40}$", description="the uid of a Grafana Prometheus data source whose health must be OK"
     )
+    log_retention_at_least: str | None = Field(default=None, description="a duration Loki's retention period must reach")
+    logs: list[Annotated[str, Field(pattern=r"^\{[^{}]+\}$", max_length=500)]] = Field(
+        default_factory=list, description="LogQL stream selectors, each of which must find a log line of the last hour"
+    )
     routes_to: list[Literal["pagerduty", "opsgenie"]] | None = Field(
         default=None, min_length=1, description="Alertmanager routes alerts to a receiver with one of these integrations"
     )
     timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10
 
-    @field_validator("retention_at_least")
+    @field_validator("retention_at_least", "log_retention_at_least")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         if value is not None:
@@ -101,13 +113,20 @@ class MonitoringItemCheck(StrictModel):
     @model_validator(mode="after")
     def _one_question(self) -> MonitoringItemCheck:
         asked = [self.retention_at_least is not None, bool(self.series), self.alerting_rule is not None, self.dashboard is not None]
-        if sum(asked) + (self.datasource_health is not None) + (self.routes_to is not None) != 1:
-            raise ValueError("needs exactly one of retention_at_least, series, alerting_rule, dashboard, datasource_health or routes_to")
+        asked += [self.datasource_health is not None, self.routes_to is not None, self.log_retention_at_least is not None, bool(self.logs)]
+        if sum(asked) != 1:
+            raise ValueError(
+                "needs exactly one of retention_at_least, series, alerting_rule, dashboard, datasource_health, routes_to,"
+                " log_retention_at_least or logs"
+            )
         return self
 
 
-def _get(conn_id: str, path: str, params: dict[str, str], timeout_seconds: float, *, also: frozenset[int] = frozenset()) -> tuple[str, Any]:
-    """(base URL, the JSON answer) of one GET; an answer other than 200 (or a status in `also`) raises with the server's text."""
+def _get(
+    conn_id: str, path: str, params: dict[str, str], timeout_seconds: float, *, also: frozenset[int] = frozenset(), text: bool = False
+) -> tuple[str, Any]:
+    """(base URL, the JSON answer, or with `text` its text) of one GET; an answer other than 200 (or a status in `also`)
+    raises with the server's text."""
     import httpx
     from airflow.sdk import BaseHook
 
@@ -119,7 +138,7 @@ def _get(conn_id: str, path: str, params: dict[str, str], timeout_seconds: float
     response = httpx.get(base + path, params=params, headers=headers, timeout=timeout_seconds)
     if response.status_code != 200 and response.status_code not in also:
         raise RuntimeError(f"{base}{path} answered HTTP {response.status_code}: {response.text.strip()[:300]}")
-    return base, response.json()
+    return base, response.text if text else response.json()
 
 
 def _retention(check: MonitoringItemCheck, wanted: str) -> tuple[bool, str]:
@@ -210,7 +229,38 @@ def _routes_to(check: MonitoringItemCheck, integrations: Sequence[str]) -> tuple
     return False, f"{where}; none with {' or '.join(f'{i}_configs' for i in integrations)}"
 
 
-def run(_ctx: SystemContext, check: MonitoringItemCheck) -> Evidence:
+def _log_retention(check: MonitoringItemCheck, wanted: str) -> tuple[bool, str]:
+    import yaml
+
+    base, text = _get(check.conn_id, "/config", {}, check.timeout_seconds, text=True)
+    config = yaml.safe_load(text) or {}
+    enabled = bool((config.get("compactor") or {}).get("retention_enabled"))
+    period = str((config.get("limits_config") or {}).get("retention_period") or "0s")
+    where = f"Loki {base}: compactor.retention_enabled {enabled}, limits_config.retention_period {period!r}"
+    if not enabled:
+        return False, f"{where}: the compactor deletes nothing"
+    seconds = duration_seconds(period) if DURATION.match(period) else 0
+    if seconds == 0:
+        return False, f"{where}: logs are kept forever"
+    return seconds >= duration_seconds(wanted), f"{where}, " + (
+        "at least" if seconds >= duration_seconds(wanted) else "shorter than"
+    ) + f" {wanted}"
+
+
+def _logs(check: MonitoringItemCheck, at: datetime) -> tuple[bool, str]:
+    end = int(at.timestamp() * 1e9)
+    found: list[str] = []
+    missing: list[str] = []
+    for selector in check.logs:
+        params = {"query": selector, "start": str(end - SCRAPED_WITHIN_SECONDS * 10**9), "end": str(end), "limit": "1"}
+        base, answer = _get(check.conn_id, "/loki/api/v1/query_range", params, check.timeout_seconds)
+        lines = sum(len(stream.get("values") or []) for stream in answer["data"]["result"])
+        (found if lines else missing).append(f"{selector} ({len(answer['data']['result'])} stream(s))")
+    where = f"Loki {base}: GET /loki/api/v1/query_range of the hour before {at.isoformat(timespec='seconds')}"
+    return not missing, f"{where}: " + "; ".join([*found, *(f"NO LINE: {text}" for text in missing)])
+
+
+def run(ctx: SystemContext, check: MonitoringItemCheck) -> Evidence:
     from airflow_rollout.evidence import Evidence
 
     if check.retention_at_least is not None:
@@ -224,6 +274,10 @@ def run(_ctx: SystemContext, check: MonitoringItemCheck) -> Evidence:
         passed, detail = _datasource_health(check, check.datasource_health)
     elif check.routes_to is not None:
         passed, detail = _routes_to(check, check.routes_to)
+    elif check.log_retention_at_least is not None:
+        passed, detail = _log_retention(check, check.log_retention_at_least)
+    elif check.logs:
+        passed, detail = _logs(check, ctx.at)
     else:
         passed, detail = _series(check)
     return Evidence(passed, detail)

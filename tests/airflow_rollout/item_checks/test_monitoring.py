@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import time
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -39,21 +40,26 @@ def monitoring(monkeypatch: pytest.MonkeyPatch) -> Iterator[MonitoringStandIn]:
         monkeypatch.setenv("AIRFLOW_CONN_AI_ETL_PROMETHEUS", server.prometheus_connection())
         monkeypatch.setenv("AIRFLOW_CONN_AI_ETL_GRAFANA", server.grafana_connection())
         monkeypatch.setenv("AIRFLOW_CONN_AI_ETL_ALERTMANAGER", server.alertmanager_connection())
+        monkeypatch.setenv("AIRFLOW_CONN_AI_ETL_LOKI", server.loki_connection())
         yield server
 
 
-def item(text: str) -> Evidence:
-    return evaluate(SimpleNamespace(), shipped_checks(SYSTEM, "monitoring")[text])  # type: ignore[arg-type]
+def item(text: str, at: datetime | None = None) -> Evidence:
+    """The shipped item's evidence, for a run at `at` (now by default): what the log searches measure from."""
+    ctx = SimpleNamespace(at=at or datetime.now(UTC))
+    return evaluate(ctx, shipped_checks(SYSTEM, "monitoring")[text])  # type: ignore[arg-type]
 
 
 def test_every_shipped_monitoring_item_passes_on_the_seeds_monitoring(monitoring: MonitoringStandIn) -> None:
     results = {text: item(text) for text in shipped_checks(SYSTEM, "monitoring")}
-    assert len(results) == 20
+    assert len(results) == 23
     assert {text: e.detail for text, e in results.items() if not e.passed} == {}
     assert results["Set retention period (15 days minimum)"].detail.endswith("storageRetention '15d', at least 15d")
     assert "HighErrorRate: " in results["High error rate (>5%)"].detail
     assert "dashboard 'LLM Usage' (uid llm-usage) with 1 panel(s)" in results["LLM usage tracking"].detail
     assert results["Configure PagerDuty/Opsgenie"].detail.endswith("route.routes[0] sends to 'pagerduty-oncall' (pagerduty)")
+    assert results["Set log retention policy"].detail.endswith("limits_config.retention_period '744h', at least 1d")
+    assert results["Check log aggregation"].detail.count("(1 stream(s))") == 3
 
 
 @pytest.mark.parametrize(("retention", "why"), [("14d", "shorter than 15d"), ("30d or 50GiB", "a size cap deletes blocks")])
@@ -214,6 +220,36 @@ def test_an_opsgenie_receiver_a_child_route_inherits_passes(monitoring: Monitori
     assert "route sends to 'opsgenie' (opsgenie)" in evidence.detail
 
 
+@pytest.mark.parametrize(
+    ("config", "why"),
+    [
+        ("compactor:\n  retention_enabled: false\nlimits_config:\n  retention_period: 744h\n", "the compactor deletes nothing"),
+        ("compactor:\n  retention_enabled: true\nlimits_config:\n  retention_period: 0s\n", "logs are kept forever"),
+        ("compactor:\n  retention_enabled: true\nlimits_config:\n  retention_period: 12h\n", "shorter than 1d"),
+    ],
+    ids=["compactor-off", "kept-forever", "half-a-day"],
+)
+def test_loki_without_a_retention_policy_fails(monitoring: MonitoringStandIn, config: str, why: str) -> None:
+    monitoring.loki_config = config
+    evidence = item("Set log retention policy")
+    assert not evidence.passed
+    assert why in evidence.detail, evidence.detail
+
+
+def test_logs_loki_does_not_hold_for_the_hour_before_the_run_fail(monitoring: MonitoringStandIn) -> None:
+    """The frontend's logs never reached Loki: aggregation fails for it alone; a run two hours later finds no line at all."""
+    monitoring.log_streams[:] = [s for s in monitoring.log_streams if s["stream"]["app"] != "frontend"]
+    evidence = item("Check log aggregation")
+    assert not evidence.passed
+    assert 'NO LINE: {namespace="ai-etl-prod", app="frontend"}' in evidence.detail and "NO LINE" not in evidence.detail.replace(
+        'NO LINE: {namespace="ai-etl-prod", app="frontend"}', ""
+    )
+    assert item("Test log search").passed
+    later = datetime.now(UTC) + timedelta(hours=2)
+    assert not item("Test log search", later).passed
+    assert not item("Check log aggregation", later).passed
+
+
 def test_grafana_refuses_a_wrong_token(monitoring: MonitoringStandIn) -> None:
     monitoring.grafana_token = "rotated"
     with pytest.raises(RuntimeError, match="answered HTTP 401"):
@@ -232,6 +268,8 @@ def test_grafana_refuses_a_wrong_token(monitoring: MonitoringStandIn) -> None:
         ({"datasource_health": "../admin"}, "should match pattern"),
         ({"routes_to": ["slack"]}, "Input should be 'pagerduty' or 'opsgenie'"),
         ({"routes_to": [], "series": ["up"]}, "at least 1 item"),
+        ({"logs": ['{app="backend"} |= "error"']}, "should match pattern"),
+        ({"log_retention_at_least": "a month"}, "is not a Prometheus duration"),
     ],
 )
 def test_invalid_questions_are_refused(fields: dict[str, object], message: str) -> None:
