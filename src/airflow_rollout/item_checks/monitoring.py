@@ -242,9 +242,8 @@ def _log_retention(check: MonitoringItemCheck, wanted: str) -> tuple[bool, str]:
     seconds = duration_seconds(period) if DURATION.match(period) else 0
     if seconds == 0:
         return False, f"{where}: logs are kept forever"
-    return seconds >= duration_seconds(wanted), f"{where}, " + (
-        "at least" if seconds >= duration_seconds(wanted) else "shorter than"
-    ) + f" {wanted}"
+    long_enough = seconds >= duration_seconds(wanted)
+    return long_enough, f"{where}, {'at least' if long_enough else 'shorter than'} {wanted}"
 
 
 def _logs(check: MonitoringItemCheck, at: datetime) -> tuple[bool, str]:
