@@ -112,6 +112,9 @@ def read_object(conn_id: str, path: str) -> dict[str, Any]:
     return document
 
 
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
 def without_secret_values(document: dict[str, Any]) -> dict[str, Any]:
     """A Secret (or a list of them) with each value replaced by its length and whether it is hexadecimal."""
     import base64
@@ -124,7 +127,9 @@ def without_secret_values(document: dict[str, Any]) -> dict[str, Any]:
             for key, value in values.items()
         }
         secret.pop("stringData", None)
-        ((secret.get("metadata") or {}).get("annotations") or {}).pop("kubectl.kubernetes.io/last-applied-configuration", None)
+        ((secret.get("metadata") or {}).get("annotations") or {}).pop(LAST_APPLIED, None)
+        for writer in (secret.get("metadata") or {}).get("managedFields") or []:  # the annotation gone, its owner goes too
+            (((writer.get("fieldsV1") or {}).get("f:metadata") or {}).get("f:annotations") or {}).pop(f"f:{LAST_APPLIED}", None)
     return document
 
 
@@ -139,5 +144,5 @@ def run(ctx: ReleaseContext, check: KubernetesItemCheck) -> Evidence:
     document = read_object(conn_id, path)
     if check.resource == "secrets":
         document = without_secret_values(document)
-    passed, detail, numbers = check_document(document, check.expect, f"GET {path} via {conn_id}")
+    passed, detail, numbers = check_document(document, check.expect, f"GET {path} via {conn_id}", ctx.at)
     return Evidence(passed, detail, numbers)
