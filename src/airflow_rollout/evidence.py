@@ -130,7 +130,7 @@ def server_resources(ctx: ReleaseContext, target: str, min_memory_gb: float, min
     import os
     import shutil
 
-    from airflow_rollout.item_checks.env_file import item_path
+    from airflow_rollout.targets.files import item_path
 
     root = item_path(ctx, target, ".").resolve()
     memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
