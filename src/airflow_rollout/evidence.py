@@ -120,12 +120,14 @@ def compose_services_up(ctx: ReleaseContext, app: str) -> Evidence:
     return Evidence(True, f"{len(services)} services Up: {detail}", {"services": len(services)})
 
 
-def server_resources(ctx: ReleaseContext, target: str, min_memory_gb: float, min_disk_gb: float) -> Evidence:
-    """The server a files target's root is on has at least this much memory and a disk of at least this size.
+def server_resources(ctx: ReleaseContext, target: str, min_memory_gb: float, min_disk_gb: float, min_cpus: int | None = None) -> Evidence:
+    """The server a files target's root is on has at least this much memory, a disk of at least this size and, when
+    `min_cpus` is given, at least that many CPUs.
 
     The worker reads its own host: a files target's paths are local to it, so it runs on the system's server. Memory is
     the physical memory the kernel counts, the disk the size of the filesystem holding the root; GB are 10^9 bytes, as
-    a machine's size is sold (a 4 GiB machine's kernel counts about 3.8 GiB, which is more than 4 GB).
+    a machine's size is sold (a 4 GiB machine's kernel counts about 3.8 GiB, which is more than 4 GB). CPUs are those the
+    kernel counts (`os.cpu_count()`), as a server's cores are sold (vCPUs).
     """
     import os
     import shutil
@@ -135,13 +137,73 @@ def server_resources(ctx: ReleaseContext, target: str, min_memory_gb: float, min
     root = item_path(ctx, target, ".").resolve()
     memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
     disk = shutil.disk_usage(root)
-    numbers = {"memory_gb": round(memory_gb, 1), "disk_gb": round(disk.total / 1e9, 1), "disk_free_gb": round(disk.free / 1e9, 1)}
-    found = f"{numbers['memory_gb']} GB memory, the disk holding {root} {numbers['disk_gb']} GB ({numbers['disk_free_gb']} GB free)"
+    cpus = os.cpu_count() or 0
+    numbers = {
+        "memory_gb": round(memory_gb, 1),
+        "disk_gb": round(disk.total / 1e9, 1),
+        "disk_free_gb": round(disk.free / 1e9, 1),
+        "cpus": cpus,
+    }
+    disk_found = f"the disk holding {root} {numbers['disk_gb']} GB ({numbers['disk_free_gb']} GB free)"
+    found = f"{cpus} CPUs, {numbers['memory_gb']} GB memory, {disk_found}"
     limits = (("memory", memory_gb, min_memory_gb), ("disk", disk.total / 1e9, min_disk_gb))
     short = [f"{what} below {least:g} GB" for what, size, least in limits if size < least]
+    if min_cpus is not None and cpus < min_cpus:
+        short.insert(0, f"fewer than {min_cpus} CPUs")
+    wanted = f"{min_cpus} CPUs, " if min_cpus is not None else ""
     return Evidence(
-        not short, found + (f": {', '.join(short)}" if short else f" (at least {min_memory_gb:g} and {min_disk_gb:g} GB)"), numbers
+        not short,
+        found + (f": {', '.join(short)}" if short else f" (at least {wanted}{min_memory_gb:g} and {min_disk_gb:g} GB)"),
+        numbers,
     )
+
+
+def files_owned(ctx: ReleaseContext, target: str, owner: str, group: str) -> Evidence:
+    """Every path of a files target (seed 003's `.env` and `models/`, what its backup takes), and everything under a
+    directory among them, belongs to this user and group: what `chown app:app .env` and `chown -R app:app ./models/` set.
+
+    Read on the worker, the system's server (a files target's paths are local to it); a user or group id the server
+    does not name shows as the number.
+    """
+    import grp
+    import os
+    import pwd
+    from pathlib import Path
+
+    from airflow_rollout.targets.files import FilesTarget
+
+    config = next(t for t in ctx.profile.data_targets if t.name == target)
+    if not isinstance(config, FilesTarget):
+        return Evidence(False, f"{target} is a {config.kind} target, not a files target: it has no files to own")
+
+    def name_of(lookup: Callable[[int], Any], number: int) -> str:
+        try:
+            return str(lookup(number)[0])
+        except KeyError:
+            return str(number)
+
+    root = config.resolved_root()
+    missing = [str(root / path) for path in config.paths if not (root / path).exists()]
+    if missing:
+        return Evidence(False, f"not found: {', '.join(missing)}")
+    entries: list[Path] = []
+    for path in (root / p for p in config.paths):
+        entries.append(path)
+        if path.is_dir() and not path.is_symlink():
+            for directory, names, files in os.walk(path):
+                entries.extend(Path(directory) / name for name in [*names, *files])
+    wrong = []
+    for entry in entries:
+        stat = entry.lstat()
+        found = f"{name_of(pwd.getpwuid, stat.st_uid)}:{name_of(grp.getgrgid, stat.st_gid)}"
+        if found != f"{owner}:{group}":
+            wrong.append(f"{entry.relative_to(root)} {found}")
+    numbers = {"entries": len(entries), "wrong": len(wrong)}
+    owned = f"{len(entries)} files and directories of {', '.join(config.paths)} under {root}"
+    if wrong:
+        shown = ", ".join(wrong[:5]) + (f" and {len(wrong) - 5} more" if len(wrong) > 5 else "")
+        return Evidence(False, f"{owned}: {len(wrong)} not owned by {owner}:{group}: {shown}", numbers)
+    return Evidence(True, f"{owned}: all owned by {owner}:{group}", numbers)
 
 
 PROBES = ("liveness", "readiness", "startup")
@@ -257,5 +319,6 @@ EVIDENCE: dict[str, Callable[..., Evidence]] = {
         restore_within_rto,
         server_resources,
         rollback_tested,
+        files_owned,
     )
 }

@@ -474,3 +474,90 @@ def test_mlops_a_smaller_server_fails_sufficient_resources(
     evidence = evaluate(mlops_server_at(tmp_path), shipped("mlops-system", RESOURCES))
     assert not evidence.passed
     assert evidence.detail.endswith(f": {short}"), evidence.detail
+
+
+PROVISIONED = "Production server provisioned (CPU: 4+ cores, RAM: 16GB+, Disk: 100GB+)"
+
+
+def routing_server_of(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, cpus: int, memory_gb: float, disk_gb: float) -> Evidence:
+    """Seed 003's item run on a server of this size (its model_files target at `tmp_path`)."""
+    import shutil
+
+    from seed_platforms import context
+
+    ctx = context("routing-ml-platform")
+    targets = [t.model_copy(update={"root": str(tmp_path)}) if t.name == "model_files" else t for t in ctx.profile.data_targets]
+    sysconf = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": int(memory_gb * 1e9) // 4096}
+    monkeypatch.setattr(os, "sysconf", lambda name: sysconf[name])
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _path: SimpleNamespace(total=int(disk_gb * 1e9), used=0, free=int(disk_gb * 1e9)))
+    server = type(ctx)(profile=ctx.profile.model_copy(update={"data_targets": targets}))
+    return evaluate(server, shipped("routing-ml-platform", PROVISIONED))
+
+
+def test_routing_a_server_of_the_seeds_size_is_provisioned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    evidence = routing_server_of(tmp_path, monkeypatch, cpus=4, memory_gb=16.8, disk_gb=107.4)
+    assert evidence.passed, evidence.detail
+    assert evidence.detail.startswith("4 CPUs, 16.8 GB memory, the disk holding ")
+    assert evidence.detail.endswith("107.4 GB (107.4 GB free) (at least 4 CPUs, 16 and 100 GB)")
+
+
+@pytest.mark.parametrize(
+    ("size", "short"),
+    [
+        ({"cpus": 2, "memory_gb": 32, "disk_gb": 500}, "fewer than 4 CPUs"),
+        ({"cpus": 8, "memory_gb": 15.5, "disk_gb": 500}, "memory below 16 GB"),
+        ({"cpus": 8, "memory_gb": 32, "disk_gb": 80}, "disk below 100 GB"),
+    ],
+    ids=["2-CPUs", "15.5-GB-memory", "80-GB-disk"],
+)
+def test_routing_a_smaller_server_is_not_provisioned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: dict[str, float], short: str
+) -> None:
+    evidence = routing_server_of(tmp_path, monkeypatch, cpus=int(size["cpus"]), memory_gb=size["memory_gb"], disk_gb=size["disk_gb"])
+    assert not evidence.passed
+    assert evidence.detail.endswith(f": {short}"), evidence.detail
+
+
+# --- Routing: "File permissions set correctly (user: app, group: app)", on this machine's files ------------
+
+OWNED = "File permissions set correctly (user: app, group: app)"
+
+
+def routing_files_at(root: Path) -> Any:
+    """Seed 003's model_files as Steps 3 and 5 leave them: `.env` and `models/` with a model, at `root`."""
+    from seed_platforms import context
+
+    (root / "models" / "default").mkdir(parents=True)
+    (root / "models" / "default" / "manifest.json").write_text("{}\n")
+    (root / ".env").write_text("ENVIRONMENT=production\n")
+    ctx = context("routing-ml-platform")
+    targets = [t.model_copy(update={"root": str(root)}) if t.name == "model_files" else t for t in ctx.profile.data_targets]
+    return type(ctx)(profile=ctx.profile.model_copy(update={"data_targets": targets}))
+
+
+def test_routing_files_owned_by_the_named_user_and_group_pass(tmp_path: Path) -> None:
+    """The test's files are the current user's: held to that user and group, as the server's to app:app."""
+    import grp
+    import pwd
+
+    user, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
+    check = shipped("routing-ml-platform", OWNED)
+    evidence = evaluate(routing_files_at(tmp_path), check.model_copy(update={"args": {**check.args, "owner": user, "group": group}}))
+    assert evidence.passed, evidence.detail
+    assert evidence.detail == f"4 files and directories of models, .env under {tmp_path}: all owned by {user}:{group}"
+
+
+def test_routing_files_of_another_owner_fail(tmp_path: Path) -> None:
+    """As shipped (app:app), the current user's files fail, each named with the owner it has."""
+    import grp
+    import pwd
+
+    found = f"{pwd.getpwuid(os.getuid()).pw_name}:{grp.getgrgid(os.getgid()).gr_name}"
+    assert found != "app:app"
+    evidence = evaluate(routing_files_at(tmp_path), shipped("routing-ml-platform", OWNED))
+    assert not evidence.passed
+    assert evidence.detail == (
+        f"4 files and directories of models, .env under {tmp_path}: 4 not owned by app:app: models {found}, "
+        f"models/default {found}, models/default/manifest.json {found}, .env {found}"
+    )

@@ -254,6 +254,16 @@ def test_routing_good_release_is_promoted_with_every_service_on_the_new_tag(rele
     for section in ("Medium-term (1-7 days)", "Deployment Successful If:"):  # each section's metrics.json item, post-deploy
         metrics = checklist_results(dag_run.run_id, ROUTING.system, section)["metrics.json generated for new models"]
         assert metrics.passed and "metrics.json in each of 1 directories (v1.0-p2-retrain)" in metrics.detail, metrics.detail
+    # the server's size is this machine's (the worker runs on it): the item passes iff the machine is as large as the seed asks
+    provisioned = items["Production server provisioned (CPU: 4+ cores, RAM: 16GB+, Disk: 100GB+)"]
+    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    large_enough = (os.cpu_count() or 0) >= 4 and memory_gb >= 16 and shutil.disk_usage(ROUTING.root).total / 1e9 >= 100
+    assert provisioned.passed == large_enough, provisioned.detail
+    assert provisioned.detail.startswith(f"{os.cpu_count()} CPUs, "), provisioned.detail
+    # the server's files are the test user's, not app:app as Steps 3 and 5 chown them
+    owner = items["File permissions set correctly (user: app, group: app)"]
+    assert owner.passed == (ROUTING.root.joinpath(".env").owner() == "app" and ROUTING.root.joinpath(".env").group() == "app")
+    assert "files and directories of models, .env under" in owner.detail, owner.detail
 
 
 def test_routing_broken_build_rolls_back_tag_database_models_and_env_byte_for_byte(release_dag, routing):
