@@ -8,6 +8,7 @@ the release import or run arbitrary code.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from airflow_rollout.context import ReleaseContext
+    from airflow_rollout.targets.compose import ComposeServiceApp
 
 
 @dataclass(frozen=True)
@@ -206,6 +208,81 @@ def files_owned(ctx: ReleaseContext, target: str, owner: str, group: str) -> Evi
     return Evidence(True, f"{owned}: all owned by {owner}:{group}", numbers)
 
 
+def _compose_app(ctx: ReleaseContext, app: str) -> ComposeServiceApp | None:
+    """The app's compose project (`ComposeServiceApp`), or None when the app is not a docker compose service."""
+    from airflow_rollout.targets.compose import ComposeServiceApp
+
+    found = ctx.apps[app]
+    return found if isinstance(found, ComposeServiceApp) else None
+
+
+def compose_logs_readable(ctx: ReleaseContext, app: str, services: list[str]) -> Evidence:
+    """`docker compose logs` of the app's project reads each named service's log, and it is not empty."""
+    project = _compose_app(ctx, app)
+    if project is None:
+        return Evidence(False, f"{app} is not a docker compose service: there is no compose project to read logs from")
+    defined = project.services()
+    if unknown := [service for service in services if service not in defined]:
+        return Evidence(False, f"not services of the compose project ({', '.join(defined)}): {', '.join(unknown)}")
+    counts = {service: len(project.logs(service)) for service in services}
+    shown = ", ".join(f"{service} {count} lines" for service, count in counts.items())
+    if empty := [service for service, count in counts.items() if count == 0]:
+        return Evidence(False, f"docker compose logs: nothing logged by {', '.join(empty)} ({shown})", counts)
+    return Evidence(True, f"docker compose logs: {shown}", counts)
+
+
+# A line logged at an error level: Python's logging (`ERROR:name:message`, its default format) and uvicorn
+# (`ERROR:    message`) both begin it with the level and a colon.
+ERROR_LINE = re.compile(r"^(?:ERROR|CRITICAL):")
+SHOWN_ERROR_LINES = 3
+
+
+def compose_logs_clean(ctx: ReleaseContext, app: str) -> Evidence:
+    """No service of the app's compose project logged a line at ERROR or CRITICAL since the release began.
+
+    The window starts at the release's record (when it was created), not at the clock: a retry reads the same lines.
+    Docker keeps the current container's log: a service the release recreated shows its new version's lines only.
+    """
+    project = _compose_app(ctx, app)
+    if project is None:
+        return Evidence(False, f"{app} is not a docker compose service: there is no compose project to read logs from")
+    began = ctx.release().created_at
+    read = {service: project.logs(service, since=began) for service in project.services()}
+    errors = [f"{service}: {line[:200]}" for service, lines in read.items() for line in lines if ERROR_LINE.match(line)]
+    counts = {service: len(lines) for service, lines in read.items()}
+    scope = f"{sum(counts.values())} lines of {', '.join(read)} since {began:%Y-%m-%d %H:%M:%S} UTC"
+    if errors:
+        more = f" and {len(errors) - SHOWN_ERROR_LINES} more" if len(errors) > SHOWN_ERROR_LINES else ""
+        return Evidence(False, f"{scope}: {len(errors)} at ERROR or CRITICAL: {'; '.join(errors[:SHOWN_ERROR_LINES])}{more}", counts)
+    return Evidence(True, f"{scope}: none at ERROR or CRITICAL", counts)
+
+
+# Drivers whose log docker rotates: json-file when max-size is set, local always (20 MB, 5 files by default).
+ROTATING_DRIVERS = {"json-file": "max-size", "local": None}
+
+
+def compose_log_rotation(ctx: ReleaseContext, app: str) -> Evidence:
+    """Every service of the app's compose project logs through a driver docker rotates: `json-file` (docker's default
+    driver) with a `max-size`, or `local`, as `docker compose config` resolves the file."""
+    project = _compose_app(ctx, app)
+    if project is None:
+        return Evidence(False, f"{app} is not a docker compose service: there is no compose file to read")
+    drivers = {}
+    unrotated = []
+    for name, service in project.project_config().get("services", {}).items():
+        logging_config = service.get("logging") or {}
+        driver, options = logging_config.get("driver") or "json-file", logging_config.get("options") or {}
+        drivers[name] = f"{driver}" + (f" max-size {options['max-size']}" if "max-size" in options else "")
+        if driver not in ROTATING_DRIVERS:
+            unrotated.append(f"{name} logs to {driver}, which docker does not rotate")
+        elif (needed := ROTATING_DRIVERS[driver]) is not None and needed not in options:
+            unrotated.append(f"{name} logs to {driver} without {needed}: its log grows without end")
+    shown = ", ".join(f"{name} {driver}" for name, driver in drivers.items())
+    if unrotated or not drivers:
+        return Evidence(False, f"{'; '.join(unrotated) or 'no service in the compose file'} ({shown})")
+    return Evidence(True, f"every service's log rotated: {shown}")
+
+
 PROBES = ("liveness", "readiness", "startup")
 
 
@@ -320,5 +397,8 @@ EVIDENCE: dict[str, Callable[..., Evidence]] = {
         server_resources,
         rollback_tested,
         files_owned,
+        compose_logs_readable,
+        compose_logs_clean,
+        compose_log_rotation,
     )
 }

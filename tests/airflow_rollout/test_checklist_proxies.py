@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,6 @@ from airflow_rollout.config import INCLUDE_DIR
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
     from airflow_rollout.checklists import ItemCheck
     from airflow_rollout.evidence import Evidence
@@ -561,3 +561,117 @@ def test_routing_files_of_another_owner_fail(tmp_path: Path) -> None:
         f"4 files and directories of models, .env under {tmp_path}: 4 not owned by app:app: models {found}, "
         f"models/default {found}, models/default/manifest.json {found}, .env {found}"
     )
+
+
+# --- Routing and MLOps: logs read through `docker compose logs` / `config`, on the docker stand-in ------------
+
+CLEAN = "No critical errors (logs clean)"
+
+
+def on_project(compose_project: Any, system: str, text: str, *, began: Any = None, **args: Any) -> Evidence:
+    """The shipped item run on the fixture's project (its app, whatever the profile calls it), the release begun at `began`."""
+    check = shipped(system, text)
+    check = check.model_copy(update={"args": {**check.args, "app": "backend", **args}})
+    ctx = SimpleNamespace(apps={"backend": compose_project}, release=lambda: SimpleNamespace(created_at=began))
+    return evaluate(ctx, check)  # type: ignore[arg-type]
+
+
+def set_backend_image(compose_project: Any, tag: str) -> None:
+    path = Path(compose_project.config.compose_file)
+    path.write_text(path.read_text().replace("/backend:1.0.0", f"/backend:{tag}"))
+
+
+def logged(compose_project: Any, service: str, count: int, needle: str) -> None:
+    """Until the service's log holds `count` lines with `needle`: what the app printed reaches docker's log a moment later."""
+    import time
+
+    deadline = time.monotonic() + 10
+    while sum(needle in line for line in compose_project.logs(service)) < count:
+        assert time.monotonic() < deadline, compose_project.logs(service)
+
+
+def test_logs_without_an_error_line_since_the_release_began_are_clean(compose_project: Any) -> None:
+    from datetime import UTC, datetime
+
+    import httpx
+
+    began = datetime.now(UTC)
+    compose_project._compose("up", "-d")
+    httpx.get(f"{compose_project.config.url}/health", timeout=5)
+    logged(compose_project, "backend", 1, '"GET /health HTTP/1.1" 200')
+    evidence = on_project(compose_project, "routing-ml-platform", CLEAN, began=began)
+    assert evidence.passed, evidence.detail
+    assert evidence.detail.endswith("none at ERROR or CRITICAL")
+    assert evidence.numbers["backend"] == 2  # its start and the request
+
+
+def test_an_error_line_since_the_release_began_fails_logs_clean_one_before_does_not(compose_project: Any) -> None:
+    from datetime import UTC, datetime
+
+    import httpx
+
+    set_backend_image(compose_project, "sick-1.0.0")
+    compose_project._compose("up", "-d")
+    health = f"{compose_project.config.url}/health"
+    httpx.get(health, timeout=5)
+    logged(compose_project, "backend", 1, "ERROR:    Exception in ASGI application")
+    began = datetime.now(UTC)  # the release begins after the first error: it is not this release's
+    assert on_project(compose_project, "routing-ml-platform", CLEAN, began=began).passed
+    httpx.get(health, timeout=5)
+    logged(compose_project, "backend", 2, "ERROR:    Exception in ASGI application")
+    evidence = on_project(compose_project, "routing-ml-platform", CLEAN, began=began)
+    assert not evidence.passed
+    assert "1 at ERROR or CRITICAL: backend: ERROR:    Exception in ASGI application: sick-1.0.0 cannot answer /health" in evidence.detail
+    assert on_project(compose_project, "mlops-system", "No critical errors in logs", began=began).detail == evidence.detail
+
+
+def test_a_service_that_logged_nothing_or_is_not_in_the_project_fails_logs_accessible(compose_project: Any) -> None:
+    compose_project._compose("up", "-d", "backend")
+    logged(compose_project, "backend", 1, "Uvicorn running")
+    readable = on_project(compose_project, "mlops-system", "Application logs accessible", services=["backend"])
+    assert (readable.passed, readable.detail) == (True, "docker compose logs: backend 1 lines")
+    never_started = on_project(compose_project, "mlops-system", "Application logs accessible", services=["backend", "nginx"])
+    assert (never_started.passed, never_started.detail) == (
+        False,
+        "docker compose logs: nothing logged by nginx (backend 1 lines, nginx 0 lines)",
+    )
+    unknown = on_project(compose_project, "mlops-system", "Application logs accessible", services=["api"])
+    assert (unknown.passed, unknown.detail) == (False, "not services of the compose project (backend, nginx): api")
+
+
+ROTATION = "Log rotation configured (if needed)"
+
+
+@pytest.mark.parametrize(
+    ("logging", "passed", "detail"),
+    [
+        (
+            {"backend": "json-file", "nginx": "local"},
+            True,
+            "every service's log rotated: backend json-file max-size 10m, nginx local",
+        ),
+        (
+            {"backend": "json-file", "nginx": None},
+            False,
+            "nginx logs to json-file without max-size: its log grows without end (backend json-file max-size 10m, nginx json-file)",
+        ),
+        (
+            {"backend": "syslog", "nginx": "local"},
+            False,
+            "backend logs to syslog, which docker does not rotate (backend syslog, nginx local)",
+        ),
+    ],
+    ids=["json-file-with-max-size-and-local", "one-service-without-logging", "syslog"],
+)
+def test_log_rotation_is_every_services_driver_as_compose_config_resolves_it(
+    compose_project: Any, logging: dict[str, str | None], passed: bool, detail: str
+) -> None:
+    path = Path(compose_project.config.compose_file)
+    text = path.read_text()
+    for service, driver in logging.items():
+        if driver is not None:
+            options = "\n      options: {max-size: 10m, max-file: '3'}" if driver == "json-file" else ""
+            text = text.replace(f"  {service}:\n", f"  {service}:\n    logging:\n      driver: {driver}{options}\n")
+    path.write_text(text)
+    evidence = on_project(compose_project, "mlops-system", ROTATION)
+    assert (evidence.passed, evidence.detail) == (passed, detail)
