@@ -333,7 +333,7 @@ def test_mlops_release_is_promoted_when_the_model_passes_the_f1_gate(release_dag
         "Docker and Docker Compose installed",  # the stand-in's compose ls
         "Model saved to `models/` directory",
         "Sufficient system resources (4GB+ RAM, 10GB+ disk)",  # this machine, the server's files being local to it
-        "Application logs accessible",  # the api's log through `docker compose logs`: its start and the release's requests
+        "Application logs accessible",  # the api's log through `docker compose logs`: its start
         "No critical errors in logs",  # none of them at ERROR since the release began
         "Log rotation configured (if needed)",  # json-file with max-size 10m
     ]
