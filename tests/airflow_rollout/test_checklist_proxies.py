@@ -569,11 +569,12 @@ CLEAN = "No critical errors (logs clean)"
 
 
 def on_project(compose_project: Any, system: str, text: str, *, began: Any = None, **args: Any) -> Evidence:
-    """The shipped item run on the fixture's project (its app, whatever the profile calls it), the release begun at `began`."""
+    """The shipped item (with `args` changed) run on the fixture's project, the app of either seed (003's backend,
+    004's api), the release begun at `began`."""
     check = shipped(system, text)
-    check = check.model_copy(update={"args": {**check.args, "app": "backend", **args}})
-    ctx = SimpleNamespace(apps={"backend": compose_project}, release=lambda: SimpleNamespace(created_at=began))
-    return evaluate(ctx, check)  # type: ignore[arg-type]
+    check = check.model_copy(update={"args": {**check.args, **args}}) if args else check
+    apps = dict.fromkeys(("backend", "api"), compose_project)
+    return evaluate(SimpleNamespace(apps=apps, release=lambda: SimpleNamespace(created_at=began)), check)  # type: ignore[arg-type]
 
 
 def set_backend_image(compose_project: Any, tag: str) -> None:
@@ -625,18 +626,18 @@ def test_an_error_line_since_the_release_began_fails_logs_clean_one_before_does_
     assert on_project(compose_project, "mlops-system", "No critical errors in logs", began=began).detail == evidence.detail
 
 
-def test_a_service_that_logged_nothing_or_is_not_in_the_project_fails_logs_accessible(compose_project: Any) -> None:
+def test_the_api_that_logged_nothing_or_a_service_not_in_the_project_fails_logs_accessible(compose_project: Any) -> None:
+    path = Path(compose_project.config.compose_file)
+    path.write_text(path.read_text().replace("  nginx:\n", "  api:\n"))  # seed 004's api beside the backend
     compose_project._compose("up", "-d", "backend")
-    logged(compose_project, "backend", 1, "Uvicorn running")
-    readable = on_project(compose_project, "mlops-system", "Application logs accessible", services=["backend"])
-    assert (readable.passed, readable.detail) == (True, "docker compose logs: backend 1 lines")
-    never_started = on_project(compose_project, "mlops-system", "Application logs accessible", services=["backend", "nginx"])
-    assert (never_started.passed, never_started.detail) == (
-        False,
-        "docker compose logs: nothing logged by nginx (backend 1 lines, nginx 0 lines)",
-    )
-    unknown = on_project(compose_project, "mlops-system", "Application logs accessible", services=["api"])
-    assert (unknown.passed, unknown.detail) == (False, "not services of the compose project (backend, nginx): api")
+    never_started = on_project(compose_project, "mlops-system", "Application logs accessible")
+    assert (never_started.passed, never_started.detail) == (False, "docker compose logs: nothing logged by api (api 0 lines)")
+    compose_project._compose("up", "-d", "api")
+    logged(compose_project, "api", 1, "Uvicorn running")
+    readable = on_project(compose_project, "mlops-system", "Application logs accessible")
+    assert (readable.passed, readable.detail) == (True, "docker compose logs: api 1 lines")
+    unknown = on_project(compose_project, "mlops-system", "Application logs accessible", services=["web"])
+    assert (unknown.passed, unknown.detail) == (False, "not services of the compose project (backend, api): web")
 
 
 ROTATION = "Log rotation configured (if needed)"
