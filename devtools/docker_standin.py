@@ -13,7 +13,7 @@ Put `devtools/bin` first on PATH and `docker` is this module.
       exec [-T] [-e K[=V]]... [-w DIR] SERVICE COMMAND [ARG...]
       run [--rm] [--no-deps] [-T] [-e K[=V]]... SERVICE COMMAND [ARG...]   (attached, a one-off command)
       stop [-t S] [SERVICE...] | down [-v] [--remove-orphans] [--rmi all|local] | pull [SERVICE...]
-      images [-q] [--format table|json] [SERVICE...] | logs [--tail N] [SERVICE...]
+      images [-q] [--format table|json] [SERVICE...] | logs [--tail N] [--since T] [-t] [--no-log-prefix] [SERVICE...]
       config [-q] [--services] [--images] [--no-interpolate] [--format yaml|json] | version [--short] [--format pretty|json]
       ls [-a] [-q] [--format table|json]   (the projects with containers here: needs the state, as compose needs the Engine)
 
@@ -32,6 +32,7 @@ with `run_in_image`; the exit code of a process that died on its own is not know
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import functools
 import hashlib
@@ -76,6 +77,9 @@ NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
+
+# The logging driver a container's process is started under (devtools/container_log.py): it stores each line with its time.
+LOGGING_DRIVER = (sys.executable, str(Path(__file__).with_name("container_log.py")))
 
 OCI_EXEC_FAILED = "OCI runtime exec failed: exec failed: unable to start container process"
 
@@ -573,8 +577,10 @@ class Compose:
 
     def process(self, record: dict[str, Any], image: LocalImage | None = None) -> LocalProcessApp:
         name = str(record["name"])
+        played = image or find_image(self.images, record["image"]) or LocalImage(command=["true"])
         return image_process(
-            image or find_image(self.images, record["image"]) or LocalImage(command=["true"]),
+            # the container's output goes through the logging driver, which stores each line with its time
+            dataclasses.replace(played, command=[*LOGGING_DRIVER, *played.command]),
             name=name if name[:1].isalpha() else f"c-{name}",
             tag=str(record["tag"]),
             port=int(record["port"]),
@@ -683,7 +689,7 @@ class Compose:
             raise ComposeError(f"the docker stand-in cannot publish port {record['port']} (below 1024) of {service.name}")
         progress(name, "Starting")
         app = self.process(record, image)
-        record["command"] = app.command(tag)
+        record["command"] = app.command(tag)[len(LOGGING_DRIVER) :]
         running_app = app.start(tag)
         record["pid"] = running_app.pid
         self.store.save(record)
@@ -1035,7 +1041,7 @@ COMMAND_FLAGS: dict[str, list[Flag]] = {
     "down": flags("-v,--volumes", "--remove-orphans", "--rmi=", "-t,--timeout="),
     "pull": flags("-q,--quiet", "--ignore-pull-failures", "--include-deps", "--policy=", "--ignore-buildable"),
     "images": flags("--format=", "-q,--quiet"),
-    "logs": flags("--tail=", "--no-color", "--no-log-prefix", "-t,--timestamps"),
+    "logs": flags("--tail=", "--no-color", "--no-log-prefix", "-t,--timestamps", "--since="),
     "config": flags("--format=", "-q,--quiet", "--services", "--images", "--no-interpolate", "-o,--output=", "--resolve-image-digests"),
     "version": flags("-f,--format=", "--short"),
     "ls": flags("--format=", "-a,--all", "-q,--quiet", "--filter="),
@@ -1337,17 +1343,44 @@ def images_command(ctx: Compose, options: dict[str, list[str]], services: list[s
 
 
 def logs_command(ctx: Compose, options: dict[str, list[str]], services: list[str]) -> int:
+    """The lines each service's container printed, as the json-file driver stored them: only the current container's
+    (a recreated one starts a new log), since `--since` (RFC 3339, Unix seconds or a duration back from now), the
+    last `--tail` of them, each with its time under `--timestamps`."""
     tail = last(options, "tail", "all")
+    since = log_since(last(options, "since"))
     for service in [service.name for service in ctx.selected(services)] if services else ctx.store.services():
         record = ctx.store.load(service)
         if record is None:
             continue
-        lines = ctx.process(record).log_tail(str(record["tag"]), lines=10**9).split(" | ")
+        path = ctx.process(record).directory / f"{record['tag']}.log"
+        entries = [json.loads(line) for line in path.read_text(errors="replace").splitlines()] if path.exists() else []
+        begun = max(float(record["started"]), since or 0.0)
+        lines = [(entry["time"], entry["log"].rstrip("\n")) for entry in entries if log_time(entry["time"]) >= begun]
         if tail not in (None, "all"):
             lines = lines[-int(tail) :] if int(tail) > 0 else []
-        for line in lines:
-            print(line if "no-log-prefix" in options else f"{record['name']}  | {line}")
+        for moment, line in lines:
+            shown = f"{moment} {line}" if "timestamps" in options else line
+            print(shown if "no-log-prefix" in options else f"{record['name']}  | {shown}")
     return 0
+
+
+def log_time(moment: str) -> float:
+    return datetime.fromisoformat(moment).timestamp()
+
+
+def log_since(value: str | None) -> float | None:
+    """`--since` as docker reads it: an RFC 3339 time (2026-12-02T11:40:00Z), Unix seconds, or a duration (42m) ago."""
+    if value is None:
+        return None
+    with contextlib.suppress(ValueError):
+        return float(value)
+    with contextlib.suppress(ValueError):
+        moment = datetime.fromisoformat(value)
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    try:
+        return time.time() - parse_duration(value, 0.0)
+    except ComposeError:
+        raise ComposeError(f'invalid value "{value}" for flag --since: not a timestamp or a duration') from None
 
 
 def config_command(project: Project, options: dict[str, list[str]]) -> int:

@@ -31,7 +31,8 @@ from airflow_rollout.item_checks import (
     redis,
     tls,
 )
-from airflow_rollout.item_checks.env_file import env_file_values, item_path
+from airflow_rollout.item_checks.env_file import env_file_values
+from airflow_rollout.targets.files import item_path
 
 if TYPE_CHECKING:
     from collections.abc import Callable

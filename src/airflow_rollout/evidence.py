@@ -8,6 +8,7 @@ the release import or run arbitrary code.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from airflow_rollout.context import ReleaseContext
+    from airflow_rollout.targets.compose import ComposeServiceApp
 
 
 @dataclass(frozen=True)
@@ -120,28 +122,165 @@ def compose_services_up(ctx: ReleaseContext, app: str) -> Evidence:
     return Evidence(True, f"{len(services)} services Up: {detail}", {"services": len(services)})
 
 
-def server_resources(ctx: ReleaseContext, target: str, min_memory_gb: float, min_disk_gb: float) -> Evidence:
-    """The server a files target's root is on has at least this much memory and a disk of at least this size.
+def server_resources(ctx: ReleaseContext, target: str, min_memory_gb: float, min_disk_gb: float, min_cpus: int | None = None) -> Evidence:
+    """The server a files target's root is on has at least this much memory, a disk of at least this size and, when
+    `min_cpus` is given, at least that many CPUs.
 
     The worker reads its own host: a files target's paths are local to it, so it runs on the system's server. Memory is
     the physical memory the kernel counts, the disk the size of the filesystem holding the root; GB are 10^9 bytes, as
-    a machine's size is sold (a 4 GiB machine's kernel counts about 3.8 GiB, which is more than 4 GB).
+    a machine's size is sold (a 4 GiB machine's kernel counts about 3.8 GiB, which is more than 4 GB). CPUs are those the
+    kernel counts (`os.cpu_count()`), as a server's cores are sold (vCPUs).
     """
     import os
     import shutil
 
-    from airflow_rollout.item_checks.env_file import item_path
+    from airflow_rollout.targets.files import item_path
 
     root = item_path(ctx, target, ".").resolve()
     memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
     disk = shutil.disk_usage(root)
-    numbers = {"memory_gb": round(memory_gb, 1), "disk_gb": round(disk.total / 1e9, 1), "disk_free_gb": round(disk.free / 1e9, 1)}
-    found = f"{numbers['memory_gb']} GB memory, the disk holding {root} {numbers['disk_gb']} GB ({numbers['disk_free_gb']} GB free)"
+    cpus = os.cpu_count() or 0
+    numbers = {
+        "memory_gb": round(memory_gb, 1),
+        "disk_gb": round(disk.total / 1e9, 1),
+        "disk_free_gb": round(disk.free / 1e9, 1),
+        "cpus": cpus,
+    }
+    disk_found = f"the disk holding {root} {numbers['disk_gb']} GB ({numbers['disk_free_gb']} GB free)"
+    found = f"{cpus} CPUs, {numbers['memory_gb']} GB memory, {disk_found}"
     limits = (("memory", memory_gb, min_memory_gb), ("disk", disk.total / 1e9, min_disk_gb))
     short = [f"{what} below {least:g} GB" for what, size, least in limits if size < least]
+    if min_cpus is not None and cpus < min_cpus:
+        short.insert(0, f"fewer than {min_cpus} CPUs")
+    wanted = f"{min_cpus} CPUs, " if min_cpus is not None else ""
     return Evidence(
-        not short, found + (f": {', '.join(short)}" if short else f" (at least {min_memory_gb:g} and {min_disk_gb:g} GB)"), numbers
+        not short,
+        found + (f": {', '.join(short)}" if short else f" (at least {wanted}{min_memory_gb:g} and {min_disk_gb:g} GB)"),
+        numbers,
     )
+
+
+def files_owned(ctx: ReleaseContext, target: str, owner: str, group: str) -> Evidence:
+    """Every path of a files target (seed 003's `.env` and `models/`, what its backup takes), and everything under a
+    directory among them, belongs to this user and group: what `chown app:app .env` and `chown -R app:app ./models/` set.
+
+    Read on the worker, the system's server (a files target's paths are local to it); a user or group id the server
+    does not name shows as the number.
+    """
+    import grp
+    import os
+    import pwd
+    from pathlib import Path
+
+    from airflow_rollout.targets.files import FilesTarget
+
+    config = next(t for t in ctx.profile.data_targets if t.name == target)
+    if not isinstance(config, FilesTarget):
+        return Evidence(False, f"{target} is a {config.kind} target, not a files target: it has no files to own")
+
+    def name_of(lookup: Callable[[int], Any], number: int) -> str:
+        try:
+            return str(lookup(number)[0])
+        except KeyError:
+            return str(number)
+
+    root = config.resolved_root()
+    missing = [str(root / path) for path in config.paths if not (root / path).exists()]
+    if missing:
+        return Evidence(False, f"not found: {', '.join(missing)}")
+    entries: list[Path] = []
+    for path in (root / p for p in config.paths):
+        entries.append(path)
+        if path.is_dir() and not path.is_symlink():
+            for directory, names, files in os.walk(path):
+                entries.extend(Path(directory) / name for name in [*names, *files])
+    wrong = []
+    for entry in entries:
+        stat = entry.lstat()
+        found = f"{name_of(pwd.getpwuid, stat.st_uid)}:{name_of(grp.getgrgid, stat.st_gid)}"
+        if found != f"{owner}:{group}":
+            wrong.append(f"{entry.relative_to(root)} {found}")
+    numbers = {"entries": len(entries), "wrong": len(wrong)}
+    owned = f"{len(entries)} files and directories of {', '.join(config.paths)} under {root}"
+    if wrong:
+        shown = ", ".join(wrong[:5]) + (f" and {len(wrong) - 5} more" if len(wrong) > 5 else "")
+        return Evidence(False, f"{owned}: {len(wrong)} not owned by {owner}:{group}: {shown}", numbers)
+    return Evidence(True, f"{owned}: all owned by {owner}:{group}", numbers)
+
+
+def _compose_app(ctx: ReleaseContext, app: str) -> ComposeServiceApp | None:
+    """The app's compose project (`ComposeServiceApp`), or None when the app is not a docker compose service."""
+    from airflow_rollout.targets.compose import ComposeServiceApp
+
+    found = ctx.apps[app]
+    return found if isinstance(found, ComposeServiceApp) else None
+
+
+def compose_logs_readable(ctx: ReleaseContext, app: str, services: list[str]) -> Evidence:
+    """`docker compose logs` of the app's project reads each named service's log, and it is not empty."""
+    project = _compose_app(ctx, app)
+    if project is None:
+        return Evidence(False, f"{app} is not a docker compose service: there is no compose project to read logs from")
+    defined = project.services()
+    if unknown := [service for service in services if service not in defined]:
+        return Evidence(False, f"not services of the compose project ({', '.join(defined)}): {', '.join(unknown)}")
+    counts = {service: len(project.logs(service)) for service in services}
+    shown = ", ".join(f"{service} {count} lines" for service, count in counts.items())
+    if empty := [service for service, count in counts.items() if count == 0]:
+        return Evidence(False, f"docker compose logs: nothing logged by {', '.join(empty)} ({shown})", counts)
+    return Evidence(True, f"docker compose logs: {shown}", counts)
+
+
+# A line logged at an error level: Python's logging (`ERROR:name:message`, its default format) and uvicorn
+# (`ERROR:    message`) both begin it with the level and a colon.
+ERROR_LINE = re.compile(r"^(?:ERROR|CRITICAL):")
+SHOWN_ERROR_LINES = 3
+
+
+def compose_logs_clean(ctx: ReleaseContext, app: str) -> Evidence:
+    """No service of the app's compose project logged a line at ERROR or CRITICAL since the release began.
+
+    The window starts at the release's record (when it was created), not at the clock: a retry reads the same lines.
+    Docker keeps the current container's log: a service the release recreated shows its new version's lines only.
+    """
+    project = _compose_app(ctx, app)
+    if project is None:
+        return Evidence(False, f"{app} is not a docker compose service: there is no compose project to read logs from")
+    began = ctx.release().created_at
+    read = {service: project.logs(service, since=began) for service in project.services()}
+    errors = [f"{service}: {line[:200]}" for service, lines in read.items() for line in lines if ERROR_LINE.match(line)]
+    counts = {service: len(lines) for service, lines in read.items()}
+    scope = f"{sum(counts.values())} lines of {', '.join(read)} since {began:%Y-%m-%d %H:%M:%S} UTC"
+    if errors:
+        more = f" and {len(errors) - SHOWN_ERROR_LINES} more" if len(errors) > SHOWN_ERROR_LINES else ""
+        return Evidence(False, f"{scope}: {len(errors)} at ERROR or CRITICAL: {'; '.join(errors[:SHOWN_ERROR_LINES])}{more}", counts)
+    return Evidence(True, f"{scope}: none at ERROR or CRITICAL", counts)
+
+
+# Drivers whose log docker rotates: json-file when max-size is set, local always (20 MB, 5 files by default).
+ROTATING_DRIVERS = {"json-file": "max-size", "local": None}
+
+
+def compose_log_rotation(ctx: ReleaseContext, app: str) -> Evidence:
+    """Every service of the app's compose project logs through a driver docker rotates: `json-file` (docker's default
+    driver) with a `max-size`, or `local`, as `docker compose config` resolves the file."""
+    project = _compose_app(ctx, app)
+    if project is None:
+        return Evidence(False, f"{app} is not a docker compose service: there is no compose file to read")
+    drivers = {}
+    unrotated = []
+    for name, service in project.project_config().get("services", {}).items():
+        logging_config = service.get("logging") or {}
+        driver, options = logging_config.get("driver") or "json-file", logging_config.get("options") or {}
+        drivers[name] = f"{driver}" + (f" max-size {options['max-size']}" if "max-size" in options else "")
+        if driver not in ROTATING_DRIVERS:
+            unrotated.append(f"{name} logs to {driver}, which docker does not rotate")
+        elif (needed := ROTATING_DRIVERS[driver]) is not None and needed not in options:
+            unrotated.append(f"{name} logs to {driver} without {needed}: its log grows without end")
+    shown = ", ".join(f"{name} {driver}" for name, driver in drivers.items())
+    if unrotated or not drivers:
+        return Evidence(False, f"{'; '.join(unrotated) or 'no service in the compose file'} ({shown})")
+    return Evidence(True, f"every service's log rotated: {shown}")
 
 
 PROBES = ("liveness", "readiness", "startup")
@@ -257,5 +396,9 @@ EVIDENCE: dict[str, Callable[..., Evidence]] = {
         restore_within_rto,
         server_resources,
         rollback_tested,
+        files_owned,
+        compose_logs_readable,
+        compose_logs_clean,
+        compose_log_rotation,
     )
 }

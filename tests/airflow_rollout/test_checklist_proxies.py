@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,6 @@ from airflow_rollout.config import INCLUDE_DIR
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
     from airflow_rollout.checklists import ItemCheck
     from airflow_rollout.evidence import Evidence
@@ -474,3 +474,205 @@ def test_mlops_a_smaller_server_fails_sufficient_resources(
     evidence = evaluate(mlops_server_at(tmp_path), shipped("mlops-system", RESOURCES))
     assert not evidence.passed
     assert evidence.detail.endswith(f": {short}"), evidence.detail
+
+
+PROVISIONED = "Production server provisioned (CPU: 4+ cores, RAM: 16GB+, Disk: 100GB+)"
+
+
+def routing_server_of(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, cpus: int, memory_gb: float, disk_gb: float) -> Evidence:
+    """Seed 003's item run on a server of this size (its model_files target at `tmp_path`)."""
+    import shutil
+
+    from seed_platforms import context
+
+    ctx = context("routing-ml-platform")
+    targets = [t.model_copy(update={"root": str(tmp_path)}) if t.name == "model_files" else t for t in ctx.profile.data_targets]
+    sysconf = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": int(memory_gb * 1e9) // 4096}
+    monkeypatch.setattr(os, "sysconf", lambda name: sysconf[name])
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _path: SimpleNamespace(total=int(disk_gb * 1e9), used=0, free=int(disk_gb * 1e9)))
+    server = type(ctx)(profile=ctx.profile.model_copy(update={"data_targets": targets}))
+    return evaluate(server, shipped("routing-ml-platform", PROVISIONED))
+
+
+def test_routing_a_server_of_the_seeds_size_is_provisioned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    evidence = routing_server_of(tmp_path, monkeypatch, cpus=4, memory_gb=16.8, disk_gb=107.4)
+    assert evidence.passed, evidence.detail
+    assert evidence.detail.startswith("4 CPUs, 16.8 GB memory, the disk holding ")
+    assert evidence.detail.endswith("107.4 GB (107.4 GB free) (at least 4 CPUs, 16 and 100 GB)")
+
+
+@pytest.mark.parametrize(
+    ("size", "short"),
+    [
+        ({"cpus": 2, "memory_gb": 32, "disk_gb": 500}, "fewer than 4 CPUs"),
+        ({"cpus": 8, "memory_gb": 15.5, "disk_gb": 500}, "memory below 16 GB"),
+        ({"cpus": 8, "memory_gb": 32, "disk_gb": 80}, "disk below 100 GB"),
+    ],
+    ids=["2-CPUs", "15.5-GB-memory", "80-GB-disk"],
+)
+def test_routing_a_smaller_server_is_not_provisioned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: dict[str, float], short: str
+) -> None:
+    evidence = routing_server_of(tmp_path, monkeypatch, cpus=int(size["cpus"]), memory_gb=size["memory_gb"], disk_gb=size["disk_gb"])
+    assert not evidence.passed
+    assert evidence.detail.endswith(f": {short}"), evidence.detail
+
+
+# --- Routing: "File permissions set correctly (user: app, group: app)", on this machine's files ------------
+
+OWNED = "File permissions set correctly (user: app, group: app)"
+
+
+def routing_files_at(root: Path) -> Any:
+    """Seed 003's model_files as Steps 3 and 5 leave them: `.env` and `models/` with a model, at `root`."""
+    from seed_platforms import context
+
+    (root / "models" / "default").mkdir(parents=True)
+    (root / "models" / "default" / "manifest.json").write_text("{}\n")
+    (root / ".env").write_text("ENVIRONMENT=production\n")
+    ctx = context("routing-ml-platform")
+    targets = [t.model_copy(update={"root": str(root)}) if t.name == "model_files" else t for t in ctx.profile.data_targets]
+    return type(ctx)(profile=ctx.profile.model_copy(update={"data_targets": targets}))
+
+
+def test_routing_files_owned_by_the_named_user_and_group_pass(tmp_path: Path) -> None:
+    """The test's files are the current user's: held to that user and group, as the server's to app:app."""
+    import grp
+    import pwd
+
+    user, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
+    check = shipped("routing-ml-platform", OWNED)
+    evidence = evaluate(routing_files_at(tmp_path), check.model_copy(update={"args": {**check.args, "owner": user, "group": group}}))
+    assert evidence.passed, evidence.detail
+    assert evidence.detail == f"4 files and directories of models, .env under {tmp_path}: all owned by {user}:{group}"
+
+
+def test_routing_files_of_another_owner_fail(tmp_path: Path) -> None:
+    """As shipped (app:app), the current user's files fail, each named with the owner it has."""
+    import grp
+    import pwd
+
+    found = f"{pwd.getpwuid(os.getuid()).pw_name}:{grp.getgrgid(os.getgid()).gr_name}"
+    assert found != "app:app"
+    evidence = evaluate(routing_files_at(tmp_path), shipped("routing-ml-platform", OWNED))
+    assert not evidence.passed
+    assert evidence.detail == (
+        f"4 files and directories of models, .env under {tmp_path}: 4 not owned by app:app: models {found}, "
+        f"models/default {found}, models/default/manifest.json {found}, .env {found}"
+    )
+
+
+# --- Routing and MLOps: logs read through `docker compose logs` / `config`, on the docker stand-in ------------
+
+CLEAN = "No critical errors (logs clean)"
+
+
+def on_project(compose_project: Any, system: str, text: str, *, began: Any = None, **args: Any) -> Evidence:
+    """The shipped item (with `args` changed) run on the fixture's project, the app of either seed (003's backend,
+    004's api), the release begun at `began`."""
+    check = shipped(system, text)
+    check = check.model_copy(update={"args": {**check.args, **args}}) if args else check
+    apps = dict.fromkeys(("backend", "api"), compose_project)
+    return evaluate(SimpleNamespace(apps=apps, release=lambda: SimpleNamespace(created_at=began)), check)  # type: ignore[arg-type]
+
+
+def set_backend_image(compose_project: Any, tag: str) -> None:
+    path = Path(compose_project.config.compose_file)
+    path.write_text(path.read_text().replace("/backend:1.0.0", f"/backend:{tag}"))
+
+
+def logged(compose_project: Any, service: str, count: int, needle: str) -> None:
+    """Until the service's log holds `count` lines with `needle`: what the app printed reaches docker's log a moment later."""
+    import time
+
+    deadline = time.monotonic() + 10
+    while sum(needle in line for line in compose_project.logs(service)) < count:
+        assert time.monotonic() < deadline, compose_project.logs(service)
+
+
+def test_logs_without_an_error_line_since_the_release_began_are_clean(compose_project: Any) -> None:
+    from datetime import UTC, datetime
+
+    import httpx
+
+    began = datetime.now(UTC)
+    compose_project._compose("up", "-d")
+    httpx.get(f"{compose_project.config.url}/health", timeout=5)
+    logged(compose_project, "backend", 1, '"GET /health HTTP/1.1" 200')
+    evidence = on_project(compose_project, "routing-ml-platform", CLEAN, began=began)
+    assert evidence.passed, evidence.detail
+    assert evidence.detail.endswith("none at ERROR or CRITICAL")
+    assert evidence.numbers["backend"] == 2  # its start and the request
+
+
+def test_an_error_line_since_the_release_began_fails_logs_clean_one_before_does_not(compose_project: Any) -> None:
+    from datetime import UTC, datetime
+
+    import httpx
+
+    set_backend_image(compose_project, "sick-1.0.0")
+    compose_project._compose("up", "-d")
+    health = f"{compose_project.config.url}/health"
+    httpx.get(health, timeout=5)
+    logged(compose_project, "backend", 1, "ERROR:    Exception in ASGI application")
+    began = datetime.now(UTC)  # the release begins after the first error: it is not this release's
+    assert on_project(compose_project, "routing-ml-platform", CLEAN, began=began).passed
+    httpx.get(health, timeout=5)
+    logged(compose_project, "backend", 2, "ERROR:    Exception in ASGI application")
+    evidence = on_project(compose_project, "routing-ml-platform", CLEAN, began=began)
+    assert not evidence.passed
+    assert "1 at ERROR or CRITICAL: backend: ERROR:    Exception in ASGI application: sick-1.0.0 cannot answer /health" in evidence.detail
+    assert on_project(compose_project, "mlops-system", "No critical errors in logs", began=began).detail == evidence.detail
+
+
+def test_the_api_that_logged_nothing_or_a_service_not_in_the_project_fails_logs_accessible(compose_project: Any) -> None:
+    path = Path(compose_project.config.compose_file)
+    path.write_text(path.read_text().replace("  nginx:\n", "  api:\n"))  # seed 004's api beside the backend
+    compose_project._compose("up", "-d", "backend")
+    never_started = on_project(compose_project, "mlops-system", "Application logs accessible")
+    assert (never_started.passed, never_started.detail) == (False, "docker compose logs: nothing logged by api (api 0 lines)")
+    compose_project._compose("up", "-d", "api")
+    logged(compose_project, "api", 1, "Uvicorn running")
+    readable = on_project(compose_project, "mlops-system", "Application logs accessible")
+    assert (readable.passed, readable.detail) == (True, "docker compose logs: api 1 lines")
+    unknown = on_project(compose_project, "mlops-system", "Application logs accessible", services=["web"])
+    assert (unknown.passed, unknown.detail) == (False, "not services of the compose project (backend, api): web")
+
+
+ROTATION = "Log rotation configured (if needed)"
+
+
+@pytest.mark.parametrize(
+    ("logging", "passed", "detail"),
+    [
+        (
+            {"backend": "json-file", "nginx": "local"},
+            True,
+            "every service's log rotated: backend json-file max-size 10m, nginx local",
+        ),
+        (
+            {"backend": "json-file", "nginx": None},
+            False,
+            "nginx logs to json-file without max-size: its log grows without end (backend json-file max-size 10m, nginx json-file)",
+        ),
+        (
+            {"backend": "syslog", "nginx": "local"},
+            False,
+            "backend logs to syslog, which docker does not rotate (backend syslog, nginx local)",
+        ),
+    ],
+    ids=["json-file-with-max-size-and-local", "one-service-without-logging", "syslog"],
+)
+def test_log_rotation_is_every_services_driver_as_compose_config_resolves_it(
+    compose_project: Any, logging: dict[str, str | None], passed: bool, detail: str
+) -> None:
+    path = Path(compose_project.config.compose_file)
+    text = path.read_text()
+    for service, driver in logging.items():
+        if driver is not None:
+            options = "\n      options: {max-size: 10m, max-file: '3'}" if driver == "json-file" else ""
+            text = text.replace(f"  {service}:\n", f"  {service}:\n    logging:\n      driver: {driver}{options}\n")
+    path.write_text(text)
+    evidence = on_project(compose_project, "mlops-system", ROTATION)
+    assert (evidence.passed, evidence.detail) == (passed, detail)

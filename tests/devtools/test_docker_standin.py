@@ -68,10 +68,11 @@ class Docker:
 
 
 def our_processes(*ports: int) -> list[psutil.Process]:
+    """The containers' own processes: the app, not the logging driver above it (container_log.py, docker's part)."""
     found = []
     for process in psutil.process_iter(["cmdline"]):
         cmdline = process.info["cmdline"] or []
-        if str(APP) in cmdline and any(str(port) in cmdline for port in ports):
+        if str(APP) in cmdline and any(str(port) in cmdline for port in ports) and not any("container_log.py" in a for a in cmdline):
             found.append(process)
     return found
 
@@ -353,3 +354,43 @@ def test_compose_ls_lists_the_projects_with_running_containers(docker):
     assert docker("compose", "ls", "-q").stdout == ""
     assert docker("compose", "ls", "-a", "-q").stdout == "routing-ml\n"
     assert json.loads(docker("compose", "ls", "-a", "--format", "json").stdout)[0]["Status"] == "exited(1)"
+
+
+def test_logs_are_the_current_containers_lines_each_stored_with_its_time(docker):
+    """As the json-file driver keeps them: `--since` a time leaves out what came before it, `-t` shows each line's time,
+    a recreated container starts a new log."""
+    from datetime import UTC, datetime
+
+    def logs(*args: str) -> list[str]:
+        result = docker.compose("logs", "--no-log-prefix", *args, "backend")
+        assert result.returncode == 0, result.stderr
+        return result.stdout.splitlines()
+
+    def logged(request_count: int, *args: str) -> list[str]:
+        """The lines once the relay stored the last request's line: what the app printed reaches the log a moment later."""
+        deadline = time.monotonic() + 10
+        while len(lines := [line for line in logs(*args) if '"GET /env/LOG_PROBE HTTP/1.1" 200' in line]) < request_count:
+            assert time.monotonic() < deadline, lines
+        return logs(*args)
+
+    assert docker.compose("up", "-d", "--no-deps", "backend", BACKEND_TAG="1.0.0").returncode == 0
+    docker.wait_for("backend", lambda row: row["Health"] == "healthy")
+    docker.app_env("LOG_PROBE")
+    before = logged(1)
+    assert before[0] == f"INFO:     Uvicorn running on http://127.0.0.1:{docker.backend_port} (Press CTRL+C to quit)"
+    between = datetime.now(UTC)
+    docker.app_env("LOG_PROBE")
+    since = logged(1, "--since", between.isoformat().replace("+00:00", "Z"))
+    assert len(since) < len(logged(2))
+    assert all("Uvicorn running" not in line for line in since)  # printed before `between`
+    stamped = logs("--timestamps", "--tail", "1")
+    assert len(stamped) == 1
+    moment, line = stamped[0].split(" ", 1)
+    assert datetime.fromisoformat(moment) >= between and line == logs()[-1]
+    assert logs("--since", "1h") == logs()  # a duration back from now
+
+    assert docker.compose("up", "-d", "--no-deps", "--force-recreate", "backend", BACKEND_TAG="1.0.0").returncode == 0
+    docker.wait_for("backend", lambda row: row["Health"] == "healthy")
+    assert all("LOG_PROBE" not in line for line in logs())  # the old container's requests went with it
+    bad = docker.compose("logs", "--since", "yesterday-ish", "backend")
+    assert (bad.returncode, bad.stderr.strip()) == (1, 'invalid value "yesterday-ish" for flag --since: not a timestamp or a duration')

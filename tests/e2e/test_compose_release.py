@@ -103,7 +103,10 @@ def set_up_server(server: Server, postgres, slack) -> None:
     # The seeds' health interval shortened, so a broken build is found unhealthy a few seconds after its start period
     # instead of half a minute. The start period (20 s, in which failed checks do not count) is kept: shortened to 2 s,
     # a backend slow to start on a loaded machine was declared unhealthy before it could answer.
-    server.compose_file.write_text(on_session_server(server.system, shipped).replace("interval: 10s", "interval: 1s"))
+    compose_text = on_session_server(server.system, shipped).replace("interval: 10s", "interval: 1s")
+    if server is MLOPS:  # seed 004's "Log rotation configured": the server's compose file has docker rotate the api's log
+        compose_text += "    logging:\n      driver: json-file\n      options: {max-size: 10m, max-file: '3'}\n"
+    server.compose_file.write_text(compose_text)
     (server.root / "models" / "default").mkdir(parents=True)
     (server.root / "models" / "default" / "manifest.json").write_text('{"model": "similarity", "features": 42}\n')
     (server.root / "models" / "default" / "encoder.joblib").write_bytes(bytes(range(256)) * 40)
@@ -254,6 +257,20 @@ def test_routing_good_release_is_promoted_with_every_service_on_the_new_tag(rele
     for section in ("Medium-term (1-7 days)", "Deployment Successful If:"):  # each section's metrics.json item, post-deploy
         metrics = checklist_results(dag_run.run_id, ROUTING.system, section)["metrics.json generated for new models"]
         assert metrics.passed and "metrics.json in each of 1 directories (v1.0-p2-retrain)" in metrics.detail, metrics.detail
+    for section in ("Immediate (0-1 hour)", "Deployment Successful If:"):  # the new version's services logged no ERROR line
+        text = "No critical errors in logs" if section.startswith("Immediate") else "No critical errors (logs clean)"
+        clean = checklist_results(dag_run.run_id, ROUTING.system, section)[text]
+        assert clean.passed and "of backend, frontend-training, frontend-prediction since" in clean.detail, clean.detail
+    # the server's size is this machine's (the worker runs on it): the item passes iff the machine is as large as the seed asks
+    provisioned = items["Production server provisioned (CPU: 4+ cores, RAM: 16GB+, Disk: 100GB+)"]
+    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    large_enough = (os.cpu_count() or 0) >= 4 and memory_gb >= 16 and shutil.disk_usage(ROUTING.root).total / 1e9 >= 100
+    assert provisioned.passed == large_enough, provisioned.detail
+    assert provisioned.detail.startswith(f"{os.cpu_count()} CPUs, "), provisioned.detail
+    # the server's files are the test user's, not app:app as Steps 3 and 5 chown them
+    owner = items["File permissions set correctly (user: app, group: app)"]
+    assert owner.passed == (ROUTING.root.joinpath(".env").owner() == "app" and ROUTING.root.joinpath(".env").group() == "app")
+    assert "files and directories of models, .env under" in owner.detail, owner.detail
 
 
 def test_routing_broken_build_rolls_back_tag_database_models_and_env_byte_for_byte(release_dag, routing):
@@ -316,6 +333,9 @@ def test_mlops_release_is_promoted_when_the_model_passes_the_f1_gate(release_dag
         "Docker and Docker Compose installed",  # the stand-in's compose ls
         "Model saved to `models/` directory",
         "Sufficient system resources (4GB+ RAM, 10GB+ disk)",  # this machine, the server's files being local to it
+        "Application logs accessible",  # the api's log through `docker compose logs`: its start
+        "No critical errors in logs",  # none of them at ERROR since the release began
+        "Log rotation configured (if needed)",  # json-file with max-size 10m
     ]
     assert {text: items[text].detail for text in proven if not items[text].passed} == {}
     for section in ("Data Collection", "Validation & Deployment"):  # each section's DAG scheduled correctly (@daily)

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from airflow_rollout.config import Name, StrictModel, resolve_path
+from airflow_rollout.config import Name, StrictModel
+from airflow_rollout.targets.files import item_path
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -58,18 +59,6 @@ def env_file_values(path: Path) -> dict[str, str]:
             value = value[1:-1]
         values[name.strip()] = value
     return values
-
-
-def item_path(ctx: SystemContext, target: str | None, path: str) -> Path:
-    """Where an item's file is: under a files target's root, or a profile path (absolute, {state_dir}/..., include/)."""
-    if target is None:
-        return resolve_path(path)
-    from airflow_rollout.targets.files import FilesTarget
-
-    config = next(t for t in ctx.profile.data_targets if t.name == target)
-    if not isinstance(config, FilesTarget):
-        raise ValueError(f"{target} is a {config.kind} target, not a files target: it has no file {path}")
-    return config.resolved_root() / path
 
 
 def run(ctx: SystemContext, check: EnvFileItemCheck) -> Evidence:

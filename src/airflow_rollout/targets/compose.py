@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
@@ -24,6 +26,10 @@ from airflow_rollout.targets.registry import TargetEnvironment, register_app_kin
 from airflow_rollout.tool_output import error_line, shown_command
 
 log = logging.getLogger(__name__)
+
+
+# What docker compose itself prints on stderr (logrus): `WARN[0000] The "X" variable is not set.`
+COMPOSE_OWN_LINE = re.compile(r"^(?:DEBU|INFO|WARN|ERRO|FATA)\[\d{4}\] ")
 
 
 class ComposeError(RuntimeError):
@@ -85,7 +91,7 @@ class ComposeServiceApp(LocallyPolledApp):
         self.config = config
         self.target_environment = environment
 
-    def _compose(self, *args: str, tag: str | None = None, timeout: float = 300) -> str:
+    def _compose(self, *args: str, tag: str | None = None, timeout: float = 300, with_stderr: bool = False) -> str:
         command = [*self.config.docker, "compose", "-f", str(resolve_path(self.config.compose_file)), "-p", self.config.project, *args]
         env = dict(os.environ)
         if tag is not None:
@@ -97,7 +103,7 @@ class ComposeServiceApp(LocallyPolledApp):
             shown = f"{' '.join(command[:2])} {shown_command(args)}"
             log.error("%s exited with %s; its output:\n%s", shown, result.returncode, (result.stdout + result.stderr).strip())
             raise ComposeError(f"{shown} exited with {result.returncode}: {error_line(result.stderr)}")
-        return result.stdout
+        return result.stdout + result.stderr if with_stderr else result.stdout
 
     def _containers(self, *services: str) -> dict[str, RunningService]:
         """Per service, its container as `docker compose ps -a` reports it, running or not."""
@@ -122,9 +128,28 @@ class ComposeServiceApp(LocallyPolledApp):
 
     def project_state(self) -> dict[str, RunningService | None]:
         """Every service the compose file defines (those the release does not deploy too), with its container or None."""
-        defined = self._compose("config", "--services").split()
+        defined = self.services()
         containers = self._containers()
         return {service: containers.get(service) for service in defined}
+
+    def services(self) -> list[str]:
+        """The services the compose file defines, those the release does not deploy too."""
+        return self._compose("config", "--services").split()
+
+    def project_config(self) -> dict[str, Any]:
+        """The compose file as docker compose reads it (`config --format json`): defaults filled in, variables set."""
+        config: dict[str, Any] = json.loads(self._compose("config", "--format", "json"))
+        return config
+
+    def logs(self, service: str, since: datetime | None = None) -> list[str]:
+        """The lines the service's container printed (since `since`), as `docker compose logs` reads them from docker.
+
+        Both of its output streams: compose writes a container's stderr lines (where Python's logging writes) to its
+        own stderr, beside its own warnings (`WARN[0000] ...`), which are left out.
+        """
+        window = ["--since", since.astimezone(UTC).isoformat().replace("+00:00", "Z")] if since else []
+        output = self._compose("logs", "--no-color", "--no-log-prefix", *window, service, with_stderr=True)
+        return [line for line in output.splitlines() if not COMPOSE_OWN_LINE.match(line)]
 
     def current(self) -> RunningService | None:
         """The version running now, or None when the service's container is not running."""

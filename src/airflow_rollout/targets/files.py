@@ -13,7 +13,7 @@ import shutil
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
@@ -29,6 +29,9 @@ from airflow_rollout.targets.base import (
     verify_sha256,
 )
 from airflow_rollout.targets.registry import register_data_kind
+
+if TYPE_CHECKING:
+    from airflow_rollout.context import SystemContext
 
 FileFingerprint = dict[str, dict[str, Any]]
 
@@ -126,6 +129,16 @@ class FilesDataTarget(DataTarget):
 
     def query_value(self, query: str) -> Any:
         raise TypeError(f"{self.config.name} is a files target: it answers no SQL ({query!r})")
+
+
+def item_path(ctx: SystemContext, target: str | None, path: str) -> Path:
+    """Where an item's file is: under a files target's root, or a profile path (absolute, {state_dir}/..., include/)."""
+    if target is None:
+        return resolve_path(path)
+    config = next(t for t in ctx.profile.data_targets if t.name == target)
+    if not isinstance(config, FilesTarget):
+        raise ValueError(f"{target} is a {config.kind} target, not a files target: it has no file {path}")
+    return config.resolved_root() / path
 
 
 register_data_kind(FilesTarget, lambda config, _environment: FilesDataTarget(config=config))

@@ -1,7 +1,8 @@
 """A tiny service played as a container: `app.py --version TAG --port PORT`.
 
 GET /health -> {"status": "ok", "version": TAG} (HTTP 500 when TAG starts with "sick"); GET /env/NAME -> that
-variable of its environment. A TAG starting with "crash" exits at once with code 3.
+variable of its environment. A TAG starting with "crash" exits at once with code 3. It logs as uvicorn does: its start
+and each request at INFO, a sick answer at ERROR (`ERROR:    ...`).
 """
 
 import json
@@ -14,12 +15,15 @@ port = int(sys.argv[sys.argv.index("--port") + 1])
 if version.startswith("crash"):
     print(f"{version}: this build does not start", flush=True)
     sys.exit(3)
+print(f"INFO:     Uvicorn running on http://127.0.0.1:{port} (Press CTRL+C to quit)", flush=True)
 
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/health":
             status, body = (500 if version.startswith("sick") else 200), {"status": "ok", "version": version}
+            if status == 500:
+                print(f"ERROR:    Exception in ASGI application: {version} cannot answer /health", flush=True)
         elif self.path.startswith("/env/"):
             status, body = 200, {"value": os.environ.get(self.path.removeprefix("/env/"))}
         else:
@@ -31,8 +35,8 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's signature
-        pass
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        print(f'INFO:     {self.client_address[0]}:{self.client_address[1]} - "{self.requestline}" {code}', flush=True)
 
 
 HTTPServer(("127.0.0.1", port), Handler).serve_forever()
