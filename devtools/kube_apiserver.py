@@ -8,7 +8,11 @@ real REST paths, field names and status semantics (plain http, any bearer token 
   delete, and the `status` subresource. The API server's defaults are filled in, `metadata.generation`
   counts changes of `spec`, `resourceVersion` every write (a stale one on replace answers 409 Conflict).
 - batch/v1 Jobs (create, get, list, delete with `propagationPolicy`, `status`), core/v1 Pods (list with
-  label and field selectors, get, delete, `log`) and Secrets (create, get, list, replace, delete).
+  label and field selectors, get, delete, `log`) and Secrets (create, get, list, replace, patch, delete). A Secret's
+  `metadata.managedFields` are kept as the API server keeps them for Update operations: each writer (the request's
+  `fieldManager`, else its User-Agent up to the first "/") owns the fields it changed (data keys, labels, annotations,
+  type), its entry's `time` the time of its last change; a writer taking a field over removes it from the others'.
+  Managed fields sent in a write that differ from the stored ones replace them, as the API server allows.
 - Objects that no controller acts on here, kept as created (create, get, list, delete), for the checklist's
   `kubernetes` items to read: autoscaling/v2 HorizontalPodAutoscalers, networking.k8s.io/v1 NetworkPolicies
   and Ingresses, policy/v1 PodDisruptionBudgets, core/v1 ResourceQuotas and ServiceAccounts,
@@ -192,6 +196,56 @@ def _invalid(kind: _Kind, name: str, causes: list[str]) -> ApiError:
 
 def now_rfc3339(at: float | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if at is None else at))
+
+
+def _field_paths(obj: Json) -> dict[tuple[str, ...], Any]:
+    """A Secret's fields that managedFields track, by path: each data key, label and annotation, and its type."""
+    metadata = obj.get("metadata") or {}
+    paths: dict[tuple[str, ...], Any] = {("data", key): value for key, value in (obj.get("data") or {}).items()}
+    paths |= {("metadata", part, key): value for part in ("labels", "annotations") for key, value in (metadata.get(part) or {}).items()}
+    return paths | ({("type",): obj["type"]} if "type" in obj else {})
+
+
+def _fields_v1(paths: set[tuple[str, ...]]) -> Json:
+    """The FieldsV1 form of a set of paths: `{"f:data": {".": {}, "f:KEY": {}}, "f:type": {}}`."""
+    tree: Json = {}
+    for path in sorted(paths):
+        node = tree
+        for step in path[:-1]:
+            node = node.setdefault(f"f:{step}", {".": {}} if step in ("data", "labels", "annotations") else {})
+        node[f"f:{path[-1]}"] = {}
+    return tree
+
+
+def _paths_of(fields: Json, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    """The paths a FieldsV1 tree owns (its leaves)."""
+    paths: set[tuple[str, ...]] = set()
+    for key, child in fields.items():
+        if key.startswith("f:"):
+            inner = _paths_of(child, (*prefix, key[2:]))
+            paths |= inner or ({(*prefix, key[2:])} if not {k for k in child if k != "."} else set())
+    return paths
+
+
+def managed_fields(stored: Json | None, updated: Json, manager: str) -> list[Json]:
+    """`updated`'s managedFields after an Update by `manager`: it owns what it changed, stamped now; others lose that."""
+    before = _field_paths(stored) if stored else {}
+    after = _field_paths(updated)
+    changed = {path for path, value in after.items() if before.get(path, object()) != value}
+    sent = (updated.get("metadata") or {}).get("managedFields")
+    kept = (stored or {}).get("metadata", {}).get("managedFields") or []
+    entries = copy.deepcopy(sent if sent is not None and sent != kept else kept)
+    if not changed:
+        return entries
+    result = []
+    for entry in entries:
+        owned = _paths_of(entry.get("fieldsV1") or {})
+        if entry.get("manager") == manager and entry.get("operation") == "Update":
+            changed |= owned & set(after)
+        elif remaining := (owned - changed) & set(after):
+            result.append({**entry, "fieldsV1": _fields_v1(remaining)})
+    writer = {"manager": manager, "operation": "Update", "apiVersion": "v1", "time": now_rfc3339(), "fieldsType": "FieldsV1"}
+    return [*result, {**writer, "fieldsV1": _fields_v1(changed)}]
 
 
 def random_suffix(length: int = 5) -> str:
@@ -750,7 +804,7 @@ class Cluster:
             metadata.pop(key, None)
         return metadata
 
-    def create(self, plural: str, namespace: str, body: Json) -> Json:
+    def create(self, plural: str, namespace: str, body: Json, *, manager: str = "") -> Json:
         kind = KINDS[plural]
         if not isinstance(body, dict):
             raise ApiError(400, "BadRequest", "the body of the request was not a JSON object")
@@ -775,6 +829,7 @@ class Cluster:
             elif plural == "secrets":
                 problems = _validate_name(name)
                 self._normalise_secret(obj)
+                metadata["managedFields"] = managed_fields(None, obj, manager)
             elif kind.stored:
                 problems = _validate_name(name)
             else:
@@ -808,7 +863,7 @@ class Cluster:
         obj["data"] = data
         obj.setdefault("type", "Opaque")
 
-    def replace(self, plural: str, namespace: str, name: str, body: Json, *, subresource: str = "") -> Json:  # noqa: PLR0912
+    def replace(self, plural: str, namespace: str, name: str, body: Json, *, subresource: str = "", manager: str = "") -> Json:  # noqa: PLR0912
         """PUT: the whole object (status ignored), or with subresource `status` only the status."""
         kind = KINDS[plural]
         if not isinstance(body, dict):
@@ -844,6 +899,9 @@ class Cluster:
                         if key in body:
                             updated[key] = copy.deepcopy(body[key])
                     self._normalise_secret(updated)
+                    updated["metadata"]["managedFields"] = managed_fields(
+                        stored, {**updated, "metadata": {**updated["metadata"], **body_metadata}}, manager
+                    )
                 else:
                     updated["spec"] = copy.deepcopy(body.get("spec") or {})
                     self._check_spec_update(plural, stored, updated)
@@ -871,7 +929,9 @@ class Cluster:
         if updated["spec"] != stored["spec"]:
             updated["metadata"]["generation"] = int(stored["metadata"].get("generation", 1)) + 1
 
-    def patch(self, plural: str, namespace: str, name: str, content_type: str, raw: bytes, *, subresource: str = "") -> Json:  # noqa: PLR0912
+    def patch(  # noqa: PLR0912
+        self, plural: str, namespace: str, name: str, content_type: str, raw: bytes, *, subresource: str = "", manager: str = ""
+    ) -> Json:
         kind = KINDS[plural]
         try:
             patch = json.loads(raw or b"null")
@@ -913,7 +973,7 @@ class Cluster:
             if metadata.get("resourceVersion") != stored["metadata"]["resourceVersion"] and not _patch_sets_rv(patch):
                 metadata["resourceVersion"] = stored["metadata"]["resourceVersion"]
             result["metadata"] = metadata
-            return self.replace(plural, namespace, name, result, subresource=subresource)
+            return self.replace(plural, namespace, name, result, subresource=subresource, manager=manager)
 
     def delete(self, plural: str, namespace: str, name: str, propagation: str | None) -> Json:
         kind = KINDS[plural]
@@ -1904,7 +1964,7 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "GET":
                 self._list(plural, namespace, query)
             elif method == "POST":
-                self._json(201, cluster.create(plural, namespace, self._json_body()))
+                self._json(201, cluster.create(plural, namespace, self._json_body(), manager=self._manager(query)))
             else:
                 raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource ({method})")
             return
@@ -1916,10 +1976,12 @@ class _Handler(BaseHTTPRequestHandler):
         elif method == "GET":
             self._json(200, cluster.get(plural, namespace, name))
         elif method == "PUT":
-            self._json(200, cluster.replace(plural, namespace, name, self._json_body(), subresource=sub))
+            self._json(200, cluster.replace(plural, namespace, name, self._json_body(), subresource=sub, manager=self._manager(query)))
         elif method == "PATCH":
             content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-            self._json(200, cluster.patch(plural, namespace, name, content_type, self._body(), subresource=sub))
+            self._json(
+                200, cluster.patch(plural, namespace, name, content_type, self._body(), subresource=sub, manager=self._manager(query))
+            )
         elif method == "DELETE" and not sub:
             body = self._json_body()
             policy = query.get("propagationPolicy") or (body.get("propagationPolicy") if isinstance(body, dict) else None)
@@ -1932,6 +1994,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, cluster.delete(plural, namespace, name, policy))
         else:
             raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource ({method})")
+
+    def _manager(self, query: dict[str, str]) -> str:
+        """Who writes, as managedFields name it: the request's fieldManager, else its User-Agent up to the first "/"."""
+        return query.get("fieldManager") or (self.headers.get("User-Agent") or "unknown").split("/")[0]
 
     def _cluster_scoped(self, method: str, plural: str, name: str | None, query: dict[str, str]) -> None:
         """A cluster-scoped stored kind (nodes, persistent volumes, cluster issuers): kept under the namespace ""."""

@@ -1,4 +1,5 @@
-"""A local stand-in for Prometheus's and Grafana's HTTP APIs, answering with their documented field names.
+"""A local stand-in for Prometheus's, Grafana's, Alertmanager's and Loki's HTTP APIs, answering with their documented field
+names.
 
 Prometheus (https://prometheus.io/docs/prometheus/latest/querying/api/): GET /api/v1/status/runtimeinfo
 (`storageRetention`), /api/v1/series?match[]=<selector>&start=<unix time> (label sets with a sample since `start`; selectors
@@ -6,7 +7,12 @@ with =, !=, =~, !~), /api/v1/rules?type=alert
 (`groups[].rules[]` with `name`, `query`, `health`, `type`). Grafana (https://grafana.com/docs/grafana/latest/developers/http_api/):
 GET /api/search?type=dash-db&query=<text> (title substring, case-insensitive), /api/dashboards/uid/<uid>,
 /api/datasources/uid/<uid> and its /health (the data source's URL queried), behind `Authorization: Bearer <token>` as a
-service account token is. The state is the test's: what it stores is answered.
+service account token is. Alertmanager (https://github.com/prometheus/alertmanager/blob/main/api/v2/openapi.yaml):
+GET /api/v2/status, its running configuration as YAML text in `config.original`. Loki
+(https://grafana.com/docs/loki/latest/reference/loki-http-api/): GET /config (its running configuration, YAML) and
+/loki/api/v1/query_range?query=<stream selector>&start=<ns>&end=<ns>&limit=<n> (`data.result[]` streams with `stream`
+labels and `values` [<ns>, <line>] within the range; stream selectors only, no pipeline). The state is the test's: what
+it stores is answered.
 
     with MonitoringStandIn(grafana_token="t") as server:
         server.retention = "15d"; server.series.append({"__name__": "up", "job": "backend"})
@@ -51,7 +57,8 @@ def _key(labels: dict[str, str]) -> str:
 
 
 class MonitoringStandIn:
-    """Prometheus and Grafana on two local ports; `retention`, `series`, `rule_groups` and `dashboards` are what they hold."""
+    """Prometheus, Grafana, Alertmanager and Loki on four local ports; `retention`, `series`, `rule_groups`, `dashboards`,
+    `datasources`, `alertmanager_config`, `loki_config` and `log_streams` are what they hold."""
 
     def __init__(self, grafana_token: str) -> None:
         self.grafana_token = grafana_token
@@ -61,6 +68,9 @@ class MonitoringStandIn:
         self.rule_groups: list[dict[str, Any]] = []
         self.dashboards: list[dict[str, Any]] = []
         self.datasources: list[dict[str, Any]] = []  # Grafana's data sources as GET /api/datasources/uid/<uid> returns them
+        self.alertmanager_config = "route:\n  receiver: default\nreceivers:\n- name: default\n"  # Alertmanager's YAML
+        self.loki_config = "compactor:\n  retention_enabled: false\nlimits_config:\n  retention_period: 0s\n"  # Loki's defaults
+        self.log_streams: list[dict[str, Any]] = []  # {"stream": labels, "values": [[<unix ns as text>, <line>], ...]}
         self.servers: list[ThreadingHTTPServer] = []
 
     def _prometheus(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
@@ -126,6 +136,29 @@ class MonitoringStandIn:
         except OSError as exc:
             return 400, {"status": "ERROR", "message": f"error querying the Prometheus API: {exc}"}
 
+    def _alertmanager(self, path: str) -> tuple[int, Any]:
+        if path == "/api/v2/status":
+            cluster = {"name": "01JDSTANDIN", "status": "ready", "peers": []}
+            version = {"version": "0.28.1", "branch": "HEAD", "revision": "", "buildUser": "", "buildDate": "", "goVersion": ""}
+            config = {"original": self.alertmanager_config}
+            return 200, {"cluster": cluster, "versionInfo": version, "config": config, "uptime": "2026-11-01T00:00:00Z"}
+        return 404, {"code": 404, "message": f"path {path} was not found"}
+
+    def _loki(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
+        if path == "/config":
+            return 200, self.loki_config
+        if path == "/loki/api/v1/query_range":
+            selector = query.get("query", [""])[0]
+            start, end = int(query.get("start", ["0"])[0]), int(query.get("end", [str(10**20)])[0])
+            limit = int(query.get("limit", ["100"])[0])
+            streams = [
+                {"stream": s["stream"], "values": [v for v in s["values"] if start <= int(v[0]) <= end][:limit]}
+                for s in self.log_streams
+                if selects(selector, s["stream"])
+            ]
+            return 200, {"status": "success", "data": {"resultType": "streams", "result": [s for s in streams if s["values"]]}}
+        return 404, "404 page not found"
+
     def _serve(self, answer: Any) -> int:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
@@ -134,9 +167,9 @@ class MonitoringStandIn:
             def do_GET(self) -> None:
                 url = urlsplit(self.path)
                 status, body = answer(url.path, parse_qs(url.query), self.headers.get("Authorization", ""))
-                payload = json.dumps(body).encode()
+                payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "text/plain; charset=utf-8" if isinstance(body, str) else "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
@@ -149,6 +182,8 @@ class MonitoringStandIn:
     def __enter__(self) -> MonitoringStandIn:
         self.prometheus_port = self._serve(lambda path, query, _auth: self._prometheus(path, query))
         self.grafana_port = self._serve(self._grafana)
+        self.alertmanager_port = self._serve(lambda path, _query, _auth: self._alertmanager(path))
+        self.loki_port = self._serve(lambda path, query, _auth: self._loki(path, query))
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -158,6 +193,12 @@ class MonitoringStandIn:
 
     def prometheus_connection(self) -> str:
         return json.dumps({"conn_type": "http", "schema": "http", "host": "127.0.0.1", "port": self.prometheus_port})
+
+    def alertmanager_connection(self) -> str:
+        return json.dumps({"conn_type": "http", "schema": "http", "host": "127.0.0.1", "port": self.alertmanager_port})
+
+    def loki_connection(self) -> str:
+        return json.dumps({"conn_type": "http", "schema": "http", "host": "127.0.0.1", "port": self.loki_port})
 
     def grafana_connection(self) -> str:
         """The service account token is the connection's password, as the checks send it."""

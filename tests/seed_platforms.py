@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import secrets
+import time
 from typing import Any
 
 AI_ETL_NAMESPACE = "ai-etl-prod"
@@ -693,10 +694,39 @@ AI_ETL_ALERTS = {
     "DiskSpaceLow": '1 - node_filesystem_avail_bytes{mountpoint="/"} / node_filesystem_size_bytes{mountpoint="/"} > 0.8',
 }
 AI_ETL_DASHBOARDS = ("System Overview", "API Performance", "Pipeline Analytics", "LLM Usage")
+# seed 002's on-call: Alertmanager pages PagerDuty for critical alerts and sends the rest to Slack, as its status shows its
+# configuration (secrets masked as <secret>); the receiver names are ours, a real profile's Alertmanager has its own
+AI_ETL_ALERTMANAGER_CONFIG = """global:
+  resolve_timeout: 5m
+route:
+  receiver: slack-ops
+  group_by: [alertname]
+  routes:
+  - receiver: pagerduty-oncall
+    matchers: ['severity="critical"']
+receivers:
+- name: slack-ops
+  slack_configs:
+  - api_url: <secret>
+    channel: '#ai-etl-ops'
+- name: pagerduty-oncall
+  pagerduty_configs:
+  - routing_key: <secret>
+"""
+# seed 002's Loki (where Fluent Bit forwards): the compactor deletes logs after 31 days, and the collector labels each
+# line with the pod's namespace and app label (the label names are the Fluent Bit output's: a real profile sets its own)
+AI_ETL_LOKI_CONFIG = """compactor:
+  working_directory: /loki/compactor
+  retention_enabled: true
+  delete_request_store: s3
+limits_config:
+  retention_period: 744h
+"""
 
 
 def set_up_ai_etl_monitoring(server: Any) -> None:
-    """Prometheus's retention, series and alerting rules and Grafana's dashboards, as seed 002's monitoring has them."""
+    """Prometheus's retention, series and alerting rules, Grafana's dashboards and Alertmanager's routes, as seed 002's
+    monitoring has them."""
     server.retention = "15d"
     server.series[:] = copy.deepcopy(AI_ETL_SERIES)
     rules = [
@@ -707,6 +737,13 @@ def set_up_ai_etl_monitoring(server: Any) -> None:
     server.dashboards[:] = [
         {"uid": title.lower().replace(" ", "-"), "title": title, "panels": [{"id": 1, "type": "timeseries", "title": title}]}
         for title in AI_ETL_DASHBOARDS
+    ]
+    server.alertmanager_config = AI_ETL_ALERTMANAGER_CONFIG
+    server.loki_config = AI_ETL_LOKI_CONFIG
+    now = str(time.time_ns())
+    server.log_streams[:] = [
+        {"stream": {"namespace": AI_ETL_NAMESPACE, "app": app, "container": app}, "values": [[now, f"INFO {app} started"]]}
+        for app in ("backend", "frontend", "llm-gateway")
     ]
 
 

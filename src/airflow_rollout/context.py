@@ -7,8 +7,9 @@ the release phases a `ReleaseContext` (one release of it).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow_rollout.config import SystemProfile, load_profile, state_dir
 from airflow_rollout.ledger import Ledger, Release
@@ -23,6 +24,13 @@ if TYPE_CHECKING:
     from airflow_rollout.targets.base import AppTarget, DataCapability, DataTarget
 
 
+def run_time(dag_run: Any) -> datetime:
+    """The time a DAG run stands for: its data interval end (a scheduled run: the slot, e.g. 02:00), else its logical
+    date, else its run_after (a manual run triggered without a logical date has neither)."""
+    at: datetime = dag_run.data_interval_end or dag_run.logical_date or dag_run.run_after
+    return at
+
+
 @dataclass(kw_only=True)
 class SystemContext:
     """One system's profile and what is built from it: ledger, Slack, data targets, apps."""
@@ -30,6 +38,9 @@ class SystemContext:
     profile: SystemProfile
     state: Path = field(default_factory=state_dir)
     airflow_run: AirflowRun | None = None  # the DAG run this works in: Slack messages link to it
+    # the time the DAG run stands for (run_time): what a check ages things from, the same in every attempt; outside a
+    # run (a test, a script) the time the context was made
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @cached_property
     def ledger(self) -> Ledger:

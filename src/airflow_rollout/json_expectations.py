@@ -16,11 +16,16 @@ With `absent: true` the path must lead nowhere: a value found fails, and each br
 `contains` with a mapping finds a list element holding those fields (a condition `{type: Ready, status: "True"}`
 among its reason, message and times). `equals_path` compares with the one value at another path of the same
 document (a StatefulSet's `status.readyReplicas` with its `spec.replicas`: every replica ready, whatever the count).
+`max_age_days` holds an RFC 3339 time to at most that many days before the run's time (the check's context's `at`,
+never the wall clock of a retry). `where_present` keeps, of the list the path's first `"*"` runs over, only the
+elements that hold a value at that path of their own (the managedFields entries of a Secret's writers of `data`).
 """
 
 from __future__ import annotations
 
+import copy
 import json
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, model_validator
@@ -52,12 +57,20 @@ class Expectation(StrictModel):
         min_length=1,
         description="equals the one value at this other path of the document (a StatefulSet's readyReplicas its spec.replicas)",
     )
+    max_age_days: Annotated[float, Field(gt=0)] | None = Field(
+        default=None, description="an RFC 3339 time at most this many days before the run's time"
+    )
+    where_present: list[PathStep] | None = Field(
+        default=None, min_length=1, description="only the elements of the path's first '*' list holding a value at this path of theirs"
+    )
 
     @model_validator(mode="after")
     def _bounds_in_order(self) -> Expectation:
         if self.at_least is not None and self.at_most is not None and self.at_least > self.at_most:
             raise ValueError(f"at_least {self.at_least:g} is above at_most {self.at_most:g}: nothing could pass")
-        compared = (self.equals, self.one_of, self.contains, self.at_least, self.at_most, self.equals_path)
+        compared = (self.equals, self.one_of, self.contains, self.at_least, self.at_most, self.equals_path, self.max_age_days)
+        if self.where_present is not None and "*" not in self.path:
+            raise ValueError("where_present picks elements of the list a '*' of the path runs over: the path has none")
         if self.absent and any(c is not None for c in compared):
             raise ValueError("absent compares nothing: a value found fails it")
         if self.equals is not None and self.equals_path is not None:
@@ -71,17 +84,20 @@ class Expectation(StrictModel):
         parts = [f"{name} {json.dumps(value)}" for name in ("equals", "one_of", "contains") if (value := getattr(self, name)) is not None]
         parts += [f"at least {self.at_least:g}"] if self.at_least is not None else []
         parts += [f"at most {self.at_most:g}"] if self.at_most is not None else []
+        parts += [f"at most {self.max_age_days:g} days before the run"] if self.max_age_days is not None else []
         if self.absent:
             return f"{self.min_count}+ branches without it" if self.match == "any" else "no value"
         found = f"{self.min_count}+ values" if self.min_count > 1 else "a value"
         which = "each" if self.match == "all" else f"{self.min_count}+ of them"
         return f"{found}, {which} {' and '.join(parts) if parts else 'set'}"
 
-    def problem(self, value: Any) -> str | None:
-        """Why `value` does not satisfy the comparison, or None when it does."""
+    def problem(self, value: Any, at: datetime | None = None) -> str | None:
+        """Why `value` does not satisfy the comparison (`at`: the run's time, for max_age_days), or None when it does."""
         if self.absent:
             return "present"
-        compared = (self.equals, self.one_of, self.contains, self.at_least, self.at_most)
+        if self.max_age_days is not None and (why := _age_problem(value, self.max_age_days, at)):
+            return why
+        compared = (self.equals, self.one_of, self.contains, self.at_least, self.at_most, self.max_age_days)
         if all(c is None for c in compared):
             return "empty" if value is None or value in ("", [], {}) else None
         number = _number(value)
@@ -97,6 +113,19 @@ class Expectation(StrictModel):
             (number is not None and self.at_most is not None and number > self.at_most, "above the bound"),
         ]
         return next((why for failed, why in failures if failed), None)
+
+
+def _age_problem(value: Any, max_age_days: float, at: datetime | None) -> str | None:
+    if at is None:
+        return "no run time to measure the age from"
+    try:
+        written = datetime.fromisoformat(str(value))
+    except ValueError:
+        return "not an RFC 3339 time"
+    if written.tzinfo is None:
+        return "a time without its zone"
+    age_days = (at - written).total_seconds() / 86400
+    return f"{age_days:.1f} days before the run" if age_days > max_age_days else None
 
 
 def _number(value: Any) -> float | None:
@@ -189,12 +218,30 @@ def _resolved(document: Any, expectation: Expectation) -> Expectation:
     return Expectation.model_validate({**expectation.model_dump(exclude={"equals_path"}), "equals": wanted})
 
 
-def check_document(document: Any, expectations: list[Expectation], source: str) -> tuple[bool, str, dict[str, Any]]:
-    """Whether every expectation holds of `document`, what was compared (for the evidence), and the values found."""
+def _narrowed(document: Any, expectation: Expectation) -> Any:
+    """The document with the list the path's first "*" runs over holding only the elements `where_present` keeps."""
+    if expectation.where_present is None:
+        return document
+    star = expectation.path.index("*")
+    narrowed = copy.deepcopy(document)
+    found, _ = values_at(narrowed, list(expectation.path[:star]))
+    for _, elements in found:
+        if isinstance(elements, list):
+            elements[:] = [
+                e for e in elements if any(v not in (None, "", [], {}) for _, v in values_at(e, list(expectation.where_present))[0])
+            ]
+    return narrowed
+
+
+def check_document(
+    document: Any, expectations: list[Expectation], source: str, at: datetime | None = None
+) -> tuple[bool, str, dict[str, Any]]:
+    """Whether every expectation holds of `document` (`at`: the run's time), what was compared (for the evidence), and the
+    values found."""
     lines, numbers, passed = [], {}, True
     for expectation in (_resolved(document, e) for e in expectations):
-        found, missing = values_at(document, list(expectation.path))
-        wrong = [f"{where} = {json.dumps(value)} ({why})" for where, value in found if (why := expectation.problem(value))]
+        found, missing = values_at(_narrowed(document, expectation), list(expectation.path))
+        wrong = [f"{where} = {json.dumps(value)} ({why})" for where, value in found if (why := expectation.problem(value, at))]
         wrong += [f"{where} missing" for where in missing] if expectation.match == "all" and not expectation.absent else []
         shown = ", ".join(json.dumps(value) for _, value in found[:6]) + (", ..." if len(found) > 6 else "")
         numbers[expectation.path_text()] = [value for _, value in found[:20]]

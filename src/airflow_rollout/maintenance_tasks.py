@@ -69,7 +69,7 @@ def system_context(system: str) -> SystemContext:
     from airflow_rollout.context import SystemContext
     from airflow_rollout.release.preflight import check_connections
 
-    ctx = SystemContext(profile=load_profile(system))
+    ctx = SystemContext(profile=load_profile(system), at=maintenance_run().at)
     check_connections(ctx.profile)
     ctx.ledger.ensure_schema()
     return ctx
@@ -78,14 +78,14 @@ def system_context(system: str) -> SystemContext:
 def maintenance_run() -> MaintenanceRun:
     """This task's run: its id, and its time.
 
-    The time is the run's data interval end (a scheduled run: the slot it stands for, e.g. 02:00), else
-    its logical date, else its run_after (a manual run triggered without a logical date has neither). It
-    is the same in every attempt of every task of the run, where the wall clock would not be.
+    The time is context.run_time's: the same in every attempt of every task of the run, where the wall clock would
+    not be.
     """
+    from airflow_rollout.context import run_time
     from airflow_rollout.maintenance import MaintenanceRun
 
     dag_run = get_current_context()["dag_run"]
-    return MaintenanceRun(run_id=dag_run.run_id, at=dag_run.data_interval_end or dag_run.logical_date or dag_run.run_after)
+    return MaintenanceRun(run_id=dag_run.run_id, at=run_time(dag_run))
 
 
 def record(ctx: SystemContext, findings: list[Finding]) -> list[dict[str, Any]]:

@@ -101,7 +101,7 @@ def dag_settings(*, tags: list[str], with_release_id: bool, with_reason: bool = 
 def release_context() -> ReleaseContext:
     """The release this task works on, from the run's params; validates everything first."""
     from airflow_rollout.config import ProfileError
-    from airflow_rollout.context import ReleaseContext
+    from airflow_rollout.context import ReleaseContext, run_time
     from airflow_rollout.notify import AirflowRun
     from airflow_rollout.release.errors import PreflightError
     from airflow_rollout.release.preflight import check_connections
@@ -120,6 +120,7 @@ def release_context() -> ReleaseContext:
             reason=params.get("reason"),
             airflow_run=AirflowRun(dag_run.dag_id, dag_run.run_id),
         )
+        ctx.at = run_time(dag_run)
         check_connections(ctx.profile)
     except (ProfileError, InvalidVersionError, PreflightError) as exc:
         raise AirflowFailException(str(exc)) from None

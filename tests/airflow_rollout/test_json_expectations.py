@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import pytest
 from pydantic import ValidationError
@@ -114,3 +115,51 @@ def test_equals_path_compares_with_another_value_of_the_same_document() -> None:
         Expectation(path=["a"], equals=1, equals_path=["b"])
     with pytest.raises(ValidationError, match="absent compares nothing"):
         Expectation(path=["a"], absent=True, equals_path=["b"])
+
+
+WRITERS = {
+    "metadata": {
+        "managedFields": [
+            {"manager": "kubectl-create", "time": "2026-09-01T00:00:00Z", "fieldsV1": {"f:data": {"f:JWT_SECRET_KEY": {}}}},
+            {"manager": "kubectl-label", "time": "2026-11-30T00:00:00Z", "fieldsV1": {"f:metadata": {"f:labels": {"f:team": {}}}}},
+        ]
+    }
+}
+WRITTEN = ["metadata", "managedFields", "*", "time"]
+
+
+@pytest.mark.parametrize(("run", "passes"), [("2026-11-29T00:00:00+00:00", True), ("2026-12-01T00:00:00+00:00", False)])
+def test_max_age_days_measures_from_the_run_s_time(run: str, passes: bool) -> None:
+    """90 days after 2026-09-01 is 2026-11-30: a run before it finds the Secret's values young enough, one after it not."""
+    writers = Expectation(path=WRITTEN, where_present=["fieldsV1", "f:data"], max_age_days=90)
+    passed, detail, _ = check_document(WRITERS, [writers], "GET secret", datetime.fromisoformat(run))
+    assert passed is passes, detail
+    assert passes or 'managedFields[0].time = "2026-09-01T00:00:00Z" (91.0 days before the run)' in detail
+
+
+def test_where_present_leaves_out_the_writers_of_other_fields() -> None:
+    """Without it the relabelling a day ago would count as a write of the values."""
+    run = datetime.fromisoformat("2026-12-01T00:00:00+00:00")
+    assert check_document(WRITERS, [Expectation(path=WRITTEN, max_age_days=90, match="any")], "GET secret", run)[0]
+    narrowed = Expectation(path=WRITTEN, where_present=["fieldsV1", "f:data"], max_age_days=90, match="any")
+    assert not check_document(WRITERS, [narrowed], "GET secret", run)[0]
+    assert not check_document({"metadata": {"managedFields": []}}, [narrowed], "GET secret", run)[0]  # no writer on record
+
+
+@pytest.mark.parametrize(
+    ("value", "run", "why"),
+    [
+        ("2026-11-01T00:00:00Z", None, "no run time to measure the age from"),
+        ("yesterday", "2026-12-01T00:00:00+00:00", "not an RFC 3339 time"),
+        ("2026-11-01T00:00:00", "2026-12-01T00:00:00+00:00", "a time without its zone"),
+    ],
+)
+def test_an_age_that_cannot_be_measured_fails(value: str, run: str | None, why: str) -> None:
+    at = datetime.fromisoformat(run) if run else None
+    passed, detail, _ = check_document({"time": value}, [Expectation(path=["time"], max_age_days=90)], "GET x", at)
+    assert not passed and why in detail, detail
+
+
+def test_where_present_needs_a_wildcard_to_pick_elements_of() -> None:
+    with pytest.raises(ValidationError, match="where_present picks elements"):
+        Expectation(path=["metadata", "managedFields"], where_present=["fieldsV1"])

@@ -457,3 +457,35 @@ def test_kept_kinds_and_labelled_namespaces_answer_as_the_api_does(api):
     with pytest.raises(ApiException) as wrong_version:
         call("/apis/autoscaling/v1/namespaces/apps/horizontalpodautoscalers")
     assert wrong_version.value.status == 404
+
+
+def test_a_secret_s_managed_fields_record_who_changed_what_and_when(api):
+    """As the API server keeps them for Update operations: a writer owns what it changed, stamped when it changed it; a
+    write that changes nothing keeps the time; a writer taking a key over removes it from the one that had it; managed
+    fields a client sends replace the stored ones, as the API server lets a write reset them."""
+    core = client.CoreV1Api(api)
+
+    def entries() -> dict[str, tuple[set[str], str]]:
+        fields = core.read_namespaced_secret("env", "apps").metadata.managed_fields
+        return {e.manager: (set(e.fields_v1.get("f:data", {})) - {"."}, e.time.isoformat()) for e in fields}
+
+    secret = {"metadata": {"name": "env"}, "stringData": {"A": "1", "B": "2"}}
+    core.create_namespaced_secret("apps", secret, field_manager="kubectl-create")
+    [created] = core.read_namespaced_secret("env", "apps").metadata.managed_fields
+    assert (created.manager, created.operation, created.fields_v1["f:data"]) == (
+        "kubectl-create",
+        "Update",
+        {".": {}, "f:A": {}, "f:B": {}},
+    )
+    assert created.fields_v1["f:type"] == {}
+    old = {"manager": "kubectl-create", "operation": "Update", "time": "2026-01-01T00:00:00Z", "fieldsType": "FieldsV1"}
+    core.patch_namespaced_secret("env", "apps", {"metadata": {"managedFields": [{**old, "fieldsV1": {"f:data": {"f:A": {}, "f:B": {}}}}]}})
+    assert entries() == {"kubectl-create": ({"f:A", "f:B"}, "2026-01-01T00:00:00+00:00")}
+    core.patch_namespaced_secret("env", "apps", {"metadata": {"labels": {"team": "etl"}}}, field_manager="kubectl-label")
+    core.patch_namespaced_secret("env", "apps", {"data": {"B": "Mg=="}}, field_manager="external-secrets")  # B as it was
+    assert entries()["kubectl-create"] == ({"f:A", "f:B"}, "2026-01-01T00:00:00+00:00") and "external-secrets" not in entries()
+    core.patch_namespaced_secret("env", "apps", {"stringData": {"B": "rotated"}}, field_manager="external-secrets")
+    after = entries()
+    assert after["kubectl-create"] == ({"f:A"}, "2026-01-01T00:00:00+00:00")
+    assert after["external-secrets"][0] == {"f:B"} and after["external-secrets"][1] > "2026-01-01T00:00:00+00:00"
+    assert after["kubectl-label"][0] == set()  # it owns the label only

@@ -118,6 +118,8 @@ def test_the_example_env_only_lacks_its_placeholders_replaced():
         "AIRFLOW_CONN_ROUTING_GRAFANA",
         "AIRFLOW_CONN_AI_ETL_AIRFLOW",
         "AIRFLOW_CONN_GITHUB",
+        "AIRFLOW_CONN_AI_ETL_ALERTMANAGER",
+        "AIRFLOW_CONN_AI_ETL_LOKI",
     ]
     assert all("placeholder" in problem for problem in problems)
 

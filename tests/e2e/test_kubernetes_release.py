@@ -67,6 +67,8 @@ def tcp_services():
         set_up_ai_etl_monitoring(monitoring)
         os.environ["AIRFLOW_CONN_AI_ETL_PROMETHEUS"] = monitoring.prometheus_connection()
         os.environ["AIRFLOW_CONN_AI_ETL_GRAFANA"] = monitoring.grafana_connection()
+        os.environ["AIRFLOW_CONN_AI_ETL_ALERTMANAGER"] = monitoring.alertmanager_connection()
+        os.environ["AIRFLOW_CONN_AI_ETL_LOKI"] = monitoring.loki_connection()
         master = stack.enter_context(RedisServer(Path(directory) / "master", {**SEED_REDIS, "maxmemory-policy": "allkeys-lru"}))
         stack.enter_context(RedisServer(Path(directory) / "replica", {**SEED_REDIS, "replicaof": f"127.0.0.1 {master.port}"}))
         wait_for_replica(master.port)
@@ -198,6 +200,9 @@ def data_target():
     return PostgresDataTarget(config=load_profile(SYSTEM).data_targets[0])
 
 
+MONITORING_SERVERS = tuple(f"{server} http://127.0.0.1:" for server in ("Prometheus", "Grafana", "Alertmanager", "Loki"))
+
+
 def test_good_rollout_migrates_with_a_job_and_is_promoted(release_dag, cluster):
     dag_run, record = run_signed_release(release_dag, SYSTEM, "1.1.0")
 
@@ -217,9 +222,9 @@ def test_good_rollout_migrates_with_a_job_and_is_promoted(release_dag, cluster):
     for text in shipped_checks(SYSTEM, "kubernetes"):  # every item the checklist reads from the cluster
         assert items[text].passed, items[text].detail
         assert items[text].detail.startswith("GET /ap") and "via ai_etl_kube" in items[text].detail
-    for text in shipped_checks(SYSTEM, "monitoring"):  # Prometheus's retention, metrics and alerts; Grafana's dashboards
+    for text in shipped_checks(SYSTEM, "monitoring"):  # Prometheus's retention, metrics and alerts; Grafana's dashboards; on-call
         assert items[text].passed, items[text].detail
-        assert items[text].detail.startswith(("Prometheus http://127.0.0.1:", "Grafana http://127.0.0.1:")), items[text].detail
+        assert items[text].detail.startswith(MONITORING_SERVERS), items[text].detail
     # the seed's Redis, ClickHouse, ingress certificate and headers, read from the servers set up as the seed asks
     proven = [
         "Enable AOF (Append-Only File)",

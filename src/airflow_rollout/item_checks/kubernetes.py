@@ -129,6 +129,9 @@ def read_object(conn_id: str, path: str) -> dict[str, Any]:
     return document
 
 
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
 def secret_value(value: bytes) -> dict[str, Any]:
     """What a check may know of a secret value: its length in bytes and whether it is all hexadecimal digits."""
     import string
@@ -144,7 +147,9 @@ def without_secret_values(document: dict[str, Any]) -> dict[str, Any]:
         values = {key: base64.b64decode(value) for key, value in (secret.get("data") or {}).items()}
         secret["data"] = {key: secret_value(value) for key, value in values.items()}
         secret.pop("stringData", None)
-        ((secret.get("metadata") or {}).get("annotations") or {}).pop("kubectl.kubernetes.io/last-applied-configuration", None)
+        ((secret.get("metadata") or {}).get("annotations") or {}).pop(LAST_APPLIED, None)
+        for writer in (secret.get("metadata") or {}).get("managedFields") or []:  # the annotation gone, its owner goes too
+            (((writer.get("fieldsV1") or {}).get("f:metadata") or {}).get("f:annotations") or {}).pop(f"f:{LAST_APPLIED}", None)
     return document
 
 
@@ -206,5 +211,5 @@ def run(ctx: ReleaseContext, check: KubernetesItemCheck) -> Evidence:
         document = without_secret_values(document)
     if check.with_environment:
         add_environments(conn_id, check.namespace or namespace, document)
-    passed, detail, numbers = check_document(document, check.expect, f"GET {path} via {conn_id}")
+    passed, detail, numbers = check_document(document, check.expect, f"GET {path} via {conn_id}", ctx.at)
     return Evidence(passed, detail, numbers)

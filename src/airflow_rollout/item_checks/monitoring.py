@@ -1,10 +1,13 @@
-"""`monitoring`: what a running Prometheus or Grafana reports through its documented HTTP API.
+"""`monitoring`: what a running Prometheus, Grafana, Alertmanager or Loki reports through its documented HTTP API.
 
     check: {kind: monitoring, conn_id: ai_etl_prometheus, retention_at_least: 15d}
     check: {kind: monitoring, conn_id: ai_etl_prometheus, series: ['http_requests_total{job="backend"}']}
     check: {kind: monitoring, conn_id: ai_etl_prometheus, alerting_rule: 'http_requests_total.*>\\s*0?\\.05\\s*$'}
     check: {kind: monitoring, conn_id: ai_etl_grafana, dashboard: System Overview}
     check: {kind: monitoring, conn_id: routing_grafana, datasource_health: prometheus}
+    check: {kind: monitoring, conn_id: ai_etl_alertmanager, routes_to: [pagerduty, opsgenie]}
+    check: {kind: monitoring, conn_id: ai_etl_loki, log_retention_at_least: 7d}
+    check: {kind: monitoring, conn_id: ai_etl_loki, logs: ['{namespace="ai-etl-prod", app="backend"}']}
 
 Exactly one question per check:
 - `retention_at_least`: Prometheus's effective retention, `storageRetention` of GET /api/v1/status/runtimeinfo ("15d",
@@ -18,7 +21,15 @@ Exactly one question per check:
   titles asks it of each;
 - `datasource_health`: Grafana's data source of this uid is a Prometheus one (GET /api/datasources/uid/<uid>) and its
   health check, Grafana querying that Prometheus, says OK (GET /api/datasources/uid/<uid>/health, HTTP 400 when not):
-  both answer, and Grafana reaches Prometheus.
+  both answer, and Grafana reaches Prometheus;
+- `routes_to`: Alertmanager's configuration as it runs it (GET /api/v2/status, `config.original`) has a receiver with
+  one of these integrations (`pagerduty` reads `pagerduty_configs`) that its routing tree sends alerts to (the root
+  route's receiver or a child route's): a receiver no route names is never notified. Only receiver names and
+  integrations reach the evidence, never their keys;
+- `log_retention_at_least`: Loki's running configuration (GET /config, YAML) deletes logs (`compactor.retention_enabled`)
+  older than `limits_config.retention_period`, a period of at least this (0s keeps them forever: no policy);
+- `logs`: for each LogQL stream selector, Loki's GET /loki/api/v1/query_range over the hour before the run's time finds
+  a log line: the logs are collected and searchable now.
 
 The base URL is the connection's schema (http), host and port; a password is sent as `Authorization: Bearer`
 (a Grafana service account token), never in the URL.
@@ -36,6 +47,9 @@ from pydantic import Field, field_validator, model_validator
 from airflow_rollout.config import ConnId, StrictModel
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
     from airflow_rollout.context import SystemContext
     from airflow_rollout.evidence import Evidence
 
@@ -56,7 +70,8 @@ def duration_seconds(text: str) -> float:
 
 
 class MonitoringItemCheck(StrictModel):
-    """One question to Prometheus (retention, series, alerting rule) or Grafana (dashboard) behind a connection."""
+    """One question to Prometheus (retention, series, alerting rule), Grafana (dashboard), Alertmanager (routes_to) or
+    Loki (log retention, logs)."""
 
     kind: Literal["monitoring"]
     conn_id: ConnId = Field(description="an http connection: schema, host and port; password: a bearer token (Grafana)")
@@ -69,9 +84,16 @@ class MonitoringItemCheck(StrictModel):
     datasource_health: str | None = Field(
         default=None, pattern=r"^[A-Za-z0-9_-]{1,40}$", description="the uid of a Grafana Prometheus data source whose health must be OK"
     )
+    log_retention_at_least: str | None = Field(default=None, description="a duration Loki's retention period must reach")
+    logs: list[Annotated[str, Field(pattern=r"^\{[^{}]+\}$", max_length=500)]] = Field(
+        default_factory=list, description="LogQL stream selectors, each of which must find a log line of the last hour"
+    )
+    routes_to: list[Literal["pagerduty", "opsgenie"]] | None = Field(
+        default=None, min_length=1, description="Alertmanager routes alerts to a receiver with one of these integrations"
+    )
     timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10
 
-    @field_validator("retention_at_least")
+    @field_validator("retention_at_least", "log_retention_at_least")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         if value is not None:
@@ -91,13 +113,20 @@ class MonitoringItemCheck(StrictModel):
     @model_validator(mode="after")
     def _one_question(self) -> MonitoringItemCheck:
         asked = [self.retention_at_least is not None, bool(self.series), self.alerting_rule is not None, self.dashboard is not None]
-        if sum(asked) + (self.datasource_health is not None) != 1:
-            raise ValueError("needs exactly one of retention_at_least, series, alerting_rule, dashboard or datasource_health")
+        asked += [self.datasource_health is not None, self.routes_to is not None, self.log_retention_at_least is not None, bool(self.logs)]
+        if sum(asked) != 1:
+            raise ValueError(
+                "needs exactly one of retention_at_least, series, alerting_rule, dashboard, datasource_health, routes_to,"
+                " log_retention_at_least or logs"
+            )
         return self
 
 
-def _get(conn_id: str, path: str, params: dict[str, str], timeout_seconds: float, *, also: frozenset[int] = frozenset()) -> tuple[str, Any]:
-    """(base URL, the JSON answer) of one GET; an answer other than 200 (or a status in `also`) raises with the server's text."""
+def _get(
+    conn_id: str, path: str, params: dict[str, str], timeout_seconds: float, *, also: frozenset[int] = frozenset(), text: bool = False
+) -> tuple[str, Any]:
+    """(base URL, the JSON answer, or with `text` its text) of one GET; an answer other than 200 (or a status in `also`)
+    raises with the server's text."""
     import httpx
     from airflow.sdk import BaseHook
 
@@ -109,7 +138,7 @@ def _get(conn_id: str, path: str, params: dict[str, str], timeout_seconds: float
     response = httpx.get(base + path, params=params, headers=headers, timeout=timeout_seconds)
     if response.status_code != 200 and response.status_code not in also:
         raise RuntimeError(f"{base}{path} answered HTTP {response.status_code}: {response.text.strip()[:300]}")
-    return base, response.json()
+    return base, response.text if text else response.json()
 
 
 def _retention(check: MonitoringItemCheck, wanted: str) -> tuple[bool, str]:
@@ -174,7 +203,63 @@ def _datasource_health(check: MonitoringItemCheck, uid: str) -> tuple[bool, str]
     return health.get("status") == "OK", f"{where}: health {health.get('status')}: {health.get('message')}"
 
 
-def run(_ctx: SystemContext, check: MonitoringItemCheck) -> Evidence:
+def _routed_receivers(route: dict[str, Any], inherited: str | None = None, where: str = "route") -> list[tuple[str, str]]:
+    """(receiver, the route naming it) for the route and each of its children: a child without one uses its parent's."""
+    receiver = route.get("receiver") or inherited
+    own = [(receiver, where)] if receiver else []
+    children = route.get("routes") or []
+    return own + [pair for i, child in enumerate(children) for pair in _routed_receivers(child, receiver, f"{where}.routes[{i}]")]
+
+
+def _routes_to(check: MonitoringItemCheck, integrations: Sequence[str]) -> tuple[bool, str]:
+    import yaml
+
+    base, status = _get(check.conn_id, "/api/v2/status", {}, check.timeout_seconds)
+    config = yaml.safe_load(status["config"]["original"]) or {}
+    receivers = {r["name"]: r for r in config.get("receivers") or [] if isinstance(r, dict) and r.get("name")}
+    with_integration = {name: [i for i in integrations if receiver.get(f"{i}_configs")] for name, receiver in receivers.items()}
+    paging = {name: found for name, found in with_integration.items() if found}
+    routed = [(name, where) for name, where in _routed_receivers(config.get("route") or {}) if name in paging]
+    where = f"Alertmanager {base}: {len(receivers)} receiver(s)"
+    if routed:
+        name, route = routed[0]
+        return True, f"{where}; {route} sends to {name!r} ({', '.join(paging[name])})"
+    if paging:
+        return False, f"{where}; {', '.join(map(repr, paging))} ({'/'.join(integrations)}) named by no route: never notified"
+    return False, f"{where}; none with {' or '.join(f'{i}_configs' for i in integrations)}"
+
+
+def _log_retention(check: MonitoringItemCheck, wanted: str) -> tuple[bool, str]:
+    import yaml
+
+    base, text = _get(check.conn_id, "/config", {}, check.timeout_seconds, text=True)
+    config = yaml.safe_load(text) or {}
+    enabled = bool((config.get("compactor") or {}).get("retention_enabled"))
+    period = str((config.get("limits_config") or {}).get("retention_period") or "0s")
+    where = f"Loki {base}: compactor.retention_enabled {enabled}, limits_config.retention_period {period!r}"
+    if not enabled:
+        return False, f"{where}: the compactor deletes nothing"
+    seconds = duration_seconds(period) if DURATION.match(period) else 0
+    if seconds == 0:
+        return False, f"{where}: logs are kept forever"
+    long_enough = seconds >= duration_seconds(wanted)
+    return long_enough, f"{where}, {'at least' if long_enough else 'shorter than'} {wanted}"
+
+
+def _logs(check: MonitoringItemCheck, at: datetime) -> tuple[bool, str]:
+    end = int(at.timestamp() * 1e9)
+    found: list[str] = []
+    missing: list[str] = []
+    for selector in check.logs:
+        params = {"query": selector, "start": str(end - SCRAPED_WITHIN_SECONDS * 10**9), "end": str(end), "limit": "1"}
+        base, answer = _get(check.conn_id, "/loki/api/v1/query_range", params, check.timeout_seconds)
+        lines = sum(len(stream.get("values") or []) for stream in answer["data"]["result"])
+        (found if lines else missing).append(f"{selector} ({len(answer['data']['result'])} stream(s))")
+    where = f"Loki {base}: GET /loki/api/v1/query_range of the hour before {at.isoformat(timespec='seconds')}"
+    return not missing, f"{where}: " + "; ".join([*found, *(f"NO LINE: {text}" for text in missing)])
+
+
+def run(ctx: SystemContext, check: MonitoringItemCheck) -> Evidence:
     from airflow_rollout.evidence import Evidence
 
     if check.retention_at_least is not None:
@@ -186,6 +271,12 @@ def run(_ctx: SystemContext, check: MonitoringItemCheck) -> Evidence:
         passed, detail = all(ok for ok, _ in found), "; ".join(text for _, text in found)
     elif check.datasource_health is not None:
         passed, detail = _datasource_health(check, check.datasource_health)
+    elif check.routes_to is not None:
+        passed, detail = _routes_to(check, check.routes_to)
+    elif check.log_retention_at_least is not None:
+        passed, detail = _log_retention(check, check.log_retention_at_least)
+    elif check.logs:
+        passed, detail = _logs(check, ctx.at)
     else:
         passed, detail = _series(check)
     return Evidence(passed, detail)

@@ -3,7 +3,9 @@ they pass on the namespace set up as the seed asks, and each fails when the clus
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -107,6 +109,7 @@ def test_the_seed_s_kubernetes_items_are_automated() -> None:
         "Kafka",
         "MinIO",
         "**Generate strong JWT secrets**",
+        "Rotate secrets regularly (90 days recommended)",
         "**Set all required environment variables**",
     }
 
@@ -227,6 +230,17 @@ def autoscaler_scaled_to_zero(api: Any) -> None:
         time.sleep(0.05)
 
 
+def written_days_ago(api: Any, days: float) -> None:
+    """The backend Secret's writer of its values stamped `days` ago (a client may reset managedFields, as here)."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(api)
+    [writer] = core.read_namespaced_secret(AI_ETL_BACKEND_SECRET, AI_ETL_NAMESPACE).metadata.managed_fields
+    stamp = (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    entry = {**api.sanitize_for_serialization(writer), "time": stamp}
+    core.patch_namespaced_secret(AI_ETL_BACKEND_SECRET, AI_ETL_NAMESPACE, {"metadata": {"managedFields": [entry]}})
+
+
 def statefulset_ready(name: str, ready: int) -> Any:
     """The StatefulSet with fewer pods ready than it has (a pod crashing, or its node gone)."""
     return lambda api: replace_in(api, f"/apis/apps/v1{NS}/statefulsets", name, lambda o: o["status"].update(readyReplicas=ready))
@@ -326,6 +340,11 @@ BREAKAGES = {
         ),
         "data.JWT_SECRET_KEY.length = 9 (below the bound)",
     ),
+    # the values last written 91 days ago, as the managedFields of a Secret never rotated since show it
+    "Rotate secrets regularly (90 days recommended)": (
+        lambda api: written_days_ago(api, 91),
+        "(91.0 days before the run)",
+    ),
     "**Configure log levels**": (debug_logging, "does not contain it"),
     "**Configure feature flags**": (without_drift_monitoring, "ENABLE_DRIFT_MONITORING"),
     "Use Kubernetes Secrets or AWS Secrets Manager": (
@@ -418,6 +437,35 @@ def test_a_secret_s_values_reach_neither_the_expectations_nor_the_evidence(clust
     assert evidence.passed, evidence.detail
     assert '"JWT_SECRET_KEY": {"length": 64, "hex": true}' in evidence.detail, evidence.detail
     assert stored not in evidence.detail and stored not in str(evidence.numbers) and "last-applied" not in evidence.detail
+
+
+def test_secrets_count_as_rotated_by_a_write_of_their_values_not_of_their_labels(cluster: Any) -> None:
+    """The Secret written 91 days ago: relabelling it does not make it rotated, nor a new value of one key; both do."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(cluster)
+    check = kubernetes_items()["Rotate secrets regularly (90 days recommended)"]
+    written_days_ago(cluster, 89)
+    assert evaluate(context(SYSTEM), check).passed
+    written_days_ago(cluster, 91)
+    labels = {"metadata": {"labels": {"rotation": "due"}}}
+    core.patch_namespaced_secret(AI_ETL_BACKEND_SECRET, AI_ETL_NAMESPACE, labels, field_manager="kubectl-label")
+    evidence = evaluate(context(SYSTEM), check)
+    assert not evidence.passed and "(91.0 days before the run)" in evidence.detail, evidence.detail
+    for key in ai_etl_backend_secrets():  # every key the Secret holds
+        assert not evaluate(context(SYSTEM), check).passed  # a key not rotated yet
+        rotated = {"stringData": {key: ai_etl_backend_secrets()[key]}}
+        core.patch_namespaced_secret(AI_ETL_BACKEND_SECRET, AI_ETL_NAMESPACE, rotated, field_manager="external-secrets")
+    evidence = evaluate(context(SYSTEM), check)
+    assert evidence.passed, evidence.detail
+
+
+def test_the_age_of_a_secret_is_measured_from_the_run_s_time(cluster: Any) -> None:
+    """The same Secret, written now, is too old for a run 91 days later (a retry of that run measures the same)."""
+    check = kubernetes_items()["Rotate secrets regularly (90 days recommended)"]
+    later = dataclasses.replace(context(SYSTEM), at=datetime.now(UTC) + timedelta(days=91))
+    assert evaluate(context(SYSTEM), check).passed
+    assert not evaluate(later, check).passed
 
 
 ENVIRONMENT_ITEM = "**Set all required environment variables**"

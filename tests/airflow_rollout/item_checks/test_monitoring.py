@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import socket
 import time
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from pydantic import ValidationError
@@ -38,20 +39,27 @@ def monitoring(monkeypatch: pytest.MonkeyPatch) -> Iterator[MonitoringStandIn]:
         set_up_ai_etl_monitoring(server)
         monkeypatch.setenv("AIRFLOW_CONN_AI_ETL_PROMETHEUS", server.prometheus_connection())
         monkeypatch.setenv("AIRFLOW_CONN_AI_ETL_GRAFANA", server.grafana_connection())
+        monkeypatch.setenv("AIRFLOW_CONN_AI_ETL_ALERTMANAGER", server.alertmanager_connection())
+        monkeypatch.setenv("AIRFLOW_CONN_AI_ETL_LOKI", server.loki_connection())
         yield server
 
 
-def item(text: str) -> Evidence:
-    return evaluate(SimpleNamespace(), shipped_checks(SYSTEM, "monitoring")[text])  # type: ignore[arg-type]
+def item(text: str, at: datetime | None = None) -> Evidence:
+    """The shipped item's evidence, for a run at `at` (now by default): what the log searches measure from."""
+    ctx = SimpleNamespace(at=at or datetime.now(UTC))
+    return evaluate(ctx, shipped_checks(SYSTEM, "monitoring")[text])  # type: ignore[arg-type]
 
 
 def test_every_shipped_monitoring_item_passes_on_the_seeds_monitoring(monitoring: MonitoringStandIn) -> None:
     results = {text: item(text) for text in shipped_checks(SYSTEM, "monitoring")}
-    assert len(results) == 19
+    assert len(results) == 23
     assert {text: e.detail for text, e in results.items() if not e.passed} == {}
     assert results["Set retention period (15 days minimum)"].detail.endswith("storageRetention '15d', at least 15d")
     assert "HighErrorRate: " in results["High error rate (>5%)"].detail
     assert "dashboard 'LLM Usage' (uid llm-usage) with 1 panel(s)" in results["LLM usage tracking"].detail
+    assert results["Configure PagerDuty/Opsgenie"].detail.endswith("route.routes[0] sends to 'pagerduty-oncall' (pagerduty)")
+    assert results["Set log retention policy"].detail.endswith("limits_config.retention_period '744h', at least 1d")
+    assert results["Check log aggregation"].detail.count("(1 stream(s))") == 3
 
 
 @pytest.mark.parametrize(("retention", "why"), [("14d", "shorter than 15d"), ("30d or 50GiB", "a size cap deletes blocks")])
@@ -180,6 +188,68 @@ def test_a_missing_or_empty_dashboard_fails(monitoring: MonitoringStandIn) -> No
     assert "no dashboard titled 'API Performance' (found: 'API Performance (old)')" in evidence.detail
 
 
+PAGERDUTY_ROUTE = "  - receiver: pagerduty-oncall\n    matchers: ['severity=\"critical\"']\n"
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        # on-call never set up: Alertmanager sends everything to Slack
+        (lambda config: config.replace("pagerduty_configs:\n  - routing_key: <secret>", "email_configs:\n  - to: ops@x.org"), "none with"),
+        # the PagerDuty receiver is defined, but the route that sent critical alerts to it is gone
+        (lambda config: config.replace(PAGERDUTY_ROUTE, ""), "named by no route"),
+    ],
+    ids=["no-paging-receiver", "receiver-without-route"],
+)
+def test_alerts_not_routed_to_pagerduty_or_opsgenie_fail(monitoring: MonitoringStandIn, change: Any, why: str) -> None:
+    changed = change(monitoring.alertmanager_config)
+    assert changed != monitoring.alertmanager_config
+    monitoring.alertmanager_config = changed
+    evidence = item("Configure PagerDuty/Opsgenie")
+    assert not evidence.passed
+    assert why in evidence.detail and "<secret>" not in evidence.detail, evidence.detail
+
+
+def test_an_opsgenie_receiver_a_child_route_inherits_passes(monitoring: MonitoringStandIn) -> None:
+    monitoring.alertmanager_config = (
+        "route:\n  receiver: opsgenie\n  routes:\n  - matchers: ['team=\"etl\"']\n"
+        "receivers:\n- name: opsgenie\n  opsgenie_configs:\n  - api_key: <secret>\n"
+    )
+    evidence = item("Configure PagerDuty/Opsgenie")
+    assert evidence.passed, evidence.detail
+    assert "route sends to 'opsgenie' (opsgenie)" in evidence.detail
+
+
+@pytest.mark.parametrize(
+    ("config", "why"),
+    [
+        ("compactor:\n  retention_enabled: false\nlimits_config:\n  retention_period: 744h\n", "the compactor deletes nothing"),
+        ("compactor:\n  retention_enabled: true\nlimits_config:\n  retention_period: 0s\n", "logs are kept forever"),
+        ("compactor:\n  retention_enabled: true\nlimits_config:\n  retention_period: 12h\n", "shorter than 1d"),
+    ],
+    ids=["compactor-off", "kept-forever", "half-a-day"],
+)
+def test_loki_without_a_retention_policy_fails(monitoring: MonitoringStandIn, config: str, why: str) -> None:
+    monitoring.loki_config = config
+    evidence = item("Set log retention policy")
+    assert not evidence.passed
+    assert why in evidence.detail, evidence.detail
+
+
+def test_logs_loki_does_not_hold_for_the_hour_before_the_run_fail(monitoring: MonitoringStandIn) -> None:
+    """The frontend's logs never reached Loki: aggregation fails for it alone; a run two hours later finds no line at all."""
+    monitoring.log_streams[:] = [s for s in monitoring.log_streams if s["stream"]["app"] != "frontend"]
+    evidence = item("Check log aggregation")
+    assert not evidence.passed
+    assert 'NO LINE: {namespace="ai-etl-prod", app="frontend"}' in evidence.detail and "NO LINE" not in evidence.detail.replace(
+        'NO LINE: {namespace="ai-etl-prod", app="frontend"}', ""
+    )
+    assert item("Test log search").passed
+    later = datetime.now(UTC) + timedelta(hours=2)
+    assert not item("Test log search", later).passed
+    assert not item("Check log aggregation", later).passed
+
+
 def test_grafana_refuses_a_wrong_token(monitoring: MonitoringStandIn) -> None:
     monitoring.grafana_token = "rotated"
     with pytest.raises(RuntimeError, match="answered HTTP 401"):
@@ -196,6 +266,10 @@ def test_grafana_refuses_a_wrong_token(monitoring: MonitoringStandIn) -> None:
         ({"dashboard": "x", "datasource_health": "prometheus"}, "needs exactly one of"),
         ({"dashboard": []}, "at least 1 item"),
         ({"datasource_health": "../admin"}, "should match pattern"),
+        ({"routes_to": ["slack"]}, "Input should be 'pagerduty' or 'opsgenie'"),
+        ({"routes_to": [], "series": ["up"]}, "at least 1 item"),
+        ({"logs": ['{app="backend"} |= "error"']}, "should match pattern"),
+        ({"log_retention_at_least": "a month"}, "is not a Prometheus duration"),
     ],
 )
 def test_invalid_questions_are_refused(fields: dict[str, object], message: str) -> None:
