@@ -209,7 +209,7 @@ def ai_etl_operated_objects() -> dict[str, list[dict[str, Any]]]:
     }
 
 
-# the seed's production LOG_LEVEL on every Deployment, and its feature flags on the backend
+# the seed's production LOG_LEVEL on every Deployment, and its feature flags and service addresses on the backend
 AI_ETL_ENV = [{"name": "LOG_LEVEL", "value": "INFO"}]
 AI_ETL_FEATURE_FLAGS = ("ENABLE_AI_AGENTS", "ENABLE_DRIFT_MONITORING", "ENABLE_VECTOR_SEARCH", "AUTO_CLEANUP_ENABLED")
 
@@ -218,7 +218,8 @@ def ai_etl_deployment(name: str, container: dict[str, Any], replicas: int = 2) -
     """A seed Deployment: the container given, with the seed's resources, security settings and environment."""
     labels = {"app": name}
     flags = [{"name": flag, "value": "true"} for flag in AI_ETL_FEATURE_FLAGS] if name == "backend" else []
-    container = {**container, "env": [*AI_ETL_ENV, *flags, *container.get("env", [])]}
+    addresses = [{"name": key, "value": value} for key, value in AI_ETL_BACKEND_ADDRESSES.items()] if name == "backend" else []
+    container = {**container, "env": [*AI_ETL_ENV, *flags, *addresses, *container.get("env", [])]}
     return {
         "metadata": {"name": name, "labels": labels},
         "spec": {
@@ -340,12 +341,30 @@ def ai_etl_supporting_statefulsets() -> list[dict[str, Any]]:
 
 
 # seed 002's "Generate strong JWT secrets" as `openssl rand -hex 32` makes them (64 hexadecimal digits), in the Secret the
-# backend takes its environment from (a fresh pair for each cluster set up)
+# backend takes its environment from (a fresh pair for each cluster set up), with the seed's other secret variables
+# ("Set all required environment variables": the secret key, the database URL with its password, the LLM providers' keys)
 AI_ETL_BACKEND_SECRET = "ai-etl-backend-env"
 
 
 def ai_etl_backend_secrets() -> dict[str, str]:
-    return {"JWT_SECRET_KEY": secrets.token_hex(32), "WEBHOOK_SECRET": secrets.token_hex(32)}
+    return {
+        "JWT_SECRET_KEY": secrets.token_hex(32),
+        "WEBHOOK_SECRET": secrets.token_hex(32),
+        "SECRET_KEY": secrets.token_hex(32),
+        "DATABASE_URL": f"postgresql+asyncpg://ai_etl:{secrets.token_hex(16)}@postgres:5432/ai_etl",
+        "OPENAI_API_KEY": f"sk-{secrets.token_hex(24)}",
+        "ANTHROPIC_API_KEY": f"sk-ant-{secrets.token_hex(24)}",
+    }
+
+
+# the seed's service addresses, in the backend's env as its Deployment sets them (nothing secret in them)
+AI_ETL_BACKEND_ADDRESSES = {
+    "REDIS_URL": "redis://redis-node:6379/0",
+    "CLICKHOUSE_HOST": "clickhouse",
+    "AIRFLOW_BASE_URL": "http://airflow:8080",
+    "KAFKA_BOOTSTRAP_SERVERS": "kafka:9092",
+    "MINIO_ENDPOINT": "minio:9000",
+}
 
 
 # node autoscaling: the Cluster Autoscaler's Deployment in kube-system (its chart's name), scaling the workers' group

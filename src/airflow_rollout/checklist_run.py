@@ -138,6 +138,7 @@ def _http(ctx: ReleaseContext, check: Any) -> Evidence:
         absent_headers=check.absent_headers,
         expect_json=check.expect_json,
         expect_shape=check.expect_shape,
+        expect_text_regex=check.expect_text_regex,
         critical=False,
     )
     if check.rate_limited_within is not None:

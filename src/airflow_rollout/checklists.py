@@ -34,6 +34,7 @@ from airflow_rollout.config import (
     Name,
     ProfileError,
     RequestAuth,
+    TextRegex,
     UrlPath,
     read_yaml,
 )
@@ -111,15 +112,23 @@ class HttpItemCheck(_Strict):
     asset_headers: HeaderPatterns = Field(
         default_factory=dict, description="with load_assets: each asset's response headers (Cache-Control), a regular expression each"
     )
+    expect_text_regex: TextRegex | None = Field(
+        default=None, description="a regular expression the whole stripped body must match (a page that is not empty: `(?s).+`)"
+    )
 
     @model_validator(mode="after")
     def _burst_expects_429_only(self) -> HttpItemCheck:
         if self.rate_limited_within is not None and (
-            self.expect_json or self.expect_headers or self.absent_headers or self.expect_status != 200 or self.expect_shape
+            self.expect_json
+            or self.expect_headers
+            or self.absent_headers
+            or self.expect_status != 200
+            or self.expect_shape
+            or self.expect_text_regex
         ):
             raise ValueError(
-                "rate_limited_within expects HTTP 429 only: drop expect_status, expect_headers, absent_headers, expect_json"
-                " and expect_shape"
+                "rate_limited_within expects HTTP 429 only: drop expect_status, expect_headers, absent_headers, expect_json,"
+                " expect_shape and expect_text_regex"
             )
         if self.asset_headers and not self.load_assets:
             raise ValueError("asset_headers are held to the page's assets: set load_assets")

@@ -231,6 +231,19 @@ def _header_patterns(value: dict[str, str]) -> dict[str, str]:
 HeaderPatterns = Annotated[dict[HeaderName, str], AfterValidator(_header_patterns)]
 
 
+def _text_regex(value: str) -> str:
+    try:
+        re.compile(value)  # as written, so that the position in the error is the operator's
+        text_pattern(value, "1.0.0")
+    except re.error as exc:
+        raise ValueError(f"`{value}` is not a valid Python regular expression: {exc}") from None
+    return value
+
+
+# a regular expression a whole stripped body must match (re.fullmatch); '{version}' stands for the version, matched literally
+TextRegex = Annotated[str, AfterValidator(_text_regex)]
+
+
 class RequestAuth(StrictModel):
     """Who a request is sent as, from an Airflow connection (a secret never goes in YAML).
 
@@ -277,7 +290,7 @@ class HttpCheck(StrictModel):
     expect_text: str | None = Field(
         default=None, description="the whole body, stripped of surrounding whitespace, equals this; '{version}' stands for the version"
     )
-    expect_text_regex: str | None = Field(
+    expect_text_regex: TextRegex | None = Field(
         default=None,
         description="a Python regular expression the whole stripped body must match (re.fullmatch); '{version}' stands for the "
         "version, matched literally",
@@ -297,17 +310,6 @@ class HttpCheck(StrictModel):
 
     def accepted_statuses(self) -> list[int]:
         return self.expect_status if isinstance(self.expect_status, list) else [self.expect_status]
-
-    @field_validator("expect_text_regex")
-    @classmethod
-    def _regex_compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)  # as written, so that the position in the error is the operator's
-                text_pattern(value, "1.0.0")
-            except re.error as exc:
-                raise ValueError(f"`{value}` is not a valid Python regular expression: {exc}") from None
-        return value
 
     @model_validator(mode="after")
     def _login_goes_in_an_object(self) -> HttpCheck:

@@ -138,6 +138,9 @@ def test_ontos_good_release_migrates_the_tables_and_deploys_the_new_source_path(
     deployed = ["Debug mode disabled: `DEBUG=false`", "Log level set to INFO or WARNING", "Verify static assets load (images, fonts)"]
     assert {text: items[text].detail for text in deployed if not items[text].passed} == {}
     assert "-> /Workspace/Users/deploy/Apps/ontos-ml-workbench-1.1.0/app.yaml" in items["Log level set to INFO or WARNING"].detail
+    # the log the running app wrote, at /logz with the token and refused without it
+    logs = items["Verify application logs are available"]
+    assert logs.passed and "without a token: HTTP 401 (refused)" in logs.detail, logs.detail
 
 
 def test_ontos_bad_release_redeploys_the_previous_path_and_restores_every_table_version(release_dag, workspace, ontos):

@@ -143,7 +143,7 @@ def cluster(postgres, slack, tcp_services, tmp_path):
             NAMESPACE,
             {
                 "metadata": {"name": "ai-etl-backend-env"},
-                "stringData": {"DATABASE_URL": postgres.uri("ai_etl"), **ai_etl_backend_secrets()},
+                "stringData": {**ai_etl_backend_secrets(), "DATABASE_URL": postgres.uri("ai_etl")},
             },
         )
         create_ai_etl_platform(api)
@@ -244,6 +244,7 @@ def test_good_rollout_migrates_with_a_job_and_is_promoted(release_dag, cluster):
         "Airflow",
         "Airflow API",
         "Cache static assets",
+        "Set up CloudFlare/CloudFront",
     ]
     assert {text: items[text].detail for text in proven if not items[text].passed} == {}
     assert items["Set maxmemory limit"].detail.endswith("CONFIG GET maxmemory -> '268435456'")

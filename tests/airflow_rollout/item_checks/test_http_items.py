@@ -172,3 +172,26 @@ def test_header_patterns_of_an_http_item_must_compile() -> None:
         HttpItemCheck(kind="http", app="web", path="/", asset_headers={"Cache-Control": ".*"})
     with pytest.raises(ValueError, match="method GET"):
         HttpItemCheck(kind="http", app="web", path="/", method="POST", load_assets=True)
+
+
+APP_LOGS = ("ontos-ml-workbench", "Verify application logs are available")
+
+
+@pytest.mark.parametrize("frontend", ["ontos"], indirect=True)
+def test_the_workbench_serving_its_log_passes_verify_application_logs(frontend: SimpleNamespace, ontos_token: None) -> None:
+    evidence = evaluate(frontend, shipped_http_item(*APP_LOGS))  # type: ignore[arg-type]
+    assert evidence.passed, evidence.detail
+    assert evidence.detail.startswith("GET /logz: HTTP 200"), evidence.detail
+    assert "without a token: HTTP 401 (refused)" in evidence.detail, evidence.detail
+
+
+@pytest.mark.parametrize("frontend", ["web"], indirect=True)
+def test_an_app_serving_no_log_fails_verify_application_logs(frontend: SimpleNamespace, ontos_token: None) -> None:
+    evidence = evaluate(frontend, shipped_http_item(*APP_LOGS))  # type: ignore[arg-type]
+    assert not evidence.passed
+    assert "HTTP 404" in evidence.detail, evidence.detail
+
+
+def test_an_item_s_invalid_body_pattern_is_refused_when_the_checklist_loads() -> None:
+    with pytest.raises(ValueError, match="`\\(` is not a valid Python regular expression"):
+        HttpItemCheck.model_validate({"kind": "http", "app": "workbench", "path": "/logz", "expect_text_regex": "("})

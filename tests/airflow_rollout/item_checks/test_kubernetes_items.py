@@ -110,6 +110,7 @@ def test_the_seed_s_kubernetes_items_are_automated() -> None:
         "MinIO",
         "**Generate strong JWT secrets**",
         "Rotate secrets regularly (90 days recommended)",
+        "**Set all required environment variables**",
     }
 
 
@@ -382,6 +383,11 @@ BREAKAGES = {
         lambda api: replace_in(api, f"/apis/networking.k8s.io/v1{NS}/ingresses", "ai-etl", lambda o: o["spec"].pop("tls")),
         "tls missing",
     ),
+    # the Anthropic key left empty in the Secret the backend takes its environment from
+    "**Set all required environment variables**": (
+        lambda api: replace_in(api, f"/api/v1{NS}/secrets", AI_ETL_BACKEND_SECRET, lambda o: o["data"].update(ANTHROPIC_API_KEY="")),
+        "environment.ANTHROPIC_API_KEY.length = 0 (below the bound)",
+    ),
 }
 
 
@@ -446,7 +452,7 @@ def test_secrets_count_as_rotated_by_a_write_of_their_values_not_of_their_labels
     core.patch_namespaced_secret(AI_ETL_BACKEND_SECRET, AI_ETL_NAMESPACE, labels, field_manager="kubectl-label")
     evidence = evaluate(context(SYSTEM), check)
     assert not evidence.passed and "(91.0 days before the run)" in evidence.detail, evidence.detail
-    for key in ("JWT_SECRET_KEY", "WEBHOOK_SECRET"):
+    for key in ai_etl_backend_secrets():  # every key the Secret holds
         assert not evaluate(context(SYSTEM), check).passed  # a key not rotated yet
         rotated = {"stringData": {key: ai_etl_backend_secrets()[key]}}
         core.patch_namespaced_secret(AI_ETL_BACKEND_SECRET, AI_ETL_NAMESPACE, rotated, field_manager="external-secrets")
@@ -460,3 +466,76 @@ def test_the_age_of_a_secret_is_measured_from_the_run_s_time(cluster: Any) -> No
     later = dataclasses.replace(context(SYSTEM), at=datetime.now(UTC) + timedelta(days=91))
     assert evaluate(context(SYSTEM), check).passed
     assert not evaluate(later, check).passed
+
+
+ENVIRONMENT_ITEM = "**Set all required environment variables**"
+
+
+def backend_env(change: Any) -> Any:
+    """The backend Deployment created again with its container changed."""
+
+    def breaks(api: Any) -> None:
+        replace_in(api, f"/apis/apps/v1{NS}/deployments", "backend", lambda o: change(o["spec"]["template"]["spec"]["containers"][0]))
+
+    return breaks
+
+
+def drop_env(name: str) -> Any:
+    return backend_env(lambda c: c.update(env=[e for e in c["env"] if e["name"] != name]))
+
+
+@pytest.mark.parametrize(
+    ("breaks", "evidence"),
+    [
+        # a service address the Deployment does not set
+        (drop_env("MINIO_ENDPOINT"), "environment.MINIO_ENDPOINT missing"),
+        # set, but to nothing
+        (backend_env(lambda c: c["env"].append({"name": "REDIS_URL", "value": ""})), "environment.REDIS_URL.length = 0"),
+        # envFrom naming a Secret that does not exist: the kubelet would not start the container, none of its keys is set
+        (
+            backend_env(lambda c: c.update(envFrom=[{"secretRef": {"name": "ai-etl-backend-env-old"}}])),
+            "environment.SECRET_KEY missing",
+        ),
+        # the database URL taken from a key its Secret lacks: the kubelet starts no container, nothing is set
+        (
+            backend_env(
+                lambda c: c["env"].append(
+                    {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": AI_ETL_BACKEND_SECRET, "key": "DB_URL"}}}
+                )
+            ),
+            "environment.DATABASE_URL missing",
+        ),
+    ],
+    ids=["address-missing", "empty", "secret-missing", "key-missing"],
+)
+def test_the_environment_item_fails_on_a_variable_not_set(cluster: Any, breaks: Any, evidence: str) -> None:
+    breaks(cluster)
+    found = evaluate(context(SYSTEM), kubernetes_items()[ENVIRONMENT_ITEM])
+    assert not found.passed
+    assert evidence in found.detail, found.detail
+
+
+def test_the_environment_gives_only_lengths_of_values_from_env_and_secrets(cluster: Any) -> None:
+    from kubernetes import client
+
+    stored = client.CoreV1Api(cluster).read_namespaced_secret(AI_ETL_BACKEND_SECRET, AI_ETL_NAMESPACE).data
+    found = evaluate(context(SYSTEM), kubernetes_items()[ENVIRONMENT_ITEM])
+    assert found.passed, found.detail
+    assert "environment.MINIO_ENDPOINT.length = 10" in found.detail, found.detail  # minio:9000, from env
+    assert "environment.JWT_SECRET_KEY.length = 64" in found.detail, found.detail  # from the Secret
+    assert not any(value in found.detail for value in stored.values())
+    assert "minio:9000" not in found.detail
+
+
+def test_with_environment_reads_one_named_workload() -> None:
+    with pytest.raises(ValueError, match="with_environment reads the pod template of one named workload"):
+        KubernetesItemCheck.model_validate(
+            {
+                "kind": "kubernetes",
+                "app": "backend",
+                "resource": "secrets",
+                "name": "x",
+                "with_environment": True,
+                "expect": [{"path": ["a"]}],
+            }
+        )

@@ -133,3 +133,40 @@ def test_seed_003s_security_headers_fail_without_csp_or_hsts(
     evidence = shipped_security_headers()
     assert not evidence.passed
     assert ("Content-Security-Policy is None" if csp is None else "Strict-Transport-Security is") in evidence.detail
+
+
+def shipped_cdn() -> Evidence:
+    from seed_platforms import context, shipped_checks
+
+    return evaluate(context("ai-etl-assistant"), shipped_checks("ai-etl-assistant", "tls")["Set up CloudFlare/CloudFront"])
+
+
+# the two headers CloudFront adds to every answer it passes on, as it writes them
+CLOUDFRONT = {
+    "Via": "1.1 2e4b5c1f0a3d9e7b6c8a0f1e2d3c4b5a.cloudfront.net (CloudFront)",
+    "X-Amz-Cf-Id": "rEZ41zHijmTaPJrLdiavv7oU8giHtH8HQXvabc2QPAly_Btvu5C2Dw==",
+}
+
+
+@pytest.mark.parametrize("missing", ["Via", "X-Amz-Cf-Id"])
+def test_seed_002s_cdn_fails_on_an_answer_not_through_cloudfront(
+    site: Callable[..., TlsSite], authority: CertificateAuthority, monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
+    """The public host answering through CloudFront passes; an answer lacking either header CloudFront adds fails, and so
+    does one that came through another proxy (a Via not naming CloudFront)."""
+    served = site()
+    served.headers |= CLOUDFRONT
+    monkeypatch.setenv("AIRFLOW_CONN_AI_ETL_PUBLIC", served.connection_json(authority.pem))
+    evidence = shipped_cdn()
+    assert evidence.passed, evidence.detail
+    assert "cloudfront.net (CloudFront)" in evidence.detail
+    direct = site()
+    direct.headers |= {name: value for name, value in CLOUDFRONT.items() if name != missing}
+    monkeypatch.setenv("AIRFLOW_CONN_AI_ETL_PUBLIC", direct.connection_json(authority.pem))
+    evidence = shipped_cdn()
+    assert not evidence.passed
+    assert f"{missing} is None" in evidence.detail
+    other = site()
+    other.headers |= {**CLOUDFRONT, "Via": "1.1 varnish (Varnish/7.5)"}
+    monkeypatch.setenv("AIRFLOW_CONN_AI_ETL_PUBLIC", other.connection_json(authority.pem))
+    assert "Via is '1.1 varnish (Varnish/7.5)'" in shipped_cdn().detail
