@@ -2,10 +2,11 @@
 
 `up` reads the connections from `.env` in the project root (lines `AIRFLOW_CONN_<ID>=<JSON or URI>`,
 see `.env.example`) and refuses, before it starts anything, when the file is missing or a line is
-malformed: the message names the line, never its value. Then it starts `airflow standalone` (SQLite,
-LocalExecutor, parallelism 4) on 127.0.0.1 with every profile of include/systems (or ROLLOUT_SYSTEMS_DIR)
-in the release form, waits until every DAG is parsed, unpauses the manually triggered ones and prints the
-UI's address and where the admin password is. Its Airflow home stays in `.state/up/` between runs.
+malformed: the message names the line, never its value. Then it starts `airflow standalone` (SQLite or
+the database ROLLOUT_UP_METADATA_DB names, LocalExecutor, parallelism 4) on 127.0.0.1 with every profile
+of include/systems (or ROLLOUT_SYSTEMS_DIR) in the release form, waits until every DAG is parsed, unpauses
+the manually triggered ones and prints the UI's address and where the admin password is. Its Airflow home
+stays in `.state/up/` between runs.
 `down` stops it: SIGINT, then SIGTERM, then SIGKILL to every process of its session, within 15 s.
 
     python -m devtools.up start [--env-file PATH] [--state-dir DIR]
@@ -85,6 +86,9 @@ def dashboard_url(port: int) -> str:
     return f"{ui_url(port)}{URL_PREFIX}/"
 
 
+METADATA_DB_VARIABLE = "ROLLOUT_UP_METADATA_DB"
+
+
 def airflow_settings(home: Path, port: int) -> dict[str, str]:
     """`airflow standalone` on 127.0.0.1:`port` over this checkout's dags/ and plugins/, its metadata in `home`.
 
@@ -94,7 +98,11 @@ def airflow_settings(home: Path, port: int) -> dict[str, str]:
     base_url = ui_url(port)
     return {
         "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home.resolve() / 'airflow.db'}",
+        # SQLite unless ROLLOUT_UP_METADATA_DB names another database (SQLAlchemy URL). SQLite lets one writer in at a
+        # time and fails the others after its 5 s busy timeout: in the tests, whose releases run ~90 mapped tasks on a
+        # loaded machine, a sign-off answered through the API failed so (HTTP 500 after 5.09 s, while a task's state
+        # update beside it also waited 5.07 s); they give their standalones PostgreSQL.
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": os.environ.get(METADATA_DB_VARIABLE) or f"sqlite:///{home.resolve() / 'airflow.db'}",
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",

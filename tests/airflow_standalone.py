@@ -66,9 +66,19 @@ def up_command(
 
 @contextmanager
 def running_standalone(
-    base: Path, systems: Path, connections: Mapping[str, str], *, users: str | None = None, **settings: str
+    base: Path,
+    systems: Path,
+    connections: Mapping[str, str],
+    metadata: local_postgres.LocalPostgres,
+    *,
+    users: str | None = None,
+    **settings: str,
 ) -> Iterator[Standalone]:
     """`make up` in `base` over the profiles in `systems` with `connections` (AIRFLOW_CONN_<ID> -> value) as its `.env`.
+
+    Its metadata database is one of its own on `metadata` (the session's PostgreSQL), as a production Airflow's is:
+    on `up`'s default SQLite a release's many mapped tasks, its scheduler and the API contend for SQLite's one writer,
+    and an answer to a sign-off failed after SQLite's 5 s busy timeout (HTTP 500).
 
     `users` is SimpleAuthManager's user list (`admin:admin,alice:user`); `settings` are more environment variables
     (ROLLOUT_STATE_DIR, ...). Everything of the session's environment that starts with AIRFLOW is left out: `up`
@@ -78,12 +88,15 @@ def running_standalone(
     env_file.write_text("".join(f"{name}='{value}'\n" for name, value in connections.items()))
     port = local_postgres.free_port()
     state = base / "up"
+    database = "airflow_" + re.sub(r"[^a-z0-9_]", "_", base.name.lower())
+    metadata.create_database(database)
     env = {
         **{name: value for name, value in os.environ.items() if not name.startswith("AIRFLOW")},
         "PYTHONPATH": str(ROOT),  # for `devtools.up` itself; it gives Airflow an empty PYTHONPATH
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__CORE__PARALLELISM": "4",  # what `up` sets anyway
         "ROLLOUT_SYSTEMS_DIR": str(systems),
+        up.METADATA_DB_VARIABLE: metadata.uri(database).replace("postgresql://", "postgresql+psycopg2://", 1),
         **({"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": users} if users else {}),
         **settings,
     }
@@ -126,7 +139,9 @@ def fixture_at_module_scope(definition: Any, *args: Any) -> Iterator[Any]:
 
 
 @contextmanager
-def standalone_for(system: str, base: Path, connections: Iterable[str], **settings: str) -> Iterator[Standalone]:
+def standalone_for(
+    system: str, base: Path, connections: Iterable[str], metadata: local_postgres.LocalPostgres, **settings: str
+) -> Iterator[Standalone]:
     """`running_standalone` over one shipped profile, as the session wrote it (its urls on free ports), with the
     connections named (AIRFLOW_CONN_<ID> from this process's environment), the profile's approvers as users and a
     private ROLLOUT_STATE_DIR."""
@@ -143,7 +158,7 @@ def standalone_for(system: str, base: Path, connections: Iterable[str], **settin
     approvers = sorted({approver.id for listed in load_profile(system).sign_off.roles.values() for approver in listed})
     users = ",".join(["admin:admin", *(f"{user}:user" for user in approvers)])
     env = {f"AIRFLOW_CONN_{conn}": os.environ[f"AIRFLOW_CONN_{conn}"] for conn in connections}
-    with running_standalone(base, systems, env, users=users, ROLLOUT_STATE_DIR=str(base / "rollout"), **settings) as airflow:
+    with running_standalone(base, systems, env, metadata, users=users, ROLLOUT_STATE_DIR=str(base / "rollout"), **settings) as airflow:
         yield airflow
 
 

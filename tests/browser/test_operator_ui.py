@@ -79,7 +79,8 @@ def airflow(postgres, slack, tmp_path_factory) -> Iterator[Standalone]:
     document["rollback_criteria"]["latency_min_delta_ms"] = 60_000
     (systems / "demo.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
     try:
-        with running_standalone(base, systems, {name: os.environ[name] for name in CONNECTIONS}, ROLLOUT_STATE_DIR=str(STATE_DIR)) as up:
+        connections = {name: os.environ[name] for name in CONNECTIONS}
+        with running_standalone(base, systems, connections, postgres, ROLLOUT_STATE_DIR=str(STATE_DIR)) as up:
             yield up
     finally:
         demo_system.stop_apps(profile, STATE_DIR)

@@ -43,9 +43,9 @@ def workspace(postgres, slack, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def standalone(workspace, tmp_path_factory) -> Iterator[Standalone]:
+def standalone(workspace, postgres, tmp_path_factory) -> Iterator[Standalone]:
     """`make up` over the profile alone, on a free port; stopped by `up stop`, every process of its session gone."""
-    with standalone_for(SYSTEM, tmp_path_factory.mktemp("standalone"), CONNECTIONS) as airflow:
+    with standalone_for(SYSTEM, tmp_path_factory.mktemp("standalone"), CONNECTIONS, postgres) as airflow:
         yield airflow
 
 
